@@ -1,0 +1,128 @@
+"""Judgments -> per-dimension, per-category, group and overall scores with bootstrap CIs.
+
+AlignBench's convention: a category score is the mean overall score of its answers; each group
+(reasoning = 数学计算 + 逻辑推理, language = the other six) is the mean of its category means; the
+overall score is the mean of the two groups. So a reasoning category weighs 1/4 and a language
+category 1/12 of the total. Only ``ok`` judgments count; the number excluded is always reported.
+CIs resample answers within each category (a stratified bootstrap, seeded) and push every resample
+through the same formula, so group and overall CIs respect the unequal weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alignbench.rubrics import Rubric
+from alignbench.types import Judgment, Status
+
+N_BOOTSTRAP = 2000
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
+
+
+def judgments_frame(judgments: list[Judgment]) -> pd.DataFrame:
+    """One row per judgment, one column per dimension (NaN where the answer type lacks it)."""
+    rows = []
+    for j in judgments:
+        row: dict[str, Any] = {"question_id": j.question_id, "model": j.model, "category": j.category,
+                               "subcategory": j.subcategory, "status": j.status.value,
+                               "overall": j.overall}
+        row.update(j.scores)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _category_boot(scores: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    idx = rng.integers(0, len(scores), size=(n_boot, len(scores)))
+    return scores[idx].mean(axis=1)
+
+
+def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: int = N_BOOTSTRAP,
+              level: float = 0.95) -> dict[str, Any]:
+    """The score summary of one model's judgments (the body of ``summary.json``)."""
+    rng = np.random.default_rng(seed)
+    ok = [j for j in judgments if j.status is Status.OK]
+    failed = Counter(j.status.value for j in judgments if j.status is not Status.OK)
+    alpha = (1 - level) / 2
+
+    def ci(samples: np.ndarray | None) -> list[float] | None:
+        if samples is None or len(samples) == 0:
+            return None
+        lo, hi = np.quantile(samples, [alpha, 1 - alpha])
+        return [_r(lo), _r(hi)]
+
+    categories: dict[str, Any] = {}
+    boots: dict[str, np.ndarray] = {}
+    dims_all = rubric.all_dimensions()
+    frame = judgments_frame(ok)
+    present_dims = [d for d in dims_all if d in frame.columns]
+    dim_means = frame.groupby("category")[present_dims].agg(["mean", "count"]) \
+        if len(frame) and present_dims else None
+    for cat in rubric.categories:
+        mine = [j for j in judgments if j.category == cat.name]
+        good = [j for j in mine if j.status is Status.OK]
+        entry: dict[str, Any] = {"score": None, "ci": None, "n": len(good), "n_failed": len(mine) - len(good),
+                                 "group": cat.group, "en": cat.en, "dimensions": {}}
+        if good:
+            scores = np.array([j.overall for j in good], dtype=float)
+            boots[cat.name] = _category_boot(scores, n_boot, rng)
+            entry["score"] = _r(scores.mean())
+            entry["ci"] = ci(boots[cat.name])
+            for dim in present_dims if dim_means is not None else []:
+                count = int(dim_means.loc[cat.name, (dim, "count")])
+                if count:
+                    entry["dimensions"][dim] = {"mean": _r(dim_means.loc[cat.name, (dim, "mean")]), "n": count}
+        if mine:
+            categories[cat.name] = entry
+
+    groups: dict[str, Any] = {}
+    group_boots: dict[str, np.ndarray] = {}
+    for gid, group in rubric.groups.items():
+        names = [c for c in rubric.category_names(gid) if c in boots]
+        if not names:
+            groups[gid] = {"name": group.name, "en": group.en, "score": None, "ci": None, "categories": []}
+            continue
+        group_boots[gid] = np.mean([boots[c] for c in names], axis=0)
+        score = float(np.mean([categories[c]["score"] for c in names]))
+        groups[gid] = {"name": group.name, "en": group.en, "score": _r(score), "ci": ci(group_boots[gid]),
+                       "categories": names,
+                       "complete": len(names) == len(rubric.category_names(gid))}
+
+    present = [g for g in groups.values() if g["score"] is not None]
+    overall = _r(float(np.mean([g["score"] for g in present]))) if present else None
+    overall_ci = ci(np.mean(list(group_boots.values()), axis=0)) if group_boots else None
+
+    dimensions = {d: {"mean": _r(frame[d].mean()), "n": int(frame[d].count())} for d in present_dims}
+
+    subcategories: dict[str, Any] = {}
+    for key in sorted({(j.category, j.subcategory) for j in judgments}):
+        good = [j.overall for j in ok if (j.category, j.subcategory) == key]
+        subcategories[f"{key[0]}/{key[1]}"] = {"category": key[0], "subcategory": key[1], "n": len(good),
+                                                "score": _r(float(np.mean(good))) if good else None}
+
+    return {
+        "scale": [rubric.scale.min, rubric.scale.max],
+        "overall": overall,
+        "overall_ci": overall_ci,
+        "reasoning": groups.get("reasoning", {}).get("score"),
+        "reasoning_ci": groups.get("reasoning", {}).get("ci"),
+        "language": groups.get("language", {}).get("score"),
+        "language_ci": groups.get("language", {}).get("ci"),
+        "n": len(judgments),
+        "n_ok": len(ok),
+        "n_failed": sum(failed.values()),
+        "failed_by_status": dict(sorted(failed.items())),
+        "groups": groups,
+        "categories": categories,
+        "dimensions": dimensions,
+        "subcategories": subcategories,
+        "ci_level": level,
+        "bootstrap": {"resamples": n_boot, "seed": seed, "unit": "answers within category"},
+    }

@@ -1,0 +1,171 @@
+"""Reading question and answer files, and joining answers to questions.
+
+All input checking happens here, before any judge is called: a bad line stops the run with the
+file, the line number and what is wrong, so nobody pays for half a run on broken data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignbench.rubrics import Rubric
+from alignbench.types import Answer, Question
+
+
+class InputError(ValueError):
+    """Bad input data. The message names file and line and says what to do."""
+
+    def __init__(self, path: Path | str, line: int | None, message: str) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {message}")
+        self.path, self.line = str(path), line
+
+
+def read_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for every non-blank line; raise InputError on the first bad one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "file not found")
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(path, lineno, f"not UTF-8 ({exc.reason} at byte {exc.start}); "
+                                 "re-save the file as UTF-8") from None
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise InputError(path, lineno, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise InputError(path, lineno, "expected a JSON object per line")
+            yield lineno, obj
+
+
+def file_sha256(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _require(obj: dict, key: str, kind: type | tuple[type, ...], path: Path, lineno: int) -> Any:
+    if key not in obj or obj[key] is None:
+        raise InputError(path, lineno, f"missing field {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise InputError(path, lineno, f"field {key!r} has type {type(value).__name__}")
+    return value
+
+
+def _question_id(value: Any, path: Path, lineno: int) -> int:
+    if isinstance(value, bool):
+        raise InputError(path, lineno, "question_id must be an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise InputError(path, lineno, f"question_id must be an integer, got {value!r}")
+
+
+def load_questions(path: Path | str, rubric: Rubric) -> list[Question]:
+    """Load an AlignBench question file (official format; unknown keys are ignored)."""
+    path = Path(path)
+    questions: list[Question] = []
+    seen: dict[int, int] = {}
+    for lineno, obj in read_jsonl(path):
+        if "question_id" not in obj:
+            raise InputError(path, lineno, "missing field 'question_id'")
+        qid = _question_id(obj["question_id"], path, lineno)
+        if qid in seen:
+            raise InputError(path, lineno, f"duplicate question_id {qid} (first on line {seen[qid]})")
+        seen[qid] = lineno
+        category = _require(obj, "category", str, path, lineno)
+        subcategory = _require(obj, "subcategory", str, path, lineno)
+        text = _require(obj, "question", str, path, lineno)
+        reference = obj.get("reference") or ""
+        if not isinstance(reference, str):
+            raise InputError(path, lineno, "field 'reference' must be a string")
+        cat = rubric.category(category)
+        if cat is None:
+            raise InputError(path, lineno, f"unknown category {category!r}; expected one of "
+                             f"{', '.join(rubric.category_names())}")
+        if rubric.answer_type_by == "subcategory" and subcategory not in rubric.subcategory_types:
+            raise InputError(path, lineno, f"unknown subcategory {subcategory!r} (category {category}); "
+                             f"add it to subcategory_types in {rubric.folder / 'rubric.yaml'}")
+        if not text.strip():
+            raise InputError(path, lineno, "empty question")
+        evidences = obj.get("evidences") or []
+        questions.append(Question(
+            id=qid, category=cat.name, subcategory=subcategory, question=text, reference=reference,
+            evidences=[e for e in evidences if isinstance(e, dict)] if isinstance(evidences, list) else [],
+        ))
+    if not questions:
+        raise InputError(path, None, "no questions in file")
+    return questions
+
+
+def load_answers(path: Path | str, model: str | None = None, allow_empty: bool = False) -> list[Answer]:
+    """Load answers in AlignBench's format (``model_id``) or the simple ``{question_id, answer}`` one.
+
+    ``model`` names the model when lines carry no ``model_id`` and overrides it when they do.
+    Keys other than ``question_id``, ``model_id`` and ``answer`` are kept in ``Answer.meta``.
+    """
+    path = Path(path)
+    answers: list[Answer] = []
+    seen: dict[tuple[str, int], int] = {}
+    for lineno, obj in read_jsonl(path):
+        if "question_id" not in obj:
+            raise InputError(path, lineno, "missing field 'question_id'")
+        qid = _question_id(obj["question_id"], path, lineno)
+        name = model or obj.get("model_id")
+        if not name or not isinstance(name, str):
+            raise InputError(path, lineno, "no model name: the line has no 'model_id'; "
+                             "pass --model NAME to name the model")
+        text = _require(obj, "answer", str, path, lineno)
+        if not text.strip() and not allow_empty:
+            raise InputError(path, lineno, f"empty answer to question {qid}; "
+                             "pass --allow-empty to judge empty answers as they are")
+        if (name, qid) in seen:
+            raise InputError(path, lineno, f"duplicate answer to question {qid} from {name} "
+                             f"(first on line {seen[(name, qid)]})")
+        seen[(name, qid)] = lineno
+        meta = {k: v for k, v in obj.items() if k not in ("question_id", "model_id", "answer")}
+        meta["line"] = lineno
+        answers.append(Answer(question_id=qid, model=name, text=text, meta=meta))
+    if not answers:
+        raise InputError(path, None, "no answers in file")
+    return answers
+
+
+@dataclass
+class Joined:
+    """Answers matched to their questions, plus what could not be matched (always reported)."""
+
+    pairs: list[tuple[Question, Answer]]
+    missing: dict[str, list[int]] = field(default_factory=dict)  # model -> question ids without answer
+
+
+def join(questions: list[Question], answers: list[Answer], answers_path: Path | str = "") -> Joined:
+    """Match answers to questions by id.
+
+    An answer to an unknown question is an error (it usually means the wrong question file);
+    a question without an answer is a counted warning, listed in the summary.
+    """
+    by_id = {q.id: q for q in questions}
+    pairs: list[tuple[Question, Answer]] = []
+    answered: dict[str, set[int]] = {}
+    for ans in answers:
+        question = by_id.get(ans.question_id)
+        if question is None:
+            raise InputError(answers_path, ans.meta.get("line"),
+                             f"answer to question_id {ans.question_id}, which is not in the question file; "
+                             "check that --questions and --answers belong together")
+        pairs.append((question, ans))
+        answered.setdefault(ans.model, set()).add(ans.question_id)
+    missing = {m: sorted(set(by_id) - ids) for m, ids in answered.items()}
+    return Joined(pairs=pairs, missing={m: ids for m, ids in missing.items() if ids})

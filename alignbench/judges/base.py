@@ -1,0 +1,64 @@
+"""What every judge backend offers: one async call per request, errors classified for retrying.
+
+Backends never retry or sleep themselves (SDK retries are switched off): the runner owns retries,
+backoff and concurrency, so the policy is the same for every backend and counted in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from alignbench.types import JudgeReply, JudgeRequest
+
+
+class JudgeCallError(Exception):
+    """A call to a judge failed.
+
+    ``retryable`` marks transient failures (429, 5xx, timeouts, dropped connections, malformed
+    bodies); ``retry_after`` carries the server's Retry-After in seconds when it sent one;
+    ``too_long`` marks a prompt that does not fit the judge's context (never retried);
+    ``fatal`` marks errors that every other request would hit too (bad key, unknown model), which
+    stop the run at once instead of failing every judgment one by one.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
+                 too_long: bool = False, fatal: bool = False, endpoint: str | None = None) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.too_long = too_long
+        self.endpoint = endpoint
+
+
+@runtime_checkable
+class Judge(Protocol):
+    name: str
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable string of everything that changes outputs (backend, model id); no URLs or keys."""
+        ...
+
+    async def complete(self, request: JudgeRequest) -> JudgeReply:
+        """Send one request; return the reply or raise JudgeCallError."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    import time
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,206 @@
+"""Judges behind an OpenAI-compatible chat API: OpenAI itself, vLLM, SGLang, llama.cpp, gateways.
+
+One ``AsyncOpenAI`` client per server. Several servers serving the same judge are one judge: each
+server has its own concurrency limit, requests for the same question prefer the same server (to
+keep its prefix cache warm), and a server that fails is rested while the others carry on. The SDK's
+own retries are off; the runner retries, so a retry lands on whichever server is healthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import openai
+
+from alignbench.judges.base import JudgeCallError, parse_retry_after
+from alignbench.types import JudgeReply, JudgeRequest, Usage
+
+_TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
+                     "prompt is too long", "exceeds the model")
+
+
+@dataclass
+class Endpoint:
+    url: str
+    limit: int
+    client: openai.AsyncOpenAI
+    in_flight: int = 0
+    failures: int = 0
+    rest_until: float = 0.0
+    served: int = 0
+    failed: int = 0
+
+    def available(self, now: float) -> bool:
+        return self.in_flight < self.limit and self.rest_until <= now
+
+
+@dataclass
+class EndpointPool:
+    """Spread requests over servers; rest a failing server with growing pauses (capped)."""
+
+    endpoints: list[Endpoint]
+    max_rest: float = 30.0
+    _cond: asyncio.Condition | None = field(default=None, init=False)
+
+    @property
+    def cond(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    def _pick(self, affinity: int | None, now: float) -> Endpoint | None:
+        ready = [e for e in self.endpoints if e.available(now)]
+        if not ready:
+            return None
+        if affinity is not None:
+            preferred = self.endpoints[affinity % len(self.endpoints)]
+            if preferred in ready and preferred.in_flight < preferred.limit:
+                return preferred
+        return min(ready, key=lambda e: e.in_flight / e.limit)
+
+    async def acquire(self, affinity: int | None) -> Endpoint:
+        async with self.cond:
+            while True:
+                now = time.monotonic()
+                chosen = self._pick(affinity, now)
+                if chosen is not None:
+                    chosen.in_flight += 1
+                    return chosen
+                resting = [e.rest_until for e in self.endpoints if e.rest_until > now]
+                wait = (min(resting) - now) if resting else None
+                try:
+                    await asyncio.wait_for(self.cond.wait(), timeout=wait)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def release(self, endpoint: Endpoint, ok: bool, retry_after: float | None = None) -> None:
+        async with self.cond:
+            endpoint.in_flight -= 1
+            if ok:
+                endpoint.failures = 0
+                endpoint.served += 1
+            else:
+                endpoint.failures += 1
+                endpoint.failed += 1
+                if len(self.endpoints) > 1:
+                    pause = min(self.max_rest, 0.5 * 2 ** (endpoint.failures - 1))
+                    endpoint.rest_until = time.monotonic() + max(pause, retry_after or 0.0)
+            self.cond.notify_all()
+
+
+class OpenAIJudge:
+    """A judge model reached through the OpenAI chat-completions API."""
+
+    backend = "openai"
+
+    def __init__(self, name: str, model: str, base_urls: list[str | None], api_key: str | None,
+                 timeout: float = 120.0, concurrency: int = 16, extra_body: dict | None = None) -> None:
+        self.name = name
+        self.model = model
+        self.extra_body = extra_body or {}
+        key = api_key or "EMPTY"  # local servers (vLLM, llama.cpp) accept any key
+        self.pool = EndpointPool([
+            Endpoint(url=str(url or "https://api.openai.com/v1"), limit=concurrency,
+                     client=openai.AsyncOpenAI(api_key=key, base_url=url, timeout=timeout, max_retries=0))
+            for url in base_urls
+        ])
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+    @property
+    def capacity(self) -> int:
+        return sum(e.limit for e in self.pool.endpoints)
+
+    @property
+    def urls(self) -> list[str]:
+        return [e.url for e in self.pool.endpoints]
+
+    async def check(self) -> list[str]:
+        """The servers that do not answer at all (an HTTP error still counts as answering)."""
+        async def probe(ep: Endpoint) -> str | None:
+            try:
+                await ep.client.with_options(timeout=5.0).models.list()
+            except (openai.APIConnectionError, openai.APITimeoutError):
+                return ep.url
+            except openai.APIError:
+                return None
+            return None
+        results = await asyncio.gather(*(probe(e) for e in self.pool.endpoints))
+        return [r for r in results if r]
+
+    async def complete(self, request: JudgeRequest) -> JudgeReply:
+        endpoint = await self.pool.acquire(request.question_id)
+        ok, retry_after = False, None
+        try:
+            reply = await self._call(endpoint, request)
+            ok = True
+            return reply
+        except JudgeCallError as exc:
+            retry_after = exc.retry_after
+            ok = not exc.retryable  # a bad request says nothing about the server's health
+            raise
+        finally:
+            await self.pool.release(endpoint, ok, retry_after)
+
+    async def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+        dec = request.decoding
+        kwargs: dict = {"model": self.model, "messages": list(request.messages),
+                        "temperature": dec.temperature, "max_tokens": dec.max_tokens}
+        if dec.top_p is not None:
+            kwargs["top_p"] = dec.top_p
+        if dec.seed is not None:
+            kwargs["seed"] = dec.seed
+        if self.extra_body:
+            kwargs["extra_body"] = self.extra_body
+        url = endpoint.url
+        try:
+            resp = await endpoint.client.chat.completions.create(**kwargs)
+        except openai.RateLimitError as exc:
+            raise JudgeCallError(f"429 rate limited by {url}", retryable=True, endpoint=url,
+                                 retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
+        except openai.APITimeoutError:
+            raise JudgeCallError(f"timed out waiting for {url}", retryable=True, endpoint=url) from None
+        except openai.APIConnectionError as exc:
+            raise JudgeCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
+                                 endpoint=url) from None
+        except openai.APIStatusError as exc:
+            message = _error_message(exc)
+            if exc.status_code >= 500 or exc.status_code in (408, 409):
+                raise JudgeCallError(f"{exc.status_code} from {url}: {message}", retryable=True, endpoint=url,
+                                     retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
+            if exc.status_code in (400, 413, 422) and any(m in message.lower() for m in _TOO_LONG_MARKERS):
+                raise JudgeCallError(f"prompt too long for the judge: {message}", retryable=False,
+                                     too_long=True, endpoint=url) from None
+            raise JudgeCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
+                                 fatal=exc.status_code in (401, 403, 404)) from None
+        except (openai.APIResponseValidationError, ValueError) as exc:
+            raise JudgeCallError(f"malformed reply from {url}: {exc}", retryable=True, endpoint=url) from None
+        choices = getattr(resp, "choices", None)
+        if not choices or choices[0].message is None or choices[0].message.content is None:
+            raise JudgeCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
+        usage = Usage()
+        if getattr(resp, "usage", None) is not None:
+            usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0,
+                          completion_tokens=resp.usage.completion_tokens or 0)
+        return JudgeReply(text=choices[0].message.content, usage=usage, model=resp.model or self.model,
+                          endpoint=url)
+
+    async def aclose(self) -> None:
+        for ep in self.pool.endpoints:
+            await ep.client.close()
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return str(exc.message)
+

@@ -1,0 +1,1 @@
+"""Pairwise mode: model-vs-baseline preferences, plain win rates and length-controlled win rates."""

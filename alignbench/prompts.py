@@ -1,0 +1,104 @@
+"""Rubric x Question x Answer -> JudgeRequest. Pure: no I/O beyond reading templates once.
+
+The prompt is ordered for prefix caching: the system message (rules, bands, output format) is the
+same for every request; the user message starts with what is shared by every answer to a question
+(answer type, dimensions, question, reference) and ends with the answer. A vLLM server with prefix
+caching then reuses all of it across models judged on the same question.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+from alignbench.rubrics import Rubric
+from alignbench.types import Answer, Decoding, JudgeRequest, Question
+
+TRUNCATION_MARK = "\n……（回答过长，以下内容已截断）"
+
+
+@cache
+def _environment(folder: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
+
+
+def cap_answer(text: str, max_chars: int | None) -> tuple[str, bool]:
+    """Clip very long answers (which would blow the judge's context) and say so in the prompt."""
+    if max_chars is None or max_chars <= 0 or len(text) <= max_chars:
+        return text, False
+    return text[:max_chars] + TRUNCATION_MARK, True
+
+
+def render(rubric: Rubric, question: Question, answer_text: str) -> list[dict[str, str]]:
+    """Render the chat messages for one answer."""
+    env = _environment(rubric.folder)
+    atype = rubric.answer_type(question.category, question.subcategory)
+    variables = {
+        "question": question.question,
+        "reference": question.reference if rubric.include_reference else "",
+        "answer": answer_text,
+        "category": question.category,
+        "subcategory": question.subcategory,
+        "answer_type": atype,
+        "dimensions": [
+            {"name": d, "definition": rubric.dimensions[d].definition}
+            for d in rubric.answer_types[atype].dimensions
+        ],
+        "scale": rubric.scale,
+        "overall_key": rubric.overall_key,
+        "rules": rubric.rules,
+        "bands": rubric.bands,
+    }
+    messages = []
+    if rubric.templates.system:
+        messages.append({"role": "system", "content": env.get_template(rubric.templates.system).render(variables)})
+    messages.append({"role": "user", "content": env.get_template(rubric.templates.user).render(variables)})
+    return messages
+
+
+def merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Fold a system message into the first user message, for judges whose chat format has no system role."""
+    if not messages or messages[0]["role"] != "system":
+        return messages
+    system, rest = messages[0], list(messages[1:])
+    rest[0] = {"role": "user", "content": system["content"] + "\n\n" + rest[0]["content"]}
+    return rest
+
+
+def build_request(
+    rubric: Rubric,
+    question: Question,
+    answer: Answer,
+    decoding: Decoding,
+    max_answer_chars: int | None = None,
+    system_role: bool = True,
+) -> tuple[JudgeRequest, bool]:
+    """The judge request for one answer, and whether the answer had to be clipped."""
+    text, truncated = cap_answer(answer.text, max_answer_chars)
+    messages = render(rubric, question, text)
+    if not system_role:
+        messages = merge_system(messages)
+    request = JudgeRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id,
+                           question_id=question.id)
+    return request, truncated
+
+
+def retry_request(request: JudgeRequest, attempt: int) -> JudgeRequest:
+    """A fresh sample of the same prompt after an unparseable reply.
+
+    A greedy judge answers the same prompt the same way, so the retry changes the seed and, at
+    temperature 0, raises the temperature a little; the retry is a different cache entry.
+    """
+    dec = request.decoding
+    temperature = dec.temperature if dec.temperature > 0 else 0.3
+    new = dec.model_copy(update={"seed": (dec.seed or 0) + attempt, "temperature": temperature})
+    return request.model_copy(update={"decoding": new})

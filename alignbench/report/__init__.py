@@ -1,0 +1,1 @@
+"""Views of finished results: the rich terminal tables and the Markdown report."""

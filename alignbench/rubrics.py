@@ -1,0 +1,187 @@
+"""Rubric sets: versioned YAML data (taxonomy, dimensions, score bands) plus Jinja templates.
+
+A rubric set is a folder under ``rubrics/`` (shipped inside the wheel as ``alignbench/_rubrics``).
+Everything a judge is told lives there, as data; this module only loads and validates it, so that a
+misspelled key or a dimension that does not exist fails at load time with the file named, not in
+the middle of a paid run.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+
+class RubricError(ValueError):
+    """A rubric set is missing or invalid."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Scale(_Model):
+    min: float = 1
+    max: float = 10
+
+
+class Group(_Model):
+    name: str
+    en: str
+
+
+class Category(_Model):
+    name: str
+    en: str
+    group: str
+    aliases: tuple[str, ...] = ()
+
+
+class Dimension(_Model):
+    id: str
+    definition: str
+
+
+class AnswerType(_Model):
+    id: str
+    dimensions: tuple[str, ...]
+
+
+class Band(_Model):
+    low: int
+    high: int
+    text: str
+
+
+class Templates(_Model):
+    system: str | None = None
+    user: str
+
+
+class Rubric(_Model):
+    name: str
+    version: str
+    language: str = "zh"
+    description: str = ""
+    scale: Scale = Scale()
+    overall_key: str = "综合得分"
+    answer_type_by: Literal["subcategory", "category"] = "subcategory"
+    include_reference: bool = True
+    templates: Templates
+    groups: dict[str, Group]
+    categories: tuple[Category, ...]
+    dimensions: dict[str, Dimension]
+    answer_types: dict[str, AnswerType]
+    subcategory_types: dict[str, str]
+    category_types: dict[str, str] = {}
+    bands: tuple[Band, ...] = ()
+    reference_score: float | None = None
+    rules: tuple[str, ...] = ()
+    folder: Path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rubric:
+        for cat in self.categories:
+            if cat.group not in self.groups:
+                raise ValueError(f"category {cat.name}: unknown group {cat.group!r}")
+        for tname, atype in self.answer_types.items():
+            for dim in atype.dimensions:
+                if dim not in self.dimensions:
+                    raise ValueError(f"answer type {tname}: unknown dimension {dim!r}")
+        for where, mapping in (("subcategory_types", self.subcategory_types),
+                               ("category_types", self.category_types)):
+            for key, tname in mapping.items():
+                if tname not in self.answer_types:
+                    raise ValueError(f"{where}.{key}: unknown answer type {tname!r}")
+        if self.answer_type_by == "category":
+            missing = [c.name for c in self.categories if c.name not in self.category_types]
+            if missing:
+                raise ValueError(f"category_types lacks {missing}")
+        for name in filter(None, (self.templates.system, self.templates.user)):
+            if not (self.folder / name).is_file():
+                raise ValueError(f"template {name} not found in {self.folder}")
+        return self
+
+    # -- lookups -------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """``name@version``: stamped on judgments and part of every cache key."""
+        return f"{self.name}@{self.version}"
+
+    def category(self, name: str) -> Category | None:
+        for cat in self.categories:
+            if name == cat.name or name in cat.aliases:
+                return cat
+        return None
+
+    def category_names(self, group: str | None = None) -> list[str]:
+        return [c.name for c in self.categories if group is None or c.group == group]
+
+    def answer_type(self, category: str, subcategory: str) -> str:
+        """The answer type that decides which dimensions a question is judged on."""
+        if self.answer_type_by == "category":
+            cat = self.category(category)
+            return self.category_types[cat.name if cat else category]
+        return self.subcategory_types[subcategory]
+
+    def dimensions_for(self, category: str, subcategory: str) -> tuple[str, ...]:
+        return self.answer_types[self.answer_type(category, subcategory)].dimensions
+
+    def all_dimensions(self) -> list[str]:
+        """Every dimension used by some answer type, in first-use order."""
+        seen: dict[str, None] = {}
+        for atype in self.answer_types.values():
+            seen.update(dict.fromkeys(atype.dimensions))
+        return list(seen)
+
+
+def rubrics_root() -> Path:
+    """Where rubric folders live: inside the installed wheel, else the source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_rubrics", here.parent / "rubrics"):
+        if candidate.is_dir():
+            return candidate
+    raise RubricError("no rubrics folder found next to the alignbench package")
+
+
+def available() -> list[str]:
+    return sorted(p.name for p in rubrics_root().iterdir() if (p / "rubric.yaml").is_file())
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RubricError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RubricError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+@cache
+def load_rubric(name_or_path: str) -> Rubric:
+    """Load a rubric set by name (a folder under ``rubrics/``) or by path to a folder.
+
+    A set may name one ``base`` set whose top-level keys it inherits and overrides (one level only,
+    so a rubric never becomes a chain of includes).
+    """
+    folder = Path(name_or_path)
+    if not (folder / "rubric.yaml").is_file():
+        folder = rubrics_root() / name_or_path
+    path = folder / "rubric.yaml"
+    if not path.is_file():
+        raise RubricError(f"unknown rubric {name_or_path!r}; available: {', '.join(available())}")
+    data = _read_yaml(path)
+    base_name = data.pop("base", None)
+    if base_name:
+        base = _read_yaml(rubrics_root() / base_name / "rubric.yaml")
+        base.pop("base", None)
+        data = {**base, **data}
+    try:
+        return Rubric(**data, folder=folder)
+    except ValidationError as exc:
+        raise RubricError(f"{path}: invalid rubric:\n{exc}") from exc

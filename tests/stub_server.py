@@ -1,0 +1,573 @@
+"""A real OpenAI-compatible HTTP server on localhost, for tests and benchmarks.
+
+Stdlib only.  Used instead of mocking SDKs: point ``openai.AsyncOpenAI(base_url=server.url)``
+or ``zhipuai.ZhipuAI(base_url=server.root + "/api/paas/v4")`` at it.
+
+In-process use::
+
+    with StubServer(responder=lambda body: "你好", latency=0.05) as server:
+        client = openai.AsyncOpenAI(base_url=server.url, api_key="sk-test", max_retries=0)
+        server.fail_next(1, status=429, retry_after=0.1)
+        ...
+
+Separate-process use (benchmarks)::
+
+    python tests/stub_server.py --port 0 --latency 0.2 --reply alignbench
+    # first stdout line is the base URL (".../v1"); serves until killed
+
+or ``proc, url = spawn_stub(latency=0.2)`` and ``proc.kill()`` when done.
+
+Faults (``fail_next``, ``hang_next``, ``malformed_next``) go into one FIFO queue and are consumed
+one per chat request in order of arrival.  ``fail_always`` overrides the queue until ``heal()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import hashlib
+import json
+import select
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+Responder = Callable[[dict], str]
+
+__all__ = [
+    "ALIGNBENCH_DIMENSIONS",
+    "Responder",
+    "StubServer",
+    "alignbench_responder",
+    "echo_responder",
+    "fixed_responder",
+    "spawn_stub",
+]
+
+FIXED_REPLY = "好的，这是桩服务器的固定回复。"
+
+ALIGNBENCH_DIMENSIONS = (
+    "事实正确性",
+    "满足用户需求",
+    "清晰度",
+    "完备性",
+    "逻辑连贯性",
+    "创造性",
+    "丰富度",
+    "公平与可负责程度",
+)
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("authentication_error", "invalid_api_key"),
+    403: ("permission_error", "forbidden"),
+    404: ("invalid_request_error", "not_found"),
+    408: ("timeout_error", "timeout"),
+    409: ("conflict_error", "conflict"),
+    422: ("invalid_request_error", "unprocessable_entity"),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+    500: ("server_error", "internal_error"),
+    502: ("server_error", "bad_gateway"),
+    503: ("server_error", "service_unavailable"),
+    504: ("server_error", "gateway_timeout"),
+}
+
+
+# --------------------------------------------------------------------------- responders
+
+
+def _content_text(content: Any) -> str:
+    """Text of a message ``content`` (a string, or a list of OpenAI content parts)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str):
+                    parts.append(text)
+            elif isinstance(part, str):
+                parts.append(part)
+        return "".join(parts)
+    return str(content)
+
+
+def _messages(body: dict) -> list[dict]:
+    msgs = body.get("messages") if isinstance(body, dict) else None
+    return [m for m in msgs if isinstance(m, dict)] if isinstance(msgs, list) else []
+
+
+def _last_user_text(body: dict) -> str:
+    msgs = _messages(body)
+    for msg in reversed(msgs):
+        if msg.get("role") == "user":
+            return _content_text(msg.get("content"))
+    return _content_text(msgs[-1].get("content")) if msgs else ""
+
+
+def fixed_responder(body: dict) -> str:
+    """Always the same (Chinese) reply."""
+    return FIXED_REPLY
+
+
+def echo_responder(body: dict) -> str:
+    """Echo the last user message."""
+    return _last_user_text(body)
+
+
+def alignbench_responder(body: dict) -> str:
+    """Imitate an AlignBench judge.
+
+    Finds the dimension names that occur in the last user message (in order of first
+    occurrence), and answers with a short Chinese analysis whose last line is a Python dict
+    literal such as ``{'事实正确性': 7, '满足用户需求': 6, '综合得分': 6}``.  Scores (3..9) are
+    derived deterministically from a hash of the prompt.
+    """
+    prompt = _last_user_text(body)
+    found = sorted((prompt.find(d), d) for d in ALIGNBENCH_DIMENSIONS if d in prompt)
+    dims = [d for _, d in found]
+    digest = hashlib.sha256(prompt.encode("utf-8")).digest()
+    scores: dict[str, int] = {}
+    for i, dim in enumerate(dims):
+        scores[dim] = 3 + digest[i % len(digest)] % 7
+    if scores:
+        overall = round(sum(scores.values()) / len(scores))
+    else:
+        overall = 3 + digest[-1] % 7
+    lines = ["评价如下："]
+    for dim, score in scores.items():
+        quality = "较好" if score >= 7 else ("一般" if score >= 5 else "较差")
+        lines.append(f"{dim}：回答在该维度上表现{quality}，给出{score}分。")
+    lines.append(f"综合来看，回答的整体质量{'较好' if overall >= 7 else '一般'}，综合得分为{overall}分。")
+    scores["综合得分"] = overall
+    lines.append(repr(scores))
+    return "\n".join(lines)
+
+
+_REPLIES: dict[str, Responder] = {
+    "fixed": fixed_responder,
+    "echo": echo_responder,
+    "alignbench": alignbench_responder,
+}
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    allow_reuse_address = True
+    stub: StubServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:  # silent
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "alignbench-stub/1.0"
+    sys_version = ""
+    server: _HTTPServer
+
+    # -- plumbing ----------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:  # silent
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.stub._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.stub._track(self.connection, add=False)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str = "application/json; charset=utf-8",
+        extra_headers: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(payload)))
+            for key, value in (extra_headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(payload)
+            self.wfile.flush()
+        except OSError:  # client went away (BrokenPipe, ConnectionReset, ...)
+            self.close_connection = True
+
+    def _send_json(self, status: int, obj: Any, extra_headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), extra_headers=extra_headers)
+
+    def _send_error_json(
+        self, status: int, message: str, extra_headers: dict[str, str] | None = None
+    ) -> None:
+        err_type, code = _ERROR_TYPES.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", str(status))
+        )
+        self._send_json(
+            status,
+            {"error": {"message": message, "type": err_type, "code": code}},
+            extra_headers=extra_headers,
+        )
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0].rstrip("/")
+
+    # -- verbs -------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        path = self._path()
+        if path.endswith("/models"):
+            created = int(time.time())
+            data = [
+                {"id": name, "object": "model", "created": created, "owned_by": "stub"}
+                for name in self.server.stub.models
+            ]
+            self._send_json(200, {"object": "list", "data": data})
+        elif path in ("", "/health", "/v1/health"):
+            self._send_json(200, {"status": "ok"})
+        else:
+            self._send_error_json(404, f"Unknown path {self.path}")
+
+    def do_POST(self) -> None:
+        raw = self._read_body()
+        if self._path().endswith("/chat/completions"):
+            self.server.stub._handle_chat(self, raw)
+        else:
+            self._send_error_json(404, f"Unknown path {self.path}")
+
+
+class StubServer:
+    """OpenAI-compatible chat-completions server running in a background thread."""
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        latency: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.responder: Responder = responder or fixed_responder
+        self.latency = float(latency)
+        self.host = host
+        self.port = port
+        self.models: list[str] = ["stub-model", "glm-4", "gpt-4o-mini"]
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.max_in_flight = 0
+        self.in_flight = 0
+        self._calls = 0
+        self._lock = threading.Lock()
+        self._faults: collections.deque[dict] = collections.deque()
+        self._always_status: int | None = None
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> StubServer:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        httpd = _HTTPServer((self.host, self.port), _Handler)
+        httpd.stub = self
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="stub-server", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes handlers sleeping for latency / hangs
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            conns = list(self._connections)
+            self._connections.clear()
+        for conn in conns:  # drop idle keep-alive connections
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> StubServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def root(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("StubServer is not running; call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.root + "/v1"
+
+    # -- statistics ------------------------------------------------------------------
+
+    @property
+    def calls(self) -> int:
+        """Number of chat completion requests received (including faulted ones)."""
+        return self._calls
+
+    def reset(self) -> None:
+        """Forget recorded requests/headers/counters and pending faults."""
+        with self._lock:
+            self.requests.clear()
+            self.headers.clear()
+            self._calls = 0
+            self.max_in_flight = self.in_flight
+            self._faults.clear()
+            self._always_status = None
+
+    # -- faults ----------------------------------------------------------------------
+
+    def fail_next(
+        self, n: int, status: int = 500, retry_after: float | None = None, body: str | None = None
+    ) -> None:
+        """The next ``n`` chat requests get HTTP ``status`` (with ``Retry-After`` if given)."""
+        with self._lock:
+            for _ in range(n):
+                self._faults.append(
+                    {"kind": "fail", "status": status, "retry_after": retry_after, "body": body}
+                )
+
+    def hang_next(self, n: int, seconds: float) -> None:
+        """The next ``n`` chat requests sleep ``seconds`` (plus latency) before answering normally."""
+        with self._lock:
+            for _ in range(n):
+                self._faults.append({"kind": "hang", "seconds": float(seconds)})
+
+    def malformed_next(self, n: int) -> None:
+        """The next ``n`` chat requests get 200 with a body that is not valid JSON."""
+        with self._lock:
+            for _ in range(n):
+                self._faults.append({"kind": "malformed"})
+
+    def fail_always(self, status: int = 500) -> None:
+        """Every chat request fails with ``status`` until :meth:`heal`."""
+        with self._lock:
+            self._always_status = status
+
+    def heal(self) -> None:
+        """Undo :meth:`fail_always` and drop any queued faults."""
+        with self._lock:
+            self._always_status = None
+            self._faults.clear()
+
+    # -- internals -------------------------------------------------------------------
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _handle_chat(self, handler: _Handler, raw: bytes) -> None:
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else {}
+            bad_json = None if isinstance(body, dict) else "request body must be a JSON object"
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            body, bad_json = {"_raw": raw.decode("utf-8", "replace")}, f"invalid JSON body: {exc}"
+        if not isinstance(body, dict):
+            body = {"_raw": body}
+        hdrs = {k.lower(): v for k, v in handler.headers.items()}
+
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(hdrs)
+            self._calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            if self._always_status is not None:
+                fault: dict | None = {
+                    "kind": "fail",
+                    "status": self._always_status,
+                    "retry_after": None,
+                    "body": None,
+                }
+            else:
+                fault = self._faults.popleft() if self._faults else None
+        try:
+            self._answer(handler, body, bad_json, fault)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, handler: _Handler, body: dict, bad_json: str | None, fault: dict | None) -> None:
+        delay = self.latency
+        if fault is not None and fault["kind"] == "hang":
+            delay += fault["seconds"]
+        if delay > 0 and self._stopping.wait(delay):
+            handler.close_connection = True
+            return
+
+        if fault is not None and fault["kind"] == "fail":
+            status = int(fault["status"])
+            extra: dict[str, str] = {}
+            if fault["retry_after"] is not None:
+                ra = float(fault["retry_after"])
+                extra["Retry-After"] = str(int(ra)) if ra == int(ra) else repr(ra)
+            if fault["body"] is not None:
+                handler._send(status, fault["body"].encode("utf-8"), extra_headers=extra)
+            else:
+                handler._send_error_json(status, f"stub injected error {status}", extra_headers=extra)
+            return
+        if fault is not None and fault["kind"] == "malformed":
+            handler._send(200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"mess')
+            return
+        if bad_json is not None:
+            handler._send_error_json(400, bad_json)
+            return
+
+        try:
+            text = self.responder(body)
+            if not isinstance(text, str):
+                text = str(text)
+        except Exception as exc:  # responder bug -> 500 with the message
+            handler._send_error_json(500, f"responder raised {type(exc).__name__}: {exc}")
+            return
+
+        model = body.get("model") or "stub-model"
+        prompt_tokens = sum(len(_content_text(m.get("content"))) for m in _messages(body))
+        completion_tokens = len(text)
+        with self._lock:
+            n = self._calls
+        completion_id = f"chatcmpl-stub-{n}-{time.monotonic_ns()}"
+        created = int(time.time())
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if body.get("stream"):
+            handler._send(
+                200,
+                _sse_payload(completion_id, created, model, text, usage),
+                "text/event-stream; charset=utf-8",
+            )
+            return
+        handler._send_json(
+            200,
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "request_id": completion_id,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            },
+        )
+
+
+def _sse_payload(completion_id: str, created: int, model: str, text: str, usage: dict) -> bytes:
+    base = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+    chunks = [
+        {
+            **base,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}],
+        },
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage},
+    ]
+    out = "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    return out.encode("utf-8")
+
+
+# --------------------------------------------------------------------------- subprocess helpers
+
+
+def spawn_stub(
+    latency: float = 0.0, reply: str = "alignbench", timeout: float = 15.0
+) -> tuple[subprocess.Popen, str]:
+    """Run the stub server CLI in a subprocess; return ``(process, base_url)``.
+
+    ``base_url`` ends in ``/v1``.  The caller must terminate/kill the process.
+    """
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--port",
+            "0",
+            "--latency",
+            str(latency),
+            "--reply",
+            reply,
+        ],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline().strip() if ready else ""
+    if not line.startswith("http"):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"stub server did not start (exit={proc.returncode}, first line={line!r})")
+    return proc, line
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="OpenAI-compatible stub chat server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to sleep per chat request")
+    parser.add_argument("--reply", choices=sorted(_REPLIES), default="fixed")
+    args = parser.parse_args(argv)
+    server = StubServer(_REPLIES[args.reply], latency=args.latency, host=args.host, port=args.port).start()
+    print(server.url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from alignbench.types import Answer, Judgment, JudgeReply, JudgeRequest, Question, Status  # noqa: E402
+from alignbench.types import Answer, JudgeReply, JudgeRequest, Judgment, Question, Status  # noqa: E402
 
 __all__ = ["Answer", "JudgeReply", "JudgeRequest", "Judgment", "Question", "Status", "__version__"]

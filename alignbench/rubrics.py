@@ -43,6 +43,7 @@ class Category(_Model):
 
 class Dimension(_Model):
     id: str
+    short: str = ""  # two-character label for narrow table headers
     definition: str
 
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
 from alignbench.cache import ReplyStore
 from alignbench.judges.base import Judge, JudgeCallError
@@ -52,7 +58,7 @@ class Runner:
         self.semaphore = asyncio.Semaphore(max(1, concurrency))
         self.stats = CallStats()
         self._prefetched: dict[str, JudgeReply] = {}
-        self._backoff = wait_exponential_jitter(initial=self.retry.initial, max=self.retry.max_wait, jitter=0.5)
+        self._backoff = wait_exponential_jitter(multiplier=self.retry.initial, max=self.retry.max_wait, jitter=0.5)
 
     def key(self, request: JudgeRequest) -> str:
         return request.cache_key(self.judge.fingerprint)

@@ -64,6 +64,13 @@ ALIGNBENCH_DIMENSIONS = (
     "公平与可负责程度",
 )
 
+ANSWER_TYPE_DIMENSIONS = {
+    "事实与解释型回答": ("事实正确性", "满足用户需求", "清晰度", "完备性"),
+    "逻辑推理型回答": ("事实正确性", "满足用户需求", "逻辑连贯性", "完备性"),
+    "生成型回答": ("事实正确性", "满足用户需求", "逻辑连贯性", "创造性", "丰富度"),
+    "建议型回答": ("事实正确性", "满足用户需求", "公平与可负责程度", "创造性"),
+}
+
 _ERROR_TYPES = {
     400: ("invalid_request_error", "invalid_request"),
     401: ("authentication_error", "invalid_api_key"),
@@ -136,6 +143,9 @@ def alignbench_responder(body: dict) -> str:
     prompt = _last_user_text(body)
     found = sorted((prompt.find(d), d) for d in ALIGNBENCH_DIMENSIONS if d in prompt)
     dims = [d for _, d in found]
+    tag = prompt.lstrip().split("\n", 1)[0].strip("[] ")
+    if tag in ANSWER_TYPE_DIMENSIONS:  # CritiqueLLM's short format names only the answer type
+        dims = list(ANSWER_TYPE_DIMENSIONS[tag])
     digest = hashlib.sha256(prompt.encode("utf-8")).digest()
     scores: dict[str, int] = {}
     for i, dim in enumerate(dims):

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.cli.app import app, console, err_console, fail, is_tty
@@ -18,8 +25,17 @@ from alignbench.judges import JudgeConfig, JudgeConfigError, make_judge, resolve
 from alignbench.report.terminal import print_summary
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.runner import FatalJudgeError, RetryPolicy
-from alignbench.scoring import Item, Progress as RunProgress, RunInfo, default_run_dir, judge_items, plan, \
-    read_run, usage_totals, write_run
+from alignbench.scoring import (
+    Item,
+    RunInfo,
+    default_run_dir,
+    judge_items,
+    plan,
+    read_run,
+    usage_totals,
+    write_run,
+)
+from alignbench.scoring import Progress as RunProgress
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", "-q", help="AlignBench question file (JSONL).")]
 JudgeOpt = Annotated[str, typer.Option("--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL.")]

@@ -127,7 +127,9 @@ def read_instruction_difficulty(path: str | os.PathLike[str]) -> pd.Series:
     return frame.iloc[:, 0].astype(float)
 
 
-def difficulty_by_question(df: pd.DataFrame, difficulty: Mapping[int, float] | pd.Series) -> dict[Hashable, float]:
+def difficulty_by_question(
+    df: pd.DataFrame, difficulty: Mapping[int, float] | pd.Series
+) -> dict[Hashable, float]:
     """Re-key a position-indexed difficulty vector by the table's ``question_id`` (via ``position``)."""
     diff = pd.Series(difficulty, dtype=float) if not isinstance(difficulty, pd.Series) else difficulty
     pairs = df.drop_duplicates("question_id")[["question_id", "position"]]

@@ -54,10 +54,11 @@ def dimension_table(summary: dict[str, Any], rubric: Rubric) -> Table:
     """Mean score per dimension (columns) within each category (rows); blank where a dimension
     does not apply to the category's answer types."""
     dims = [d for d in rubric.all_dimensions() if d in summary.get("dimensions", {})]
-    table = Table(title="维度得分 dimension means", header_style="bold", title_style="bold")
+    table = Table(title="维度得分 dimension means", header_style="bold", title_style="bold",
+                  caption=" · ".join(f"{rubric.dimensions[d].short}={d}" for d in dims if rubric.dimensions[d].short))
     table.add_column("类别", no_wrap=True)
     for dim in dims:
-        table.add_column(dim, justify="right")
+        table.add_column(rubric.dimensions[dim].short or dim, justify="right")
     cats = summary.get("categories", {})
     for name in rubric.category_names():
         if name in cats:

@@ -1,0 +1,340 @@
+"""Tests of the pairwise win-rate math: plain win rates, the joint LC GLM, bootstrap, AlpacaEval interop."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import approx_fprime
+
+from alignbench.pairwise import winrate as W
+from alignbench.pairwise.alpaca import (
+    alpaca_preference,
+    difficulty_by_question,
+    read_alpaca_annotations,
+    read_instruction_difficulty,
+)
+from alignbench.pairwise.winrate import (
+    bootstrap_lc,
+    fit_joint_glm,
+    fit_per_model_glm,
+    lc_disagreement_warning,
+    plain_winrates,
+    simulate_preferences,
+    text_length,
+)
+
+ALPACA = Path(__file__).resolve().parents[2] / "shared" / "alpaca_eval"
+LEADERBOARD = ALPACA / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv"
+
+needs_alpaca = pytest.mark.skipif(not LEADERBOARD.exists(), reason="../shared/alpaca_eval not available")
+
+# Strengths used by the synthetic tests: "verbose" is exactly as strong as "weak" but writes 3x more,
+# "terse" is as strong as "good" but writes about a third as much.
+BETAS = {"strong": 1.0, "good": 0.5, "equal": 0.0, "weak": -0.5, "verbose": -0.5, "terse": 0.5}
+LENGTHS = {"verbose": 3.0, "terse": 0.35}
+
+
+# --------------------------------------------------------------------------------------------------
+# AlpacaEval files
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def alpaca_df() -> pd.DataFrame:
+    files = sorted((ALPACA / "annotations").glob("*.json"))
+    # NullModel's generator is recorded as "example": name models after their file, as the leaderboard does.
+    return read_alpaca_annotations(files, model_name="file")
+
+
+@pytest.fixture(scope="module")
+def leaderboard() -> pd.DataFrame:
+    return pd.read_csv(LEADERBOARD, index_col=0)
+
+
+@needs_alpaca
+def test_plain_winrate_matches_leaderboard(alpaca_df: pd.DataFrame, leaderboard: pd.DataFrame) -> None:
+    wr = plain_winrates(alpaca_df)
+    assert len(wr) == 10
+    for model, w in wr.items():
+        row = leaderboard.loc[model]
+        assert w.baseline == "gpt4_1106_preview"
+        assert w.n == row["n_total"] == 805
+        assert w.n_failed == 0
+        assert abs(w.win_rate - row["win_rate"]) < 0.01, model
+        assert abs(w.standard_error - row["standard_error"]) < 0.01, model
+        assert abs(w.discrete_win_rate - row["discrete_win_rate"]) < 0.01, model
+        assert (w.n_wins, w.n_ties, w.n_losses) == (row["n_wins"], row["n_draws"], row["n_wins_base"]), model
+        assert int(w.avg_length) == row["avg_length"], model
+
+
+@needs_alpaca
+def test_joint_lc_on_alpaca_is_sane(alpaca_df: pd.DataFrame, leaderboard: pd.DataFrame) -> None:
+    fit = fit_joint_glm(alpaca_df)
+    assert fit.converged
+    assert fit.theta > 0  # the judge prefers longer answers
+    assert abs(fit.lc_win_rate["gpt4_1106_preview"] - 50.0) < 0.1  # baseline against itself
+    # Models about as long as the baseline need little length correction, so we should agree closely.
+    for model in (
+        "FuseChat-Gemma-2-9B-Instruct",
+        "FuseChat-Qwen-2.5-7B-Instruct",
+        "FuseChat-Llama-3.2-1B-Instruct",
+    ):
+        assert abs(fit.lc_win_rate[model] - leaderboard.loc[model, "length_controlled_winrate"]) < 1.5, model
+    # Short models are corrected upwards, as on the leaderboard.
+    for model in ("gpt-3.5-turbo-1106", "claude-2.1", "alpaca-7b", "gpt4_gamed"):
+        assert fit.lc_win_rate[model] > leaderboard.loc[model, "win_rate"] + 2.0, model
+
+
+@needs_alpaca
+def test_per_model_fit_matches_alpacaeval_refit(alpaca_df: pd.DataFrame, leaderboard: pd.DataFrame) -> None:
+    diff = difficulty_by_question(
+        alpaca_df, read_instruction_difficulty(ALPACA / "instruction_difficulty_reconstructed.csv")
+    )
+    per = fit_per_model_glm(alpaca_df, diff)
+    assert abs(per["gpt4_1106_preview"].lc_win_rate - 50.0) < 1e-6
+    # The README: refits without gamed-baseline rows land within ~1.1 points for ordinary models.
+    for model in (
+        "FuseChat-Gemma-2-9B-Instruct",
+        "FuseChat-Qwen-2.5-7B-Instruct",
+        "FuseChat-Llama-3.2-1B-Instruct",
+        "gpt-3.5-turbo-1106",
+        "gpt-3.5-turbo-1106_verbose",
+        "claude-2.1",
+    ):
+        assert abs(per[model].lc_win_rate - leaderboard.loc[model, "length_controlled_winrate"]) < 1.2, model
+    assert per["claude-2.1"].theta > 0  # our sign: model minus baseline
+
+
+def _write(tmp_path: Path, records: list[dict], name: str = "m.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(records), encoding="utf-8")
+    return path
+
+
+def _record(instruction: str, pref: object, out1: str = "base answer", out2: str = "model") -> dict:
+    return {
+        "instruction": instruction,
+        "output_1": out1,
+        "output_2": out2,
+        "generator_1": "base",
+        "generator_2": "m",
+        "preference": pref,
+    }
+
+
+def test_alpaca_reader_maps_preferences(tmp_path: Path) -> None:
+    recs = [_record("a", 2.0), _record("b", 1.0), _record("c", 0), _record("d", None), _record("e", "1.25")]
+    recs.append(_record("f", float("nan")))
+    df = read_alpaca_annotations(_write(tmp_path, recs))
+    assert list(df["question_id"]) == ["a", "b", "c", "d", "e", "f"]
+    pref = df["preference"].to_numpy()
+    assert list(pref[:3]) == [1.0, 0.0, 0.5]
+    assert math.isnan(pref[3]) and math.isnan(pref[5])
+    assert pref[4] == pytest.approx(0.25)
+    assert list(df["len_model"]) == [5] * 6 and list(df["len_baseline"]) == [11] * 6
+    wr = plain_winrates(df)["m"]
+    assert (wr.n, wr.n_failed, wr.n_wins, wr.n_losses, wr.n_ties) == (4, 2, 1, 2, 1)
+    by_pos = read_alpaca_annotations(_write(tmp_path, recs), question_id="position", model_name="file")
+    assert list(by_pos["question_id"]) == list(range(6)) and set(by_pos["model"]) == {"m"}
+
+
+def test_alpaca_reader_rejects_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="outside"):
+        read_alpaca_annotations(_write(tmp_path, [_record("a", 2.5)]))
+    path = _write(tmp_path, [_record("a", 1.5)])
+    with pytest.raises(ValueError, match="duplicated"):
+        read_alpaca_annotations([path, path])
+    assert alpaca_preference(" 1.75 ") == pytest.approx(0.75)
+    assert math.isnan(alpaca_preference("NaN"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Plain win rates and failures
+# --------------------------------------------------------------------------------------------------
+
+
+def test_nan_preferences_are_dropped_and_counted() -> None:
+    df, _ = simulate_preferences(BETAS, n_questions=300, seed=5)
+    broken = df.copy()
+    failed = broken.sample(n=40, random_state=0).index
+    broken.loc[failed, "preference"] = np.nan
+    kept = broken.drop(index=failed)
+
+    wr_broken, wr_kept = plain_winrates(broken), plain_winrates(kept)
+    counts = broken.loc[failed, "model"].value_counts()
+    for model in BETAS:
+        assert wr_broken[model].n_failed == counts.get(model, 0)
+        assert wr_broken[model].n == wr_kept[model].n == 300 - counts.get(model, 0)
+        assert wr_broken[model].win_rate == pytest.approx(wr_kept[model].win_rate)
+
+    fit_broken, fit_kept = fit_joint_glm(broken), fit_joint_glm(kept)
+    assert sum(fit_broken.n_failed.values()) == 40
+    for model in BETAS:
+        assert fit_broken.n[model] == wr_kept[model].n
+        assert fit_broken.lc_win_rate[model] == pytest.approx(fit_kept.lc_win_rate[model], abs=1e-6)
+
+
+def test_counts_ties_and_categories() -> None:
+    df = pd.DataFrame(
+        {
+            "model": ["m"] * 6,
+            "baseline": ["b"] * 6,
+            "question_id": range(6),
+            "preference": [1.0, 0.8, 0.5, 0.2, 0.0, np.nan],
+            "len_model": [10, 20, 30, 40, 50, 60],
+            "len_baseline": [10] * 6,
+            "category": ["x", "x", "x", "y", "y", "y"],
+        }
+    )
+    wr = plain_winrates(df)["m"]
+    assert (wr.n_wins, wr.n_ties, wr.n_losses, wr.n, wr.n_failed) == (2, 1, 2, 5, 1)
+    assert wr.win_rate == pytest.approx(50.0)
+    assert wr.standard_error == pytest.approx(100 * np.std([1, 0.8, 0.5, 0.2, 0], ddof=1) / math.sqrt(5))
+    assert wr.discrete_win_rate == pytest.approx(50.0)
+    assert wr.avg_length == pytest.approx(30.0)
+    assert wr.by_category["x"].win_rate == pytest.approx(100 * 2.3 / 3)
+    assert (wr.by_category["y"].n, wr.by_category["y"].n_failed) == (2, 1)
+    assert sum(c.n for c in wr.by_category.values()) == wr.n
+
+
+def test_input_validation() -> None:
+    df, _ = simulate_preferences({"a": 0.0}, n_questions=20)
+    with pytest.raises(ValueError, match="outside"):
+        plain_winrates(df.assign(preference=df["preference"] + 1.0))
+    with pytest.raises(ValueError, match="lacks"):
+        plain_winrates(df.drop(columns="len_model"))
+    two = pd.concat([df, df.assign(baseline="other")])
+    with pytest.raises(ValueError, match="one baseline"):
+        fit_joint_glm(two)
+
+
+# --------------------------------------------------------------------------------------------------
+# Joint GLM on synthetic data
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outcome", ["soft", "ternary"])
+def test_joint_fit_recovers_strength_and_removes_length_bias(outcome: str) -> None:
+    df, truth = simulate_preferences(
+        BETAS, n_questions=683, theta=1.0, length_factor=LENGTHS, outcome=outcome, seed=1
+    )
+    if outcome == "ternary":
+        assert set(np.unique(df["preference"])) <= {0.0, 0.5, 1.0}
+    raw = plain_winrates(df)
+    true_lc = truth["lc_win_rate"]
+    # Length alone moves the raw win rates a lot ...
+    assert raw["verbose"].win_rate - true_lc["verbose"] > 10
+    assert raw["terse"].win_rate - true_lc["terse"] < -5
+
+    fit = fit_joint_glm(df)
+    assert fit.converged
+    assert fit.theta == pytest.approx(1.0, abs=0.25)
+    # ... and the LC win rates fall back to the true strengths.
+    tol = 2.5 if outcome == "soft" else 3.5
+    for model in BETAS:
+        assert abs(fit.lc_win_rate[model] - true_lc[model]) < tol, model
+    b = fit.beta
+    assert b["strong"] > b["good"] > b["equal"] > b["weak"]
+    assert b["strong"] > b["terse"] > b["equal"] > b["verbose"]
+    assert abs(b["verbose"] - b["weak"]) < 0.25 and abs(b["terse"] - b["good"]) < 0.25
+    # The verbose model's tanh(Δlen/σ) is pinned near 1: its own slope deviation stays small.
+    assert abs(fit.theta_by_model["verbose"] - fit.theta) < 0.2
+    d_true = truth["difficulty"]
+    d_fit = np.array([fit.difficulty[i] for i in range(len(d_true))])
+    assert np.corrcoef(d_true, d_fit)[0, 1] > 0.8
+
+
+def test_shared_slope_only_and_equal_model() -> None:
+    df, truth = simulate_preferences(BETAS, n_questions=500, length_factor=LENGTHS, outcome="prob", seed=3)
+    # The baseline judged against itself: identical answers, every preference 0.5.
+    self_rows = df[df["model"] == "equal"].assign(
+        model="baseline", preference=0.5, len_model=lambda x: x["len_baseline"]
+    )
+    fit = fit_joint_glm(pd.concat([df, self_rows], ignore_index=True), theta_penalty=None)
+    assert all(v == fit.theta for v in fit.theta_by_model.values())
+    assert abs(fit.lc_win_rate["baseline"] - 50.0) < 0.5
+    assert abs(fit.lc_win_rate["equal"] - truth["lc_win_rate"]["equal"]) < 1.5
+    assert abs(fit.lc_win_rate["verbose"] - truth["lc_win_rate"]["verbose"]) < 1.5
+
+
+def test_lc_by_category_and_warm_start() -> None:
+    df, _ = simulate_preferences(BETAS, n_questions=200, length_factor=LENGTHS, seed=4)
+    df["category"] = np.where(df["question_id"] % 2 == 0, "even", "odd")
+    fit = fit_joint_glm(df)
+    for model in BETAS:
+        cats = fit.lc_by_category[model]
+        assert set(cats) == {"even", "odd"}
+        assert (cats["even"] + cats["odd"]) / 2 == pytest.approx(fit.lc_win_rate[model])
+    again = fit_joint_glm(df, x0=fit.x)
+    for model in BETAS:
+        assert again.lc_win_rate[model] == pytest.approx(fit.lc_win_rate[model], abs=0.01)
+
+
+def test_objective_gradient_is_exact() -> None:
+    rng = np.random.default_rng(0)
+    n, n_models, n_q = 300, 4, 30
+    m = rng.integers(0, n_models, n)
+    q = rng.integers(0, n_q, n)
+    t = np.tanh(rng.normal(size=n))
+    y = rng.random(n)
+    w = rng.integers(1, 4, n).astype(float)
+    lam_d = rng.uniform(0.2, 2.0, n_q)
+    for n_dev, weights in ((n_models, w), (0, None)):
+        fun = W._objective(t, y, weights, m, q, n_models, n_dev, 3.0, 0.01, lam_d)
+        x = rng.normal(scale=0.7, size=1 + n_dev + n_models + n_q)
+        numeric = approx_fprime(x, lambda v, f=fun: f(v)[0], 1e-6)
+        assert np.allclose(fun(x)[1], numeric, rtol=1e-4, atol=1e-4)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bootstrap
+# --------------------------------------------------------------------------------------------------
+
+
+def test_bootstrap_is_seeded_and_positive() -> None:
+    df, _ = simulate_preferences(
+        {"a": 0.5, "b": -0.3, "c": 0.0}, n_questions=250, length_factor={"c": 2.0}, seed=7
+    )
+    point = fit_joint_glm(df)
+    first = bootstrap_lc(df, n_boot=30, seed=11, point=point)
+    second = bootstrap_lc(df, n_boot=30, seed=11, point=point)
+    other = bootstrap_lc(df, n_boot=30, seed=12, point=point)
+    assert first.lc_standard_error == second.lc_standard_error
+    assert np.array_equal(first.replicates, second.replicates)
+    assert first.lc_standard_error != other.lc_standard_error
+    raw = plain_winrates(df)
+    for model, se in first.lc_standard_error.items():
+        assert 0 < se < 10
+        # Same order of magnitude as the per-question spread of the raw preferences.
+        assert 0.2 < se / raw[model].standard_error < 3
+    no_point = bootstrap_lc(df, n_boot=30, seed=11)
+    assert no_point.lc_standard_error == pytest.approx(first.lc_standard_error, abs=0.02)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def test_lc_disagreement_warning_band() -> None:
+    assert lc_disagreement_warning(50.0, 60.0) is None  # band 37.5 .. 62.5
+    assert "above" in (lc_disagreement_warning(50.0, 63.0) or "")
+    assert "below" in (lc_disagreement_warning(50.0, 37.0) or "")
+    assert lc_disagreement_warning(3.7, 12.2) is None  # low WR: band reaches WR + 24
+    assert lc_disagreement_warning(95.0, 84.0) is None  # band 71.25 .. 105
+    assert lc_disagreement_warning(95.0, 70.0) is not None
+    assert lc_disagreement_warning(float("nan"), 50.0) is None
+
+
+def test_text_length() -> None:
+    assert text_length("我爱北京天安门", "chars") == 7
+    assert text_length("我爱北京天安门") == 4  # 我 / 爱 / 北京 / 天安门
+    assert text_length("hello   world\n") == 2  # whitespace tokens do not count
+    assert text_length("") == 0
+    with pytest.raises(ValueError):
+        text_length("x", "tokens")  # type: ignore[arg-type]

@@ -227,3 +227,19 @@ def test_killed_run_resumes_without_repeating_calls(tmp_path: Path, _isolated_ca
         assert done.returncode == 0, done.stderr
         assert stub.calls - sent_before == 32 - stored
         assert json.loads(done.stdout)["n_ok"] == 32
+
+
+def test_ctrl_c_says_how_to_resume(tmp_path: Path) -> None:
+    with StubServer(responder=alignbench_responder, latency=0.3) as stub:
+        cmd = [sys.executable, "-m", "alignbench", "score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A),
+               "--judge", "openai:gpt-4o", "--judge-base-url", stub.url, "--out", str(tmp_path / "run"),
+               "--concurrency", "2"]
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while stub.calls < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130
+        assert "interrupted" in err and "run the same command again" in err and "Traceback" not in err

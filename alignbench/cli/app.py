@@ -23,7 +23,7 @@ app = typer.Typer(
 # Tables and results go to stdout; progress, warnings and errors go to stderr so that
 # `--format json` output stays machine-readable.
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # messages stay one line, greppable
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jinja2
 
-from alignbench.rubrics import Rubric
+from alignbench.rubrics import Rubric, RubricError
 from alignbench.types import Answer, Decoding, JudgeRequest, Question
 
 TRUNCATION_MARK = "\n……（回答过长，以下内容已截断）"
@@ -38,14 +38,12 @@ def cap_answer(text: str, max_chars: int | None) -> tuple[str, bool]:
     return text[:max_chars] + TRUNCATION_MARK, True
 
 
-def render(rubric: Rubric, question: Question, answer_text: str) -> list[dict[str, str]]:
-    """Render the chat messages for one answer."""
-    env = _environment(rubric.folder)
+def _variables(rubric: Rubric, question: Question) -> dict:
+    """Template variables shared by the pointwise and pairwise prompts of one question."""
     atype = rubric.answer_type(question.category, question.subcategory)
-    variables = {
+    return {
         "question": question.question,
         "reference": question.reference if rubric.include_reference else "",
-        "answer": answer_text,
         "category": question.category,
         "subcategory": question.subcategory,
         "answer_type": atype,
@@ -58,10 +56,36 @@ def render(rubric: Rubric, question: Question, answer_text: str) -> list[dict[st
         "rules": rubric.rules,
         "bands": rubric.bands,
     }
+
+
+def render(rubric: Rubric, question: Question, answer_text: str) -> list[dict[str, str]]:
+    """Render the chat messages for one answer."""
+    env = _environment(rubric.folder)
+    variables = {**_variables(rubric, question), "answer": answer_text}
     messages = []
     if rubric.templates.system:
         messages.append({"role": "system", "content": env.get_template(rubric.templates.system).render(variables)})
     messages.append({"role": "user", "content": env.get_template(rubric.templates.user).render(variables)})
+    return messages
+
+
+def render_pairwise(rubric: Rubric, question: Question, first: str, second: str) -> list[dict[str, str]]:
+    """Render the chat messages comparing two answers: ``first`` is 助手1, ``second`` is 助手2.
+
+    The answers come last, so everything before them (rules, dimensions, question, reference) is
+    the same for every pair on a question, and with the baseline in first position so is the
+    baseline's block: a prefix-caching server reuses all of that across models and orders.
+    """
+    if not rubric.templates.pairwise_user:
+        raise RubricError(f"rubric {rubric.id} has no pairwise template "
+                          f"(templates.pairwise_user in {rubric.folder / 'rubric.yaml'})")
+    env = _environment(rubric.folder)
+    variables = {**_variables(rubric, question), "answer_1": first, "answer_2": second}
+    messages = []
+    if rubric.templates.pairwise_system:
+        messages.append({"role": "system",
+                         "content": env.get_template(rubric.templates.pairwise_system).render(variables)})
+    messages.append({"role": "user", "content": env.get_template(rubric.templates.pairwise_user).render(variables)})
     return messages
 
 

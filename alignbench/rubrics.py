@@ -61,6 +61,17 @@ class Band(_Model):
 class Templates(_Model):
     system: str | None = None
     user: str
+    # Pairwise mode (``alignbench compare``): both answers in one prompt, 助手1 then 助手2. Optional:
+    # a rubric without them can only score answers one at a time.
+    pairwise_system: str | None = None
+    pairwise_user: str | None = None
+
+
+class Section(_Model):
+    """A marked part of the judge's text (e.g. 【评估计划】) kept in ``Judgment.sections[id]``."""
+
+    id: str
+    title: str
 
 
 class Rubric(_Model):
@@ -68,6 +79,8 @@ class Rubric(_Model):
     version: str
     language: str = "zh"
     description: str = ""
+    protocol: str = "multi-dimension"  # how the judge is asked; see PROTOCOLS / rubric_for_protocol
+    sections: tuple[Section, ...] = ()
     scale: Scale = Scale()
     overall_key: str = "综合得分"
     answer_type_by: Literal["subcategory", "category"] = "subcategory"
@@ -102,7 +115,8 @@ class Rubric(_Model):
             missing = [c.name for c in self.categories if c.name not in self.category_types]
             if missing:
                 raise ValueError(f"category_types lacks {missing}")
-        for name in filter(None, (self.templates.system, self.templates.user)):
+        tpl = self.templates
+        for name in filter(None, (tpl.system, tpl.user, tpl.pairwise_system, tpl.pairwise_user)):
             if not (self.folder / name).is_file():
                 raise ValueError(f"template {name} not found in {self.folder}")
         return self
@@ -123,11 +137,16 @@ class Rubric(_Model):
         return [c.name for c in self.categories if group is None or c.group == group]
 
     def answer_type(self, category: str, subcategory: str) -> str:
-        """The answer type that decides which dimensions a question is judged on."""
-        if self.answer_type_by == "category":
-            cat = self.category(category)
-            return self.category_types[cat.name if cat else category]
-        return self.subcategory_types[subcategory]
+        """The answer type that decides which dimensions a question is judged on.
+
+        A subcategory rubric falls back to ``category_types`` for a subcategory it does not know
+        (human-labelled meta-eval samples carry only the top-level category).
+        """
+        if self.answer_type_by == "subcategory" and (subcategory in self.subcategory_types
+                                                     or not self.category_types):
+            return self.subcategory_types[subcategory]
+        cat = self.category(category)
+        return self.category_types[cat.name if cat else category]
 
     def dimensions_for(self, category: str, subcategory: str) -> tuple[str, ...]:
         return self.answer_types[self.answer_type(category, subcategory)].dimensions
@@ -186,3 +205,46 @@ def load_rubric(name_or_path: str) -> Rubric:
         return Rubric(**data, folder=folder)
     except ValidationError as exc:
         raise RubricError(f"{path}: invalid rubric:\n{exc}") from exc
+
+
+# -- protocols ----------------------------------------------------------------------------------
+# How the judge is asked. Each protocol of a base rubric set is its own folder (so its prompts are
+# versioned data like any rubric): ``<base>`` for multi-dimension, ``<base>-general``, and so on.
+PROTOCOLS: dict[str, str] = {
+    "multi-dimension": "",  # per-answer-type dimensions, reference-guided (AlignBench)
+    "general": "-general",  # one overall score, reference-guided, no dimensions
+    "reference-free": "-reffree",  # dimensions, no reference answer shown
+    "plan-execute": "-plan",  # EvalPlanner-style: plan from the question, then execute on the answer
+}
+
+
+def _protocol_root(base: str) -> str:
+    """``alignbench-general`` -> ``alignbench``: a protocol variant given as base means its base."""
+    for suffix in sorted(filter(None, PROTOCOLS.values()), key=len, reverse=True):
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
+def rubric_for_protocol(protocol: str, base: str = "alignbench") -> str:
+    """The rubric set (name, or path for a rubric given as a folder) asking ``base``'s way the
+    ``protocol`` way. ``score --protocol`` and ``compare --protocol`` both resolve through here, so a
+    protocol means the same prompts in both commands."""
+    if protocol not in PROTOCOLS:
+        raise RubricError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    as_path = Path(base)
+    if (as_path / "rubric.yaml").is_file() and as_path.name not in available():
+        root = as_path.parent / _protocol_root(as_path.name)
+        found = [p for p, s in PROTOCOLS.items() if (root.parent / (root.name + s) / "rubric.yaml").is_file()]
+        name = str(root.parent / (root.name + PROTOCOLS[protocol]))
+    else:
+        root_name = _protocol_root(base)
+        found = [p for p, s in PROTOCOLS.items() if root_name + s in available()]
+        name = root_name + PROTOCOLS[protocol]
+    if protocol not in found:
+        raise RubricError(f"rubric {base!r} has no {protocol} variant ({name}/rubric.yaml does not exist); "
+                          f"protocols available for it: {', '.join(found) or 'none'}")
+    declared = load_rubric(name).protocol
+    if declared != protocol:
+        raise RubricError(f"{name}/rubric.yaml declares protocol {declared!r}, expected {protocol!r}")
+    return name

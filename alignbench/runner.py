@@ -58,6 +58,7 @@ class Runner:
         self.semaphore = asyncio.Semaphore(max(1, concurrency))
         self.stats = CallStats()
         self._prefetched: dict[str, JudgeReply] = {}
+        self._fatal: FatalJudgeError | None = None  # once set, no further call is sent
         self._backoff = wait_exponential_jitter(multiplier=self.retry.initial, max=self.retry.max_wait, jitter=0.5)
 
     def key(self, request: JudgeRequest) -> str:
@@ -84,6 +85,8 @@ class Runner:
             self.stats.cached += 1
             return hit
         async with self.semaphore:
+            if self._fatal is not None:  # requests queued behind a fatal error never reach the server
+                raise self._fatal
             reply = await self._call(request)
             self.store.put(key, self.judge.fingerprint, reply)
         return reply
@@ -101,7 +104,8 @@ class Runner:
                     reply = await self.judge.complete(request)
         except JudgeCallError as exc:
             if exc.fatal:
-                raise FatalJudgeError(str(exc)) from None
+                self._fatal = self._fatal or FatalJudgeError(str(exc))
+                raise self._fatal from None
             self.stats.errors += 1
             kind = "too_long" if exc.too_long else str(exc).split(" ", 1)[0]
             self.stats.by_error[kind] = self.stats.by_error.get(kind, 0) + 1

@@ -21,7 +21,7 @@ from alignbench.aggregate import summarize
 from alignbench.cache import ReplyStore
 from alignbench.judges import JudgeConfig
 from alignbench.judges.base import Judge
-from alignbench.parse import parse_scores
+from alignbench.parse import parse_scores, parse_sections
 from alignbench.prompts import build_request, retry_request
 from alignbench.rubrics import Rubric
 from alignbench.runner import RetryPolicy, Runner
@@ -66,8 +66,12 @@ def make_judgment(item: Item, reply: JudgeReply, rubric: Rubric, judge_name: str
         return Judgment(**base, status=reply.error_status or Status.JUDGE_ERROR, detail=reply.error)
     parsed = parse_scores(reply.text, dims, rubric.overall_key, (rubric.scale.min, rubric.scale.max))
     detail = parsed.detail if not earlier else f"{parsed.detail}; first reply: {earlier}"
+    sections = parse_sections(reply.text, {s.id: s.title for s in rubric.sections})
+    if absent := [f"【{s.title}】" for s in rubric.sections if s.id not in sections]:
+        detail = f"{detail}; no {' '.join(absent)} section"
     scores, overall = (parsed.scores, parsed.overall) if parsed.ok else ({}, None)
-    return Judgment(**base, status=parsed.status, scores=scores, overall=overall, raw=reply.text, detail=detail)
+    return Judgment(**base, status=parsed.status, scores=scores, overall=overall, raw=reply.text, detail=detail,
+                    sections=sections)
 
 
 @dataclass

@@ -118,6 +118,7 @@ class Judgment(Frozen):
     prompt_hash: str
     raw: str | None = None  # the judge's full text, kept whatever the status
     detail: str | None = None  # why a judgment failed, in words
+    sections: dict[str, str] = Field(default_factory=dict)  # e.g. plan/execution of plan-execute rubrics
     usage: Usage = Usage()
     attempts: int = 1
     truncated_answer: bool = False

@@ -11,6 +11,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="alignbench",
@@ -28,7 +29,7 @@ err_console = Console(stderr=True, soft_wrap=True)  # messages stay one line, gr
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear error line (plus an optional hint line) and return an Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 

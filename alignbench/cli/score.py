@@ -44,6 +44,9 @@ JudgeUrlOpt = Annotated[list[str] | None, typer.Option(
     "--judge-base-url", help="OpenAI-compatible base URL of the judge; repeat for several servers.")]
 RubricOpt = Annotated[str | None, typer.Option("--rubric", help="Rubric set (folder under rubrics/); default: the preset's.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table or json (the summary JSON on stdout).")]
+ProtocolOpt = Annotated[str | None, typer.Option(
+    "--protocol", help="multi-dimension, general, reference-free or plan-execute: the variant of the rubric "
+                       "set (--rubric or the preset's) to use. See docs/meta-eval.md.")]
 
 
 def _judge_config(judge: str, judge_model: str | None, judge_base_url: list[str] | None, rubric: str | None,
@@ -55,6 +58,17 @@ def _judge_config(judge: str, judge_model: str | None, judge_base_url: list[str]
         raise fail(str(exc)) from None
 
 
+def _with_protocol(config: JudgeConfig, protocol: str | None) -> JudgeConfig:
+    """The judge config with its rubric switched to ``protocol``'s variant of it (see rubric_for_protocol)."""
+    if not protocol:
+        return config
+    from alignbench.rubrics import rubric_for_protocol
+    try:
+        return config.model_copy(update={"rubric": rubric_for_protocol(protocol, base=config.rubric)})
+    except RubricError as exc:
+        raise fail(str(exc)) from None
+
+
 def _rubric(name: str) -> Rubric:
     try:
         return load_rubric(name)
@@ -63,21 +77,22 @@ def _rubric(name: str) -> Rubric:
 
 
 @contextmanager
-def _progress_display(total: int, enabled: bool):
+def _progress_display(total: int, enabled: bool, label: str = "judging"):
     """A rich progress bar on a terminal (done/total, rate, failures, elapsed, ETA); nothing on a pipe."""
     if not enabled:
         yield None
         return
-    columns = [TextColumn("judging"), BarColumn(), MofNCompleteColumn(),
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}/s"), TextColumn("[red]{task.fields[failed]} failed"),
                TextColumn("[dim]{task.fields[cached]} cached"), TimeElapsedColumn(), TextColumn("ETA"),
                TimeRemainingColumn()]
     with Progress(*columns, console=err_console, transient=False) as bar:
-        task = bar.add_task("judging", total=total, rate="0.0", failed=0, cached=0)
+        task = bar.add_task(label, total=total, rate="0.0", failed=0, cached=0)
 
         def update(p: RunProgress) -> None:
             elapsed = bar.tasks[0].elapsed or 1e-9
-            bar.update(task, completed=p.done, rate=f"{p.done / elapsed:.1f}", failed=p.failed, cached=p.cached)
+            bar.update(task, total=p.total or total, completed=p.done, rate=f"{p.done / elapsed:.1f}",
+                       failed=p.failed, cached=p.cached)
 
         yield update
 
@@ -91,6 +106,7 @@ def score(
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeUrlOpt = None,
     rubric: RubricOpt = None,
+    protocol: ProtocolOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (several models: one subfolder each). Default: reports/<model>__<judge>__<rubric>.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (per judge server).")] = 16,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per judge request.")] = 120.0,
@@ -105,14 +121,22 @@ def score(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the first prompt and what would be sent; call nothing.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed for confidence intervals.")] = 0,
     fmt: FormatOpt = "table",
+    device: Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")] = None,
 ) -> None:
     """Judge answers with a multi-dimension rubric and print per-category scores.
 
     Re-running the same command reads every stored reply from the cache: nothing is paid twice, and
     a killed run picks up where it stopped.
     """
+    if "," in judge:  # an ensemble (--judge a,b): each judge scores on its own, then they are combined
+        params = dict(locals())
+        from alignbench.cli.metaeval import score_ensemble
+        return score_ensemble(params)
     config = _judge_config(judge, judge_model, judge_base_url, rubric, concurrency=concurrency, timeout=timeout,
-                           temperature=temperature, max_tokens=max_tokens)
+                           temperature=temperature, max_tokens=max_tokens,
+                           options={"device": device, "batch_size": batch_size})
+    config = _with_protocol(config, protocol)
     rub = _rubric(config.rubric)
     try:
         qs = load_questions(questions, rub)
@@ -230,10 +254,11 @@ def prompt(
     model: Annotated[str | None, typer.Option("--model", "-m")] = None,
     judge: JudgeOpt = "critiquellm",
     rubric: RubricOpt = None,
+    protocol: ProtocolOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="text or json (the exact messages).")] = "text",
 ) -> None:
     """Print the exact judge prompt for one question (with a placeholder answer unless --answers)."""
-    config = _judge_config(judge, None, None, rubric)
+    config = _with_protocol(_judge_config(judge, None, None, rubric), protocol)
     rub = _rubric(config.rubric)
     from alignbench.prompts import build_request
     from alignbench.types import Answer
@@ -262,17 +287,47 @@ def prompt(
 def show(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `alignbench score`.")],
     fmt: FormatOpt = "table",
+    baseline_run: Annotated[Path | None, typer.Option(
+        "--baseline-run", help="Compare with an earlier run folder (paired tests over shared questions).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the comparison's bootstrap and permutations.")] = 0,
+    question_id: Annotated[int | None, typer.Option(
+        "--question-id", "-i", help="Print the judgment(s) of one question: scores, detail, the plan and "
+                                    "execution sections (plan-execute protocol) and the judge's text.")] = None,
 ) -> None:
-    """Re-print a finished run without calling any judge."""
-    try:
-        summary, _ = read_run(run_dir)
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from None
-    if fmt == "json":
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    """Re-print a finished run without calling any judge (and its comparison with --baseline-run)."""
+    if baseline_run is None:
+        try:
+            summary, judgments = read_run(run_dir)
+        except FileNotFoundError as exc:
+            raise fail(str(exc)) from None
+        if question_id is not None:
+            from alignbench.cli.metaeval import print_judgments
+            print_judgments(run_dir, judgments, question_id, fmt)
+            return
+        if fmt == "json":
+            print(json.dumps(summary, ensure_ascii=False, indent=2))
+            return
+        rub = _rubric(summary["run"]["rubric"].split("@")[0])
+        print_summary(summary, rub, console)
+        if summary.get("ensemble"):
+            from alignbench.cli.metaeval import print_disagreement
+            print_disagreement(summary["ensemble"])
         return
-    rub = _rubric(summary["run"]["rubric"].split("@")[0])
-    print_summary(summary, rub, console)
+    from alignbench.report.compare import RunError, compare_runs, load_run, unique_labels
+    from alignbench.report.terminal import print_comparison
+
+    try:
+        new, base = load_run(run_dir), load_run(baseline_run)
+    except RunError as exc:
+        raise fail(str(exc)) from None
+    unique_labels([base, new])
+    rub = _rubric(new.rubric_id.split("@")[0])
+    cmp = compare_runs(base, new, rub, seed=seed)
+    if fmt == "json":
+        print(json.dumps({**new.summary, "comparison": cmp.as_dict()}, ensure_ascii=False, indent=2))
+        return
+    print_summary(new.summary, rub, console)
+    print_comparison(cmp, console)
 
 
 cache_app = typer.Typer(help="Inspect or clear the judge reply cache.", no_args_is_help=True)

@@ -85,12 +85,15 @@ def resolve_judge(judge: str, **overrides: Any) -> JudgeConfig:
     elif ":" in judge and judge.split(":", 1)[0] in BACKENDS:
         backend, model = judge.split(":", 1)
         spec = {"name": judge, "backend": backend, "model": model,
-                "api_key_env": {"openai": "OPENAI_API_KEY"}.get(backend)}
+                "api_key_env": {"openai": "OPENAI_API_KEY", "zhipuai": "ZHIPUAI_API_KEY"}.get(backend)}
     else:
         raise JudgeConfigError(
             f"unknown judge {judge!r}. Presets: {', '.join(sorted(presets))}; "
             f"or BACKEND:MODEL with backend one of {', '.join(sorted(BACKENDS))} (e.g. openai:gpt-4o)")
+    options = overrides.pop("options", None) or {}  # merged key by key: a preset's options survive
     spec.update({k: v for k, v in overrides.items() if v is not None and v != []})
+    if options:
+        spec["options"] = {**spec.get("options", {}), **{k: v for k, v in options.items() if v is not None}}
     return JudgeConfig(**spec)
 
 
@@ -119,6 +122,35 @@ def _openai(config: JudgeConfig) -> Judge:
                        concurrency=config.concurrency, extra_body=config.extra_body)
 
 
+# Packages each backend imports (checked by `alignbench judges` without importing them).
+BACKEND_PACKAGES: dict[str, tuple[str, ...]] = {"openai": ("openai",), "zhipuai": ("zhipuai",),
+                                                "hf": ("torch", "transformers")}
+
+
+@register_backend("zhipuai")
+def _zhipuai(config: JudgeConfig) -> Judge:
+    from alignbench.judges.zhipuai_api import ZhipuAIJudge
+
+    key = config.api_key()
+    needs_key = config.key_required and not any(config.base_url) and not os.environ.get("ZHIPUAI_BASE_URL")
+    if needs_key and not key:
+        raise JudgeConfigError(
+            f"judge {config.name} calls the ZhipuAI API but ${config.api_key_env or 'ZHIPUAI_API_KEY'} is not set; "
+            "export it (from open.bigmodel.cn), or point --judge-base-url at a GLM-compatible server")
+    return ZhipuAIJudge(config.name, config.model, config.base_url, key, timeout=config.timeout,
+                        concurrency=config.concurrency, extra_body=config.extra_body)
+
+
+@register_backend("hf")
+def _hf(config: JudgeConfig) -> Judge:
+    from alignbench.judges.local import LocalJudge, LocalJudgeError
+
+    try:
+        return LocalJudge.from_options(config.name, config.model, config.options)
+    except LocalJudgeError as exc:
+        raise JudgeConfigError(str(exc)) from None
+
+
 def make_judge(config: JudgeConfig) -> Judge:
     factory = BACKENDS.get(config.backend)
     if factory is None:
@@ -126,5 +158,5 @@ def make_judge(config: JudgeConfig) -> Judge:
     return factory(config)
 
 
-__all__ = ["BACKENDS", "Judge", "JudgeCallError", "JudgeConfig", "JudgeConfigError", "load_presets",
-           "make_judge", "register_backend", "resolve_judge"]
+__all__ = ["BACKENDS", "BACKEND_PACKAGES", "Judge", "JudgeCallError", "JudgeConfig", "JudgeConfigError",
+           "load_presets", "make_judge", "register_backend", "resolve_judge"]

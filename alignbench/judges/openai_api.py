@@ -1,93 +1,24 @@
 """Judges behind an OpenAI-compatible chat API: OpenAI itself, vLLM, SGLang, llama.cpp, gateways.
 
-One ``AsyncOpenAI`` client per server. Several servers serving the same judge are one judge: each
-server has its own concurrency limit, requests for the same question prefer the same server (to
-keep its prefix cache warm), and a server that fails is rested while the others carry on. The SDK's
-own retries are off; the runner retries, so a retry lands on whichever server is healthy.
+One ``AsyncOpenAI`` client per server. Several servers serving the same judge are one judge
+(``judges.pool``): each server has its own concurrency limit, requests for the same question prefer
+the same server (to keep its prefix cache warm), and a server that fails is rested while the others
+carry on. The SDK's own retries are off; the runner retries, so a retry lands on whichever server is
+healthy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from dataclasses import dataclass, field
 
 import openai
 
 from alignbench.judges.base import JudgeCallError, parse_retry_after
+from alignbench.judges.pool import Endpoint, EndpointPool
 from alignbench.types import JudgeReply, JudgeRequest, Usage
 
 _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
                      "prompt is too long", "exceeds the model")
-
-
-@dataclass
-class Endpoint:
-    url: str
-    limit: int
-    client: openai.AsyncOpenAI
-    in_flight: int = 0
-    failures: int = 0
-    rest_until: float = 0.0
-    served: int = 0
-    failed: int = 0
-
-    def available(self, now: float) -> bool:
-        return self.in_flight < self.limit and self.rest_until <= now
-
-
-@dataclass
-class EndpointPool:
-    """Spread requests over servers; rest a failing server with growing pauses (capped)."""
-
-    endpoints: list[Endpoint]
-    max_rest: float = 30.0
-    _cond: asyncio.Condition | None = field(default=None, init=False)
-
-    @property
-    def cond(self) -> asyncio.Condition:
-        if self._cond is None:
-            self._cond = asyncio.Condition()
-        return self._cond
-
-    def _pick(self, affinity: int | None, now: float) -> Endpoint | None:
-        ready = [e for e in self.endpoints if e.available(now)]
-        if not ready:
-            return None
-        if affinity is not None:
-            preferred = self.endpoints[affinity % len(self.endpoints)]
-            if preferred in ready and preferred.in_flight < preferred.limit:
-                return preferred
-        return min(ready, key=lambda e: e.in_flight / e.limit)
-
-    async def acquire(self, affinity: int | None) -> Endpoint:
-        async with self.cond:
-            while True:
-                now = time.monotonic()
-                chosen = self._pick(affinity, now)
-                if chosen is not None:
-                    chosen.in_flight += 1
-                    return chosen
-                resting = [e.rest_until for e in self.endpoints if e.rest_until > now]
-                wait = (min(resting) - now) if resting else None
-                try:
-                    await asyncio.wait_for(self.cond.wait(), timeout=wait)
-                except asyncio.TimeoutError:
-                    pass
-
-    async def release(self, endpoint: Endpoint, ok: bool, retry_after: float | None = None) -> None:
-        async with self.cond:
-            endpoint.in_flight -= 1
-            if ok:
-                endpoint.failures = 0
-                endpoint.served += 1
-            else:
-                endpoint.failures += 1
-                endpoint.failed += 1
-                if len(self.endpoints) > 1:
-                    pause = min(self.max_rest, 0.5 * 2 ** (endpoint.failures - 1))
-                    endpoint.rest_until = time.monotonic() + max(pause, retry_after or 0.0)
-            self.cond.notify_all()
 
 
 class OpenAIJudge:
@@ -113,7 +44,7 @@ class OpenAIJudge:
 
     @property
     def capacity(self) -> int:
-        return sum(e.limit for e in self.pool.endpoints)
+        return self.pool.capacity
 
     @property
     def urls(self) -> list[str]:
@@ -133,7 +64,8 @@ class OpenAIJudge:
         return [r for r in results if r]
 
     async def complete(self, request: JudgeRequest) -> JudgeReply:
-        endpoint = await self.pool.acquire(request.question_id)
+        key = request.prompt_hash if len(self.pool.endpoints) > 1 else None
+        endpoint = await self.pool.acquire(request.question_id, key)
         ok, retry_after = False, None
         try:
             reply = await self._call(endpoint, request)
@@ -144,7 +76,7 @@ class OpenAIJudge:
             ok = not exc.retryable  # a bad request says nothing about the server's health
             raise
         finally:
-            await self.pool.release(endpoint, ok, retry_after)
+            await self.pool.release(endpoint, ok, retry_after, key)
 
     async def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
         dec = request.decoding
@@ -192,6 +124,9 @@ class OpenAIJudge:
     async def aclose(self) -> None:
         for ep in self.pool.endpoints:
             await ep.client.close()
+
+
+__all__ = ["Endpoint", "EndpointPool", "OpenAIJudge"]
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

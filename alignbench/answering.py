@@ -1,0 +1,519 @@
+"""Answers from the model under test: question -> request -> model -> answer line.
+
+An answerer is a model client like a judge (same backends, same ``Runner``: concurrency, retries
+with backoff, Retry-After), so everything a judge backend can reach (OpenAI-compatible servers,
+local transformers models) can also be evaluated. What differs from judging:
+
+* Decoding follows AlignBench's answer protocol: a temperature per category (``generation.yaml``,
+  overridable with a YAML file), the server's defaults for everything else.
+* The output file is the resume record. Each answer is appended and flushed as soon as it arrives,
+  so a killed run loses only the answers in flight; a re-run skips every question already in the
+  file and drops a partial last line left by the kill.
+* The SQLite reply cache is off by default: answers are samples (temperature > 0) from a model that
+  is often re-served under the same name after a new checkpoint, and the cache key holds neither
+  the server nor the weights. A cache hit would silently hand back an old sample.
+* A leading ``<think>…</think>`` block (reasoning models) is moved out of the answer into a
+  ``reasoning`` field, so the judge grades the answer, not the scratchpad.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from alignbench.cache import ReplyStore
+from alignbench.data import InputError, _question_id
+from alignbench.judges import JudgeConfig, JudgeConfigError, resolve_judge
+from alignbench.judges.base import Judge
+from alignbench.rubrics import Rubric
+from alignbench.runner import RetryPolicy, Runner
+from alignbench.types import Decoding, JudgeReply, JudgeRequest, Question, Usage
+
+GENERATION_FILE = Path(__file__).with_name("generation.yaml")
+REQUEST_TAG = "answer"  # JudgeRequest.rubric for answer requests: keeps their cache keys apart from judging
+EMPTY_RETRIES = 2  # fresh samples asked after an empty answer (upstream AlignBench re-asks 3 times)
+
+# -- default decoding --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Temperatures:
+    """Temperature per category, plus the one for categories named nowhere."""
+
+    by_category: dict[str, float]
+    default: float
+    sources: tuple[str, ...] = ()  # files the table was read from, for the record
+
+    def for_category(self, category: str) -> float:
+        return self.by_category.get(category, self.default)
+
+
+@cache
+def generation_defaults(path: Path = GENERATION_FILE) -> dict[str, Any]:
+    """The ``generation:`` section of ``generation.yaml`` (AlignBench's answer settings)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    section = data.get("generation")
+    if not isinstance(section, dict) or not isinstance(section.get("temperatures"), dict):
+        raise ValueError(f"{path}: expected a 'generation:' mapping with 'temperatures:'")
+    return section
+
+
+def default_temperatures() -> Temperatures:
+    section = generation_defaults()
+    return Temperatures(by_category={str(k): float(v) for k, v in section["temperatures"].items()},
+                        default=float(section.get("default_temperature", 0.7)),
+                        sources=(str(GENERATION_FILE.name),))
+
+
+def default_max_tokens() -> int:
+    return int(generation_defaults().get("max_tokens", 2048))
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """Line number of every top-level key of a YAML mapping (for error messages)."""
+    node = yaml.compose(text)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def load_temperatures(path: Path | str | None, rubric: Rubric) -> Temperatures:
+    """AlignBench's defaults, overridden by ``path`` if given.
+
+    ``path`` is YAML or JSON (upstream ``config/temperature.json`` works as is): a mapping of
+    category -> temperature, plus an optional ``default`` for categories named nowhere. Category
+    aliases of the rubric (e.g. 基本能力) are accepted; an unknown name is an error, since a typo
+    would otherwise silently leave that category at the default.
+    """
+    base = default_temperatures()
+    if path is None:
+        return base
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "temperature file not found")
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        data = yaml.safe_load(text)
+        lines = _key_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InputError(path, mark.line + 1 if mark else None, "not valid YAML or JSON") from None
+    if not isinstance(data, dict) or not data:
+        raise InputError(path, None, "expected a mapping of category to temperature, e.g. '数学计算: 0.1'")
+    table = dict(base.by_category)
+    default = base.default
+    for key, value in data.items():
+        line = lines.get(str(key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+            raise InputError(path, line, f"temperature of {key!r} must be a number from 0 to 2, got {value!r}")
+        if str(key) == "default":
+            default = float(value)
+            continue
+        cat = rubric.category(str(key))
+        if cat is None:
+            raise InputError(path, line, f"unknown category {key!r}; expected one of "
+                             f"{', '.join(rubric.category_names())} or 'default'")
+        table[cat.name] = float(value)
+    return Temperatures(by_category=table, default=default, sources=(*base.sources, str(path)))
+
+
+# -- reasoning blocks ----------------------------------------------------------------------------
+
+_OPEN, _CLOSE = "<think>", "</think>"
+
+
+@dataclass(frozen=True)
+class ThinkSplit:
+    answer: str
+    reasoning: str | None = None  # None: the text had no think block
+    unclosed: bool = False  # the text opened <think> and never closed it (ran out of tokens)
+
+
+def split_think(text: str) -> ThinkSplit:
+    """Move a leading ``<think>…</think>`` block out of an answer.
+
+    Also handles chat templates that put the opening tag in the prompt (DeepSeek-R1 distills served
+    without a reasoning parser): output with no ``<think>`` but a ``</think>`` is reasoning up to that
+    tag. A ``<think>`` that is never closed means the model spent its whole budget thinking: the
+    answer is empty and ``unclosed`` says so (the judge then grades an empty answer, honestly).
+    """
+    stripped = text.lstrip()
+    if stripped.startswith(_OPEN):
+        body = stripped[len(_OPEN):]
+        end = body.find(_CLOSE)
+        if end < 0:
+            return ThinkSplit(answer="", reasoning=body.strip(), unclosed=True)
+        return ThinkSplit(answer=body[end + len(_CLOSE):].strip(), reasoning=body[:end].strip())
+    end = text.find(_CLOSE)
+    if end >= 0 and _OPEN not in text[:end]:
+        return ThinkSplit(answer=text[end + len(_CLOSE):].strip(), reasoning=text[:end].strip())
+    return ThinkSplit(answer=text)
+
+
+# -- model client --------------------------------------------------------------------------------
+
+
+class ServerDown(RuntimeError):
+    """No server of the model under test answers at all."""
+
+
+def model_config(*, base_url: str | None = None, hf: str | None = None, model_id: str,
+                 api_key_env: str | None = None, timeout: float = 300.0, concurrency: int = 16,
+                 options: dict[str, Any] | None = None) -> JudgeConfig:
+    """The client settings for the model under test, built through the judge registry.
+
+    The key is read only from ``api_key_env`` when given: unlike a judge preset, the base URL here
+    is any server the user names, and ``$OPENAI_API_KEY`` must not be sent to it by default.
+    """
+    if (base_url is None) == (hf is None):
+        raise JudgeConfigError("give exactly one of --base-url URL (an OpenAI-compatible server) "
+                               "or --hf PATH (a local transformers model)")
+    if api_key_env and not os.environ.get(api_key_env):
+        raise JudgeConfigError(f"environment variable {api_key_env} (from --api-key-env) is not set")
+    if hf is not None:
+        try:
+            return resolve_judge("hf:" + hf, timeout=timeout, concurrency=concurrency, options=options or {})
+        except JudgeConfigError:
+            raise JudgeConfigError("the local transformers backend ('hf') is not available: install "
+                                   "alignbench[local] (torch, transformers)") from None
+    config = resolve_judge("openai:" + model_id, base_url=[base_url], timeout=timeout, concurrency=concurrency,
+                           key_required=False)
+    return config.model_copy(update={"api_key_env": api_key_env})
+
+
+# -- the answer file -----------------------------------------------------------------------------
+
+
+@dataclass
+class Existing:
+    """What an earlier run left in the output file."""
+
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    dropped_partial: int = 0  # bytes of a partial last line (from a killed run) that were removed
+    mismatched: int = 0  # kept answers generated with other settings than this run's
+
+
+class AnswerLog:
+    """The output JSONL, opened for appending under an exclusive lock.
+
+    One ``write`` call per line followed by a flush: after a SIGKILL the file holds every answer
+    received so far, at worst followed by one partial line, which the next ``open`` removes.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fh: Any = None
+        self._created = False
+
+    def open(self) -> bytes:
+        """Open (creating folders), lock, and return the current content without a partial tail."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._created = not self.path.exists()
+        self._fh = self.path.open("a+b")
+        try:
+            import fcntl
+
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # not on Windows: no lock, one run per file is then the user's job
+            pass
+        except OSError:
+            self._fh.close()
+            self._fh = None
+            raise InputError(self.path, None, "another alignbench run is writing this file; "
+                             "wait for it or choose another --out") from None
+        self._fh.seek(0)
+        return self._fh.read()
+
+    def truncate(self, size: int) -> None:
+        self._fh.truncate(size)
+
+    def end_line(self) -> None:
+        """Add the missing newline after a complete last line."""
+        self._fh.write(b"\n")
+        self._fh.flush()
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._fh.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        self._fh.flush()
+
+    def rewrite_sorted(self, order: list[int]) -> None:
+        """Put a complete file in question order (atomic: a temp file replaces the original)."""
+        self._fh.flush()
+        self._fh.seek(0)
+        rows = [json.loads(line) for line in self._fh.read().decode("utf-8").splitlines() if line.strip()]
+        rank = {qid: i for i, qid in enumerate(order)}
+        rows.sort(key=lambda r: rank.get(int(r["question_id"]), len(rank)))
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        tmp.replace(self.path)
+
+    def close(self) -> None:
+        """Close; a file this run created but never wrote to (e.g. the server was down) is removed."""
+        if self._fh is not None:
+            empty = self._fh.tell() == 0 if self._created else False
+            self._fh.close()
+            self._fh = None
+            if empty and self.path.is_file() and self.path.stat().st_size == 0:
+                self.path.unlink()
+
+
+def read_existing(log: AnswerLog, questions: list[Question], settings: AnswerSettings) -> Existing:
+    """Parse what the output file already holds; every complete line must be a valid answer.
+
+    A last line without its newline is the mark of a killed write: it is dropped (and its question
+    asked again) unless it happens to be a complete answer, e.g. a hand-edited file with no final
+    newline, which is kept. Any other bad line is an error with file and line: the file is the
+    user's data and is never silently overwritten.
+    """
+    raw = log.open()
+    existing = Existing()
+    if raw and not raw.endswith(b"\n"):
+        cut = raw.rfind(b"\n") + 1
+        try:
+            tail = json.loads(raw[cut:].decode("utf-8"))
+            complete = isinstance(tail, dict) and isinstance(tail.get("answer"), str)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            complete = False
+        if complete:
+            log.end_line()
+            raw += b"\n"
+        else:
+            log.truncate(cut)
+            existing.dropped_partial = len(raw) - cut
+            raw = raw[:cut]
+    by_id = {q.id: q for q in questions}
+    path = log.path
+    lines: dict[int, int] = {}
+    for lineno, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise InputError(path, lineno, "not a valid answer line (this file is the resume record of "
+                             "`alignbench answer`; fix or remove the line, or choose another --out)") from None
+        if not isinstance(obj, dict) or "question_id" not in obj or not isinstance(obj.get("answer"), str):
+            raise InputError(path, lineno, "expected an answer object with 'question_id' and 'answer'")
+        qid = _question_id(obj["question_id"], path, lineno)
+        model = obj.get("model_id")
+        if model is not None and model != settings.model_name:
+            raise InputError(path, lineno, f"holds answers from model {model!r}, not {settings.model_name!r}; "
+                             "choose another --out or the matching --model-name")
+        if qid not in by_id:
+            raise InputError(path, lineno, f"answer to question_id {qid}, which is not in the question file; "
+                             "choose another --out or the matching --questions")
+        if qid in lines:
+            raise InputError(path, lineno, f"second answer to question {qid} (first on line {lines[qid]})")
+        lines[qid] = lineno
+        existing.records[qid] = obj
+        gen = obj.get("generation") or {}
+        wanted = settings.generation(by_id[qid])
+        if any(gen.get(k) != wanted[k] for k in ("model", "max_tokens", "temperature", "system_prompt")):
+            existing.mismatched += 1
+    return existing
+
+
+# -- generation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerSettings:
+    """Everything that decides what the model under test is asked, and how."""
+
+    model_name: str  # the name answers are filed under (model_id, answer_id)
+    model_id: str  # the id sent to the server / the local model path
+    backend: str
+    temperatures: Temperatures
+    max_tokens: int
+    system_prompt: str | None = None
+    keep_think: bool = False
+
+    def decoding(self, question: Question, seed: int | None = None) -> Decoding:
+        return Decoding(temperature=self.temperatures.for_category(question.category), max_tokens=self.max_tokens,
+                        seed=seed)
+
+    def request(self, question: Question, seed: int | None = None) -> JudgeRequest:
+        messages = []
+        if self.system_prompt:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": question.question})
+        return JudgeRequest(messages=tuple(messages), decoding=self.decoding(question, seed), rubric=REQUEST_TAG,
+                            question_id=question.id)
+
+    def generation(self, question: Question) -> dict[str, Any]:
+        """The settings recorded on each answer line (and compared on resume)."""
+        return {"backend": self.backend, "model": self.model_id,
+                "temperature": self.temperatures.for_category(question.category),
+                "max_tokens": self.max_tokens, "system_prompt": self.system_prompt}
+
+
+def make_record(question: Question, text: str, usage: Usage, settings: AnswerSettings, *, served_model: str = "",
+                attempts: int = 1, cached: bool = False, seed: int | None = None) -> dict[str, Any]:
+    """One answer line: the question record plus AlignBench's answer fields (upstream
+    ``get_answers.py`` writes the same keys, so the file also feeds upstream ``judge.py``), plus the
+    generation settings and token usage."""
+    record: dict[str, Any] = {"question_id": question.id, "category": question.category,
+                              "subcategory": question.subcategory, "question": question.question,
+                              "reference": question.reference, "model_id": settings.model_name,
+                              "answer_id": f"{question.id}_{settings.model_name}"}
+    if settings.keep_think:
+        record["answer"] = text
+    else:
+        split = split_think(text)
+        record["answer"] = split.answer
+        if split.reasoning is not None:
+            record["reasoning"] = split.reasoning
+        if split.unclosed:
+            record["think_unclosed"] = True
+    generation = settings.generation(question)
+    if served_model and served_model != settings.model_id:
+        generation["served_model"] = served_model
+    if seed is not None:
+        generation["seed"] = seed
+    record["generation"] = generation
+    record["usage"] = {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+                       "total_tokens": usage.total_tokens}
+    record["attempts"] = attempts
+    if cached:
+        record["cached"] = True
+    return record
+
+
+@dataclass
+class AnswerProgress:
+    """Counters for the progress bar (same fields the score bar reads)."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    cached: int = 0
+    on_update: Callable[[AnswerProgress], None] | None = None
+
+    def advance(self, failed: bool, cached: bool) -> None:
+        self.done += 1
+        self.failed += failed
+        self.cached += cached
+        if self.on_update:
+            self.on_update(self)
+
+
+@dataclass
+class AnswerRun:
+    """What one invocation did."""
+
+    total: int
+    kept: int  # answers already in the file (not asked again)
+    written: int = 0
+    failed: dict[int, str] = field(default_factory=dict)  # question id -> last error
+    empty: int = 0  # answers still empty after EMPTY_RETRIES fresh samples (written as they are)
+    reasoning: int = 0  # answers whose <think> block was moved to ``reasoning``
+    unclosed: int = 0  # answers that never closed <think>
+    dropped_partial: int = 0
+    mismatched: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+    retries: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+async def generate_answers(questions: list[Question], client: Judge, settings: AnswerSettings, out: Path,
+                           store: ReplyStore, concurrency: int = 16, retry: RetryPolicy | None = None,
+                           progress: AnswerProgress | None = None,
+                           before_start: Callable[[AnswerRun], None] | None = None) -> AnswerRun:
+    """Answer every question not yet in ``out``, appending each answer as it arrives.
+
+    A question whose calls keep failing is left out of the file (and listed in ``failed``), so the
+    next run asks it again; a fatal error (bad key, unknown model) stops the run at once.
+    ``before_start`` sees the resume counts before any call (the CLI prints them).
+    """
+    log = AnswerLog(out)
+    try:
+        existing = read_existing(log, questions, settings)
+        todo = [q for q in questions if q.id not in existing.records]
+        result = AnswerRun(total=len(questions), kept=len(existing.records), dropped_partial=existing.dropped_partial,
+                           mismatched=existing.mismatched)
+        if before_start:
+            before_start(result)
+        if todo:
+            if hasattr(client, "check"):
+                dead = await client.check()
+                if dead and len(dead) == len(getattr(client, "urls", dead)):
+                    raise ServerDown(f"no server answers at {', '.join(dead)}; start the model server "
+                                     "or fix --base-url")
+            await _generate(todo, client, settings, log, store, concurrency, retry, progress, result)
+        if result.complete and (todo or existing.dropped_partial):
+            log.rewrite_sorted([q.id for q in questions])
+        return result
+    finally:
+        log.close()
+
+
+async def _generate(todo: list[Question], client: Judge, settings: AnswerSettings, log: AnswerLog,
+                    store: ReplyStore, concurrency: int, retry: RetryPolicy | None,
+                    progress: AnswerProgress | None, result: AnswerRun) -> None:
+    runner = Runner(client, store, concurrency=getattr(client, "capacity", concurrency), retry=retry)
+    runner.prefetch([settings.request(q) for q in todo])
+    progress = progress or AnswerProgress()
+    progress.total = len(todo)  # on resume the bar counts only what is left to ask
+    if progress.on_update:
+        progress.on_update(progress)
+
+    async def one(question: Question) -> None:
+        reply: JudgeReply = await runner.get(settings.request(question))
+        usage, attempts, seed = reply.usage, reply.attempts, None
+        # An empty answer is asked again with a new seed (a new cache entry if the cache is on).
+        retry_seed = 0
+        while reply.text is not None and not _answer_text(reply.text, settings) and retry_seed < EMPTY_RETRIES:
+            retry_seed += 1
+            again = await runner.get(settings.request(question, seed=retry_seed))
+            if again.text is None:
+                break
+            reply, seed = again, retry_seed
+            usage = Usage(prompt_tokens=usage.prompt_tokens + again.usage.prompt_tokens,
+                          completion_tokens=usage.completion_tokens + again.usage.completion_tokens)
+            attempts += again.attempts
+        if reply.text is None:
+            result.failed[question.id] = reply.error or "no reply"
+            progress.advance(failed=True, cached=False)
+            return
+        record = make_record(question, reply.text, usage, settings, served_model=reply.model, attempts=attempts,
+                             cached=reply.cached, seed=seed)
+        log.append(record)
+        result.written += 1
+        result.empty += not record["answer"].strip()
+        result.reasoning += "reasoning" in record
+        result.unclosed += bool(record.get("think_unclosed"))
+        result.prompt_tokens += usage.prompt_tokens
+        result.completion_tokens += usage.completion_tokens
+        progress.advance(failed=False, cached=reply.cached)
+
+    tasks = [asyncio.ensure_future(one(q)) for q in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        result.calls, result.retries = runner.stats.calls, runner.stats.retries
+
+
+def _answer_text(text: str, settings: AnswerSettings) -> str:
+    """The part of a reply that will be judged (empty means: ask again)."""
+    if settings.keep_think:
+        return text.strip()
+    split = split_think(text)
+    return "x" if split.unclosed else split.answer.strip()  # an unclosed think is not re-asked

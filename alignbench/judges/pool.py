@@ -1,0 +1,131 @@
+"""Several servers serving one judge, seen as one: per-server concurrency, affinity, resting.
+
+Used by every HTTP backend (OpenAI-compatible servers, ZhipuAI). Why each rule exists:
+
+* **Per-server concurrency.** Each server has its own limit of requests in flight (``--concurrency``
+  is per server), so adding a GPU server adds throughput instead of spreading the same load thinner.
+* **Affinity.** Answers to one question share a long prompt prefix (rubric, question, reference). A
+  request prefers the server picked by its question id, so vLLM's prefix cache on that server
+  already holds the prefix; when that server is full the request goes to the least-loaded one
+  rather than waiting (throughput first, cache second).
+* **Resting a failing server.** A server that fails (5xx, 429, timeout, dropped connection) is
+  taken out of rotation for a pause that doubles with each failed probe (capped), or for its
+  Retry-After when longer, while the others carry on; the requests that were already in flight
+  when it broke fail together and count as one failure. When the pause ends it is *half-open*:
+  only one probe request goes there until one succeeds, so a server that is still broken costs one
+  failed call per pause instead of a full batch of them. A single server is never rested (nothing
+  else could take its load; the runner's backoff already spaces its retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Endpoint:
+    """One server: its client object (whatever the backend's SDK needs) and its health."""
+
+    url: str
+    limit: int
+    client: Any
+    in_flight: int = 0
+    failures: int = 0  # consecutive failures; 0 = healthy
+    rest_until: float = 0.0
+    probing: bool = False  # rested and not yet proven healthy: one request at a time
+    served: int = 0
+    failed: int = 0
+    max_in_flight: int = 0
+
+    def capacity_now(self, now: float) -> int:
+        """How many more requests this server may take right now."""
+        if self.rest_until > now:
+            return 0
+        limit = 1 if self.probing else self.limit
+        return max(0, limit - self.in_flight)
+
+
+@dataclass
+class EndpointPool:
+    """Hands out servers to requests; see the module docstring for the rules."""
+
+    endpoints: list[Endpoint]
+    max_rest: float = 30.0
+    base_rest: float = 0.5
+    _cond: asyncio.Condition | None = field(default=None, init=False, repr=False)
+    _failed_on: dict[str, Endpoint] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def cond(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    @property
+    def capacity(self) -> int:
+        return sum(e.limit for e in self.endpoints)
+
+    def _pick(self, affinity: int | None, now: float, avoid: Endpoint | None = None) -> Endpoint | None:
+        ready = [e for e in self.endpoints if e.capacity_now(now) > 0]
+        if avoid in ready and len(ready) > 1:
+            ready.remove(avoid)
+        if not ready:
+            return None
+        if affinity is not None:
+            preferred = self.endpoints[affinity % len(self.endpoints)]
+            if preferred in ready:
+                return preferred
+        return min(ready, key=lambda e: (e.in_flight / e.limit, e.failures))
+
+    async def acquire(self, affinity: int | None = None, key: str | None = None) -> Endpoint:
+        """Wait for a slot on a server that is not resting; ``affinity`` is usually the question id.
+
+        ``key`` names the request: a retry of a request that failed on a server goes to another one
+        when another one is free (else a request could meet the same broken server's probe each time).
+        """
+        async with self.cond:
+            avoid = self._failed_on.pop(key, None) if key else None
+            while True:
+                now = time.monotonic()
+                chosen = self._pick(affinity, now, avoid)
+                if chosen is not None:
+                    chosen.in_flight += 1
+                    chosen.max_in_flight = max(chosen.max_in_flight, chosen.in_flight)
+                    return chosen
+                resting = [e.rest_until for e in self.endpoints if e.rest_until > now]
+                wait = (min(resting) - now) if resting else None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.cond.wait(), timeout=wait)
+
+    async def release(self, endpoint: Endpoint, ok: bool, retry_after: float | None = None,
+                      key: str | None = None) -> None:
+        """Return the slot; ``ok`` False means the server itself misbehaved (not a bad request)."""
+        async with self.cond:
+            endpoint.in_flight -= 1
+            if not ok and key and len(self.endpoints) > 1:
+                self._failed_on[key] = endpoint
+            if ok:
+                endpoint.failures = 0
+                endpoint.probing = False
+                endpoint.served += 1
+            else:
+                endpoint.failed += 1
+                now = time.monotonic()
+                # Requests that were already in flight when the server went down fail together: they
+                # are one outage, not many. Only a failure outside a rest (a probe) lengthens the pause.
+                if endpoint.rest_until <= now:
+                    endpoint.failures += 1
+                if len(self.endpoints) > 1:
+                    pause = min(self.max_rest, self.base_rest * 2 ** (endpoint.failures - 1))
+                    endpoint.rest_until = max(endpoint.rest_until, now + max(pause, retry_after or 0.0))
+                    endpoint.probing = True
+            self.cond.notify_all()
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Per-server counters (for benchmarks and diagnostics; URLs only, never keys)."""
+        return [{"url": e.url, "served": e.served, "failed": e.failed, "max_in_flight": e.max_in_flight,
+                 "limit": e.limit} for e in self.endpoints]

@@ -1,0 +1,177 @@
+"""GLM judges (glm-4, glm-4-plus, glm-4-flash …) through ZhipuAI's official ``zhipuai`` SDK.
+
+The SDK is synchronous. Each call runs in a thread of a pool sized to the number of requests allowed
+in flight, so ``--concurrency`` calls really are in flight at once (``asyncio.to_thread`` would share
+the default executor, a handful of threads on a small machine). The HTTP connection pool of each
+client is sized the same way, or the SDK's default of 50 connections would queue requests silently.
+
+Like every backend it never retries: the SDK's retries are off (``max_retries=0``) and its errors
+are mapped to ``JudgeCallError`` so that the runner applies one retry policy to every judge.
+Several base URLs (e.g. a gateway per region) share one ``EndpointPool``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+import httpx
+import zhipuai
+from zhipuai.core import _errors as zerr
+
+from alignbench.judges.base import JudgeCallError, parse_retry_after
+from alignbench.judges.pool import Endpoint, EndpointPool
+from alignbench.types import JudgeReply, JudgeRequest, Usage
+
+DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
+
+# ZhipuAI business error codes (in the JSON body of a 400/429) that need their own handling.
+_TOO_LONG_CODES = {"1261"}  # prompt longer than the model's context
+_FATAL_CODES = {"1211", "1113", "1000", "1001", "1002", "1003", "1004"}  # unknown model, no balance, auth
+_TOO_LONG_MARKERS = ("超长", "too long", "context length", "maximum context", "exceeds the model")
+
+
+class ZhipuAIJudge:
+    """A GLM model judged through ``zhipuai.ZhipuAI().chat.completions.create``."""
+
+    backend = "zhipuai"
+
+    def __init__(self, name: str, model: str, base_urls: list[str | None], api_key: str | None,
+                 timeout: float = 120.0, concurrency: int = 16, extra_body: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.model = model
+        self.extra_body = extra_body or {}
+        key = api_key or "EMPTY"  # a self-hosted GLM-compatible gateway may not check keys
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        endpoints = []
+        for url in base_urls:
+            url = url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL  # as the SDK would choose
+            http = httpx.Client(timeout=timeout, limits=limits)
+            client = zhipuai.ZhipuAI(api_key=key, base_url=url, timeout=timeout, max_retries=0, http_client=http)
+            endpoints.append(Endpoint(url=url, limit=concurrency, client=client))
+        self.pool = EndpointPool(endpoints)
+        self._executor = ThreadPoolExecutor(max_workers=self.pool.capacity, thread_name_prefix="zhipuai")
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+    @property
+    def capacity(self) -> int:
+        return self.pool.capacity
+
+    @property
+    def urls(self) -> list[str]:
+        return [e.url for e in self.pool.endpoints]
+
+    async def check(self) -> list[str]:
+        """The servers that do not answer at all (any HTTP status, even 404, counts as answering)."""
+        def probe(url: str) -> str | None:
+            try:
+                httpx.get(url, timeout=5.0)
+            except httpx.HTTPError:
+                return url
+            return None
+        loop = asyncio.get_running_loop()
+        results = await asyncio.gather(*(loop.run_in_executor(self._executor, probe, e.url)
+                                         for e in self.pool.endpoints))
+        return [r for r in results if r]
+
+    async def complete(self, request: JudgeRequest) -> JudgeReply:
+        key = request.prompt_hash if len(self.pool.endpoints) > 1 else None
+        endpoint = await self.pool.acquire(request.question_id, key)
+        ok, retry_after = False, None
+        try:
+            reply = await asyncio.get_running_loop().run_in_executor(
+                self._executor, partial(self._call, endpoint, request))
+            ok = True
+            return reply
+        except JudgeCallError as exc:
+            retry_after = exc.retry_after
+            ok = not exc.retryable  # a bad request says nothing about the server's health
+            raise
+        finally:
+            await self.pool.release(endpoint, ok, retry_after, key)
+
+    def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+        """One blocking SDK call (runs in a worker thread)."""
+        dec = request.decoding
+        # The SDK rewrites message contents in place: give it copies, never the request's dicts.
+        kwargs: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in request.messages],
+                                  "temperature": dec.temperature, "max_tokens": dec.max_tokens}
+        # temperature 0 is sent by the SDK as do_sample=false (GLM rejects temperature 0 itself).
+        if dec.top_p is not None:
+            kwargs["top_p"] = dec.top_p
+        if dec.seed is not None:
+            kwargs["seed"] = dec.seed
+        if self.extra_body:
+            kwargs["extra_body"] = self.extra_body
+        url = endpoint.url
+        try:
+            resp = endpoint.client.chat.completions.create(**kwargs)
+        except zerr.APIReachLimitError as exc:
+            code, message = _error_detail(exc)
+            if code in _FATAL_CODES:
+                raise JudgeCallError(f"429 from {url}: {message}", retryable=False, fatal=True,
+                                     endpoint=url) from None
+            raise JudgeCallError(f"429 rate limited by {url}: {message}", retryable=True, endpoint=url,
+                                 retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
+        except zerr.APIAuthenticationError as exc:
+            raise JudgeCallError(f"401 from {url}: {_error_detail(exc)[1]} (check $ZHIPUAI_API_KEY)",
+                                 retryable=False, fatal=True, endpoint=url) from None
+        except zerr.APIStatusError as exc:  # 400, 500, 503 and every other status
+            status = exc.status_code
+            code, message = _error_detail(exc)
+            if status >= 500 or status in (408, 409):
+                raise JudgeCallError(f"{status} from {url}: {message}", retryable=True, endpoint=url,
+                                     retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
+            if code in _TOO_LONG_CODES or any(m in message.lower() for m in _TOO_LONG_MARKERS):
+                raise JudgeCallError(f"prompt too long for the judge: {message}", retryable=False,
+                                     too_long=True, endpoint=url) from None
+            raise JudgeCallError(f"{status} from {url}: {message}", retryable=False, endpoint=url,
+                                 fatal=status in (403, 404) or code in _FATAL_CODES) from None
+        except zerr.APITimeoutError:  # a subclass of APIConnectionError: catch it first
+            raise JudgeCallError(f"timed out waiting for {url}", retryable=True, endpoint=url) from None
+        except zerr.APIConnectionError as exc:
+            raise JudgeCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
+                                 endpoint=url) from None
+        except (zerr.APIResponseError, ValueError) as exc:  # malformed body: json.JSONDecodeError is a ValueError
+            raise JudgeCallError(f"malformed reply from {url}: {type(exc).__name__}", retryable=True,
+                                 endpoint=url) from None
+        choices = getattr(resp, "choices", None)
+        if not choices or choices[0].message is None or choices[0].message.content is None:
+            raise JudgeCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
+        usage = Usage()
+        if getattr(resp, "usage", None) is not None:
+            usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0,
+                          completion_tokens=resp.usage.completion_tokens or 0)
+        return JudgeReply(text=choices[0].message.content, usage=usage, model=resp.model or self.model,
+                          endpoint=url)
+
+    async def aclose(self) -> None:
+        for ep in self.pool.endpoints:
+            ep.client.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _error_detail(exc: zerr.APIStatusError) -> tuple[str, str]:
+    """(business code, message) from a ZhipuAI error body ``{"error": {"code", "message"}}``.
+
+    The SDK has read the body already (its own message embeds it), so ``.text`` is safe here.
+    """
+    text = exc.response.text.strip()
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return "", text[:300]
+    err = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return str(err.get("code") or ""), str(err.get("message") or text)[:300]
+    return "", text[:300]
+
+
+__all__ = ["ZhipuAIJudge"]

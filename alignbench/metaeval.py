@@ -1,0 +1,517 @@
+"""Meta-evaluation: how far a judge (and a protocol) agrees with human labels.
+
+Pure layer: reading human-labelled files and computing agreement metrics. Judging goes through the
+same pieces as ``score`` and ``compare`` (``scoring.judge_items``, ``pairwise.compare.judge_pairs``:
+cache first, bounded concurrency, retries), driven by ``alignbench.cli.metaeval``.
+
+Pointwise files (one answer + a human score) give correlations between the judge's overall score
+and the human score:
+
+* **pooled**: over every successfully judged row;
+* **sample level** (CritiqueLLM): within each question's block of answers, then averaged over the
+  blocks; a block with fewer than two judged rows or with constant judge or human scores has no
+  correlation and is skipped (and counted), as CritiqueLLM skips its NaN blocks;
+* **per category**: pooled and sample level within the category;
+* **system level**: per-model means (over the rows the judge scored) when rows name a ``model``.
+
+Scales: the judge scores 1–10, CritiqueLLM's humans 1–5. No mapping is applied because none is
+needed: Pearson's r is unchanged by any positive linear rescaling of either variable, Spearman's ρ
+and Kendall's τ-b by any strictly increasing one. Kendall is τ-b (ties in either variable adjusted).
+
+Undefined is a value, not a NaN: a correlation over fewer than two points, or over constant judge or
+human scores, is ``None`` with a reason (``undefined``), and a table prints "undefined".
+
+Pairwise files (two answers + a label) are judged in both orders (by the compare pipeline):
+
+* ``consistency``: share of pairs whose two verdicts agree once the swap is undone (tie/tie counts);
+* ``agreement`` (ties included, CritiqueLLM's definition): share of pairs whose two verdicts are
+  consistent **and** equal the human label; a human tie is matched only by tie/tie; an inconsistent
+  pair never agrees;
+* ``agreement_excl_ties`` (MT-Bench's "without tie"): over pairs where neither the human nor the
+  judge says tie (an inconsistent pair counts as a judge tie), share where the judge picks the
+  human's answer;
+* ``accuracy_per_order`` (ReIFE/LLMBar): share of the 2n single-order verdicts equal to the label;
+* ``first_position_rate``: share of decisive single-order verdicts that chose 助手1 (0.5 = no
+  position bias).
+
+Confidence intervals are seeded percentile bootstraps: rows for pooled and category figures, question
+blocks for sample level, rows within each model for system level, pairs for pairwise figures.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from alignbench.data import InputError
+from alignbench.rubrics import Rubric
+from alignbench.types import Question
+
+Label = Literal["1", "2", "tie"]
+METRICS = ("pearson", "spearman", "kendall")
+N_BOOTSTRAP = 1000
+SCALE_NOTE = ("judge overall scores (1–10) are correlated with human scores as they are: Pearson is "
+              "invariant to positive linear rescaling and Spearman/Kendall to any increasing one, so "
+              "the 1–5 human scale needs no mapping")
+
+# CritiqueLLM pairwise files: label 0 = response_1 better, 1 = response_2 better, 2 = tie.
+_CRITIQUELLM_LABELS: dict[int, Label] = {0: "1", 1: "2", 2: "tie"}
+# LLMBar files (input/output_1/output_2): label 1 or 2 names the better output.
+_LLMBAR_LABELS: dict[int, Label] = {1: "1", 2: "2"}
+
+_QUESTION_KEYS = ("question", "input", "instruction")
+_RESPONSE_KEYS = ("response", "answer", "output")
+_MODEL_KEYS = ("model", "model_id", "generator")
+
+
+# ================================================================================================
+# Data
+# ================================================================================================
+
+
+@dataclass(frozen=True)
+class PointRow:
+    """One human-scored answer. ``question.id`` numbers the question's block within its file."""
+
+    file: str
+    line: int
+    question: Question
+    response: str
+    human: float
+    model: str | None
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One human-labelled pair. ``label``: which response is better ("1", "2") or "tie"."""
+
+    file: str
+    line: int
+    question: Question
+    response_1: str
+    response_2: str
+    label: Label
+
+
+@dataclass
+class MetaData:
+    points: list[PointRow]
+    pairs: list[PairRow]
+    files: dict[str, dict[str, Any]]  # path -> {"kind", "n", "has_reference", "human_range"}
+
+
+def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) from JSONL, or (record number, record) from a JSON list (LLMBar)."""
+    from alignbench.data import read_jsonl
+
+    if not path.is_file():
+        raise InputError(path, None, "file not found")
+    head = path.read_bytes()[:4096].decode("utf-8-sig", errors="replace").lstrip()
+    if not head.startswith("["):
+        return list(read_jsonl(path))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 ({exc.reason}); re-save the file as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(path, exc.lineno, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
+    out = []
+    for i, obj in enumerate(data, start=1):
+        if not isinstance(obj, dict):
+            raise InputError(path, None, f"record {i}: expected a JSON object")
+        out.append((i, obj))
+    return out
+
+
+def _text(obj: dict, keys: Sequence[str], what: str, path: Path, line: int, required: bool = True) -> str | None:
+    for key in keys:
+        value = obj.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise InputError(path, line, f"field {key!r} must be a string, got {type(value).__name__}")
+        if required and not value.strip():
+            raise InputError(path, line, f"empty field {key!r}")
+        return value
+    if required:
+        raise InputError(path, line, f"missing {what} (one of {', '.join(repr(k) for k in keys)})")
+    return None
+
+
+def _number(value: Any, key: str, path: Path, line: int) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(path, line, f"field {key!r} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise InputError(path, line, f"field {key!r} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise InputError(path, line, f"field {key!r} must be a finite number, got {value!r}")
+    return number
+
+
+def _label(obj: dict, llmbar: bool, path: Path, line: int) -> Label:
+    raw = obj.get("label")
+    table = _LLMBAR_LABELS if llmbar else _CRITIQUELLM_LABELS
+    expected = ("1 (output_1 better) or 2 (output_2 better)" if llmbar else
+                "0 (response_1 better), 1 (response_2 better) or 2 (tie)")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise InputError(path, line, f"missing or invalid 'label'; expected {expected}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InputError(path, line, f"label {raw!r} is not {expected}") from None
+    if not value.is_integer() or int(value) not in table:
+        raise InputError(path, line, f"label {raw!r} is not {expected}")
+    return table[int(value)]
+
+
+def load_meta_files(paths: Sequence[Path | str], rubric: Rubric, default_category: str | None = None) -> MetaData:
+    """Read human-labelled files; every problem is an InputError naming file and line.
+
+    Accepted layouts (detected per row, any mix per file):
+
+    * pointwise: ``question`` (or ``input``/``instruction``), ``category``, optional ``reference``,
+      ``response`` (or ``answer``/``output``), ``human_score``, optional ``model``; optional
+      ``question_id`` groups rows of one question (else the question text does) — CritiqueLLM's
+      ``id`` is a row number, not a question id, and is ignored;
+    * pairwise, CritiqueLLM: ``response_1``, ``response_2``, ``label`` 0/1/2 (2 = tie);
+    * pairwise, LLMBar (a JSON list): ``input``, ``output_1``, ``output_2``, ``label`` 1/2.
+
+    ``category`` may be an alias (``基本能力``); rows without one take ``default_category`` (LLMBar
+    has none), else the row is an error.
+    """
+    if default_category is not None and rubric.category(default_category) is None:
+        raise InputError("--category", None, f"unknown category {default_category!r}; expected one of "
+                         f"{', '.join(rubric.category_names())}")
+    points: list[PointRow] = []
+    pairs: list[PairRow] = []
+    files: dict[str, dict[str, Any]] = {}
+    for raw_path in paths:
+        path = Path(raw_path)
+        blocks: dict[tuple[str, str], int] = {}
+        n_point = n_pair = 0
+        refs = 0
+        humans: list[float] = []
+        for line, obj in _records(path):
+            question = _text(obj, _QUESTION_KEYS, "the question", path, line)
+            cat_name = obj.get("category", default_category)
+            if cat_name is None:
+                raise InputError(path, line, "no 'category'; pass --category NAME to use one category for rows "
+                                 f"without it (one of {', '.join(rubric.category_names())})")
+            cat = rubric.category(cat_name) if isinstance(cat_name, str) else None
+            if cat is None:
+                raise InputError(path, line, f"unknown category {cat_name!r}; expected one of "
+                                 f"{', '.join(rubric.category_names())}")
+            subcategory = obj.get("subcategory") or ""
+            if not isinstance(subcategory, str):
+                raise InputError(path, line, "field 'subcategory' must be a string")
+            if subcategory and subcategory not in rubric.subcategory_types:
+                subcategory = ""  # unknown subcategory: the category decides the answer type
+            reference = _text(obj, ("reference",), "reference", path, line, required=False) or ""
+            refs += bool(reference.strip())
+            group = str(obj["question_id"]) if obj.get("question_id") is not None else question
+            block = blocks.setdefault((cat.name, group), len(blocks) + 1)
+            q = Question(id=block, category=cat.name, subcategory=subcategory, question=question, reference=reference)
+            is_pair = "label" in obj and any(k in obj for k in ("response_1", "output_1"))
+            if is_pair:
+                llmbar = "response_1" not in obj
+                keys = ("output_1", "output_2") if llmbar else ("response_1", "response_2")
+                r1 = _text(obj, keys[:1], keys[0], path, line)
+                r2 = _text(obj, keys[1:], keys[1], path, line)
+                pairs.append(PairRow(str(path), line, q, r1 or "", r2 or "", _label(obj, llmbar, path, line)))
+                n_pair += 1
+                continue
+            if "human_score" not in obj:
+                raise InputError(path, line, "neither a pointwise row (needs 'response' and 'human_score') nor a "
+                                 "pairwise one (needs 'response_1', 'response_2' and 'label')")
+            response = _text(obj, _RESPONSE_KEYS, "the response", path, line)
+            human = _number(obj["human_score"], "human_score", path, line)
+            model = _text(obj, _MODEL_KEYS, "model", path, line, required=False)
+            points.append(PointRow(str(path), line, q, response or "", human, model))
+            humans.append(human)
+            n_point += 1
+        if not n_point and not n_pair:
+            raise InputError(path, None, "no rows in file")
+        files[str(path)] = {"kind": "pointwise" if not n_pair else ("pairwise" if not n_point else "mixed"),
+                            "n_pointwise": n_point, "n_pairwise": n_pair, "n_with_reference": refs,
+                            "human_range": [min(humans), max(humans)] if humans else None}
+    return MetaData(points=points, pairs=pairs, files=files)
+
+
+# ================================================================================================
+# Correlations (vectorised over bootstrap resamples)
+# ================================================================================================
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of each row pair of two (B, n) arrays; NaN where a row is constant."""
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
+    num = (xc * yc).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(den > 1e-12 * np.maximum(1.0, np.abs(num)), num / np.where(den == 0, 1, den), np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
+def _kendall_rows(x: np.ndarray, y: np.ndarray, chunk_cells: int = 4_000_000) -> np.ndarray:
+    """Kendall τ-b of each row pair: Σ sign(Δx)·sign(Δy) / sqrt(Σ|sign Δx| · Σ|sign Δy|) over all pairs."""
+    b, n = x.shape
+    out = np.empty(b)
+    step = max(1, chunk_cells // max(1, n * n))
+    for start in range(0, b, step):
+        xs, ys = x[start:start + step], y[start:start + step]
+        sx = np.sign(xs[:, :, None] - xs[:, None, :])
+        sy = np.sign(ys[:, :, None] - ys[:, None, :])
+        num = (sx * sy).sum(axis=(1, 2))
+        den = np.sqrt(np.abs(sx).sum(axis=(1, 2)) * np.abs(sy).sum(axis=(1, 2)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[start:start + step] = np.where(den > 0, num / np.where(den == 0, 1, den), np.nan)
+    return np.clip(out, -1.0, 1.0)
+
+
+def corr_rows(x: np.ndarray, y: np.ndarray, metric: str) -> np.ndarray:
+    """One correlation per row of two (B, n) arrays; NaN where undefined."""
+    if metric == "pearson":
+        return _pearson_rows(x, y)
+    if metric == "spearman":
+        from scipy.stats import rankdata  # imported here: scipy.stats costs ~1.5 s at CLI start-up
+
+        return _pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
+    if metric == "kendall":
+        if x.shape[1] > 600:  # the pair matrix gets large: fall back to scipy's O(n log n), row by row
+            from scipy.stats import kendalltau
+            return np.array([kendalltau(a, b).statistic if np.ptp(a) and np.ptp(b) else np.nan
+                             for a, b in zip(x, y, strict=True)])
+        return _kendall_rows(x, y)
+    raise ValueError(f"unknown metric {metric!r}")
+
+
+def undefined_reason(judge: Sequence[float], human: Sequence[float]) -> str | None:
+    """Why a correlation cannot be computed on these scores, or None when it can."""
+    if len(judge) < 2:
+        return "fewer than 2 judged rows"
+    if np.ptp(np.asarray(judge, dtype=float)) == 0:
+        return "judge scores are constant"
+    if np.ptp(np.asarray(human, dtype=float)) == 0:
+        return "human scores are constant"
+    return None
+
+
+def _r(value: float | None, digits: int = 4) -> float | None:
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return round(float(value), digits)
+
+
+def _ci(samples: np.ndarray, level: float) -> list[float] | None:
+    """Percentile interval of the defined resamples; none when fewer than half are defined."""
+    good = samples[np.isfinite(samples)]
+    if len(good) < 2 or len(good) < len(samples) / 2:
+        return None
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(good, [alpha, 1 - alpha])
+    return [_r(lo), _r(hi)]
+
+
+def correlate(judge: Sequence[float], human: Sequence[float], n_boot: int = N_BOOTSTRAP,
+              rng: np.random.Generator | None = None, level: float = 0.95) -> dict[str, Any]:
+    """Pearson, Spearman and Kendall τ-b between paired scores, with row-bootstrap CIs."""
+    x, y = np.asarray(judge, dtype=float), np.asarray(human, dtype=float)
+    out: dict[str, Any] = {"n": len(x)}
+    reason = undefined_reason(x, y)
+    if reason:
+        return {**out, **dict.fromkeys(METRICS), "ci": dict.fromkeys(METRICS), "undefined": reason}
+    out.update({m: _r(corr_rows(x[None], y[None], m)[0]) for m in METRICS})
+    cis: dict[str, Any] = dict.fromkeys(METRICS)
+    if n_boot > 0:
+        rng = rng or np.random.default_rng(0)
+        idx = rng.integers(0, len(x), size=(n_boot, len(x)))
+        cis = {m: _ci(corr_rows(x[idx], y[idx], m), level) for m in METRICS}
+    return {**out, "ci": cis, "undefined": None}
+
+
+def sample_level(judge: Sequence[float], human: Sequence[float], blocks: Sequence[Any], n_boot: int = N_BOOTSTRAP,
+                 rng: np.random.Generator | None = None, level: float = 0.95) -> dict[str, Any]:
+    """CritiqueLLM's sample-level correlation: per block (question), then the mean over the blocks
+    where it is defined; CIs resample blocks."""
+    x, y = np.asarray(judge, dtype=float), np.asarray(human, dtype=float)
+    members: dict[Any, list[int]] = {}
+    for i, b in enumerate(blocks):
+        members.setdefault(b, []).append(i)
+    per_block: dict[str, list[float]] = {m: [] for m in METRICS}
+    skipped = {"fewer than 2 judged rows": 0, "judge scores are constant": 0, "human scores are constant": 0}
+    sizes = []
+    for rows in members.values():
+        bx, by = x[rows], y[rows]
+        reason = undefined_reason(bx, by)
+        if reason:
+            skipped[reason] += 1
+            continue
+        sizes.append(len(rows))
+        for m in METRICS:
+            per_block[m].append(float(corr_rows(bx[None], by[None], m)[0]))
+    n_blocks = len(sizes)
+    out: dict[str, Any] = {"n_blocks": n_blocks, "n_rows": int(sum(sizes)),
+                           "n_blocks_skipped": sum(skipped.values()),
+                           "skipped": {k: v for k, v in skipped.items() if v},
+                           "block_sizes": dict(sorted(_count(sizes).items()))}
+    if not n_blocks:
+        return {**out, **dict.fromkeys(METRICS), "ci": dict.fromkeys(METRICS),
+                "undefined": "no question has 2 or more judged answers with varying judge and human scores"}
+    out.update({m: _r(float(np.mean(per_block[m]))) for m in METRICS})
+    cis: dict[str, Any] = dict.fromkeys(METRICS)
+    if n_boot > 0 and n_blocks >= 2:
+        rng = rng or np.random.default_rng(0)
+        idx = rng.integers(0, n_blocks, size=(n_boot, n_blocks))
+        cis = {m: _ci(np.asarray(per_block[m])[idx].mean(axis=1), level) for m in METRICS}
+    return {**out, "ci": cis, "undefined": None}
+
+
+def _count(values: Sequence[int]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+def system_level(judge: Sequence[float], human: Sequence[float], systems: Sequence[str | None],
+                 n_boot: int = N_BOOTSTRAP, rng: np.random.Generator | None = None,
+                 level: float = 0.95) -> dict[str, Any]:
+    """Correlation of per-model mean judge scores with per-model mean human scores (over the rows
+    the judge scored); CIs resample rows within each model."""
+    x, y = np.asarray(judge, dtype=float), np.asarray(human, dtype=float)
+    members: dict[str, list[int]] = {}
+    for i, s in enumerate(systems):
+        if s is not None:
+            members.setdefault(s, []).append(i)
+    names = sorted(members)
+    means = {s: {"judge": _r(float(x[members[s]].mean())), "human": _r(float(y[members[s]].mean())),
+                 "n": len(members[s])} for s in names}
+    out: dict[str, Any] = {"n_systems": len(names), "systems": means}
+    if len(names) < 2:
+        reason = "rows name no model" if not names else "fewer than 2 models"
+        return {**out, **dict.fromkeys(METRICS), "ci": dict.fromkeys(METRICS), "undefined": reason}
+    mx = np.array([x[members[s]].mean() for s in names])
+    my = np.array([y[members[s]].mean() for s in names])
+    reason = undefined_reason(mx, my)
+    if reason:
+        reason = reason.replace("scores", "model means")
+        return {**out, **dict.fromkeys(METRICS), "ci": dict.fromkeys(METRICS), "undefined": reason}
+    out.update({m: _r(corr_rows(mx[None], my[None], m)[0]) for m in METRICS})
+    cis: dict[str, Any] = dict.fromkeys(METRICS)
+    if n_boot > 0:
+        rng = rng or np.random.default_rng(0)
+        bx = np.empty((n_boot, len(names)))
+        by = np.empty((n_boot, len(names)))
+        for k, s in enumerate(names):
+            rows = np.asarray(members[s])
+            pick = rows[rng.integers(0, len(rows), size=(n_boot, len(rows)))]
+            bx[:, k], by[:, k] = x[pick].mean(axis=1), y[pick].mean(axis=1)
+        cis = {m: _ci(corr_rows(bx, by, m), level) for m in METRICS}
+    return {**out, "ci": cis, "undefined": None}
+
+
+def pointwise_metrics(rows: Sequence[PointRow], scores: Sequence[float | None], statuses: Sequence[str],
+                      categories: Sequence[str], n_boot: int = N_BOOTSTRAP, seed: int = 0,
+                      level: float = 0.95) -> dict[str, Any]:
+    """Every pointwise figure for one (judge, protocol). ``scores[i]`` is the judge's overall score of
+    ``rows[i]`` or None when that judgment failed (``statuses[i]`` says how); failed rows are left
+    out of every correlation and counted."""
+    rng = np.random.default_rng(seed)
+    ok = [i for i, s in enumerate(scores) if s is not None]
+    failed: dict[str, int] = {}
+    for i, s in enumerate(scores):
+        if s is None:
+            failed[statuses[i]] = failed.get(statuses[i], 0) + 1
+    x = [float(scores[i]) for i in ok]  # type: ignore[arg-type]
+    y = [rows[i].human for i in ok]
+    block = [(rows[i].file, rows[i].question.id) for i in ok]
+    pooled = correlate(x, y, n_boot, rng, level)
+    out: dict[str, Any] = {
+        "n": len(ok), "n_failed": len(rows) - len(ok), "failed_by_status": dict(sorted(failed.items())),
+        **{m: pooled[m] for m in METRICS}, "ci": pooled["ci"], "undefined": pooled["undefined"],
+        "sample_level": sample_level(x, y, block, n_boot, rng, level),
+        "system_level": system_level(x, y, [rows[i].model for i in ok], n_boot, rng, level),
+    }
+    cats: dict[str, Any] = {}
+    for cat in categories:
+        mine = [k for k, i in enumerate(ok) if rows[i].question.category == cat]
+        n_all = sum(r.question.category == cat for r in rows)
+        if not n_all:
+            continue
+        cx, cy = [x[k] for k in mine], [y[k] for k in mine]
+        c = correlate(cx, cy, n_boot, rng, level)
+        cats[cat] = {"n": len(mine), "n_failed": n_all - len(mine), **{m: c[m] for m in METRICS}, "ci": c["ci"],
+                     "undefined": c["undefined"],
+                     "sample_level": sample_level(cx, cy, [block[k] for k in mine], n_boot, rng, level)}
+    out["categories"] = cats
+    judged = [float(scores[i]) for i in ok]  # type: ignore[arg-type]
+    humans = [r.human for r in rows]
+    out["scales"] = {"judge_observed": [min(judged), max(judged)] if judged else None,
+                     "human_observed": [min(humans), max(humans)] if humans else None, "note": SCALE_NOTE}
+    return out
+
+
+# ================================================================================================
+# Pairwise agreement
+# ================================================================================================
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """The un-swapped verdicts of one pair: ``first`` with response_1 shown as 助手1, ``second`` with
+    response_2 shown as 助手1 (both already mapped back to "1"/"2"/"tie" = which response won);
+    None when that order failed (``status`` then says how)."""
+
+    label: Label
+    first: Label | None
+    second: Label | None
+    status: str = "ok"  # the failing status when either order failed
+
+
+def pairwise_metrics(outcomes: Sequence[PairOutcome], n_boot: int = N_BOOTSTRAP, seed: int = 0,
+                     level: float = 0.95) -> dict[str, Any]:
+    """Agreement and swap consistency of one (judge, protocol) over human-labelled pairs."""
+    rng = np.random.default_rng(seed)
+    scored = [o for o in outcomes if o.first is not None and o.second is not None]
+    failed: dict[str, int] = {}
+    for o in outcomes:
+        if o.first is None or o.second is None:
+            failed[o.status] = failed.get(o.status, 0) + 1
+    n = len(scored)
+    consistent = np.array([o.first == o.second for o in scored], dtype=float)
+    agree = np.array([o.first == o.second == o.label for o in scored], dtype=float)
+    decisive = [o for o in scored if o.label != "tie" and o.first == o.second and o.first != "tie"]
+    agree_nt = np.array([o.first == o.label for o in decisive], dtype=float)
+    per_order = np.array([[o.first == o.label, o.second == o.label] for o in scored], dtype=float).reshape(-1, 2)
+    # positions: in the first order response_1 sat at 助手1, in the second response_2 did
+    pos1 = [(o.first == "1") for o in scored if o.first != "tie"] + [(o.second == "2") for o in scored if o.second != "tie"]
+
+    def mean(a: np.ndarray) -> float | None:
+        return _r(float(a.mean())) if len(a) else None
+
+    def boot(a: np.ndarray) -> list[float] | None:
+        if n_boot <= 0 or len(a) < 2:
+            return None
+        idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+        return _ci(a[idx].mean(axis=1) if a.ndim == 1 else a[idx].mean(axis=(1, 2)), level)
+
+    labels = [o.label for o in outcomes]
+    return {
+        "n": n, "n_failed": len(outcomes) - n, "failed_by_status": dict(sorted(failed.items())),
+        "agreement": mean(agree), "agreement_excl_ties": mean(agree_nt), "n_excl_ties": len(decisive),
+        "consistency": mean(consistent), "accuracy_per_order": mean(per_order),
+        "first_position_rate": _r(float(np.mean(pos1))) if pos1 else None, "n_decisive_verdicts": len(pos1),
+        "ci": {"agreement": boot(agree), "agreement_excl_ties": boot(agree_nt), "consistency": boot(consistent),
+               "accuracy_per_order": boot(per_order)},
+        "human_labels": {k: labels.count(k) for k in ("1", "2", "tie")},
+        "undefined": None if n else "no pair was judged successfully in both orders",
+    }

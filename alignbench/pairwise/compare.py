@@ -1,0 +1,490 @@
+"""The ``compare`` pipeline: (model, baseline) answer pairs -> prompts in both orders -> verdicts ->
+one preference per pair -> win rates and LC win rates -> run folder.
+
+Why both orders: judges favour a position (often the first). Every pair is judged once with the
+model as 助手1 and once with the baseline as 助手1; each order gives the model a score of 1 (its answer
+won), 0.5 (tie) or 0 (the baseline won), and the pair's **preference** is the mean of the two
+(AlpacaEval-style averaging):
+
+    =========================  ==========  ==========================================
+    model-first / base-first   preference  consistent?
+    =========================  ==========  ==========================================
+    win / win                  1           yes
+    win / tie, tie / win       0.75        no  (half disagreement)
+    tie / tie                  0.5         yes
+    win / loss, loss / win     0.5         no  (a flip: the verdict follows the position)
+    tie / loss, loss / tie     0.25        no
+    loss / loss                0           yes
+    =========================  ==========  ==========================================
+
+A pair is *inconsistent* when the two verdicts differ once the swap is undone (CritiqueLLM's swap
+consistency, tie/tie counting as consistent); a *flip* is the strong case, a win in one order and
+a loss in the other, which averages to exactly 0.5. If either order has no usable verdict (judge
+error, unparseable text after the parse retries, refusal) the whole pair is failed: counted, kept
+with both raw texts, never scored.
+
+Only ``judge_pairs`` talks to a model (through ``Runner``: cache first, bounded concurrency, retries);
+everything else is a pure function of its inputs, and ``summarize_preferences`` also serves
+``alignbench winrate`` on AlpacaEval files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from alignbench import __version__
+from alignbench.cache import ReplyStore
+from alignbench.data import InputError, read_jsonl
+from alignbench.judges import JudgeConfig
+from alignbench.judges.base import Judge
+from alignbench.pairwise.winrate import (
+    bootstrap_lc,
+    fit_joint_glm,
+    lc_disagreement_warning,
+    plain_winrates,
+    text_length,
+)
+from alignbench.parse import parse_verdict
+from alignbench.prompts import cap_answer, merge_system, render_pairwise, retry_request
+from alignbench.rubrics import Rubric
+from alignbench.runner import RetryPolicy, Runner
+from alignbench.scoring import RETRYABLE_PARSE, Progress
+from alignbench.types import Answer, Decoding, Frozen, JudgeReply, JudgeRequest, Question, Status, Usage
+
+Order = Literal["model_first", "baseline_first"]
+Winner = Literal["model", "baseline", "tie"]
+ORDERS: tuple[Order, Order] = ("model_first", "baseline_first")
+MODEL_SCORE: dict[str, float] = {"model": 1.0, "tie": 0.5, "baseline": 0.0}
+JUDGMENTS_FILE = "pairwise_judgments.jsonl"
+SUMMARY_FILE = "pairwise_summary.json"
+
+
+# ================================================================================================
+# Records
+# ================================================================================================
+
+
+class OrderVerdict(Frozen):
+    """The judge's verdict on one presentation order of a pair."""
+
+    order: Order
+    status: Status
+    position: Literal["1", "2", "tie"] | None = None  # as written: which block (助手1/助手2) won
+    winner: Winner | None = None  # un-swapped: which answer won
+    raw: str | None = None  # the judge's full text, kept whatever the status
+    detail: str | None = None
+    prompt_hash: str
+    usage: Usage = Usage()
+    attempts: int = 1
+    cached: bool = False
+
+
+class PairJudgment(Frozen):
+    """One (model, baseline) pair on one question, judged in both orders: a line of
+    ``pairwise_judgments.jsonl``. ``preference`` is None exactly when ``status`` is not ok."""
+
+    question_id: int
+    model: str
+    baseline: str
+    category: str
+    subcategory: str
+    answer_type: str
+    status: Status
+    preference: float | None = None
+    consistent: bool | None = None
+    flip: bool | None = None
+    detail: str | None = None
+    orders: tuple[OrderVerdict, OrderVerdict]  # model_first, baseline_first
+    judge: str
+    rubric: str
+    model_chars: int
+    baseline_chars: int
+    model_words: int
+    baseline_words: int
+    truncated: bool = False
+
+    def length(self, unit: Literal["chars", "words"]) -> tuple[int, int]:
+        """(model, baseline) answer lengths in ``unit``."""
+        if unit == "chars":
+            return self.model_chars, self.baseline_chars
+        return self.model_words, self.baseline_words
+
+
+@dataclass(frozen=True)
+class PairItem:
+    """One order of one pair, with its rendered request."""
+
+    question: Question
+    model_answer: Answer
+    baseline_answer: Answer
+    order: Order
+    request: JudgeRequest
+    truncated: bool
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.model_answer.model, self.question.id
+
+
+# ================================================================================================
+# Matching and prompts
+# ================================================================================================
+
+
+@dataclass
+class Matched:
+    """Which pairs can be judged, and which questions cannot (always reported, never silent)."""
+
+    pairs: list[tuple[Question, Answer, Answer]]  # (question, model answer, baseline answer)
+    missing: dict[str, list[int]] = field(default_factory=dict)  # model -> questions not judged
+    baseline_missing: list[int] = field(default_factory=list)  # questions the baseline did not answer
+
+
+def match_pairs(questions: Sequence[Question], answers: Mapping[str, Sequence[Answer]],
+                baseline: Sequence[Answer]) -> Matched:
+    """Pair every model answer with the baseline's answer to the same question.
+
+    A question is judged for a model only when both the model and the baseline answered it; the
+    others are listed per model (a warning, not an error: a partial answer file is common).
+    """
+    base = {a.question_id: a for a in baseline}
+    by_id = {q.id: q for q in questions}
+    pairs: list[tuple[Question, Answer, Answer]] = []
+    missing: dict[str, list[int]] = {}
+    for model, model_answers in answers.items():
+        mine = {a.question_id: a for a in model_answers}
+        for qid, question in by_id.items():
+            if qid in mine and qid in base:
+                pairs.append((question, mine[qid], base[qid]))
+        lacking = sorted(q for q in by_id if q not in mine or q not in base)
+        if lacking:
+            missing[model] = lacking
+    return Matched(pairs=pairs, missing=missing, baseline_missing=sorted(set(by_id) - set(base)))
+
+
+def build_pair_request(rubric: Rubric, question: Question, first: str, second: str, decoding: Decoding,
+                       system_role: bool = True) -> JudgeRequest:
+    """The judge request showing ``first`` as 助手1 and ``second`` as 助手2."""
+    messages = render_pairwise(rubric, question, first, second)
+    if not system_role:
+        messages = merge_system(messages)
+    return JudgeRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id, question_id=question.id)
+
+
+def plan_pairs(pairs: Sequence[tuple[Question, Answer, Answer]], rubric: Rubric, config: JudgeConfig,
+               max_answer_chars: int | None = None) -> list[PairItem]:
+    """Both orders of every pair, ordered by question, baseline-first prompts first: for one question
+    those share everything up to the model's answer, which a prefix-caching judge server reuses."""
+    items = []
+    for question, model_answer, base_answer in pairs:
+        model_text, cut_m = cap_answer(model_answer.text, max_answer_chars)
+        base_text, cut_b = cap_answer(base_answer.text, max_answer_chars)
+        for order in ORDERS:
+            first, second = (model_text, base_text) if order == "model_first" else (base_text, model_text)
+            request = build_pair_request(rubric, question, first, second, config.decoding, config.system_role)
+            items.append(PairItem(question, model_answer, base_answer, order, request, cut_m or cut_b))
+    items.sort(key=lambda it: (it.question.id, it.order != "baseline_first", it.model_answer.model))
+    return items
+
+
+# ================================================================================================
+# Verdicts
+# ================================================================================================
+
+
+def _unswap(order: Order, position: str) -> Winner:
+    if position == "tie":
+        return "tie"
+    model_pos = "1" if order == "model_first" else "2"
+    return "model" if position == model_pos else "baseline"
+
+
+def make_verdict(item: PairItem, reply: JudgeReply, attempts: int = 1, earlier: str | None = None) -> OrderVerdict:
+    """Parse one reply into an OrderVerdict (pure)."""
+    base = {"order": item.order, "prompt_hash": item.request.prompt_hash, "usage": reply.usage,
+            "attempts": attempts, "cached": reply.cached}
+    if reply.text is None:
+        return OrderVerdict(**base, status=reply.error_status or Status.JUDGE_ERROR, detail=reply.error)
+    parsed = parse_verdict(reply.text)
+    detail = parsed.detail if not earlier else f"{parsed.detail}; first reply: {earlier}"
+    if not parsed.ok or parsed.winner is None:
+        return OrderVerdict(**base, status=parsed.status, raw=reply.text, detail=detail)
+    return OrderVerdict(**base, status=Status.OK, position=parsed.winner,  # type: ignore[arg-type]
+                        winner=_unswap(item.order, parsed.winner), raw=reply.text, detail=detail)
+
+
+def combine(model_first: OrderVerdict, baseline_first: OrderVerdict) -> dict[str, Any]:
+    """The pair's status, preference, consistency and flip from its two order verdicts (see the module
+    docstring for the table). A failed order fails the pair."""
+    for v in (model_first, baseline_first):
+        if v.status is not Status.OK or v.winner is None:
+            return {"status": v.status, "preference": None, "consistent": None, "flip": None,
+                    "detail": f"{v.order.replace('_', '-')} order: {v.status.value}" + (f" ({v.detail})" if v.detail else "")}
+    a, b = model_first.winner, baseline_first.winner
+    preference = (MODEL_SCORE[a] + MODEL_SCORE[b]) / 2.0
+    return {"status": Status.OK, "preference": preference, "consistent": a == b,
+            "flip": {a, b} == {"model", "baseline"}, "detail": f"model-first: {a}; baseline-first: {b}"}
+
+
+async def judge_pairs(items: Sequence[PairItem], judge: Judge, store: ReplyStore, concurrency: int = 16,
+                      retry: RetryPolicy | None = None, parse_retries: int = 1,
+                      progress: Progress | None = None) -> tuple[list[OrderVerdict], Runner]:
+    """Judge every order of every pair (cache first), in the order of ``items``. An unparseable reply
+    is asked again ``parse_retries`` times with a fresh sample, as in ``score``."""
+    runner = Runner(judge, store, concurrency=concurrency, retry=retry)
+    runner.prefetch([it.request for it in items])
+    progress = progress or Progress()
+    progress.total = len(items)
+
+    async def one(item: PairItem) -> OrderVerdict:
+        reply = await runner.get(item.request)
+        verdict = make_verdict(item, reply, attempts=reply.attempts)
+        attempt = 0
+        while verdict.status in RETRYABLE_PARSE and attempt < parse_retries:
+            attempt += 1
+            earlier = f"{verdict.status.value} ({verdict.detail})"
+            again = PairItem(item.question, item.model_answer, item.baseline_answer, item.order,
+                             retry_request(item.request, attempt), item.truncated)
+            reply = await runner.get(again.request)
+            verdict = make_verdict(again, reply, attempts=verdict.attempts + reply.attempts, earlier=earlier)
+        progress.advance(verdict)  # type: ignore[arg-type]  # duck-typed: status and cached
+        return verdict
+
+    tasks = [asyncio.ensure_future(one(it)) for it in items]
+    try:
+        verdicts = await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return list(verdicts), runner
+
+
+def assemble(items: Sequence[PairItem], verdicts: Sequence[OrderVerdict], rubric: Rubric,
+             judge_name: str) -> list[PairJudgment]:
+    """Join the two order verdicts of every pair into PairJudgments, sorted by (model, question).
+
+    Lengths are those of the full answers (in characters and in jieba words), i.e. what the model
+    wrote, not the clipped text a judge saw when ``--max-answer-chars`` cut an answer (flagged in
+    ``truncated``).
+    """
+    grouped: dict[tuple[str, int], dict[str, tuple[PairItem, OrderVerdict]]] = {}
+    for item, verdict in zip(items, verdicts, strict=True):
+        grouped.setdefault(item.key, {})[item.order] = (item, verdict)
+    out = []
+    for key in sorted(grouped):
+        both = grouped[key]
+        item = both["model_first"][0]
+        q = item.question
+        vm, vb = both["model_first"][1], both["baseline_first"][1]
+        m_text, b_text = item.model_answer.text, item.baseline_answer.text
+        out.append(PairJudgment(
+            question_id=q.id, model=item.model_answer.model, baseline=item.baseline_answer.model,
+            category=q.category, subcategory=q.subcategory,
+            answer_type=rubric.answer_type(q.category, q.subcategory), orders=(vm, vb), judge=judge_name,
+            rubric=rubric.id, model_chars=len(m_text), baseline_chars=len(b_text),
+            model_words=text_length(m_text, "words"), baseline_words=text_length(b_text, "words"),
+            truncated=both["model_first"][0].truncated or both["baseline_first"][0].truncated,
+            **combine(vm, vb)))
+    return out
+
+
+# ================================================================================================
+# Win rates (shared with `alignbench winrate`)
+# ================================================================================================
+
+
+def preference_frame(judgments: Sequence[PairJudgment], length_unit: Literal["chars", "words"]) -> pd.DataFrame:
+    """The preference table of ``alignbench.pairwise.winrate`` (plus status/consistency columns)."""
+    rows = []
+    for j in judgments:
+        len_m, len_b = j.length(length_unit)
+        rows.append({"model": j.model, "baseline": j.baseline, "question_id": j.question_id,
+                     "preference": math.nan if j.preference is None else j.preference,
+                     "len_model": len_m, "len_baseline": len_b, "category": j.category,
+                     "status": j.status.value, "consistent": j.consistent, "flip": j.flip})
+    return pd.DataFrame(rows, columns=["model", "baseline", "question_id", "preference", "len_model",
+                                       "len_baseline", "category", "status", "consistent", "flip"])
+
+
+def _num(value: Any) -> float | None:
+    """JSON-safe float: NaN and infinities become null (a missing figure, never a fake number)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _consistency(g: pd.DataFrame) -> dict[str, Any]:
+    if "consistent" not in g.columns:
+        return {}
+    ok = g[g["preference"].notna()]
+    n = len(ok)
+    n_incons = int((ok["consistent"] == False).sum())  # noqa: E712  (object column of bools)
+    n_flips = int((ok["flip"] == True).sum()) if "flip" in ok.columns else None  # noqa: E712
+    return {"inconsistency": n_incons / n if n else None, "n_inconsistent": n_incons, "n_flips": n_flips}
+
+
+def summarize_preferences(df: pd.DataFrame, n_boot: int = 200, seed: int = 0,
+                          categories: Sequence[str] | None = None) -> dict[str, Any]:
+    """Win rates, LC win rates and (when the table has them) position-consistency figures for every
+    model against **one** baseline. All rates in percent (0–100) except ``inconsistency``, a share
+    (0–1) of the judged pairs.
+
+    The LC win rate comes from the joint GLM over every model in ``df`` (shared question difficulty,
+    shared-and-shrunk length slope; see ``fit_joint_glm``) and its SE from ``n_boot`` seeded
+    bootstrap resamples of questions (``n_boot`` < 2: no SE). ``categories`` orders the per-category
+    figures (default: sorted).
+    """
+    plain = plain_winrates(df)
+    joint = boot = None
+    glm_note = None
+    try:
+        joint = fit_joint_glm(df)
+        if n_boot >= 2:
+            boot = bootstrap_lc(df, n_boot=n_boot, seed=seed, point=joint)
+    except ValueError as exc:  # e.g. every judgment failed
+        glm_note = str(exc)
+    baseline = str(df["baseline"].iloc[0])
+    models: dict[str, Any] = {}
+    for name, wr in plain.items():
+        g = df[df["model"] == name]
+        lc = joint.lc_win_rate.get(name) if joint else None
+        lc_se = boot.lc_standard_error.get(name) if boot else None
+        entry: dict[str, Any] = {
+            "baseline": wr.baseline,
+            "win_rate": _num(wr.win_rate), "win_rate_se": _num(wr.standard_error),
+            "lc_win_rate": _num(lc), "lc_win_rate_se": _num(lc_se),
+            "discrete_win_rate": _num(wr.discrete_win_rate),
+            "n": wr.n, "n_wins": wr.n_wins, "n_ties": wr.n_ties, "n_losses": wr.n_losses, "n_failed": wr.n_failed,
+            "avg_length": _num(wr.avg_length),
+            "length_slope": _num(joint.theta_by_model.get(name)) if joint else None,
+            "strength": _num(joint.beta.get(name)) if joint else None,
+            **_consistency(g),
+        }
+        if "status" in g.columns:
+            failed = g.loc[g["preference"].isna(), "status"].value_counts()
+            entry["failed_by_status"] = {str(k): int(v) for k, v in failed.items()}
+        entry["lc_warning"] = (lc_disagreement_warning(wr.win_rate, lc)
+                               if lc is not None and math.isfinite(wr.win_rate) else None)
+        cats: dict[str, Any] = {}
+        present = list(wr.by_category)
+        order = [c for c in (categories or sorted(present)) if c in wr.by_category]
+        for cat in order:
+            cw = wr.by_category[cat]
+            lc_cat = joint.lc_by_category.get(name, {}).get(cat) if joint else None
+            cats[cat] = {"win_rate": _num(cw.win_rate), "win_rate_se": _num(cw.standard_error),
+                         "lc_win_rate": _num(lc_cat), "discrete_win_rate": _num(cw.discrete_win_rate),
+                         "n": cw.n, "n_wins": cw.n_wins, "n_ties": cw.n_ties, "n_losses": cw.n_losses,
+                         "n_failed": cw.n_failed, **_consistency(g[g["category"] == cat])}
+        if cats:
+            entry["categories"] = cats
+        models[name] = entry
+    glm: dict[str, Any] = {"fitted": joint is not None}
+    if joint is not None:
+        glm.update({"theta": _num(joint.theta), "sigma": _num(joint.sigma), "penalties": joint.penalties,
+                    "converged": joint.converged, "n_iter": joint.n_iter,
+                    "difficulty_sd": _num(np.std(list(joint.difficulty.values()))),
+                    "n_boot": n_boot if boot else 0, "seed": seed})
+    if glm_note:
+        glm["note"] = glm_note
+    return {"baseline": baseline, "models": models, "glm": glm}
+
+
+def position_bias(df: pd.DataFrame, categories: Sequence[str] | None = None) -> dict[str, Any]:
+    """Inconsistency pooled over every model: position bias is mostly a property of the judge."""
+    overall = _consistency(df)
+    present = [c for c in pd.unique(df["category"]) if isinstance(c, str)]
+    order = [c for c in (categories or sorted(present)) if c in present]
+    return {**overall, "n_pairs": int(df["preference"].notna().sum()),
+            "categories": {c: _consistency(df[df["category"] == c]) for c in order}}
+
+
+# ================================================================================================
+# Run folder
+# ================================================================================================
+
+
+def usage_totals(judgments: Sequence[PairJudgment], runner: Runner | None) -> dict[str, Any]:
+    verdicts = [v for j in judgments for v in j.orders]
+    fresh = [v for v in verdicts if not v.cached]
+    out: dict[str, Any] = {
+        "prompt_tokens": sum(v.usage.prompt_tokens for v in verdicts),
+        "completion_tokens": sum(v.usage.completion_tokens for v in verdicts),
+        "fresh_prompt_tokens": sum(v.usage.prompt_tokens for v in fresh),
+        "fresh_completion_tokens": sum(v.usage.completion_tokens for v in fresh),
+    }
+    if runner is not None:
+        out.update({"calls": runner.stats.calls, "retries": runner.stats.retries,
+                    "cached_replies": runner.stats.cached, "call_errors": runner.stats.errors})
+    return out
+
+
+def summarize_compare(judgments: Sequence[PairJudgment], rubric: Rubric, length_unit: Literal["chars", "words"],
+                      n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Everything ``pairwise_summary.json`` holds except the run metadata."""
+    df = preference_frame(judgments, length_unit)
+    cats = rubric.category_names()
+    summary = summarize_preferences(df, n_boot=n_boot, seed=seed, categories=cats)
+    summary["length_unit"] = length_unit
+    summary["position_bias"] = position_bias(df, cats)
+    return summary
+
+
+def write_compare_run(run_dir: Path, judgments: Sequence[PairJudgment], summary: dict[str, Any]) -> None:
+    """Write ``pairwise_judgments.jsonl`` (by model, then question) and ``pairwise_summary.json``;
+    each through a temporary file, so a reader never sees half a file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tmp = run_dir / (JUDGMENTS_FILE + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for j in sorted(judgments, key=lambda j: (j.model, j.question_id)):
+            fh.write(j.model_dump_json() + "\n")
+    tmp.replace(run_dir / JUDGMENTS_FILE)
+    tmp = run_dir / (SUMMARY_FILE + ".tmp")
+    tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
+    tmp.replace(run_dir / SUMMARY_FILE)
+
+
+def run_metadata(**fields: Any) -> dict[str, Any]:
+    return {**fields, "alignbench_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def is_pairwise_judgments(path: Path) -> bool:
+    """Whether a file looks like our ``pairwise_judgments.jsonl`` (first record has the pair fields)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    first = json.loads(line)
+                    return isinstance(first, dict) and {"preference", "orders", "baseline"} <= set(first)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return False
+
+
+def read_pairwise_judgments(path: Path | str) -> list[PairJudgment]:
+    """Read a ``pairwise_judgments.jsonl``; a bad line is an InputError naming file and line."""
+    out = []
+    for lineno, obj in read_jsonl(path):
+        try:
+            out.append(PairJudgment.model_validate(obj))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            raise InputError(path, lineno, f"not a pairwise judgment ({first.get('msg')} at {where})") from None
+    if not out:
+        raise InputError(path, None, "no pairwise judgments in file")
+    return out

@@ -1,0 +1,510 @@
+"""Comparing a run with a baseline run: paired statistics over the questions both runs share.
+
+Why paired: two runs of the same question set judge the same questions, and most of the spread of a
+score comes from the questions (some are hard for every model). Differencing per question removes
+that shared part, so a paired test sees a real change that two independent CIs would hide.
+
+The statistics (top half of this module) are pure functions on arrays, tested against hand-computed
+values. Every score difference is a *linear* statistic of the per-question differences d_i:
+T = Σ a_i d_i, where a_i = W_c / n_c for question i in category c. With W_c = 1 and one category,
+T is the plain mean difference; with AlignBench's weights (each group half of the total, each
+category an equal share of its group) T is the difference of the official overall score restricted
+to the shared questions. That makes two tests exact and cheap:
+
+* a sign-flip permutation test (under "no change", each d_i is as likely to be −d_i): exact
+  enumeration for small n, seeded Monte Carlo otherwise;
+* a paired bootstrap CI that resamples questions within each category (the same stratification
+  as ``aggregate.summarize``), pushing every resample through the same weights.
+
+The bottom half reads run folders (``scoring.read_run``) and decides what is comparable: a run from
+another rubric version or another judge is not compared at all; a run over another question set is
+compared only on the questions whose text is identical in both sets, and everything left out is named.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from alignbench.data import InputError, file_sha256, load_questions
+from alignbench.rubrics import Rubric, RubricError, load_rubric
+from alignbench.scoring import read_run
+from alignbench.types import Judgment, Question, Status
+
+ALPHA = 0.05
+N_BOOT = 2000
+N_PERM = 10000
+EXACT_MAX_N = 14  # 2**14 = 16384 sign patterns: enumerate instead of sampling
+
+# ================================================================================================
+# Pure statistics
+# ================================================================================================
+
+
+def group_weights(categories: Sequence[str], group_of: Mapping[str, str]) -> dict[str, float]:
+    """AlignBench weights of the given categories: each group present weighs 1/(number of groups
+    present), shared equally by its categories present. All 8 categories → 1/4 for each reasoning
+    category, 1/12 for each language category (the official overall formula)."""
+    groups: dict[str, list[str]] = {}
+    for cat in categories:
+        groups.setdefault(group_of[cat], []).append(cat)
+    if not groups:
+        return {}
+    return {cat: 1.0 / len(groups) / len(members) for members in groups.values() for cat in members}
+
+
+def question_weights(strata: Sequence[str], stratum_weights: Mapping[str, float]) -> np.ndarray:
+    """Per-question coefficients a_i = W_c / n_c, so that Σ a_i d_i = Σ_c W_c · mean_c(d)."""
+    counts: dict[str, int] = {}
+    for s in strata:
+        counts[s] = counts.get(s, 0) + 1
+    return np.array([stratum_weights[s] / counts[s] for s in strata], dtype=float)
+
+
+def sign_flip_pvalue(diffs: Sequence[float], weights: Sequence[float] | None = None, n_perm: int = N_PERM,
+                     seed: int = 0, exact_max_n: int = EXACT_MAX_N) -> tuple[float, bool]:
+    """Two-sided paired permutation test of T = Σ a_i d_i against "no change".
+
+    Returns (p-value, exact). Exact: the share of all 2^n sign patterns with |T*| ≥ |T|. Otherwise
+    (1 + hits) / (1 + n_perm) over seeded random sign patterns, which never reports p = 0.
+    """
+    d = np.asarray(diffs, dtype=float)
+    n = d.size
+    if n == 0:
+        return 1.0, True
+    a = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=float)
+    ad = a * d
+    observed = abs(float(ad.sum()))
+    tol = 1e-9 * max(1.0, observed)
+    if n <= exact_max_n:
+        signs = np.array(list(product((1.0, -1.0), repeat=n)))
+        stats = np.abs(signs @ ad)
+        return float(np.mean(stats >= observed - tol)), True
+    rng = np.random.default_rng(seed)
+    hits = 0
+    done = 0
+    total = float(ad.sum())
+    # One random bit per sign, 8 signs per random byte: T* = Σ s_i a_i d_i = 2 Σ_{s_i=+1} a_i d_i − Σ a_i d_i.
+    # The partial sum of each group of 8 questions is looked up by byte value (a 256 × m table), so a
+    # permutation costs m = n/8 lookups instead of n multiply-adds.
+    m = (n + 7) // 8
+    padded = np.zeros(m * 8)
+    padded[:n] = ad
+    bit_of = (np.arange(256)[:, None] >> (7 - np.arange(8))[None, :]) & 1  # MSB first
+    tables = bit_of.astype(np.float64) @ padded.reshape(m, 8).T  # (256, m)
+    cols = np.arange(m)
+    chunk = max(1, min(n_perm, 4_000_000 // m))
+    while done < n_perm:
+        k = min(chunk, n_perm - done)
+        raw = rng.integers(0, 256, size=(k, m), dtype=np.uint8)
+        stats = 2.0 * tables[raw, cols].sum(axis=1) - total
+        hits += int(np.count_nonzero(np.abs(stats) >= observed - tol))
+        done += k
+    return (1 + hits) / (1 + n_perm), False
+
+
+def paired_bootstrap_ci(diffs: Sequence[float], strata: Sequence[str] | None = None,
+                        stratum_weights: Mapping[str, float] | None = None, n_boot: int = N_BOOT,
+                        seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of T = Σ_c W_c · mean_c(d) by resampling questions within each stratum (seeded).
+
+    Without strata: the CI of the mean difference (questions resampled as pairs, never separately)."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size == 0:
+        raise ValueError("no paired differences")
+    labels = list(strata) if strata is not None else ["all"] * d.size
+    weights = dict(stratum_weights) if stratum_weights is not None else {"all": 1.0}
+    rng = np.random.default_rng(seed)
+    total = np.zeros(n_boot)
+    for s in dict.fromkeys(labels):
+        values = d[[i for i, lab in enumerate(labels) if lab == s]]
+        idx = rng.integers(0, values.size, size=(n_boot, values.size))
+        total += weights[s] * values[idx].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(total, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values (step-down, monotone, capped at 1), in the input order.
+
+    Used across the 8 categories: with 8 tests at 5% each, one "significant" category by chance is
+    likely; Holm keeps the chance of any false alarm at 5% without assuming independence."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    adjusted = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired comparison of one score (a category, a group or the overall) over shared questions."""
+
+    n: int
+    base: float
+    new: float
+    delta: float
+    ci: tuple[float, float]
+    p_value: float
+    exact: bool
+
+
+def paired_test(base: Sequence[float], new: Sequence[float], strata: Sequence[str] | None = None,
+                stratum_weights: Mapping[str, float] | None = None, seed: int = 0, n_boot: int = N_BOOT,
+                n_perm: int = N_PERM, level: float = 0.95) -> PairedTest:
+    """Score of each run on the shared questions, their difference, its bootstrap CI and p-value."""
+    b = np.asarray(base, dtype=float)
+    x = np.asarray(new, dtype=float)
+    if b.shape != x.shape or b.size == 0:
+        raise ValueError("paired_test needs two equally long, non-empty score lists")
+    labels = list(strata) if strata is not None else ["all"] * b.size
+    weights = dict(stratum_weights) if stratum_weights is not None else {"all": 1.0}
+    a = question_weights(labels, weights)
+    d = x - b
+    p, exact = sign_flip_pvalue(d, a, n_perm=n_perm, seed=seed)
+    ci = paired_bootstrap_ci(d, labels, weights, n_boot=n_boot, seed=seed, level=level)
+    return PairedTest(n=int(b.size), base=float(a @ b), new=float(a @ x), delta=float(a @ d), ci=ci,
+                      p_value=p, exact=exact)
+
+
+# ================================================================================================
+# Run folders
+# ================================================================================================
+
+
+class RunError(ValueError):
+    """A run folder that cannot be reported: missing, unfinished or unreadable (message names it)."""
+
+
+@dataclass
+class RunData:
+    """One finished run folder, plus the question texts when the recorded question file is at hand."""
+
+    path: Path
+    summary: dict[str, Any]
+    judgments: list[Judgment]
+    questions: dict[int, Question] | None = None
+    questions_note: str | None = None  # why question texts are unavailable
+    label: str = ""
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self.summary.get("run", {})
+
+    @property
+    def model(self) -> str:
+        return str(self.summary.get("model") or self.run.get("model") or self.path.name)
+
+    @property
+    def rubric_id(self) -> str:
+        return str(self.run.get("rubric", "?"))
+
+    @property
+    def judge_id(self) -> str:
+        judge = self.run.get("judge", {})
+        return f"{judge.get('backend', '?')}:{judge.get('model', '?')}"
+
+    @property
+    def questions_sha(self) -> str:
+        return str(self.run.get("questions", {}).get("sha256", ""))
+
+    @property
+    def pairwise_file(self) -> Path:
+        return self.path / "pairwise_summary.json"
+
+
+def _bad_judgment_line(path: Path) -> str:
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                Judgment.model_validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                return f"{path}:{lineno}: not a judgment record ({first.get('msg')} at {first.get('loc')})"
+    return f"{path}: unreadable"
+
+
+def _questions_file(run_dir: Path, recorded: str) -> Path | None:
+    """The recorded question file: as given (relative to the working folder), else relative to any
+    folder above the run (a run folder moved along with its repository still finds it)."""
+    p = Path(recorded)
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, *(a / p for a in run_dir.resolve().parents)]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Read a *finished* run folder; raise RunError naming the folder (or file:line) otherwise."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    if not (run_dir / "summary.json").is_file():
+        raise RunError(f"{run_dir}: unfinished run (no summary.json); run the same `alignbench score` "
+                       "command again to finish it")
+    try:
+        summary, judgments = read_run(run_dir)
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{run_dir / 'summary.json'}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except ValidationError:
+        raise RunError(_bad_judgment_line(run_dir / "judgments.jsonl")) from None
+    if summary.get("finished") is not True:
+        raise RunError(f"{run_dir}: unfinished run (summary.json has finished={summary.get('finished')!r}); "
+                       "run the same `alignbench score` command again to finish it")
+    if not judgments:
+        raise RunError(f"{run_dir}: no judgments.jsonl (or it is empty)")
+    data = RunData(path=run_dir, summary=summary, judgments=judgments, label=str(summary.get("model", run_dir.name)))
+    _attach_questions(data)
+    return data
+
+
+def _attach_questions(data: RunData) -> None:
+    recorded = data.run.get("questions", {}).get("path")
+    if not recorded:
+        data.questions_note = "the run records no question file"
+        return
+    path = _questions_file(data.path, recorded)
+    if path is None:
+        data.questions_note = f"question file {recorded} not found"
+        return
+    if data.questions_sha and file_sha256(path) != data.questions_sha:
+        data.questions_note = f"question file {path} has changed since the run (sha256 differs)"
+        return
+    try:
+        data.questions = _questions_by_id(str(path.resolve()), data.questions_sha, data.rubric_id.split("@")[0])
+    except (InputError, RubricError) as exc:
+        data.questions_note = f"question file unreadable: {exc}"
+
+
+@lru_cache(maxsize=16)
+def _questions_by_id(path: str, sha256: str, rubric_name: str) -> dict[int, Question]:
+    """Question file by id, read once per (file, content) even when ten runs share it."""
+    return {q.id: q for q in load_questions(path, load_rubric(rubric_name))}
+
+
+def unique_labels(runs: Sequence[RunData]) -> None:
+    """Label each run by its model name, adding the folder name where two runs share a model name."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.model] = counts.get(r.model, 0) + 1
+    for r in runs:
+        r.label = r.model if counts[r.model] == 1 else f"{r.model} ({r.path.name})"
+
+
+_DICT_TAIL = re.compile(r"\{[^{}]*\}\s*$")
+_SPACE = re.compile(r"\s+")
+
+
+def analysis_text(raw: str | None) -> str:
+    """The judge's reasoning without the trailing score dict, on one line (whitespace collapsed)."""
+    if not raw:
+        return ""
+    text = _DICT_TAIL.sub("", raw.strip())
+    return _SPACE.sub(" ", text).strip()
+
+
+# ================================================================================================
+# Run vs baseline
+# ================================================================================================
+
+
+@dataclass
+class DeltaRow:
+    """One line of the comparison table: overall, a group or a category."""
+
+    key: str
+    kind: str  # "overall" | "group" | "category"
+    name: str
+    en: str
+    test: PairedTest | None
+    p_holm: float | None = None
+    significant: bool = False
+    note: str = ""
+
+
+@dataclass
+class QuestionDelta:
+    """One shared question whose score moved, with what the judge said in each run."""
+
+    question_id: int
+    category: str
+    subcategory: str
+    base: float
+    new: float
+    delta: float
+    base_reason: str
+    new_reason: str
+    question: str | None
+
+
+@dataclass
+class Comparison:
+    """A run against a baseline run. ``comparable`` false means nothing was compared (see ``problems``)."""
+
+    base_label: str
+    new_label: str
+    comparable: bool
+    problems: list[str] = field(default_factory=list)
+    rows: list[DeltaRow] = field(default_factory=list)
+    n_shared: int = 0
+    gains: list[QuestionDelta] = field(default_factory=list)
+    drops: list[QuestionDelta] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _mismatch(base: RunData, new: RunData) -> str | None:
+    if base.rubric_id != new.rubric_id:
+        return (f"rubric {new.rubric_id} vs baseline {base.rubric_id}: scores from different rubric versions "
+                "are not comparable; nothing compared")
+    if base.judge_id != new.judge_id:
+        return (f"judge {new.judge_id} vs baseline {base.judge_id}: scores from different judges are not "
+                "comparable; nothing compared")
+    return None
+
+
+def _id_list(ids: Sequence[int], limit: int = 12) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f" … (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+def _comparable_ids(base: RunData, new: RunData, problems: list[str]) -> set[int] | None:
+    """Question ids that mean the same question in both runs (None: cannot tell, compare nothing)."""
+    base_ids = {j.question_id for j in base.judgments}
+    new_ids = {j.question_id for j in new.judgments}
+    if base.questions_sha and base.questions_sha == new.questions_sha:
+        only = sorted(base_ids ^ new_ids)
+        if only:
+            problems.append(f"{len(only)} question(s) were judged in only one of the runs and are skipped "
+                            f"(ids {_id_list(only)})")
+        return base_ids & new_ids
+    if base.questions is None or new.questions is None:
+        why = "; ".join(n for n in (base.questions_note, new.questions_note) if n)
+        problems.append(f"question sets differ (sha256 {new.questions_sha[:12]}… vs baseline "
+                        f"{base.questions_sha[:12]}…) and the question files are not at hand to tell which "
+                        f"questions are the same ({why}); nothing compared")
+        return None
+    same = {qid for qid in base_ids & new_ids
+            if qid in base.questions and qid in new.questions
+            and base.questions[qid].model_dump(exclude={"evidences"})
+            == new.questions[qid].model_dump(exclude={"evidences"})}
+    skipped = sorted((base_ids | new_ids) - same)
+    problems.append(f"question sets differ (sha256 {new.questions_sha[:12]}… vs baseline {base.questions_sha[:12]}…): "
+                    f"compared only the {len(same)} question(s) identical in both; skipped {len(skipped)} that "
+                    f"differ or exist in one set only (ids {_id_list(skipped)})")
+    return same
+
+
+def compare_runs(base: RunData, new: RunData, rubric: Rubric, seed: int = 0, n_boot: int = N_BOOT,
+                 n_perm: int = N_PERM, alpha: float = ALPHA, top: int = 3, level: float = 0.95) -> Comparison:
+    """Compare ``new`` with ``base`` on every score, over the questions both judged successfully.
+
+    Categories are marked significant by Holm-adjusted p < alpha (8 tests); the overall score and the
+    two groups by their own p < alpha (each a single, pre-specified test)."""
+    settings = {"seed": seed, "bootstrap": n_boot, "permutations": n_perm, "alpha": alpha, "level": level,
+                "exact_max_n": EXACT_MAX_N}
+    cmp = Comparison(base_label=base.label, new_label=new.label, comparable=False, settings=settings)
+    blocker = _mismatch(base, new)
+    if blocker:
+        cmp.problems.append(blocker)
+        return cmp
+    ids = _comparable_ids(base, new, cmp.problems)
+    if ids is None:
+        return cmp
+    b_by = {j.question_id: j for j in base.judgments if j.question_id in ids}
+    n_by = {j.question_id: j for j in new.judgments if j.question_id in ids}
+    failed = sorted(q for q in ids if b_by[q].status is not Status.OK or n_by[q].status is not Status.OK)
+    if failed:
+        cmp.problems.append(f"{len(failed)} shared question(s) failed to be judged in one of the runs and are "
+                            f"left out of the paired comparison (ids {_id_list(failed)})")
+    shared = sorted(q for q in ids if q not in set(failed))
+    cmp.n_shared = len(shared)
+    if not shared:
+        cmp.problems.append("no question was judged successfully in both runs; nothing compared")
+        return cmp
+    cmp.comparable = True
+    group_of = {c.name: c.group for c in rubric.categories}
+    cat_of = {q: _canonical(rubric, b_by[q].category) for q in shared}
+    unknown = sorted({c for c in cat_of.values() if c not in group_of})
+    if unknown:
+        cmp.problems.append(f"categories not in rubric {rubric.id} are left out: {', '.join(unknown)}")
+    shared = [q for q in shared if cat_of[q] in group_of]
+    base_s = {q: float(b_by[q].overall) for q in shared}  # type: ignore[arg-type]
+    new_s = {q: float(n_by[q].overall) for q in shared}  # type: ignore[arg-type]
+
+    def test(qs: list[int], strata: list[str] | None, weights: dict[str, float] | None) -> PairedTest:
+        return paired_test([base_s[q] for q in qs], [new_s[q] for q in qs], strata, weights, seed=seed,
+                           n_boot=n_boot, n_perm=n_perm, level=level)
+
+    present = [c for c in rubric.category_names() if any(cat_of[q] == c for q in shared)]
+    rows: list[DeltaRow] = []
+    if present:
+        rows.append(DeltaRow("overall", "overall", "总分", "Overall",
+                             test(shared, [cat_of[q] for q in shared], group_weights(present, group_of))))
+    cat_rows: list[DeltaRow] = []
+    for gid, group in rubric.groups.items():
+        members = [c for c in rubric.category_names(gid) if c in present]
+        if not members:
+            continue
+        qs = [q for q in shared if cat_of[q] in members]
+        rows.append(DeltaRow(gid, "group", group.name, group.en,
+                             test(qs, [cat_of[q] for q in qs], {c: 1 / len(members) for c in members})))
+        for cat in members:
+            info = rubric.category(cat)
+            qs = [q for q in shared if cat_of[q] == cat]
+            row = DeltaRow(cat, "category", cat, info.en if info else cat, test(qs, None, None))
+            cat_rows.append(row)
+            rows.append(row)
+    for row, adj in zip(cat_rows, holm([r.test.p_value for r in cat_rows if r.test]), strict=True):
+        row.p_holm = adj
+    for row in rows:
+        p = row.p_holm if row.kind == "category" else (row.test.p_value if row.test else None)
+        row.significant = p is not None and p < alpha
+    missing = [c for c in rubric.category_names() if c not in present]
+    for cat in missing:
+        info = rubric.category(cat)
+        rows.append(DeltaRow(cat, "category", cat, info.en if info else cat, None,
+                             note="no shared question judged in both runs"))
+    cmp.rows = rows
+
+    moves = [QuestionDelta(q, b_by[q].category, b_by[q].subcategory, base_s[q], new_s[q], new_s[q] - base_s[q],
+                           analysis_text(b_by[q].raw), analysis_text(n_by[q].raw), _question_text(new, base, q))
+             for q in shared if new_s[q] != base_s[q]]
+    cmp.gains = sorted((m for m in moves if m.delta > 0), key=lambda m: (-m.delta, m.question_id))[:top]
+    cmp.drops = sorted((m for m in moves if m.delta < 0), key=lambda m: (m.delta, m.question_id))[:top]
+    return cmp
+
+
+def _canonical(rubric: Rubric, name: str) -> str:
+    cat = rubric.category(name)
+    return cat.name if cat else name
+
+
+def _question_text(new: RunData, base: RunData, qid: int) -> str | None:
+    for run in (new, base):
+        if run.questions and qid in run.questions:
+            return run.questions[qid].question
+    return None
+
+
+def fmt_p(p: float | None) -> str:
+    """p-values as people read them: two significant digits, '<0.001' below that."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "—"
+    return "<0.001" if p < 0.001 else f"{p:.2g}" if p < 0.1 else f"{p:.2f}"

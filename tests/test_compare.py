@@ -426,3 +426,13 @@ def test_winrate_table_and_baseline_filter(tmp_path: Path) -> None:
     assert "pairwise vs base" in res.stdout and "62.5 ± 6.6" in res.stdout and "20/10/10" in res.stdout
     res = invoke("winrate", str(path), "--baseline", "other")
     assert res.exit_code == 2 and "hold base" in res.stderr
+
+
+def test_compare_protocol_selects_the_rubric_variant() -> None:
+    from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, run_cli
+
+    proc = run_cli("compare", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "-b", str(ANSWERS_B),
+                   "--judge", "openai:x", "--judge-base-url", "http://127.0.0.1:9/v1",
+                   "--protocol", "plan-execute", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "先计划、后执行" in proc.stdout and "[参考答案开始]" not in proc.stdout

@@ -18,6 +18,7 @@ from alignbench.cli.score import (
     JudgeModelOpt,
     JudgeOpt,
     JudgeUrlOpt,
+    ProtocolOpt,
     QuestionsOpt,
     RubricOpt,
     _judge_config,
@@ -26,6 +27,7 @@ from alignbench.cli.score import (
     _progress_display,
     _rubric,
     _ServerDown,
+    _with_protocol,
 )
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
 from alignbench.judges import JudgeConfig
@@ -106,6 +108,7 @@ def compare(
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeUrlOpt = None,
     rubric: RubricOpt = None,
+    protocol: ProtocolOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: reports/<models>__vs__<baseline>__<judge>__<rubric>.")] = None,
     length_unit: LengthOpt = "words",
     seed: SeedOpt = 0,
@@ -143,6 +146,7 @@ def compare(
 
     config = _judge_config(judge, judge_model, judge_base_url, rubric, concurrency=concurrency, timeout=timeout,
                            temperature=temperature, max_tokens=max_tokens)
+    config = _with_protocol(config, protocol)
     rub = _rubric(config.rubric)
     if not rub.templates.pairwise_user:
         raise fail(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")

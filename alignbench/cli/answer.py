@@ -34,7 +34,7 @@ from alignbench.cli.score import (
     _progress_display,
     _rubric,
     _run,
-    _ServerDown,
+    run_guarded,
 )
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions
 from alignbench.judges import JudgeConfigError, make_judge
@@ -271,18 +271,8 @@ def run(
         raise fail(str(exc)) from None
     items = plan(joined.pairs, rub, config, max_answer_chars)
     store = NullStore() if no_cache else ReplyStore(cache)
-    try:
-        judgments, runner = asyncio.run(_run(items, rub, judge_impl, store, config, attempts, parse_retries))
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted:[/] answers are in the run folder and judge replies in the cache; "
-                          "run the same command again to finish without paying twice")
-        raise typer.Exit(130) from None
-    except FatalJudgeError as exc:
-        raise fail(f"{exc}. Check the judge model id and API key.") from None
-    except _ServerDown as exc:
-        raise fail(str(exc)) from None
-    finally:
-        store.close()
+    judgments, runner = run_guarded(_run(items, rub, judge_impl, store, config, attempts, parse_retries), store,
+                                    saved="answers are in the run folder and judge replies in the cache")
     info = RunInfo(model=model_name, judge=config.public(), rubric=rub.id, questions_path=str(questions),
                    questions_sha256=file_sha256(questions), answers_path=str(answers_path),
                    missing_answers=joined.missing.get(model_name, []), max_answer_chars=max_answer_chars,

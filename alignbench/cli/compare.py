@@ -3,7 +3,6 @@ and LC win rates from AlpacaEval annotation files or our own pairwise judgments)
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -28,11 +27,12 @@ from alignbench.cli.score import (
     _rubric,
     _ServerDown,
     _with_protocol,
+    run_guarded,
 )
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
 from alignbench.judges import JudgeConfig
 from alignbench.report.terminal import print_pairwise
-from alignbench.runner import FatalJudgeError, RetryPolicy, Runner
+from alignbench.runner import RetryPolicy, Runner
 from alignbench.scoring import Progress as RunProgress
 from alignbench.scoring import slug
 from alignbench.types import Answer
@@ -177,18 +177,7 @@ def compare(
         return
     store = NullStore() if no_cache else ReplyStore(cache)
     judge_impl = _make_judge(config)
-    try:
-        verdicts, runner = asyncio.run(_run(items, judge_impl, store, config, attempts, parse_retries))
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted:[/] every reply received so far is in the cache; "
-                          "run the same command again to finish without paying twice")
-        raise typer.Exit(130) from None
-    except FatalJudgeError as exc:
-        raise fail(f"{exc}. Check the judge model id and API key.") from None
-    except _ServerDown as exc:
-        raise fail(str(exc)) from None
-    finally:
-        store.close()
+    verdicts, runner = run_guarded(_run(items, judge_impl, store, config, attempts, parse_retries), store)
     judgments = assemble(items, verdicts, rub, config.name)
     summary = summarize_compare(judgments, rub, length_unit, n_boot=bootstrap, seed=seed)  # type: ignore[arg-type]
     models = list(by_model)

@@ -160,18 +160,7 @@ def score(
         _print_dry_run(items, config)
         return
     judge_impl = _make_judge(config)
-    try:
-        judgments, runner = asyncio.run(_run(items, rub, judge_impl, store, config, attempts, parse_retries))
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted:[/] every reply received so far is in the cache; "
-                          "run the same command again to finish without paying twice")
-        raise typer.Exit(130) from None
-    except FatalJudgeError as exc:
-        raise fail(f"{exc}. Check the judge model id and API key.") from None
-    except _ServerDown as exc:
-        raise fail(str(exc)) from None
-    finally:
-        store.close()
+    judgments, runner = run_guarded(_run(items, rub, judge_impl, store, config, attempts, parse_retries), store)
     summaries = {}
     for (path, joined), name in ((b, m) for b in batches for m in sorted({a.model for _, a in b[1].pairs})):
         mine = [j for j in judgments if j.model == name]
@@ -197,6 +186,24 @@ def _model_dir(name: str) -> str:
 
 class _ServerDown(RuntimeError):
     pass
+
+
+def run_guarded(coro: Any, store: ReplyStore, saved: str = "every reply received so far is in the cache") -> Any:
+    """Run a judging coroutine; turn Ctrl-C, a fatal judge error or a dead server into one clear line.
+
+    Whatever happens the store is closed, and every reply already received stays in it.
+    """
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted:[/] {saved}; run the same command again to finish without paying twice")
+        raise typer.Exit(130) from None
+    except FatalJudgeError as exc:
+        raise fail(f"{exc}. Check the judge model id and API key.") from None
+    except _ServerDown as exc:
+        raise fail(str(exc)) from None
+    finally:
+        store.close()
 
 
 def _make_judge(config: JudgeConfig):

@@ -14,14 +14,14 @@ import asyncio
 import openai
 
 from alignbench.judges.base import JudgeCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool
+from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge
 from alignbench.types import JudgeReply, JudgeRequest, Usage
 
 _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
                      "prompt is too long", "exceeds the model")
 
 
-class OpenAIJudge:
+class OpenAIJudge(PooledJudge):
     """A judge model reached through the OpenAI chat-completions API."""
 
     backend = "openai"
@@ -38,18 +38,6 @@ class OpenAIJudge:
             for url in base_urls
         ])
 
-    @property
-    def fingerprint(self) -> str:
-        return f"{self.backend}:{self.model}"
-
-    @property
-    def capacity(self) -> int:
-        return self.pool.capacity
-
-    @property
-    def urls(self) -> list[str]:
-        return [e.url for e in self.pool.endpoints]
-
     async def check(self) -> list[str]:
         """The servers that do not answer at all (an HTTP error still counts as answering)."""
         async def probe(ep: Endpoint) -> str | None:
@@ -63,20 +51,8 @@ class OpenAIJudge:
         results = await asyncio.gather(*(probe(e) for e in self.pool.endpoints))
         return [r for r in results if r]
 
-    async def complete(self, request: JudgeRequest) -> JudgeReply:
-        key = request.prompt_hash if len(self.pool.endpoints) > 1 else None
-        endpoint = await self.pool.acquire(request.question_id, key)
-        ok, retry_after = False, None
-        try:
-            reply = await self._call(endpoint, request)
-            ok = True
-            return reply
-        except JudgeCallError as exc:
-            retry_after = exc.retry_after
-            ok = not exc.retryable  # a bad request says nothing about the server's health
-            raise
-        finally:
-            await self.pool.release(endpoint, ok, retry_after, key)
+    async def _send(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+        return await self._call(endpoint, request)
 
     async def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
         dec = request.decoding

@@ -25,6 +25,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from alignbench.judges.base import JudgeCallError
+from alignbench.types import JudgeReply, JudgeRequest
+
 
 @dataclass
 class Endpoint:
@@ -129,3 +132,46 @@ class EndpointPool:
         """Per-server counters (for benchmarks and diagnostics; URLs only, never keys)."""
         return [{"url": e.url, "served": e.served, "failed": e.failed, "max_in_flight": e.max_in_flight,
                  "limit": e.limit} for e in self.endpoints]
+
+
+class PooledJudge:
+    """What every API judge spreading requests over an ``EndpointPool`` shares.
+
+    Subclasses set ``backend``, ``model`` and ``pool`` and implement ``_send`` (one call to one
+    server); ``complete`` takes a server slot, sends, and reports the server's health back, so the
+    pool can rest a failing server while the others carry on.
+    """
+
+    backend: str
+    model: str
+    pool: EndpointPool
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.backend}:{self.model}"
+
+    @property
+    def capacity(self) -> int:
+        return self.pool.capacity
+
+    @property
+    def urls(self) -> list[str]:
+        return [e.url for e in self.pool.endpoints]
+
+    async def _send(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+        raise NotImplementedError
+
+    async def complete(self, request: JudgeRequest) -> JudgeReply:
+        key = request.prompt_hash if len(self.pool.endpoints) > 1 else None
+        endpoint = await self.pool.acquire(request.question_id, key)
+        ok, retry_after = False, None
+        try:
+            reply = await self._send(endpoint, request)
+            ok = True
+            return reply
+        except JudgeCallError as exc:
+            retry_after = exc.retry_after
+            ok = not exc.retryable  # a bad request says nothing about the server's health
+            raise
+        finally:
+            await self.pool.release(endpoint, ok, retry_after, key)

@@ -24,7 +24,7 @@ import zhipuai
 from zhipuai.core import _errors as zerr
 
 from alignbench.judges.base import JudgeCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool
+from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge
 from alignbench.types import JudgeReply, JudgeRequest, Usage
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
@@ -35,7 +35,7 @@ _FATAL_CODES = {"1211", "1113", "1000", "1001", "1002", "1003", "1004"}  # unkno
 _TOO_LONG_MARKERS = ("超长", "too long", "context length", "maximum context", "exceeds the model")
 
 
-class ZhipuAIJudge:
+class ZhipuAIJudge(PooledJudge):
     """A GLM model judged through ``zhipuai.ZhipuAI().chat.completions.create``."""
 
     backend = "zhipuai"
@@ -56,18 +56,6 @@ class ZhipuAIJudge:
         self.pool = EndpointPool(endpoints)
         self._executor = ThreadPoolExecutor(max_workers=self.pool.capacity, thread_name_prefix="zhipuai")
 
-    @property
-    def fingerprint(self) -> str:
-        return f"{self.backend}:{self.model}"
-
-    @property
-    def capacity(self) -> int:
-        return self.pool.capacity
-
-    @property
-    def urls(self) -> list[str]:
-        return [e.url for e in self.pool.endpoints]
-
     async def check(self) -> list[str]:
         """The servers that do not answer at all (any HTTP status, even 404, counts as answering)."""
         def probe(url: str) -> str | None:
@@ -81,21 +69,9 @@ class ZhipuAIJudge:
                                          for e in self.pool.endpoints))
         return [r for r in results if r]
 
-    async def complete(self, request: JudgeRequest) -> JudgeReply:
-        key = request.prompt_hash if len(self.pool.endpoints) > 1 else None
-        endpoint = await self.pool.acquire(request.question_id, key)
-        ok, retry_after = False, None
-        try:
-            reply = await asyncio.get_running_loop().run_in_executor(
-                self._executor, partial(self._call, endpoint, request))
-            ok = True
-            return reply
-        except JudgeCallError as exc:
-            retry_after = exc.retry_after
-            ok = not exc.retryable  # a bad request says nothing about the server's health
-            raise
-        finally:
-            await self.pool.release(endpoint, ok, retry_after, key)
+    async def _send(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+        # the SDK is synchronous: run it on the judge's own thread pool, sized to its concurrency
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(self._call, endpoint, request))
 
     def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
         """One blocking SDK call (runs in a worker thread)."""

@@ -48,6 +48,17 @@ ProtocolOpt = Annotated[str | None, typer.Option(
     "--protocol", help="multi-dimension, general, reference-free or plan-execute: the variant of the rubric "
                        "set (--rubric or the preset's) to use. See docs/meta-eval.md.")]
 
+# Options shared by every command that calls a judge (score, compare, meta-eval, run).
+ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (per judge server).")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per judge request.")]
+AttemptsOpt = Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="Judge temperature (default: the preset's, usually 0).")]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="Judge output token limit.")]
+CacheOpt = Annotated[Path | None, typer.Option("--cache", help="SQLite reply cache (default $ALIGNBENCH_CACHE or ~/.cache/alignbench/replies.sqlite).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the reply cache.")]
+AllowEmptyOpt = Annotated[bool, typer.Option("--allow-empty", help="Judge empty answers instead of rejecting the file.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the first prompt and what would be sent; call nothing.")]
+
 
 def _judge_config(judge: str, judge_model: str | None, judge_base_url: list[str] | None, rubric: str | None,
                   **extra: Any) -> JudgeConfig:
@@ -108,17 +119,17 @@ def score(
     rubric: RubricOpt = None,
     protocol: ProtocolOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (several models: one subfolder each). Default: reports/<model>__<judge>__<rubric>.")] = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (per judge server).")] = 16,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per judge request.")] = 120.0,
-    attempts: Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")] = 6,
+    concurrency: ConcurrencyOpt = 16,
+    timeout: TimeoutOpt = 120.0,
+    attempts: AttemptsOpt = 6,
     parse_retries: Annotated[int, typer.Option("--parse-retries", min=0, help="Fresh samples asked after an unparseable judgment.")] = 1,
     max_answer_chars: Annotated[int | None, typer.Option("--max-answer-chars", help="Clip longer answers in the prompt (recorded in the judgment).")] = 12000,
-    temperature: Annotated[float | None, typer.Option("--temperature", help="Judge temperature (default: the preset's, usually 0).")] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Judge output token limit.")] = None,
-    cache: Annotated[Path | None, typer.Option("--cache", help="SQLite reply cache (default $ALIGNBENCH_CACHE or ~/.cache/alignbench/replies.sqlite).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the reply cache.")] = False,
-    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Judge empty answers instead of rejecting the file.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the first prompt and what would be sent; call nothing.")] = False,
+    temperature: TemperatureOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    allow_empty: AllowEmptyOpt = False,
+    dry_run: DryRunOpt = False,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed for confidence intervals.")] = 0,
     fmt: FormatOpt = "table",
     device: Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")] = None,

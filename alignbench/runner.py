@@ -8,7 +8,9 @@ with jitter and honour a server's Retry-After; SDK-level retries are off, so not
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -21,6 +23,8 @@ from tenacity import (
 from alignbench.cache import ReplyStore
 from alignbench.judges.base import Judge, JudgeCallError
 from alignbench.types import JudgeReply, JudgeRequest, Status
+
+T = TypeVar("T")
 
 
 class FatalJudgeError(RuntimeError):
@@ -113,3 +117,16 @@ class Runner:
             return JudgeReply(error=f"{exc} (after {attempts} attempt{'s' if attempts > 1 else ''})",
                               error_status=status, attempts=attempts, endpoint=exc.endpoint)
         return reply.model_copy(update={"attempts": attempts})
+
+
+async def gather_all(coros: Iterable[Awaitable[T]]) -> list[T]:
+    """Await every coroutine concurrently; if one fails (a fatal judge error, Ctrl-C), cancel the
+    rest and wait for them, so no request is left running behind the error."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -7,7 +7,6 @@ folder and a re-run of the same command reproduces the same judgments without ne
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from alignbench.judges.base import Judge
 from alignbench.parse import parse_scores, parse_sections
 from alignbench.prompts import build_request, retry_request
 from alignbench.rubrics import Rubric
-from alignbench.runner import RetryPolicy, Runner
+from alignbench.runner import RetryPolicy, Runner, gather_all
 from alignbench.types import Answer, JudgeReply, JudgeRequest, Judgment, Question, Status
 
 RETRYABLE_PARSE = (Status.PARSE_FAILED, Status.OUT_OF_RANGE, Status.REFUSED)
@@ -116,15 +115,7 @@ async def judge_items(items: list[Item], rubric: Rubric, judge: Judge, store: Re
         progress.advance(judgment)
         return judgment
 
-    tasks = [asyncio.ensure_future(one(it)) for it in items]
-    try:
-        judgments = await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    return list(judgments), runner
+    return await gather_all(one(it) for it in items), runner
 
 
 # -- run folder ---------------------------------------------------------------------------------

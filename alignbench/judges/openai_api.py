@@ -15,7 +15,7 @@ import openai
 
 from alignbench.judges.base import JudgeCallError, parse_retry_after
 from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge
-from alignbench.types import JudgeReply, JudgeRequest, Usage
+from alignbench.types import JudgeReply, JudgeRequest
 
 _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
                      "prompt is too long", "exceeds the model")
@@ -87,15 +87,7 @@ class OpenAIJudge(PooledJudge):
                                  fatal=exc.status_code in (401, 403, 404)) from None
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise JudgeCallError(f"malformed reply from {url}: {exc}", retryable=True, endpoint=url) from None
-        choices = getattr(resp, "choices", None)
-        if not choices or choices[0].message is None or choices[0].message.content is None:
-            raise JudgeCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
-        usage = Usage()
-        if getattr(resp, "usage", None) is not None:
-            usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0,
-                          completion_tokens=resp.usage.completion_tokens or 0)
-        return JudgeReply(text=choices[0].message.content, usage=usage, model=resp.model or self.model,
-                          endpoint=url)
+        return self.reply_from(resp, url)
 
     async def aclose(self) -> None:
         for ep in self.pool.endpoints:

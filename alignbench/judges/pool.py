@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignbench.judges.base import JudgeCallError
-from alignbench.types import JudgeReply, JudgeRequest
+from alignbench.types import JudgeReply, JudgeRequest, Usage
 
 
 @dataclass
@@ -160,6 +160,19 @@ class PooledJudge:
 
     async def _send(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
         raise NotImplementedError
+
+    def reply_from(self, resp: Any, url: str) -> JudgeReply:
+        """A JudgeReply from an OpenAI-shaped chat completion (both SDKs return one); an empty reply
+        is a transient server fault, retried like a 5xx."""
+        choices = getattr(resp, "choices", None)
+        if not choices or choices[0].message is None or choices[0].message.content is None:
+            raise JudgeCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
+        usage = Usage()
+        if getattr(resp, "usage", None) is not None:
+            usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0,
+                          completion_tokens=resp.usage.completion_tokens or 0)
+        return JudgeReply(text=choices[0].message.content, usage=usage, model=resp.model or self.model,
+                          endpoint=url)
 
     async def complete(self, request: JudgeRequest) -> JudgeReply:
         key = request.prompt_hash if len(self.pool.endpoints) > 1 else None

@@ -25,7 +25,7 @@ from zhipuai.core import _errors as zerr
 
 from alignbench.judges.base import JudgeCallError, parse_retry_after
 from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge
-from alignbench.types import JudgeReply, JudgeRequest, Usage
+from alignbench.types import JudgeReply, JudgeRequest
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 
@@ -118,15 +118,7 @@ class ZhipuAIJudge(PooledJudge):
         except (zerr.APIResponseError, ValueError) as exc:  # malformed body: json.JSONDecodeError is a ValueError
             raise JudgeCallError(f"malformed reply from {url}: {type(exc).__name__}", retryable=True,
                                  endpoint=url) from None
-        choices = getattr(resp, "choices", None)
-        if not choices or choices[0].message is None or choices[0].message.content is None:
-            raise JudgeCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
-        usage = Usage()
-        if getattr(resp, "usage", None) is not None:
-            usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0,
-                          completion_tokens=resp.usage.completion_tokens or 0)
-        return JudgeReply(text=choices[0].message.content, usage=usage, model=resp.model or self.model,
-                          endpoint=url)
+        return self.reply_from(resp, url)
 
     async def aclose(self) -> None:
         for ep in self.pool.endpoints:

@@ -30,7 +30,6 @@ everything else is a pure function of its inputs, and ``summarize_preferences`` 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -58,7 +57,7 @@ from alignbench.pairwise.winrate import (
 from alignbench.parse import parse_verdict
 from alignbench.prompts import cap_answer, merge_system, render_pairwise, retry_request
 from alignbench.rubrics import Rubric
-from alignbench.runner import RetryPolicy, Runner
+from alignbench.runner import RetryPolicy, Runner, gather_all
 from alignbench.scoring import RETRYABLE_PARSE, Progress
 from alignbench.types import Answer, Decoding, Frozen, JudgeReply, JudgeRequest, Question, Status, Usage
 
@@ -261,15 +260,7 @@ async def judge_pairs(items: Sequence[PairItem], judge: Judge, store: ReplyStore
         progress.advance(verdict)  # type: ignore[arg-type]  # duck-typed: status and cached
         return verdict
 
-    tasks = [asyncio.ensure_future(one(it)) for it in items]
-    try:
-        verdicts = await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    return list(verdicts), runner
+    return await gather_all(one(it) for it in items), runner
 
 
 def assemble(items: Sequence[PairItem], verdicts: Sequence[OrderVerdict], rubric: Rubric,

@@ -1,13 +1,32 @@
 """alignbench: Chinese-first, multi-dimension LLM-as-judge scoring (AlignBench rubrics).
 
-Data flows one way: load -> prompt -> judge -> parse -> aggregate -> report. The public surface is
-the core records in ``alignbench.types`` and the pipeline steps re-exported here.
+Data flows one way: load -> prompt -> judge -> parse -> aggregate -> report. The Python API
+(``score``, ``compare``, ``meta_eval``, ``answer``, ``report``, ``load_run`` and their ``*_async``
+forms) is re-exported here from ``alignbench.api``, imported on first use so that ``import
+alignbench`` (and ``alignbench --help``) stays cheap.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-from alignbench.types import Answer, JudgeReply, JudgeRequest, Judgment, Question, Status  # noqa: E402
+_TYPES = {"Answer", "JudgeReply", "JudgeRequest", "Judgment", "Question", "Status", "Summary"}
+_API = {"score", "score_async", "compare", "compare_async", "meta_eval", "meta_eval_async", "answer", "answer_async",
+        "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare"}
 
-__all__ = ["Answer", "JudgeReply", "JudgeRequest", "Judgment", "Question", "Status", "__version__"]
+
+def __getattr__(name: str) -> Any:
+    if name in _TYPES:
+        from alignbench import types
+
+        return getattr(types, name)
+    if name in _API:
+        from alignbench import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'alignbench' has no attribute {name!r}")
+
+
+__all__ = ["__version__", *sorted(_TYPES), *sorted(_API)]  # noqa: PLE0604

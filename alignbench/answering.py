@@ -18,7 +18,6 @@ local transformers models) can also be evaluated. What differs from judging:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import Callable
@@ -31,10 +30,10 @@ import yaml
 
 from alignbench.cache import ReplyStore
 from alignbench.data import InputError, _question_id
+from alignbench.engine import Engine, EventHandler, Exchange, RetryPolicy
 from alignbench.judges import JudgeConfig, JudgeConfigError, resolve_judge
-from alignbench.judges.base import Judge
+from alignbench.judges.base import ModelClient
 from alignbench.rubrics import Rubric
-from alignbench.runner import RetryPolicy, Runner
 from alignbench.types import Decoding, JudgeReply, JudgeRequest, Question, Usage
 
 GENERATION_FILE = Path(__file__).with_name("generation.yaml")
@@ -159,10 +158,6 @@ def split_think(text: str) -> ThinkSplit:
 
 
 # -- model client --------------------------------------------------------------------------------
-
-
-class ServerDown(RuntimeError):
-    """No server of the model under test answers at all."""
 
 
 def model_config(*, base_url: str | None = None, hf: str | None = None, model_id: str,
@@ -388,24 +383,6 @@ def make_record(question: Question, text: str, usage: Usage, settings: AnswerSet
 
 
 @dataclass
-class AnswerProgress:
-    """Counters for the progress bar (same fields the score bar reads)."""
-
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    cached: int = 0
-    on_update: Callable[[AnswerProgress], None] | None = None
-
-    def advance(self, failed: bool, cached: bool) -> None:
-        self.done += 1
-        self.failed += failed
-        self.cached += cached
-        if self.on_update:
-            self.on_update(self)
-
-
-@dataclass
 class AnswerRun:
     """What one invocation did."""
 
@@ -422,15 +399,27 @@ class AnswerRun:
     completion_tokens: int = 0
     calls: int = 0
     retries: int = 0
+    settings: AnswerSettings | None = None  # what the answers were generated with
 
     @property
     def complete(self) -> bool:
         return not self.failed
 
 
-async def generate_answers(questions: list[Question], client: Judge, settings: AnswerSettings, out: Path,
-                           store: ReplyStore, concurrency: int = 16, retry: RetryPolicy | None = None,
-                           progress: AnswerProgress | None = None,
+@dataclass(frozen=True)
+class _Outcome:
+    """What one question's replies came to: the reply whose text is kept (None: every call failed)."""
+
+    question: Question
+    exchange: Exchange
+    reply: JudgeReply | None
+    seed: int | None
+    again: bool  # the kept reply is the last one and its answer is empty: ask a fresh sample
+
+
+async def generate_answers(questions: list[Question], client: ModelClient, settings: AnswerSettings, out: Path,
+                           store: ReplyStore, concurrency: int | None = None, retry: RetryPolicy | None = None,
+                           on_event: EventHandler | None = None,
                            before_start: Callable[[AnswerRun], None] | None = None) -> AnswerRun:
     """Answer every question not yet in ``out``, appending each answer as it arrives.
 
@@ -447,12 +436,15 @@ async def generate_answers(questions: list[Question], client: Judge, settings: A
         if before_start:
             before_start(result)
         if todo:
-            if hasattr(client, "check"):
-                dead = await client.check()
-                if dead and len(dead) == len(getattr(client, "urls", dead)):
-                    raise ServerDown(f"no server answers at {', '.join(dead)}; start the model server "
-                                     "or fix --base-url")
-            await _generate(todo, client, settings, log, store, concurrency, retry, progress, result)
+            engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, role="model")
+            try:
+                await engine.map(todo, lambda q, attempt: settings.request(q, seed=attempt or None),
+                                 lambda q, ex, _prev: _outcome(q, ex, settings), failed=lambda o: o.reply is None,
+                                 again=lambda o: o.again, retries=EMPTY_RETRIES, label="answering",
+                                 done=lambda o: _record(o, settings, log, result))
+            finally:
+                stats = engine.stats_for()
+                result.calls, result.retries = stats.calls, stats.retries
         if result.complete and (todo or existing.dropped_partial):
             log.rewrite_sorted([q.id for q in questions])
         return result
@@ -460,55 +452,32 @@ async def generate_answers(questions: list[Question], client: Judge, settings: A
         log.close()
 
 
-async def _generate(todo: list[Question], client: Judge, settings: AnswerSettings, log: AnswerLog,
-                    store: ReplyStore, concurrency: int, retry: RetryPolicy | None,
-                    progress: AnswerProgress | None, result: AnswerRun) -> None:
-    runner = Runner(client, store, concurrency=getattr(client, "capacity", concurrency), retry=retry)
-    runner.prefetch([settings.request(q) for q in todo])
-    progress = progress or AnswerProgress()
-    progress.total = len(todo)  # on resume the bar counts only what is left to ask
-    if progress.on_update:
-        progress.on_update(progress)
+def _outcome(question: Question, exchange: Exchange, settings: AnswerSettings) -> _Outcome:
+    """Keep the last reply that has text; an empty answer is asked again with a new seed (upstream
+    AlignBench re-asks too), a failed re-ask keeps the earlier reply."""
+    kept = [(i, r) for i, r in enumerate(exchange.replies) if r.text is not None]
+    if not kept:
+        return _Outcome(question, exchange, None, None, False)
+    index, reply = kept[-1]
+    empty = not _answer_text(reply.text or "", settings)
+    return _Outcome(question, exchange, reply, index or None, empty and reply is exchange.last)
 
-    async def one(question: Question) -> None:
-        reply: JudgeReply = await runner.get(settings.request(question))
-        usage, attempts, seed = reply.usage, reply.attempts, None
-        # An empty answer is asked again with a new seed (a new cache entry if the cache is on).
-        retry_seed = 0
-        while reply.text is not None and not _answer_text(reply.text, settings) and retry_seed < EMPTY_RETRIES:
-            retry_seed += 1
-            again = await runner.get(settings.request(question, seed=retry_seed))
-            if again.text is None:
-                break
-            reply, seed = again, retry_seed
-            usage = Usage(prompt_tokens=usage.prompt_tokens + again.usage.prompt_tokens,
-                          completion_tokens=usage.completion_tokens + again.usage.completion_tokens)
-            attempts += again.attempts
-        if reply.text is None:
-            result.failed[question.id] = reply.error or "no reply"
-            progress.advance(failed=True, cached=False)
-            return
-        record = make_record(question, reply.text, usage, settings, served_model=reply.model, attempts=attempts,
-                             cached=reply.cached, seed=seed)
-        log.append(record)
-        result.written += 1
-        result.empty += not record["answer"].strip()
-        result.reasoning += "reasoning" in record
-        result.unclosed += bool(record.get("think_unclosed"))
-        result.prompt_tokens += usage.prompt_tokens
-        result.completion_tokens += usage.completion_tokens
-        progress.advance(failed=False, cached=reply.cached)
 
-    tasks = [asyncio.ensure_future(one(q)) for q in todo]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    finally:
-        result.calls, result.retries = runner.stats.calls, runner.stats.retries
+def _record(outcome: _Outcome, settings: AnswerSettings, log: AnswerLog, result: AnswerRun) -> None:
+    """Append one answer to the file (or count the question as failed) as soon as it is final."""
+    ex, reply = outcome.exchange, outcome.reply
+    if reply is None or reply.text is None:
+        result.failed[outcome.question.id] = ex.last.error or "no reply"
+        return
+    record = make_record(outcome.question, reply.text, ex.usage, settings, served_model=reply.model,
+                         attempts=ex.attempts, cached=reply.cached, seed=outcome.seed)
+    log.append(record)
+    result.written += 1
+    result.empty += not record["answer"].strip()
+    result.reasoning += "reasoning" in record
+    result.unclosed += bool(record.get("think_unclosed"))
+    result.prompt_tokens += ex.usage.prompt_tokens
+    result.completion_tokens += ex.usage.completion_tokens
 
 
 def _answer_text(text: str, settings: AnswerSettings) -> str:

@@ -515,3 +515,195 @@ def pairwise_metrics(outcomes: Sequence[PairOutcome], n_boot: int = N_BOOTSTRAP,
         "human_labels": {k: labels.count(k) for k in ("1", "2", "tie")},
         "undefined": None if n else "no pair was judged successfully in both orders",
     }
+
+
+# ================================================================================================
+# Judging the labelled rows (through the one engine, as score and compare do)
+# ================================================================================================
+
+_WINNER = {"model": "1", "baseline": "2", "tie": "tie"}  # compare's un-swapped winner -> which response
+
+
+@dataclass
+class MetaPlan:
+    """Every (judge, protocol) to run over the labelled rows, checked before any call."""
+
+    data: MetaData
+    judges: list[str]
+    protocols: list[str]
+    combos: list[tuple[str, str, Any, Rubric]]  # (judge, protocol, JudgeConfig, Rubric)
+    max_answer_chars: int | None
+
+    def warnings(self) -> list[str]:
+        out = []
+        needing = sorted({p for _, p, _, r in self.combos if r.include_reference})
+        for path, info in self.data.files.items():
+            missing = info["n_pointwise"] + info["n_pairwise"] - info["n_with_reference"]
+            if missing and needing:
+                out.append(f"{missing} row(s) of {path} have no reference answer; protocol {', '.join(needing)} "
+                           "judges them without one (use --protocol reference-free for reference-free data)")
+        return out
+
+    def point_items(self, config: Any, rub: Rubric) -> list[Any]:
+        from alignbench.prompts import build_request
+        from alignbench.scoring import Item
+        from alignbench.types import Answer
+
+        items = []
+        for row in self.data.points:
+            answer = Answer(question_id=row.question.id, model=row.model or "response", text=row.response)
+            request, truncated = build_request(rub, row.question, answer, config.decoding, self.max_answer_chars,
+                                               system_role=config.system_role)
+            items.append(Item(row.question, answer, request, truncated))
+        return items
+
+    def pair_items(self, config: Any, rub: Rubric) -> list[Any]:
+        """Both orders of every pair through compare's planner: response_1 plays "model", response_2
+        "baseline"; each pair gets its own question id so pairs on one question stay apart."""
+        from alignbench.pairwise.compare import plan_pairs
+        from alignbench.types import Answer
+
+        triples = []
+        for i, row in enumerate(self.data.pairs, start=1):
+            q = row.question.model_copy(update={"id": i})
+            triples.append((q, Answer(question_id=i, model="response_1", text=row.response_1),
+                            Answer(question_id=i, model="response_2", text=row.response_2)))
+        return plan_pairs(triples, rub, config, self.max_answer_chars)
+
+
+def plan_meta_eval(data: Sequence[Path | str], judges: list[str], protocols: list[str], *, judge_model: str | None,
+                   base_url: Any, rubric: str | None, category: str | None, max_answer_chars: int | None,
+                   **overrides: Any) -> MetaPlan:
+    """Check the protocols, judges and data files; render nothing yet (the prompts depend on the combo)."""
+    from alignbench.judges import judge_config
+    from alignbench.rubrics import PROTOCOLS, RubricError, load_rubric
+
+    unknown = [p for p in protocols if p not in PROTOCOLS]
+    if unknown:
+        raise RubricError(f"unknown protocol {unknown[0]!r}; choose from {', '.join(PROTOCOLS)}")
+    combos = []
+    for j in judges:
+        for p in protocols:
+            config = judge_config(j, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=p,
+                                  **overrides)
+            combos.append((j, p, config, load_rubric(config.rubric)))
+    meta = load_meta_files(data, combos[0][3], default_category=category)
+    if meta.pairs:
+        lacking = sorted({r.id for *_, r in combos if not r.templates.pairwise_user})
+        if lacking:
+            raise RubricError(f"the data has pairwise rows but rubric {', '.join(lacking)} has no pairwise template "
+                              "(templates.pairwise_user)")
+    return MetaPlan(meta, judges, protocols, combos, max_answer_chars)
+
+
+async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retries: int, n_boot: int, seed: int,
+                        folder: Any = None, on_event: Any = None, on_combo: Any = None) -> dict[str, Any]:
+    """Judge every combo (cache first) and compute its agreement figures; ``meta_eval.json``'s content."""
+    from alignbench.engine import RetryPolicy
+    from alignbench.judges import make_client
+    from alignbench.pairwise.compare import assemble, judge_pairs
+    from alignbench.rundir import folder_name
+    from alignbench.scoring import judge_items, usage_totals
+
+    results: dict[str, dict[str, Any]] = {}
+    retry = RetryPolicy(attempts=attempts)
+    for j, p, config, rub in plan.combos:
+        if on_combo is not None:
+            on_combo(j, p, rub)
+        judgments, pair_judgments, usage = [], [], {"calls": 0, "cached_replies": 0, "retries": 0, "call_errors": 0}
+        engines = []
+        if plan.data.points:
+            client = make_client(config)
+            try:
+                judgments, engine = await judge_items(plan.point_items(config, rub), rub, client, store, config.name,
+                                                      retry=retry, parse_retries=parse_retries, on_event=on_event,
+                                                      serve_hint=config.serve_hint)
+            finally:
+                await client.aclose()
+            engines.append(engine)
+        if plan.data.pairs:
+            client = make_client(config)
+            items = plan.pair_items(config, rub)
+            try:
+                verdicts, engine = await judge_pairs(items, client, store, retry=retry, parse_retries=parse_retries,
+                                                     on_event=on_event, serve_hint=config.serve_hint)
+            finally:
+                await client.aclose()
+            engines.append(engine)
+            pair_judgments = assemble(items, verdicts, rub, config.name)
+        for engine in engines:
+            totals = usage_totals([], engine)
+            for key in usage:
+                usage[key] += getattr(totals, key)
+        entry = _combo_metrics(plan.data, rub, judgments, pair_judgments, n_boot, seed)
+        results.setdefault(j, {})[p] = {"judge": config.public(), "rubric": rub.id, **entry, "usage": usage}
+        if folder is not None:
+            _write_combo(folder, f"{folder_name(j)}__{p}", plan.data, judgments, pair_judgments)
+    humans = [r.human for r in plan.data.points]
+    first_rub = plan.combos[0][3]
+    return {
+        "judges": plan.judges, "protocols": plan.protocols, "data": plan.data.files,
+        "scales": {"judge": [first_rub.scale.min, first_rub.scale.max],
+                   "human_observed": [min(humans), max(humans)] if humans else None, "note": SCALE_NOTE},
+        "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95},
+        "results": results,
+    }
+
+
+def _outcomes(data: MetaData, pair_judgments: list[Any]) -> list[PairOutcome]:
+    from alignbench.types import Status
+
+    out = []
+    for row, pj in zip(data.pairs, pair_judgments, strict=True):
+        first, second = pj.orders  # model_first = response_1 shown as 助手1
+        failed = next((v.status.value for v in pj.orders if v.status is not Status.OK), "ok")
+        out.append(PairOutcome(label=row.label, status=failed,
+                               first=_WINNER[first.winner] if first.status is Status.OK and first.winner else None,
+                               second=_WINNER[second.winner] if second.status is Status.OK and second.winner else None))
+    return out
+
+
+def _combo_metrics(meta: MetaData, rub: Rubric, judgments: list[Any], pair_judgments: list[Any], n_boot: int,
+                   seed: int) -> dict[str, Any]:
+    from alignbench.types import Status
+
+    cats = rub.category_names()
+    entry: dict[str, Any] = {"pointwise": None, "pairwise": None}
+    if meta.points:
+        scores = [j.overall if j.status is Status.OK else None for j in judgments]
+        statuses = [j.status.value for j in judgments]
+
+        def points_of(path: str | None) -> dict[str, Any]:
+            keep = [i for i, r in enumerate(meta.points) if path is None or r.file == path]
+            return pointwise_metrics([meta.points[i] for i in keep], [scores[i] for i in keep],
+                                     [statuses[i] for i in keep], cats, n_boot, seed)
+
+        entry["pointwise"] = points_of(None)
+        files = list(dict.fromkeys(r.file for r in meta.points))
+        if len(files) > 1:
+            entry["pointwise"]["files"] = {f: {k: v for k, v in points_of(f).items() if k not in ("categories", "scales")}
+                                           for f in files}
+    if meta.pairs:
+        outcomes = _outcomes(meta, pair_judgments)
+        entry["pairwise"] = pairwise_metrics(outcomes, n_boot, seed)
+        files = list(dict.fromkeys(r.file for r in meta.pairs))
+        if len(files) > 1:
+            entry["pairwise"]["files"] = {
+                f: pairwise_metrics([o for o, r in zip(outcomes, meta.pairs, strict=True) if r.file == f], n_boot, seed)
+                for f in files}
+    return entry
+
+
+def _write_combo(folder: Any, name: str, meta: MetaData, judgments: list[Any], pair_judgments: list[Any]) -> None:
+    """Every judgment of one combo beside its labelled row, under ``<out>/<judge>__<protocol>/``."""
+    from alignbench.rundir import RunFolder
+
+    with RunFolder(folder.path / name) as sub:
+        if judgments:
+            sub.write_jsonl("pointwise.jsonl", [
+                {"file": row.file, "line": row.line, "human_score": row.human, "judgment": j.model_dump(mode="json")}
+                for row, j in zip(meta.points, judgments, strict=True)])
+        if pair_judgments:
+            sub.write_jsonl("pairwise.jsonl", [
+                {"file": row.file, "line": row.line, "label": row.label, "judgment": pj.model_dump(mode="json")}
+                for row, pj in zip(meta.pairs, pair_judgments, strict=True)])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from alignbench.judges.base import merge_system
 from alignbench.rubrics import Rubric, RubricError
 from alignbench.types import Answer, Decoding, JudgeRequest, Question
 
@@ -87,15 +88,6 @@ def render_pairwise(rubric: Rubric, question: Question, first: str, second: str)
                          "content": env.get_template(rubric.templates.pairwise_system).render(variables)})
     messages.append({"role": "user", "content": env.get_template(rubric.templates.pairwise_user).render(variables)})
     return messages
-
-
-def merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Fold a system message into the first user message, for judges whose chat format has no system role."""
-    if not messages or messages[0]["role"] != "system":
-        return messages
-    system, rest = messages[0], list(messages[1:])
-    rest[0] = {"role": "user", "content": system["content"] + "\n\n" + rest[0]["content"]}
-    return rest
 
 
 def build_request(

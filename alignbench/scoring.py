@@ -1,32 +1,26 @@
-"""The ``score`` pipeline: load -> prompt -> judge -> parse -> aggregate -> run folder.
+"""Pointwise judging: (question, answer) -> prompt -> engine -> Judgment -> Summary.
 
-Only ``judge_items`` talks to a model (through the Runner, which reads the cache first). Everything
-else is a pure function of its inputs, so ``show`` and ``report`` can rebuild any view from the run
-folder and a re-run of the same command reproduces the same judgments without new calls.
+Only the engine talks to a model; everything here is a pure function of its inputs, so ``show`` and
+``report`` can rebuild any view from the run folder, and a re-run of the same command reproduces the
+same judgments from the cache without new calls.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any
 
 from alignbench import __version__
 from alignbench.aggregate import summarize
 from alignbench.cache import ReplyStore
+from alignbench.engine import RETRYABLE_PARSE, Engine, EventHandler, Exchange, RetryPolicy
 from alignbench.judges import JudgeConfig
-from alignbench.judges.base import Judge
+from alignbench.judges.base import ModelClient
 from alignbench.parse import parse_scores, parse_sections
 from alignbench.prompts import build_request, retry_request
 from alignbench.rubrics import Rubric
-from alignbench.runner import RetryPolicy, Runner, gather_all
-from alignbench.types import Answer, JudgeReply, JudgeRequest, Judgment, Question, Status
-
-RETRYABLE_PARSE = (Status.PARSE_FAILED, Status.OUT_OF_RANGE, Status.REFUSED)
+from alignbench.types import Answer, JudgeRequest, Judgment, Manifest, Question, Status, Summary, UsageTotals
 
 
 @dataclass(frozen=True)
@@ -39,7 +33,7 @@ class Item:
     truncated: bool
 
 
-def plan(pairs: list[tuple[Question, Answer]], rubric: Rubric, config: JudgeConfig,
+def plan(pairs: Sequence[tuple[Question, Answer]], rubric: Rubric, config: JudgeConfig,
          max_answer_chars: int | None = None) -> list[Item]:
     """Render every request, ordered by question so answers to one question go out together
     (a judge server with prefix caching then reuses the shared question+reference prefix)."""
@@ -51,145 +45,79 @@ def plan(pairs: list[tuple[Question, Answer]], rubric: Rubric, config: JudgeConf
     return items
 
 
-def make_judgment(item: Item, reply: JudgeReply, rubric: Rubric, judge_name: str, attempts: int = 1,
+def make_judgment(item: Item, reply: Exchange | object, rubric: Rubric, judge_name: str,
                   earlier: str | None = None) -> Judgment:
-    """Parse one reply into a Judgment (pure)."""
+    """Parse the last reply of an exchange (or one reply) into a Judgment (pure). Usage and attempts
+    count every reply the judgment used."""
+    exchange = reply if isinstance(reply, Exchange) else Exchange((reply,))  # type: ignore[arg-type]
+    last = exchange.last
     q = item.question
     atype = rubric.answer_type(q.category, q.subcategory)
     dims = rubric.answer_types[atype].dimensions
     base = {"question_id": q.id, "model": item.answer.model, "category": q.category, "subcategory": q.subcategory,
-            "answer_type": atype, "judge": judge_name, "rubric": rubric.id, "prompt_hash": item.request.prompt_hash,
-            "usage": reply.usage, "attempts": attempts, "truncated_answer": item.truncated,
-            "answer_chars": len(item.answer.text), "cached": reply.cached}
-    if reply.text is None:
-        return Judgment(**base, status=reply.error_status or Status.JUDGE_ERROR, detail=reply.error)
-    parsed = parse_scores(reply.text, dims, rubric.overall_key, (rubric.scale.min, rubric.scale.max))
+            "answer_type": atype, "judge": judge_name, "rubric": rubric.id,
+            "prompt_hash": item.request.prompt_hash,  # a retry changes only the decoding
+            "usage": exchange.usage, "attempts": exchange.attempts, "truncated_answer": item.truncated,
+            "answer_chars": len(item.answer.text), "cached": exchange.cached}
+    if last.text is None:
+        detail = last.error if not earlier else f"{last.error}; first reply: {earlier}"
+        return Judgment(**base, status=last.error_status or Status.JUDGE_ERROR, detail=detail)
+    parsed = parse_scores(last.text, dims, rubric.overall_key, (rubric.scale.min, rubric.scale.max))
     detail = parsed.detail if not earlier else f"{parsed.detail}; first reply: {earlier}"
-    sections = parse_sections(reply.text, {s.id: s.title for s in rubric.sections})
+    sections = parse_sections(last.text, {s.id: s.title for s in rubric.sections})
     if absent := [f"【{s.title}】" for s in rubric.sections if s.id not in sections]:
         detail = f"{detail}; no {' '.join(absent)} section"
     scores, overall = (parsed.scores, parsed.overall) if parsed.ok else ({}, None)
-    return Judgment(**base, status=parsed.status, scores=scores, overall=overall, raw=reply.text, detail=detail,
+    return Judgment(**base, status=parsed.status, scores=scores, overall=overall, raw=last.text, detail=detail,
                     sections=sections)
 
 
-@dataclass
-class Progress:
-    """Counters the CLI shows while a run goes on."""
+async def judge_items(items: Sequence[Item], rubric: Rubric, client: ModelClient, store: ReplyStore,
+                      judge_name: str, concurrency: int | None = None, retry: RetryPolicy | None = None,
+                      parse_retries: int = 1, on_event: EventHandler | None = None,
+                      serve_hint: str | None = None) -> tuple[list[Judgment], Engine]:
+    """Judge every item through one engine (cache first). An unparseable reply is asked again
+    ``parse_retries`` times with a fresh sample; what still fails is kept with the judge's text."""
+    engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, serve_hint=serve_hint)
 
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    cached: int = 0
-    on_update: Callable[[Progress], None] | None = None
+    def request_of(item: Item, attempt: int) -> JudgeRequest:
+        return item.request if attempt == 0 else retry_request(item.request, attempt)
 
-    def advance(self, judgment: Judgment) -> None:
-        self.done += 1
-        self.failed += judgment.status is not Status.OK
-        self.cached += judgment.cached
-        if self.on_update:
-            self.on_update(self)
+    def read(item: Item, exchange: Exchange, previous: Judgment | None) -> Judgment:
+        earlier = f"{previous.status.value} ({previous.detail})" if previous is not None else None
+        return make_judgment(item, exchange, rubric, judge_name, earlier=earlier)
 
-
-async def judge_items(items: list[Item], rubric: Rubric, judge: Judge, store: ReplyStore, judge_name: str,
-                      concurrency: int = 16, retry: RetryPolicy | None = None, parse_retries: int = 1,
-                      progress: Progress | None = None) -> tuple[list[Judgment], Runner]:
-    """Judge every item (cache first). An unparseable reply is asked again ``parse_retries`` times
-    with a fresh sample; what still fails is kept as a failed judgment with the judge's text."""
-    runner = Runner(judge, store, concurrency=concurrency, retry=retry)
-    runner.prefetch([it.request for it in items])
-    progress = progress or Progress()
-    progress.total = len(items)
-
-    async def one(item: Item) -> Judgment:
-        reply = await runner.get(item.request)
-        judgment = make_judgment(item, reply, rubric, judge_name, attempts=reply.attempts)
-        attempt = 0
-        while judgment.status in RETRYABLE_PARSE and attempt < parse_retries:
-            attempt += 1
-            earlier = f"{judgment.status.value} ({judgment.detail})"
-            retry_item = Item(item.question, item.answer, retry_request(item.request, attempt), item.truncated)
-            reply = await runner.get(retry_item.request)
-            judgment = make_judgment(retry_item, reply, rubric, judge_name,
-                                     attempts=judgment.attempts + reply.attempts, earlier=earlier)
-        progress.advance(judgment)
-        return judgment
-
-    return await gather_all(one(it) for it in items), runner
+    judgments = await engine.map(items, request_of, read, failed=lambda j: j.status is not Status.OK,
+                                 again=lambda j: j.status in RETRYABLE_PARSE, retries=parse_retries,
+                                 tag=lambda it: it.answer.model, label="judging")
+    return judgments, engine
 
 
-# -- run folder ---------------------------------------------------------------------------------
-
-def slug(text: str) -> str:
-    return re.sub(r"[^\w.\-]+", "-", text, flags=re.UNICODE).strip("-") or "run"
-
-
-def default_run_dir(model: str, judge_name: str, rubric: Rubric, root: Path = Path("reports")) -> Path:
-    return root / f"{slug(model)}__{slug(judge_name)}__{slug(rubric.id)}"
-
-
-@dataclass
-class RunInfo:
-    """What is needed to reproduce the numbers; stored in ``summary.json`` under ``run``."""
-
-    model: str
-    judge: dict[str, Any]
-    rubric: str
-    questions_path: str
-    questions_sha256: str
-    answers_path: str
-    missing_answers: list[int] = field(default_factory=list)
-    max_answer_chars: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "judge": self.judge, "rubric": self.rubric,
-                "questions": {"path": self.questions_path, "sha256": self.questions_sha256},
-                "answers": self.answers_path, "missing_answers": self.missing_answers,
-                "n_missing_answers": len(self.missing_answers), "max_answer_chars": self.max_answer_chars,
-                "alignbench_version": __version__,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **self.extra}
-
-
-def write_run(run_dir: Path, judgments: list[Judgment], rubric: Rubric, info: RunInfo,
-              usage: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    """Write ``judgments.jsonl`` (sorted by question) and ``summary.json``; return the summary."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ordered = sorted(judgments, key=lambda j: j.question_id)
-    tmp = run_dir / "judgments.jsonl.tmp"
-    with tmp.open("w", encoding="utf-8") as fh:
-        for j in ordered:
-            fh.write(j.model_dump_json() + "\n")
-    tmp.replace(run_dir / "judgments.jsonl")
-    summary = {"model": info.model, **summarize(ordered, rubric, seed=seed), "usage": usage,
-               "run": info.as_dict(), "finished": True}
-    (run_dir / "summary.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    return summary
-
-
-def read_run(run_dir: Path) -> tuple[dict[str, Any], list[Judgment]]:
-    """Read a finished run folder (summary and judgments)."""
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no summary.json; is this a finished run folder?")
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    judgments = []
-    jpath = run_dir / "judgments.jsonl"
-    if jpath.is_file():
-        with jpath.open(encoding="utf-8") as fh:
-            judgments = [Judgment.model_validate_json(line) for line in fh if line.strip()]
-    return summary, judgments
-
-
-def usage_totals(judgments: list[Judgment], runner: Runner | None) -> dict[str, Any]:
+def usage_totals(judgments: Sequence[Judgment], engine: Engine | None, *tags: str) -> UsageTotals:
+    """Tokens of the given judgments (every attempt) and the engine's calls for ``tags``; per-model
+    totals of one run add up to the run's."""
     fresh = [j for j in judgments if not j.cached]
-    out: dict[str, Any] = {
-        "prompt_tokens": sum(j.usage.prompt_tokens for j in judgments),
-        "completion_tokens": sum(j.usage.completion_tokens for j in judgments),
-        "fresh_prompt_tokens": sum(j.usage.prompt_tokens for j in fresh),
-        "fresh_completion_tokens": sum(j.usage.completion_tokens for j in fresh),
-    }
-    if runner is not None:
-        out.update({"calls": runner.stats.calls, "retries": runner.stats.retries,
-                    "cached_replies": runner.stats.cached, "call_errors": runner.stats.errors})
-    return out
+    stats = engine.stats_for(*tags) if engine is not None else None
+    return UsageTotals(
+        prompt_tokens=sum(j.usage.prompt_tokens for j in judgments),
+        completion_tokens=sum(j.usage.completion_tokens for j in judgments),
+        fresh_prompt_tokens=sum(j.usage.prompt_tokens for j in fresh),
+        fresh_completion_tokens=sum(j.usage.completion_tokens for j in fresh),
+        calls=stats.calls if stats else 0, retries=stats.retries if stats else 0,
+        cached_replies=stats.cached if stats else 0, call_errors=stats.errors if stats else 0)
+
+
+def manifest(model: str, judge: dict, rubric: Rubric, questions: dict, answers: object,
+             missing: Sequence[int] = (), max_answer_chars: int | None = None, **extra: object) -> Manifest:
+    """What reproduces a run: judge, rubric, inputs with their hashes, version, time."""
+    return Manifest(model=model, judge=judge, rubric=rubric.id, questions=questions, answers=answers,
+                    missing_answers=list(missing), n_missing_answers=len(missing), max_answer_chars=max_answer_chars,
+                    alignbench_version=__version__,
+                    created=datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra)
+
+
+def build_summary(judgments: Sequence[Judgment], rubric: Rubric, run: Manifest, usage: UsageTotals,
+                  seed: int = 0, ensemble: dict | None = None) -> Summary:
+    """One model's Summary (not yet marked finished: the run folder does that when it is written)."""
+    body = summarize(sorted(judgments, key=lambda j: j.question_id), rubric, seed=seed)
+    return Summary.model_validate({"model": run.model, **body, "usage": usage, "run": run, "ensemble": ensemble})

@@ -124,3 +124,103 @@ class Judgment(Frozen):
     truncated_answer: bool = False
     answer_chars: int = 0
     cached: bool = False
+
+
+# -- summaries --------------------------------------------------------------------------------------
+
+
+class Loose(BaseModel):
+    """Frozen, but keeps keys it does not name: run folders from other versions load and round-trip."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class DimensionScore(Loose):
+    mean: float | None = None
+    n: int = 0
+
+
+class CategoryScore(Loose):
+    score: float | None = None
+    ci: list[float] | None = None
+    n: int = 0  # judgments that count (status ok)
+    n_failed: int = 0
+    group: str = ""
+    en: str = ""
+    dimensions: dict[str, DimensionScore] = Field(default_factory=dict)
+
+
+class GroupScore(Loose):
+    name: str = ""
+    en: str = ""
+    score: float | None = None
+    ci: list[float] | None = None
+    categories: list[str] = Field(default_factory=list)
+    complete: bool | None = None
+
+
+class SubcategoryScore(Loose):
+    category: str
+    subcategory: str
+    n: int = 0
+    score: float | None = None
+
+
+class UsageTotals(Loose):
+    """Tokens of every reply the judgments used (parse retries included) and the calls made for them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    fresh_prompt_tokens: int = 0  # of replies received in this run (not read from the cache)
+    fresh_completion_tokens: int = 0
+    calls: int = 0
+    retries: int = 0
+    cached_replies: int = 0
+    call_errors: int = 0
+
+
+class Manifest(Loose):
+    """What is needed to reproduce the numbers: judge, rubric, inputs and their hashes, versions."""
+
+    model: str = ""
+    judge: dict[str, Any] = Field(default_factory=dict)
+    rubric: str = ""
+    questions: dict[str, Any] = Field(default_factory=dict)  # path, sha256
+    answers: Any = None
+    missing_answers: list[int] = Field(default_factory=list)
+    n_missing_answers: int = 0
+    max_answer_chars: int | None = None
+    alignbench_version: str = ""
+    created: str = ""
+    dir: str | None = None
+
+
+class Summary(Loose):
+    """One model's scores: the content of ``summary.json`` (and of ``score --format json``)."""
+
+    model: str = ""
+    scale: list[float] = Field(default_factory=lambda: [1, 10])
+    overall: float | None = None
+    overall_ci: list[float] | None = None
+    reasoning: float | None = None
+    reasoning_ci: list[float] | None = None
+    language: float | None = None
+    language_ci: list[float] | None = None
+    n: int = 0
+    n_ok: int = 0
+    n_failed: int = 0
+    failed_by_status: dict[str, int] = Field(default_factory=dict)
+    groups: dict[str, GroupScore] = Field(default_factory=dict)
+    categories: dict[str, CategoryScore] = Field(default_factory=dict)
+    dimensions: dict[str, DimensionScore] = Field(default_factory=dict)
+    subcategories: dict[str, SubcategoryScore] = Field(default_factory=dict)
+    ci_level: float = 0.95
+    bootstrap: dict[str, Any] = Field(default_factory=dict)
+    usage: UsageTotals = UsageTotals()
+    run: Manifest = Manifest()
+    finished: bool = False
+    ensemble: dict[str, Any] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON form (what ``summary.json`` holds); ``ensemble`` only when there is one."""
+        return self.model_dump(mode="json", exclude_none=False, exclude={"ensemble"} if self.ensemble is None else None)

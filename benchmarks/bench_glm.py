@@ -12,10 +12,14 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from alignbench.pairwise.winrate import bootstrap_lc, fit_joint_glm, simulate_preferences
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lc_reference import simulate_preferences  # noqa: E402
+
+from alignbench.pairwise.winrate import bootstrap_lc, fit_joint_glm  # noqa: E402
 
 
 def _models(n: int, seed: int) -> tuple[dict[str, float], dict[str, float]]:

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from alignbench.data import file_sha256, load_questions
-from alignbench.report.markdown import write_report
+from alignbench.reporting.markdown import write_report
 from alignbench.rubrics import load_rubric
-from alignbench.scoring import RunInfo, write_run
-from alignbench.types import Judgment, Status
+from alignbench.rundir import RunFolder
+from alignbench.scoring import build_summary, manifest
+from alignbench.types import Judgment, Status, UsageTotals
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFICIAL = ROOT.parent / "shared" / "alignbench" / "data_v1.1_release.jsonl"
@@ -54,10 +55,10 @@ def synthesise(root: Path) -> list[Path]:
                 status=Status.PARSE_FAILED if failed else Status.OK, scores={} if failed else scores,
                 overall=None if failed else overall, judge="openai:gpt-4o", rubric=rubric.id, prompt_hash="0" * 16,
                 raw=raw + ("" if failed else f"\n{ {**scores, '综合得分': overall} }")))
-        info = RunInfo(model=model, judge={"name": "openai:gpt-4o", "backend": "openai", "model": "gpt-4o"},
-                       rubric=rubric.id, questions_path=str(OFFICIAL), questions_sha256=sha,
-                       answers_path=f"answers/{model}.jsonl")
-        write_run(root / model, judgments, rubric, info, usage={})
+        run = manifest(model, {"name": "openai:gpt-4o", "backend": "openai", "model": "gpt-4o"}, rubric,
+                       {"path": str(OFFICIAL), "sha256": sha}, f"answers/{model}.jsonl")
+        with RunFolder(root / model) as folder:
+            folder.write_run(judgments, build_summary(judgments, rubric, run, UsageTotals()))
         dirs.append(root / model)
     return dirs
 

@@ -110,7 +110,7 @@ def main() -> None:
     for s in stats:
         print(f"    {s['url']}: served {s['served']}, failed {s['failed']}, max in flight {s['max_in_flight']}"
               f" (limit {s['limit']})")
-    print(f"  scored {ok}/{n}, calls {runner.stats.calls}, retries {runner.stats.retries}")
+    print(f"  scored {ok}/{n}, calls {runner.stats_for().calls}, retries {runner.stats_for().retries}")
 
     proc, url_a = spawn_stub(latency=args.latency)
     broken = StubServer(responder=alignbench_responder, latency=args.latency).start()
@@ -130,7 +130,7 @@ def main() -> None:
     print(f"  elapsed {elapsed:.2f} s (one healthy server alone: ideal {math.ceil(n / args.concurrency) * args.latency:.2f} s)")
     for s in stats:
         print(f"    {s['url']}: served {s['served']}, failed {s['failed']}, max in flight {s['max_in_flight']}")
-    print(f"  scored {ok}/{n}, calls {runner.stats.calls}, retries {runner.stats.retries}, "
+    print(f"  scored {ok}/{n}, calls {runner.stats_for().calls}, retries {runner.stats_for().retries}, "
           f"errors {runner.stats.errors}  -> {'PASS' if ok == n else 'FAIL'}")
 
 

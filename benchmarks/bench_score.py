@@ -132,6 +132,11 @@ class InstantJudge:
 
     name = "instant"
     fingerprint = "bench:instant"
+    capacity = 64
+    urls: list[str] = []
+
+    async def check(self) -> list[str]:
+        return []
 
     async def complete(self, request):
         from alignbench.types import JudgeReply, Usage

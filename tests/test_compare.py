@@ -424,7 +424,7 @@ def test_winrate_table_and_baseline_filter(tmp_path: Path) -> None:
     res = invoke("winrate", str(path), "--bootstrap", "0")
     assert res.exit_code == 0, res.stderr
     assert "pairwise vs base" in res.stdout and "62.5 ± 6.6" in res.stdout and "20/10/10" in res.stdout
-    res = invoke("winrate", str(path), "--baseline", "other")
+    res = invoke("winrate", str(path), "--baseline-model", "other")
     assert res.exit_code == 2 and "hold base" in res.stderr
 
 

@@ -15,6 +15,7 @@ from stub_server import StubServer
 
 from alignbench.ensemble import combine, disagreement
 from alignbench.rubrics import load_rubric
+from alignbench.rundir import folder_name
 from alignbench.types import Judgment, Status
 
 AB = load_rubric("alignbench")
@@ -115,9 +116,9 @@ def test_score_with_two_judges(tmp_path: Path) -> None:
         ens = summary["ensemble"]
         assert summary["run"]["judge"]["name"] == "openai:length+openai:noise"
         assert ens["judges"] == ["openai:length", "openai:noise"]
-        per = {name: read_jsonl(out / "judges" / name.replace(":", "-") / model / "judgments.jsonl")
+        per = {name: read_jsonl(out / "judges" / folder_name(name) / model / "judgments.jsonl")
                for name in ens["judges"]}
-        assert ens["runs"] == {name: str(out / "judges" / name.replace(":", "-") / model) for name in per}
+        assert ens["runs"] == {name: str(out / "judges" / folder_name(name) / model) for name in per}
         mine = read_jsonl(out / model / "judgments.jsonl")
         assert [x["question_id"] for x in mine] == list(range(1, 33))
         for e, a, b in zip(mine, per["openai:length"], per["openai:noise"], strict=True):
@@ -135,7 +136,7 @@ def test_score_with_two_judges(tmp_path: Path) -> None:
             else:
                 assert fig["spearman"] is None and fig["undefined"]
         assert ens["scores"]["openai:length"]["overall"] == json.loads(
-            (out / "judges" / "openai-length" / model / "summary.json").read_text(encoding="utf-8"))["overall"]
+            (out / "judges" / folder_name("openai:length") / model / "summary.json").read_text(encoding="utf-8"))["overall"]
         # the ensemble's category scores are the means of its averaged judgments
         assert summary["overall"] is not None and summary["n_ok"] == 32
     shown = run_cli("show", str(out / "model-a"))

@@ -115,7 +115,7 @@ def test_parse_failures_are_counted_and_second_run_is_cached(tiny_model: Path, t
     summary = summarize(judgments, rubric)
     assert summary["n_failed"] == 8 and summary["failed_by_status"] == {"parse_failed": 8}
     assert summary["overall"] is None
-    assert runner.stats.calls == 16
+    assert runner.stats_for().calls == 16
 
     fresh = make_judge(config)
     assert fresh.fingerprint == judge.fingerprint
@@ -123,7 +123,7 @@ def test_parse_failures_are_counted_and_second_run_is_cached(tiny_model: Path, t
                                              concurrency=fresh.capacity, parse_retries=1))
     store.close()
     assert fresh.stats.generate_calls == 0 and fresh.model is None  # not even loaded
-    assert runner2.stats.calls == 0 and runner2.stats.cached == 16
+    assert runner2.stats_for().calls == 0 and runner2.stats_for().cached == 16
     assert [j.raw for j in again] == [j.raw for j in judgments] and all(j.cached for j in again)
 
 
@@ -139,7 +139,7 @@ def test_prompt_longer_than_context_is_too_long_and_the_run_goes_on(tiny_model: 
     assert [j.status for j in judgments] == [Status.PARSE_FAILED, Status.TOO_LONG, Status.PARSE_FAILED]
     assert "context 1024" in judgments[1].detail and judgments[1].raw is None
     assert judgments[1].attempts == 1  # never retried
-    assert runner.stats.by_error == {"too_long": 1}
+    assert runner.stats_for().errors == 1  # the too-long prompt, recorded, never retried
     assert sum(judge.stats.batch_sizes) == 2  # the long prompt cost no compute
 
 

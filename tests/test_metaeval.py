@@ -262,7 +262,8 @@ def test_meta_eval_table_resume_and_all_failed(table_stub: StubServer, files: tu
     assert "1 pointwise judgment(s) failed and are excluded (parse_failed 1)" in text
     saved = json.loads((tmp_path / "me" / "meta_eval.json").read_text(encoding="utf-8"))
     assert saved["results"]["openai:good"]["multi-dimension"]["usage"]["cached_replies"] == 28
-    lines = (tmp_path / "me" / "openai-good__multi-dimension" / "pointwise.jsonl").read_text(encoding="utf-8")
+    lines = (next((tmp_path / "me").glob("openai-good-*__multi-dimension")) / "pointwise.jsonl").read_text(
+        encoding="utf-8")
     rows = [json.loads(line) for line in lines.splitlines()]
     assert [r["line"] for r in rows] == list(range(1, 13)) and rows[3]["judgment"]["status"] == "parse_failed"
     # a judge that never answers in format: every judgment failed, every figure undefined, exit 0

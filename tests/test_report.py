@@ -1,6 +1,6 @@
 """`alignbench report`, `show --baseline-run`, the paired statistics and the charts.
 
-Run folders are written with the real ``scoring.write_run`` from synthetic judgments (known scores,
+Run folders are written with the real ``RunFolder.write_run`` from synthetic judgments (known scores,
 so expected deltas are exact); one end-to-end test scores data/zh through the stub judge over HTTP.
 """
 
@@ -19,7 +19,7 @@ from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, run_cli, write_jsonl
 from markdown_it import MarkdownIt
 
 from alignbench.data import file_sha256, load_questions
-from alignbench.report.compare import (
+from alignbench.reporting.compare import (
     RunError,
     compare_runs,
     group_weights,
@@ -30,10 +30,11 @@ from alignbench.report.compare import (
     question_weights,
     sign_flip_pvalue,
 )
-from alignbench.report.markdown import build_report, md_text, write_report
+from alignbench.reporting.markdown import build_report, md_text, write_report
 from alignbench.rubrics import load_rubric
-from alignbench.scoring import RunInfo, write_run
-from alignbench.types import Judgment, Question, Status
+from alignbench.rundir import RunFolder
+from alignbench.scoring import build_summary, manifest
+from alignbench.types import Judgment, Question, Status, UsageTotals
 
 RUB = load_rubric("alignbench")
 QS = load_questions(QUESTIONS, RUB)
@@ -52,7 +53,7 @@ def base_score(q: Question) -> float:
 def make_run(path: Path, model: str, overall: Callable[[Question], float | None] = base_score,
              questions: list[Question] = QS, questions_path: Path = QUESTIONS, judge: dict | None = None,
              rubric_id: str | None = None, raw: Callable[[Question], str] | None = None) -> Path:
-    """A finished run folder written by the real write_run; ``overall`` None = a parse failure."""
+    """A finished run folder written by the real RunFolder.write_run; ``overall`` None = a parse failure."""
     judgments = []
     for q in questions:
         atype = RUB.answer_type(q.category, q.subcategory)
@@ -65,9 +66,10 @@ def make_run(path: Path, model: str, overall: Callable[[Question], float | None]
             scores={d: score for d in RUB.answer_types[atype].dimensions} if ok else {},
             overall=score, judge=(judge or JUDGE)["name"], rubric=rubric_id or RUB.id, prompt_hash="0" * 16,
             raw=text, detail=None if ok else "no score found"))
-    info = RunInfo(model=model, judge=judge or JUDGE, rubric=rubric_id or RUB.id, questions_path=str(questions_path),
-                   questions_sha256=file_sha256(questions_path), answers_path=f"answers/{model}.jsonl")
-    write_run(path, judgments, RUB, info, usage={}, seed=0)
+    run = manifest(model, judge or JUDGE, RUB, {"path": str(questions_path), "sha256": file_sha256(questions_path)},
+                   f"answers/{model}.jsonl").model_copy(update={"rubric": rubric_id or RUB.id})
+    with RunFolder(path) as folder:
+        folder.write_run(judgments, build_summary(judgments, RUB, run, UsageTotals(), seed=0))
     return path
 
 
@@ -141,11 +143,11 @@ def test_paired_overall_equals_summary_formula(tmp_path):
     cmp = compare_runs(a, b, RUB)
     overall = cmp.rows[0]
     assert overall.key == "overall"
-    assert overall.test.base == pytest.approx(a.summary["overall"], abs=5e-5)
-    assert overall.test.new == pytest.approx(b.summary["overall"], abs=5e-5)
+    assert overall.test.base == pytest.approx(a.summary.overall, abs=5e-5)
+    assert overall.test.new == pytest.approx(b.summary.overall, abs=5e-5)
     groups = {r.key: r for r in cmp.rows if r.kind == "group"}
-    assert groups["reasoning"].test.new == pytest.approx(b.summary["reasoning"], abs=5e-5)
-    assert groups["language"].test.base == pytest.approx(a.summary["language"], abs=5e-5)
+    assert groups["reasoning"].test.new == pytest.approx(b.summary.reasoning, abs=5e-5)
+    assert groups["language"].test.base == pytest.approx(a.summary.language, abs=5e-5)
 
 
 # ================================================================================================
@@ -416,7 +418,7 @@ def _render(text: str, font_path: str | None) -> np.ndarray:
 def test_cjk_font_renders_real_glyphs_not_tofu():
     from matplotlib import font_manager
 
-    from alignbench.report.charts import covers, find_cjk_font
+    from alignbench.reporting.charts import covers, find_cjk_font
 
     font = find_cjk_font()
     if font is None:
@@ -437,7 +439,7 @@ def test_cjk_font_renders_real_glyphs_not_tofu():
 
 def test_charts_with_chinese_labels(tmp_path):
     pytest.importorskip("matplotlib")
-    from alignbench.report.charts import Series, find_cjk_font, render_charts
+    from alignbench.reporting.charts import Series, find_cjk_font, render_charts
 
     if find_cjk_font() is None:
         pytest.skip("no CJK font here")
@@ -456,8 +458,8 @@ def test_charts_fall_back_to_english_without_cjk_font(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
     from matplotlib import font_manager
 
-    from alignbench.report.charts import Series as S
-    from alignbench.report.charts import find_cjk_font, render_charts
+    from alignbench.reporting.charts import Series as S
+    from alignbench.reporting.charts import find_cjk_font, render_charts
 
     monkeypatch.setenv("ALIGNBENCH_CJK_FONT", font_manager.findfont("DejaVu Sans"))  # a font without CJK
     assert find_cjk_font() is None

@@ -9,22 +9,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from lc_reference import (
+    difficulty_by_question,
+    fit_per_model_glm,
+    read_instruction_difficulty,
+    simulate_preferences,
+)
 from scipy.optimize import approx_fprime
 
 from alignbench.pairwise import winrate as W
-from alignbench.pairwise.alpaca import (
-    alpaca_preference,
-    difficulty_by_question,
-    read_alpaca_annotations,
-    read_instruction_difficulty,
-)
+from alignbench.pairwise.alpaca import alpaca_preference, read_alpaca_annotations
 from alignbench.pairwise.winrate import (
     bootstrap_lc,
     fit_joint_glm,
-    fit_per_model_glm,
     lc_disagreement_warning,
     plain_winrates,
-    simulate_preferences,
     text_length,
 )
 

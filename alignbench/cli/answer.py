@@ -2,47 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from alignbench.answering import (
-    AnswerProgress,
-    AnswerRun,
-    AnswerSettings,
-    ServerDown,
-    default_max_tokens,
-    generate_answers,
-    load_temperatures,
-    model_config,
-)
-from alignbench.cache import NullStore, ReplyStore
-from alignbench.cli.app import app, console, err_console, fail, is_tty
-from alignbench.cli.score import (
-    FormatOpt,
-    JudgeModelOpt,
-    JudgeOpt,
-    JudgeUrlOpt,
-    QuestionsOpt,
-    RubricOpt,
-    _judge_config,
-    _make_judge,
-    _progress_display,
-    _rubric,
-    _run,
-    run_guarded,
-)
-from alignbench.data import InputError, file_sha256, join, load_answers, load_questions
-from alignbench.judges import JudgeConfigError, make_judge
-from alignbench.report.terminal import print_summary
-from alignbench.rubrics import Rubric
-from alignbench.runner import FatalJudgeError, RetryPolicy
-from alignbench.scoring import RunInfo, default_run_dir, plan, usage_totals, write_run
-from alignbench.types import Question
+from alignbench.cli.app import app, console, err_console, fail, guarded, progress
+from alignbench.cli.options import FormatOpt, JudgeModelOpt, JudgeOpt, JudgeUrlOpt, QuestionsOpt, RubricOpt
 
 ModelNameOpt = Annotated[str, typer.Option(
     "--model-name", "-m", help="Name the answers are filed under (model_id, answer_id, reports).")]
@@ -69,70 +36,41 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="--hf models: au
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="--hf models: prompts per generate call.")]
 
 
-def _settings(rub: Rubric, model_name: str, model_id: str, backend: str, temperatures: Path | None,
-              max_tokens: int | None, system_prompt: str | None, keep_think: bool) -> AnswerSettings:
-    try:
-        table = load_temperatures(temperatures, rub)
-    except InputError as exc:
-        raise fail(str(exc)) from None
-    return AnswerSettings(model_name=model_name, model_id=model_id, backend=backend, temperatures=table,
-                          max_tokens=max_tokens or default_max_tokens(), system_prompt=system_prompt or None,
-                          keep_think=keep_think)
-
-
-def _answer_phase(qs: list[Question], settings: AnswerSettings, out: Path, *, base_url: str | None, hf: str | None,
-                  api_key_env: str | None, concurrency: int, timeout: float, attempts: int,
-                  store: ReplyStore, options: dict[str, Any] | None = None) -> AnswerRun:
+def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) -> Any:
     """Generate the missing answers into ``out``; exits with one clear line on any fatal problem."""
-    try:
-        config = model_config(base_url=base_url, hf=hf, model_id=settings.model_id, api_key_env=api_key_env,
-                              timeout=timeout, concurrency=concurrency,
-                              options={k: v for k, v in (options or {}).items() if v is not None})
-        client = make_judge(config)
-    except JudgeConfigError as exc:
-        raise fail(str(exc)) from None
+    from alignbench import api
+    from alignbench.data import InputError
+    from alignbench.engine import FatalJudgeError
 
-    def announce(run: AnswerRun) -> None:
+    def announce(run: Any) -> None:
         if run.dropped_partial:
-            err_console.print(f"[yellow]note:[/] removed a partial last line ({run.dropped_partial} bytes) "
-                              f"left in {out} by an interrupted run; that question is asked again", highlight=False, soft_wrap=True)
+            err_console.print(f"note: removed a partial last line ({run.dropped_partial} bytes) left in {out} by an "
+                              "interrupted run; that question is asked again", markup=False, highlight=False)
         if run.kept == run.total:
             err_console.print(f"all {run.total} questions are already answered in {out}; nothing to ask",
-                              highlight=False, soft_wrap=True)
+                              markup=False, highlight=False)
         elif run.kept:
             err_console.print(f"resuming: {run.kept} of {run.total} questions already answered in {out}; "
-                              f"asking the other {run.total - run.kept}", highlight=False, soft_wrap=True)
+                              f"asking the other {run.total - run.kept}", markup=False, highlight=False)
         if run.mismatched:
-            err_console.print(f"[yellow]warning:[/] {run.mismatched} kept answers were generated with other "
-                              "settings (model id, temperature, max tokens or system prompt) than this run; "
-                              "delete them from the file to regenerate", highlight=False, soft_wrap=True)
+            err_console.print(f"warning: {run.mismatched} kept answers were generated with other settings (model id, "
+                              "temperature, max tokens or system prompt) than this run; delete them from the file "
+                              "to regenerate", style="yellow", markup=False, highlight=False)
 
-    async def go() -> AnswerRun:
+    with guarded(saved=f"every answer received so far is in {out}"):
         try:
-            with _progress_display(len(qs), is_tty(), label="answering") as update:
-                return await generate_answers(qs, client, settings, out, store, concurrency=concurrency,
-                                              retry=RetryPolicy(attempts=attempts),
-                                              progress=AnswerProgress(on_update=update), before_start=announce)
-        finally:
-            await client.aclose()
-
-    try:
-        result = asyncio.run(go())
-    except InputError as exc:
-        raise fail(str(exc)) from None
-    except ServerDown as exc:
-        raise fail(str(exc)) from None
-    except FatalJudgeError as exc:
-        hint = " (is --model-id the id the server serves? GET /v1/models lists them)" if "404" in str(exc) else \
-            " (pass --api-key-env VAR naming the variable that holds the key)" if str(exc)[:3] in ("401", "403") \
-            else ""
-        raise fail(f"the model under test refused the request: {exc}{hint}") from None
-    except KeyboardInterrupt:
-        err_console.print(f"[yellow]interrupted:[/] every answer received so far is in {out}; "
-                          "run the same command again to answer the rest")
-        raise typer.Exit(130) from None
-    finally:
-        store.close()
+            with progress() as on_event:
+                result = api.answer(questions, model_name, out, on_event=on_event, before_start=announce, **kwargs)
+        except FatalJudgeError as exc:
+            hint = " (is --model-id the id the server serves? GET /v1/models lists them)" if "404" in str(exc) \
+                else " (pass --api-key-env VAR naming the variable that holds the key)" if str(exc)[:3] in (
+                    "401", "403") else ""
+            raise fail(f"the model under test refused the request: {exc}{hint}") from None
+        except InputError as exc:
+            message = str(exc)
+            if "not valid JSON" in message and Path(questions).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
+                message += " — questions must be JSONL (one JSON object per line, AlignBench's format)"
+            raise fail(message) from None
     _report_answers(result, out)
     if not result.complete:
         first = next(iter(result.failed.values()))
@@ -141,7 +79,7 @@ def _answer_phase(qs: list[Question], settings: AnswerSettings, out: Path, *, ba
     return result
 
 
-def _report_answers(run: AnswerRun, out: Path) -> None:
+def _report_answers(run: Any, out: Path) -> None:
     parts = [f"{run.written} new", f"{run.kept} kept"]
     if run.failed:
         parts.append(f"[red]{len(run.failed)} failed[/]")
@@ -157,26 +95,6 @@ def _report_answers(run: AnswerRun, out: Path) -> None:
     if run.empty - run.unclosed > 0:
         err_console.print(f"[yellow]warning:[/] {run.empty - run.unclosed} answers are empty even after "
                           "fresh samples; they are kept and will be judged as they are", highlight=False, soft_wrap=True)
-
-
-def _load_questions(path: Path, rub: Rubric) -> list[Question]:
-    try:
-        return load_questions(path, rub)
-    except InputError as exc:
-        message = str(exc)
-        if "not valid JSON" in message and path.suffix.lower() not in (".jsonl", ".json", ".ndjson"):
-            message += " — questions must be JSONL (one JSON object per line, AlignBench's format)"
-        raise fail(message) from None
-
-
-def _model_id(model_name: str, model_id: str | None, hf: str | None) -> tuple[str, str]:
-    if hf is not None:
-        return "hf", hf
-    return "openai", model_id or model_name
-
-
-def _store(use_cache: bool, cache: Path | None) -> ReplyStore:
-    return ReplyStore(cache) if use_cache or cache else NullStore()
 
 
 @app.command()
@@ -206,13 +124,10 @@ def answer(
     Each answer is appended to --out as it arrives; re-running the same command skips the questions
     already answered, so a killed run loses only the answers in flight.
     """
-    rub = _rubric(rubric)
-    qs = _load_questions(questions, rub)
-    backend, mid = _model_id(model_name, model_id, hf)
-    settings = _settings(rub, model_name, mid, backend, temperatures, max_tokens, system_prompt, keep_think)
-    _answer_phase(qs, settings, out, base_url=base_url, hf=hf, api_key_env=api_key_env, concurrency=concurrency,
-                  timeout=timeout, attempts=attempts, store=_store(use_cache, cache),
-                  options={"device": device, "batch_size": batch_size})
+    _answer_phase(questions, model_name, out, base_url=base_url, hf=hf, model_id=model_id, api_key_env=api_key_env,
+                  concurrency=concurrency, system_prompt=system_prompt, max_tokens=max_tokens,
+                  temperatures=temperatures, keep_think=keep_think, timeout=timeout, attempts=attempts, rubric=rubric,
+                  cache=cache or use_cache, options={"device": device, "batch_size": batch_size})
 
 
 @app.command()
@@ -251,45 +166,43 @@ def run(
     Everything lands in one run folder. Re-running the same command resumes: answers already in
     answers.jsonl are not asked again and judge replies come from the cache.
     """
-    config = _judge_config(judge, judge_model, judge_base_url, rubric, concurrency=judge_concurrency,
-                           timeout=judge_timeout)
-    rub = _rubric(config.rubric)
-    qs = _load_questions(questions, rub)
-    backend, mid = _model_id(model_name, model_id, hf)
-    settings = _settings(rub, model_name, mid, backend, temperatures, max_tokens, system_prompt, keep_think)
-    run_dir = out or default_run_dir(model_name, config.name, rub)
-    answers_path = run_dir / "answers.jsonl"
-    judge_impl = _make_judge(config)  # a judge misconfiguration fails before any answer is paid for
-    _answer_phase(qs, settings, answers_path, base_url=base_url, hf=hf, api_key_env=api_key_env,
-                  concurrency=concurrency, timeout=timeout, attempts=attempts, store=NullStore(),
-                  options={"device": device, "batch_size": batch_size})
+    from alignbench import api
+    from alignbench.judges import make_client
+    from alignbench.rundir import default_run_dir
 
-    try:  # the score pipeline, as `alignbench score` runs it
-        # Empty answers are the model's real output (kept after fresh samples): judge them as they are.
-        joined = join(qs, load_answers(answers_path, model=model_name, allow_empty=True), answers_path)
-    except InputError as exc:
-        raise fail(str(exc)) from None
-    items = plan(joined.pairs, rub, config, max_answer_chars)
-    store = NullStore() if no_cache else ReplyStore(cache)
-    judgments, runner = run_guarded(_run(items, rub, judge_impl, store, config, attempts, parse_retries), store,
-                                    saved="answers are in the run folder and judge replies in the cache")
-    info = RunInfo(model=model_name, judge=config.public(), rubric=rub.id, questions_path=str(questions),
-                   questions_sha256=file_sha256(questions), answers_path=str(answers_path),
-                   missing_answers=joined.missing.get(model_name, []), max_answer_chars=max_answer_chars,
-                   extra={"generation": _generation_record(settings)})
-    summary = write_run(run_dir, judgments, rub, info, usage_totals(judgments, runner), seed=seed)
-    summary["run"]["dir"] = str(run_dir)
+    with guarded():
+        config = api.judge_config(judge, judge_model=judge_model, base_url=judge_base_url, rubric=rubric,
+                                  concurrency=judge_concurrency, timeout=judge_timeout)
+        make_client(config)  # a judge misconfiguration (key, package) fails before any answer is paid for
+    run_dir = out or default_run_dir(model_name, config.name, config.rubric)
+    answers_path = run_dir / "answers.jsonl"
+    result = _answer_phase(questions, model_name, answers_path, base_url=base_url, hf=hf, model_id=model_id,
+                           api_key_env=api_key_env, concurrency=concurrency, system_prompt=system_prompt,
+                           max_tokens=max_tokens, temperatures=temperatures, keep_think=keep_think, timeout=timeout,
+                           attempts=attempts, options={"device": device, "batch_size": batch_size})
+    # Empty answers are the model's real output (kept after fresh samples): judge them as they are.
+    with guarded(saved="answers are in the run folder and judge replies in the cache"), progress() as on_event:
+        runs = api.score(questions, answers_path, judge, model=model_name, judge_model=judge_model,
+                         base_url=judge_base_url, rubric=rubric, out=run_dir, concurrency=judge_concurrency,
+                         timeout=judge_timeout, attempts=attempts, parse_retries=parse_retries,
+                         max_answer_chars=max_answer_chars, cache=False if no_cache else cache, allow_empty=True,
+                         seed=seed, on_event=on_event,
+                         extra_manifest={"generation": _generation_record(result.settings)})
+    summary = runs[model_name].summary
     report = _write_report(run_dir, seed)
     if fmt == "json":
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
         return
-    print_summary(summary, rub, console)
-    console.print(f"[dim]run folder: {run_dir}[/]", highlight=False, soft_wrap=True)
+    from alignbench.reporting.terminal import print_summary
+    from alignbench.rubrics import load_rubric
+
+    print_summary(summary, load_rubric(summary.run.rubric.split("@")[0]), console)
+    console.print(f"run folder: {run_dir}", style="dim", markup=False, highlight=False)
     if report:
-        console.print(f"[dim]report: {report}[/]", highlight=False, soft_wrap=True)
+        console.print(f"report: {report}", style="dim", markup=False, highlight=False)
 
 
-def _generation_record(settings: AnswerSettings) -> dict[str, Any]:
+def _generation_record(settings: Any) -> dict[str, Any]:
     """How the answers were produced, for summary.json (no URL, no key: only what shapes the answers)."""
     return {"backend": settings.backend, "model": settings.model_id, "max_tokens": settings.max_tokens,
             "temperatures": settings.temperatures.by_category, "default_temperature": settings.temperatures.default,
@@ -298,25 +211,15 @@ def _generation_record(settings: AnswerSettings) -> dict[str, Any]:
 
 
 def _write_report(run_dir: Path, seed: int) -> Path | None:
-    """report.md in the run folder, when the Markdown report module is installed.
-
-    The scores are already on disk when this runs, so a report that cannot be written is a warning,
-    not a failed run (``alignbench report`` can write it later from the same folder).
-    """
-    try:
-        module = importlib.import_module("alignbench.report.markdown")
-    except ImportError:
-        return None
-    writer = getattr(module, "write_report", None)
-    if writer is None:
-        return None
+    """report.md in the run folder. The scores are already on disk when this runs, so a report that
+    cannot be written is a warning, not a failed run (``alignbench report`` can write it later)."""
+    from alignbench import api
 
     def warn(message: str) -> None:
-        err_console.print(f"[yellow]report:[/] {message}", highlight=False, soft_wrap=True)
+        err_console.print(f"report: {message}", style="yellow", markup=False, highlight=False)
 
     try:
-        result = writer([run_dir], run_dir / "report.md", seed=seed, warn=warn)
+        return api.report([run_dir], run_dir / "report.md", seed=seed, warn=warn).path
     except (ValueError, OSError) as exc:  # RunError is a ValueError
         warn(f"report.md not written: {exc}")
         return None
-    return Path(getattr(result, "path", run_dir / "report.md"))

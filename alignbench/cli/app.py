@@ -1,17 +1,25 @@
-"""The typer application shared by every command module in ``alignbench.cli``.
+"""The typer application, and what every command shares: consoles, one-line errors, the guard that
+turns library exceptions into exit codes, and the progress bar fed by engine events.
 
 Each command lives in its own module (``score.py``, ``compare.py`` …) and registers itself on
-``app``; ``alignbench.cli.__init__`` imports them all. Commands stay thin: parse options, call the
-library, hand the result to ``alignbench.report``.
+``app``; command modules import only from here, ``options.py`` and the library. Commands stay thin:
+parse options, call ``alignbench.api``, hand the result to ``alignbench.reporting``. Library modules are
+imported inside the commands, so ``alignbench --help`` (and each command) loads only what it uses.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from alignbench.engine import Event, EventHandler
 
 app = typer.Typer(
     name="alignbench",
@@ -28,10 +36,74 @@ err_console = Console(stderr=True, soft_wrap=True)  # messages stay one line, gr
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one clear error line (plus an optional hint line) and return an Exit to raise."""
+    """Print one clear error line and return an Exit to raise."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
+def warn(message: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    err_console.print(escape(message), highlight=False, soft_wrap=True)
+
+
 def is_tty() -> bool:
     return sys.stderr.isatty()
+
+
+@contextmanager
+def guarded(saved: str = "every reply received so far is in the cache",
+            fatal_hint: str = "Check the judge model id and API key.") -> Iterator[None]:
+    """Library errors become one line and exit code 2; Ctrl-C exits 130 saying how to resume."""
+    from alignbench.data import InputError
+    from alignbench.engine import FatalJudgeError, ServerUnavailable
+    from alignbench.judges import JudgeConfigError
+    from alignbench.rubrics import RubricError
+    from alignbench.rundir import RunError
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        err_console.print(f"[yellow]interrupted:[/] {saved}; run the same command again to finish without paying "
+                          "twice", highlight=False)
+        raise typer.Exit(130) from None
+    except FatalJudgeError as exc:
+        raise fail(f"{exc}. {fatal_hint}") from None
+    except (InputError, JudgeConfigError, RubricError, RunError, ServerUnavailable) as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def progress(enabled: bool | None = None) -> Iterator[EventHandler | None]:
+    """A rich progress bar (done/total, rate, failures, cached, elapsed, ETA) on a terminal, fed by
+    engine events; nothing on a pipe. One bar per label (judging, comparing, answering)."""
+    if not (is_tty() if enabled is None else enabled):
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[rate]}/s"), TextColumn("[red]{task.fields[failed]} failed"),
+               TextColumn("[dim]{task.fields[cached]} cached"), TimeElapsedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=err_console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(event: Event) -> None:
+            if event.label not in tasks or (event.done == 0 and bar.tasks[tasks[event.label]].completed):
+                tasks[event.label] = bar.add_task(event.label, total=event.total, rate="0.0", failed=0, cached=0)
+            task = tasks[event.label]
+            elapsed = bar.tasks[task].elapsed or 1e-9
+            bar.update(task, total=event.total, completed=event.done, rate=f"{event.done / elapsed:.1f}",
+                       failed=event.failed, cached=event.cached)
+
+        yield update

@@ -6,7 +6,6 @@ whether the environment variable is set; the key itself is never read into the o
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from typing import Annotated, Any
@@ -15,15 +14,12 @@ import typer
 from rich.table import Table
 
 from alignbench.cli.app import app, console
-from alignbench.judges import BACKEND_PACKAGES, BACKENDS, load_presets
-
-_DEFAULT_URL = {"openai": "api.openai.com (default)", "zhipuai": "open.bigmodel.cn (default)",
-                "hf": "in this process"}
-_INSTALL = {"hf": "pip install 'alignbench[local]'"}
 
 
 def _package_status(backend: str) -> tuple[bool, list[str]]:
-    missing = [p for p in BACKEND_PACKAGES.get(backend, ()) if importlib.util.find_spec(p) is None]
+    from alignbench.judges import backends
+
+    missing = backends()[backend].missing_packages()
     return not missing, missing
 
 
@@ -38,6 +34,8 @@ def _key_status(spec: dict[str, Any]) -> str:
 
 def judge_rows() -> list[dict[str, Any]]:
     """One row per preset: what it is and whether it is usable here (no secrets)."""
+    from alignbench.judges import backends, load_presets
+
     rows = []
     for name, spec in sorted(load_presets().items()):
         backend = spec["backend"]
@@ -48,7 +46,7 @@ def judge_rows() -> list[dict[str, Any]]:
             "name": name, "backend": backend, "model": spec["model"],
             "base_url": urls, "rubric": spec.get("rubric", "alignbench"),
             "package": "ok" if ok else f"missing {', '.join(missing)}",
-            "install": None if ok else _INSTALL.get(backend, f"pip install {' '.join(missing)}"),
+            "install": None if ok else (backends()[backend].install or f"pip install {' '.join(missing)}"),
             "key_env": spec.get("api_key_env"),
             "key": _key_status(spec),
             "options": spec.get("options", {}),
@@ -61,6 +59,8 @@ def judges(
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """List judge presets: backend, model, server, rubric, and whether package and key are present."""
+    from alignbench.judges import backends
+
     rows = judge_rows()
     if fmt == "json":
         print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -73,7 +73,7 @@ def judges(
         table.add_column(column, no_wrap=True)
     key_envs: dict[str, str] = {}
     for row in rows:
-        urls = "\n".join(row["base_url"]) or f"[dim]{_DEFAULT_URL.get(row['backend'], 'default')}[/]"
+        urls = "\n".join(row["base_url"]) or f"[dim]{backends()[row['backend']].default_url} (default)[/]"
         package = "[green]ok[/]" if row["package"] == "ok" else f"[red]{row['package']}[/]"
         key = {"set": "[green]set[/]", "not set": "[red]not set[/]"}.get(row["key"], row["key"])
         if row["key_env"]:
@@ -86,6 +86,6 @@ def judges(
     for row in rows:
         if row["install"]:
             console.print(f"[dim]{row['name']}: {row['install']}[/]", highlight=False)
-    console.print(f"[dim]Any model: --judge BACKEND:MODEL with backend {', '.join(sorted(BACKENDS))} "
+    console.print(f"[dim]Any model: --judge BACKEND:MODEL with backend {', '.join(sorted(backends()))} "
                   "(e.g. openai:qwen2.5-72b-instruct, zhipuai:glm-4-air, hf:/path/to/model). "
                   "Several servers: repeat --judge-base-url.[/]", highlight=False)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, fail
-from alignbench.report.compare import RunError
+from alignbench.cli.app import app, console, fail, guarded, warn
 
 
 @app.command()
@@ -25,22 +24,12 @@ def report(
 ) -> None:
     """Write a Markdown report: leaderboard with CIs, dimension tables, charts, weak spots, pairwise
     results when present, and the comparison with --baseline-run. Never calls a judge."""
+    from alignbench import api
+
     if lang not in ("zh", "en"):
         raise fail(f"--lang must be zh or en, not {lang!r}")
-    from alignbench.report.markdown import write_report
-
-    target = out or (run_dirs[0] / "report.md" if len(run_dirs) == 1 else Path("reports") / "report.md")
-    if target.suffix.lower() != ".md":
-        raise fail(f"--out {target}: expected a .md file name")
-
-    def warn(message: str) -> None:
-        err_console.print(f"warning: {message}", style="yellow", highlight=False, markup=False, soft_wrap=True)
-
-    try:
-        result = write_report(run_dirs, target, baseline_dir=baseline_run, lang=lang, charts=charts, seed=seed,
-                              warn=warn)
-    except RunError as exc:
-        raise fail(str(exc)) from None
+    with guarded():
+        result = api.report(run_dirs, out, baseline_run=baseline_run, lang=lang, charts=charts, seed=seed, warn=warn)
     console.print(f"report written: {result.path}", highlight=False, markup=False)
     for chart in result.charts:
         console.print(f"chart: {chart}", highlight=False, markup=False)

@@ -2,15 +2,18 @@
 
 A preset (``judges/presets.yaml``) names a backend, a model id, where it is served, how it is
 decoded and which rubric renders its prompts. ``resolve_judge`` turns a ``--judge`` value plus
-command-line overrides into a ``JudgeConfig``; ``make_judge`` builds the backend from it. Backends
-register a factory by name and import their SDK lazily, so an optional dependency only matters to
-the people who use it.
+command-line overrides into a ``JudgeConfig``; ``make_client`` builds the backend's client from it.
+Backends are registered in the same file (module, packages, key variable, default server), and a
+backend's module is imported only when a client is built, so an optional SDK matters only to the
+people who use it: adding a backend is one module plus its entry there.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
-from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from alignbench.judges.base import Judge, JudgeCallError
+from alignbench.judges.base import JudgeCallError, ModelClient
 from alignbench.types import Decoding
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
@@ -71,25 +74,51 @@ class JudgeConfig(BaseModel):
                 "temperature": self.temperature, "max_tokens": self.max_tokens}
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A registered backend: how to build its client and what it needs from this machine."""
+
+    name: str
+    module: str  # defines ``build(config, api_key) -> ModelClient``; imported only when used
+    packages: tuple[str, ...] = ()
+    key_env: str | None = None
+    base_url_env: str | None = None
+    default_url: str | None = None
+    install: str | None = None
+
+    def missing_packages(self) -> list[str]:
+        return [p for p in self.packages if importlib.util.find_spec(p) is None]
+
+
 @cache
-def load_presets(path: Path = PRESETS_FILE) -> dict[str, dict[str, Any]]:
+def _registry(path: Path = PRESETS_FILE) -> tuple[dict[str, Backend], dict[str, dict[str, Any]]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {name: {"name": name, **spec} for name, spec in data.items()}
+    backends = {name: Backend(name=name, **{**spec, "packages": tuple(spec.get("packages", ()))})
+                for name, spec in (data.get("backends") or {}).items()}
+    presets = {name: {"name": name, **spec} for name, spec in (data.get("presets") or {}).items()}
+    return backends, presets
+
+
+def load_presets() -> dict[str, dict[str, Any]]:
+    return _registry()[1]
+
+
+def backends() -> dict[str, Backend]:
+    return _registry()[0]
 
 
 def resolve_judge(judge: str, **overrides: Any) -> JudgeConfig:
     """A preset name, or ``BACKEND:MODEL`` (e.g. ``openai:qwen2.5-72b-instruct``), plus overrides."""
-    presets = load_presets()
+    presets, known = load_presets(), backends()
     if judge in presets:
         spec = dict(presets[judge])
-    elif ":" in judge and judge.split(":", 1)[0] in BACKENDS:
+    elif ":" in judge and judge.split(":", 1)[0] in known:
         backend, model = judge.split(":", 1)
-        spec = {"name": judge, "backend": backend, "model": model,
-                "api_key_env": {"openai": "OPENAI_API_KEY", "zhipuai": "ZHIPUAI_API_KEY"}.get(backend)}
+        spec = {"name": judge, "backend": backend, "model": model, "api_key_env": known[backend].key_env}
     else:
         raise JudgeConfigError(
             f"unknown judge {judge!r}. Presets: {', '.join(sorted(presets))}; "
-            f"or BACKEND:MODEL with backend one of {', '.join(sorted(BACKENDS))} (e.g. openai:gpt-4o)")
+            f"or BACKEND:MODEL with backend one of {', '.join(sorted(known))} (e.g. openai:gpt-4o)")
     options = overrides.pop("options", None) or {}  # merged key by key: a preset's options survive
     spec.update({k: v for k, v in overrides.items() if v is not None and v != []})
     if options:
@@ -97,66 +126,39 @@ def resolve_judge(judge: str, **overrides: Any) -> JudgeConfig:
     return JudgeConfig(**spec)
 
 
-BackendFactory = Callable[[JudgeConfig], Judge]
-BACKENDS: dict[str, BackendFactory] = {}
+def judge_config(judge: str, *, judge_model: str | None = None, base_url: Any = None, rubric: str | None = None,
+                 protocol: str | None = None, **overrides: Any) -> JudgeConfig:
+    """``resolve_judge`` with the command-line shapes (URLs repeated or comma-separated) and the rubric
+    switched to ``protocol``'s variant, so a protocol means the same prompts in every command."""
+    from alignbench.rubrics import rubric_for_protocol
+
+    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+    urls = [u.strip() for raw in urls for u in raw.split(",") if u.strip()]
+    config = resolve_judge(judge, model=judge_model, base_url=urls or None, rubric=rubric, **overrides)
+    if protocol:
+        config = config.model_copy(update={"rubric": rubric_for_protocol(protocol, base=config.rubric)})
+    return config
 
 
-def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    def decorator(factory: BackendFactory) -> BackendFactory:
-        BACKENDS[name] = factory
-        return factory
-    return decorator
-
-
-@register_backend("openai")
-def _openai(config: JudgeConfig) -> Judge:
-    from alignbench.judges.openai_api import OpenAIJudge
-
+def make_client(config: JudgeConfig) -> ModelClient:
+    """Build the client of ``config``'s backend; a missing package or key is a JudgeConfigError
+    saying what to do."""
+    backend = backends().get(config.backend)
+    if backend is None:
+        raise JudgeConfigError(f"{config.name}: unknown backend {config.backend!r}")
+    missing = backend.missing_packages()
+    if missing:
+        raise JudgeConfigError(f"{config.name} needs {' and '.join(missing)}: "
+                               f"{backend.install or 'pip install ' + ' '.join(missing)}")
     key = config.api_key()
-    needs_key = config.key_required and not any(config.base_url) and not os.environ.get("OPENAI_BASE_URL")
-    if needs_key and not key:
-        raise JudgeConfigError(
-            f"judge {config.name} calls the OpenAI API but ${config.api_key_env} is not set; "
-            "export it, or point --judge-base-url at an OpenAI-compatible server")
-    return OpenAIJudge(config.name, config.model, config.base_url, key, timeout=config.timeout,
-                       concurrency=config.concurrency, extra_body=config.extra_body)
+    own_server = not any(config.base_url) and not (backend.base_url_env and os.environ.get(backend.base_url_env))
+    if backend.key_env and config.key_required and own_server and not key:
+        raise JudgeConfigError(f"{config.name} calls {backend.default_url} but ${config.api_key_env} is not set; "
+                               "export it, or point --judge-base-url at a compatible server")
+    return importlib.import_module(backend.module).build(config, key)
 
 
-# Packages each backend imports (checked by `alignbench judges` without importing them).
-BACKEND_PACKAGES: dict[str, tuple[str, ...]] = {"openai": ("openai",), "zhipuai": ("zhipuai",),
-                                                "hf": ("torch", "transformers")}
+make_judge = make_client  # a judge is a model client whose replies are judgments
 
-
-@register_backend("zhipuai")
-def _zhipuai(config: JudgeConfig) -> Judge:
-    from alignbench.judges.zhipuai_api import ZhipuAIJudge
-
-    key = config.api_key()
-    needs_key = config.key_required and not any(config.base_url) and not os.environ.get("ZHIPUAI_BASE_URL")
-    if needs_key and not key:
-        raise JudgeConfigError(
-            f"judge {config.name} calls the ZhipuAI API but ${config.api_key_env or 'ZHIPUAI_API_KEY'} is not set; "
-            "export it (from open.bigmodel.cn), or point --judge-base-url at a GLM-compatible server")
-    return ZhipuAIJudge(config.name, config.model, config.base_url, key, timeout=config.timeout,
-                        concurrency=config.concurrency, extra_body=config.extra_body)
-
-
-@register_backend("hf")
-def _hf(config: JudgeConfig) -> Judge:
-    from alignbench.judges.local import LocalJudge, LocalJudgeError
-
-    try:
-        return LocalJudge.from_options(config.name, config.model, config.options)
-    except LocalJudgeError as exc:
-        raise JudgeConfigError(str(exc)) from None
-
-
-def make_judge(config: JudgeConfig) -> Judge:
-    factory = BACKENDS.get(config.backend)
-    if factory is None:
-        raise JudgeConfigError(f"judge {config.name}: unknown backend {config.backend!r}")
-    return factory(config)
-
-
-__all__ = ["BACKENDS", "BACKEND_PACKAGES", "Judge", "JudgeCallError", "JudgeConfig", "JudgeConfigError",
-           "load_presets", "make_judge", "register_backend", "resolve_judge"]
+__all__ = ["Backend", "JudgeCallError", "JudgeConfig", "JudgeConfigError", "ModelClient", "backends",
+           "judge_config", "load_presets", "make_client", "make_judge", "resolve_judge"]

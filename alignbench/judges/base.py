@@ -32,7 +32,14 @@ class JudgeCallError(Exception):
 
 
 @runtime_checkable
-class Judge(Protocol):
+class ModelClient(Protocol):
+    """What the engine needs from a backend, whether it serves a judge or the model under test.
+
+    ``fingerprint`` goes into every cache key; ``capacity`` bounds the requests in flight;
+    ``check`` lists the servers that do not answer at all (empty for in-process models), so a run
+    with nothing cached fails in one line instead of after every retry.
+    """
+
     name: str
 
     @property
@@ -40,11 +47,34 @@ class Judge(Protocol):
         """A stable string of everything that changes outputs (backend, model id); no URLs or keys."""
         ...
 
+    @property
+    def capacity(self) -> int:
+        """Requests worth having in flight at once."""
+        ...
+
+    @property
+    def urls(self) -> list[str]:
+        """The servers behind this client (empty in-process)."""
+        ...
+
+    async def check(self) -> list[str]:
+        """The servers that do not answer at all."""
+        ...
+
     async def complete(self, request: JudgeRequest) -> JudgeReply:
         """Send one request; return the reply or raise JudgeCallError."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+def merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Fold a system message into the first user message, for judges whose chat format has no system role."""
+    if len(messages) < 2 or messages[0]["role"] != "system":
+        return messages
+    system, rest = messages[0], list(messages[1:])
+    rest[0] = {"role": "user", "content": system["content"] + "\n\n" + rest[0]["content"]}
+    return rest
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignbench.judges.base import JudgeCallError
+from alignbench.judges.base import JudgeCallError, merge_system
 from alignbench.types import JudgeReply, JudgeRequest, Usage
 
 INSTALL_HINT = "pip install 'alignbench[local]'"
@@ -220,6 +220,13 @@ class LocalJudge:
     def capacity(self) -> int:
         return 2 * self.batch_size
 
+    @property
+    def urls(self) -> list[str]:
+        return []
+
+    async def check(self) -> list[str]:
+        return []  # in this process: nothing to reach
+
     # -- loading ---------------------------------------------------------------------------------
 
     def _load(self) -> None:
@@ -300,7 +307,7 @@ class LocalJudge:
             try:
                 text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             except Exception:  # e.g. a template that rejects the system role: fold it into the user turn
-                text = tok.apply_chat_template(_fold_system(messages), tokenize=False,
+                text = tok.apply_chat_template(merge_system(messages), tokenize=False,
                                                add_generation_prompt=True)
             return list(tok(text, add_special_tokens=False)["input_ids"])
         text = "\n\n".join(m["content"] for m in messages)
@@ -426,14 +433,6 @@ class LocalJudge:
         self._queue = []
 
 
-def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    if not messages or messages[0].get("role") != "system" or len(messages) < 2:
-        return messages
-    first = dict(messages[1])
-    first["content"] = messages[0]["content"] + "\n\n" + first["content"]
-    return [first, *messages[2:]]
-
-
 def _version_tuple(version: str) -> tuple[int, ...]:
     parts = []
     for piece in version.split(".")[:3]:
@@ -456,3 +455,13 @@ def _context_length(config: Any, tokenizer: Any) -> int:
 
 __all__ = ["BatchStats", "LocalJudge", "LocalJudgeError", "ModelSource", "folder_digest", "missing_packages",
            "resolve_source"]
+
+
+def build(config, api_key: str | None) -> LocalJudge:  # noqa: ANN001 - a JudgeConfig
+    """The registry's factory (see ``judges/presets.yaml``); no key: the model runs here."""
+    try:
+        return LocalJudge.from_options(config.name, config.model, config.options)
+    except LocalJudgeError as exc:
+        from alignbench.judges import JudgeConfigError
+
+        raise JudgeConfigError(str(exc)) from None

@@ -94,7 +94,13 @@ class OpenAIJudge(PooledJudge):
             await ep.client.close()
 
 
-__all__ = ["Endpoint", "EndpointPool", "OpenAIJudge"]
+def build(config, api_key: str | None) -> OpenAIJudge:  # noqa: ANN001 - a JudgeConfig
+    """The registry's factory (see ``judges/presets.yaml``)."""
+    return OpenAIJudge(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
+                       concurrency=config.concurrency, extra_body=config.extra_body)
+
+
+__all__ = ["Endpoint", "EndpointPool", "OpenAIJudge", "build"]
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

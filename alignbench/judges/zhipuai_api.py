@@ -142,4 +142,10 @@ def _error_detail(exc: zerr.APIStatusError) -> tuple[str, str]:
     return "", text[:300]
 
 
-__all__ = ["ZhipuAIJudge"]
+def build(config, api_key: str | None) -> ZhipuAIJudge:  # noqa: ANN001 - a JudgeConfig
+    """The registry's factory (see ``judges/presets.yaml``)."""
+    return ZhipuAIJudge(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
+                        concurrency=config.concurrency, extra_body=config.extra_body)
+
+
+__all__ = ["ZhipuAIJudge", "build"]

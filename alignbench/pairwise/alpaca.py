@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,9 +21,7 @@ from alignbench.pairwise.winrate import text_length
 
 __all__ = [
     "alpaca_preference",
-    "difficulty_by_question",
     "read_alpaca_annotations",
-    "read_instruction_difficulty",
 ]
 
 
@@ -117,24 +115,3 @@ def read_alpaca_annotations(
         )
     df["preference"] = df["preference"].astype(float)
     return df
-
-
-def read_instruction_difficulty(path: str | os.PathLike[str]) -> pd.Series:
-    """Read an AlpacaEval ``instruction_difficulty`` CSV (index = row position, one float per row)."""
-    frame = pd.read_csv(path, index_col=0)
-    if frame.shape[1] != 1:
-        raise ValueError(f"{path}: expected one difficulty column, got {list(frame.columns)}")
-    return frame.iloc[:, 0].astype(float)
-
-
-def difficulty_by_question(
-    df: pd.DataFrame, difficulty: Mapping[int, float] | pd.Series
-) -> dict[Hashable, float]:
-    """Re-key a position-indexed difficulty vector by the table's ``question_id`` (via ``position``)."""
-    diff = pd.Series(difficulty, dtype=float) if not isinstance(difficulty, pd.Series) else difficulty
-    pairs = df.drop_duplicates("question_id")[["question_id", "position"]]
-    out: dict[Hashable, float] = {}
-    for qid, pos in zip(pairs["question_id"], pairs["position"], strict=True):
-        if pos in diff.index:
-            out[qid] = float(diff[pos])
-    return out

@@ -45,8 +45,9 @@ from pydantic import ValidationError
 from alignbench import __version__
 from alignbench.cache import ReplyStore
 from alignbench.data import InputError, read_jsonl
+from alignbench.engine import RETRYABLE_PARSE, Engine, EventHandler, Exchange, RetryPolicy
 from alignbench.judges import JudgeConfig
-from alignbench.judges.base import Judge
+from alignbench.judges.base import ModelClient, merge_system
 from alignbench.pairwise.winrate import (
     bootstrap_lc,
     fit_joint_glm,
@@ -55,11 +56,20 @@ from alignbench.pairwise.winrate import (
     text_length,
 )
 from alignbench.parse import parse_verdict
-from alignbench.prompts import cap_answer, merge_system, render_pairwise, retry_request
+from alignbench.prompts import cap_answer, render_pairwise, retry_request
 from alignbench.rubrics import Rubric
-from alignbench.runner import RetryPolicy, Runner, gather_all
-from alignbench.scoring import RETRYABLE_PARSE, Progress
-from alignbench.types import Answer, Decoding, Frozen, JudgeReply, JudgeRequest, Question, Status, Usage
+from alignbench.rundir import RunFolder
+from alignbench.types import (
+    Answer,
+    Decoding,
+    Frozen,
+    JudgeReply,
+    JudgeRequest,
+    Question,
+    Status,
+    Usage,
+    UsageTotals,
+)
 
 Order = Literal["model_first", "baseline_first"]
 Winner = Literal["model", "baseline", "tie"]
@@ -209,10 +219,12 @@ def _unswap(order: Order, position: str) -> Winner:
     return "model" if position == model_pos else "baseline"
 
 
-def make_verdict(item: PairItem, reply: JudgeReply, attempts: int = 1, earlier: str | None = None) -> OrderVerdict:
-    """Parse one reply into an OrderVerdict (pure)."""
-    base = {"order": item.order, "prompt_hash": item.request.prompt_hash, "usage": reply.usage,
-            "attempts": attempts, "cached": reply.cached}
+def make_verdict(item: PairItem, exchange: Exchange | JudgeReply, earlier: str | None = None) -> OrderVerdict:
+    """Parse the last reply of an exchange (or one reply) into an OrderVerdict (pure)."""
+    ex = exchange if isinstance(exchange, Exchange) else Exchange((exchange,))
+    reply = ex.last
+    base = {"order": item.order, "prompt_hash": item.request.prompt_hash, "usage": ex.usage,
+            "attempts": ex.attempts, "cached": ex.cached}
     if reply.text is None:
         return OrderVerdict(**base, status=reply.error_status or Status.JUDGE_ERROR, detail=reply.error)
     parsed = parse_verdict(reply.text)
@@ -236,31 +248,25 @@ def combine(model_first: OrderVerdict, baseline_first: OrderVerdict) -> dict[str
             "flip": {a, b} == {"model", "baseline"}, "detail": f"model-first: {a}; baseline-first: {b}"}
 
 
-async def judge_pairs(items: Sequence[PairItem], judge: Judge, store: ReplyStore, concurrency: int = 16,
-                      retry: RetryPolicy | None = None, parse_retries: int = 1,
-                      progress: Progress | None = None) -> tuple[list[OrderVerdict], Runner]:
-    """Judge every order of every pair (cache first), in the order of ``items``. An unparseable reply
-    is asked again ``parse_retries`` times with a fresh sample, as in ``score``."""
-    runner = Runner(judge, store, concurrency=concurrency, retry=retry)
-    runner.prefetch([it.request for it in items])
-    progress = progress or Progress()
-    progress.total = len(items)
+async def judge_pairs(items: Sequence[PairItem], client: ModelClient, store: ReplyStore,
+                      concurrency: int | None = None, retry: RetryPolicy | None = None, parse_retries: int = 1,
+                      on_event: EventHandler | None = None,
+                      serve_hint: str | None = None) -> tuple[list[OrderVerdict], Engine]:
+    """Judge every order of every pair through one engine (cache first), in the order of ``items``; an
+    unparseable reply is asked again ``parse_retries`` times with a fresh sample, as in ``score``."""
+    engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, serve_hint=serve_hint)
 
-    async def one(item: PairItem) -> OrderVerdict:
-        reply = await runner.get(item.request)
-        verdict = make_verdict(item, reply, attempts=reply.attempts)
-        attempt = 0
-        while verdict.status in RETRYABLE_PARSE and attempt < parse_retries:
-            attempt += 1
-            earlier = f"{verdict.status.value} ({verdict.detail})"
-            again = PairItem(item.question, item.model_answer, item.baseline_answer, item.order,
-                             retry_request(item.request, attempt), item.truncated)
-            reply = await runner.get(again.request)
-            verdict = make_verdict(again, reply, attempts=verdict.attempts + reply.attempts, earlier=earlier)
-        progress.advance(verdict)  # type: ignore[arg-type]  # duck-typed: status and cached
-        return verdict
+    def request_of(item: PairItem, attempt: int) -> JudgeRequest:
+        return item.request if attempt == 0 else retry_request(item.request, attempt)
 
-    return await gather_all(one(it) for it in items), runner
+    def read(item: PairItem, exchange: Exchange, previous: OrderVerdict | None) -> OrderVerdict:
+        earlier = f"{previous.status.value} ({previous.detail})" if previous is not None else None
+        return make_verdict(item, exchange, earlier=earlier)
+
+    verdicts = await engine.map(items, request_of, read, failed=lambda v: v.status is not Status.OK,
+                                again=lambda v: v.status in RETRYABLE_PARSE, retries=parse_retries,
+                                tag=lambda it: it.model_answer.model, label="comparing")
+    return verdicts, engine
 
 
 def assemble(items: Sequence[PairItem], verdicts: Sequence[OrderVerdict], rubric: Rubric,
@@ -408,19 +414,18 @@ def position_bias(df: pd.DataFrame, categories: Sequence[str] | None = None) -> 
 # ================================================================================================
 
 
-def usage_totals(judgments: Sequence[PairJudgment], runner: Runner | None) -> dict[str, Any]:
+def usage_totals(judgments: Sequence[PairJudgment], engine: Engine | None) -> UsageTotals:
+    """Tokens of both orders of every pair (every attempt) and the engine's calls for these models."""
     verdicts = [v for j in judgments for v in j.orders]
     fresh = [v for v in verdicts if not v.cached]
-    out: dict[str, Any] = {
-        "prompt_tokens": sum(v.usage.prompt_tokens for v in verdicts),
-        "completion_tokens": sum(v.usage.completion_tokens for v in verdicts),
-        "fresh_prompt_tokens": sum(v.usage.prompt_tokens for v in fresh),
-        "fresh_completion_tokens": sum(v.usage.completion_tokens for v in fresh),
-    }
-    if runner is not None:
-        out.update({"calls": runner.stats.calls, "retries": runner.stats.retries,
-                    "cached_replies": runner.stats.cached, "call_errors": runner.stats.errors})
-    return out
+    stats = engine.stats_for(*{j.model for j in judgments}) if engine is not None else None
+    return UsageTotals(
+        prompt_tokens=sum(v.usage.prompt_tokens for v in verdicts),
+        completion_tokens=sum(v.usage.completion_tokens for v in verdicts),
+        fresh_prompt_tokens=sum(v.usage.prompt_tokens for v in fresh),
+        fresh_completion_tokens=sum(v.usage.completion_tokens for v in fresh),
+        calls=stats.calls if stats else 0, retries=stats.retries if stats else 0,
+        cached_replies=stats.cached if stats else 0, call_errors=stats.errors if stats else 0)
 
 
 def summarize_compare(judgments: Sequence[PairJudgment], rubric: Rubric, length_unit: Literal["chars", "words"],
@@ -434,18 +439,11 @@ def summarize_compare(judgments: Sequence[PairJudgment], rubric: Rubric, length_
     return summary
 
 
-def write_compare_run(run_dir: Path, judgments: Sequence[PairJudgment], summary: dict[str, Any]) -> None:
-    """Write ``pairwise_judgments.jsonl`` (by model, then question) and ``pairwise_summary.json``;
-    each through a temporary file, so a reader never sees half a file."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / (JUDGMENTS_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for j in sorted(judgments, key=lambda j: (j.model, j.question_id)):
-            fh.write(j.model_dump_json() + "\n")
-    tmp.replace(run_dir / JUDGMENTS_FILE)
-    tmp = run_dir / (SUMMARY_FILE + ".tmp")
-    tmp.write_text(json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8")
-    tmp.replace(run_dir / SUMMARY_FILE)
+def write_compare_run(folder: RunFolder, judgments: Sequence[PairJudgment], summary: dict[str, Any]) -> None:
+    """``pairwise_judgments.jsonl`` (by model, then question), then ``pairwise_summary.json`` last."""
+    folder.unfinish(SUMMARY_FILE)
+    folder.write_jsonl(JUDGMENTS_FILE, sorted(judgments, key=lambda j: (j.model, j.question_id)))
+    folder.write_json(SUMMARY_FILE, summary)
 
 
 def run_metadata(**fields: Any) -> dict[str, Any]:

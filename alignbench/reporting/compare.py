@@ -16,30 +16,25 @@ to the shared questions. That makes two tests exact and cheap:
 * a paired bootstrap CI that resamples questions within each category (the same stratification
   as ``aggregate.summarize``), pushing every resample through the same weights.
 
-The bottom half reads run folders (``scoring.read_run``) and decides what is comparable: a run from
+The bottom half reads run folders (``rundir.load_run``) and decides what is comparable: a run from
 another rubric version or another judge is not compared at all; a run over another question set is
 compared only on the questions whose text is identical in both sets, and everything left out is named.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from itertools import product
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
-from alignbench.data import InputError, file_sha256, load_questions
-from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.scoring import read_run
-from alignbench.types import Judgment, Question, Status
+from alignbench.rubrics import Rubric
+from alignbench.rundir import Run, RunError, load_run, unique_labels  # noqa: F401  (re-exported)
+from alignbench.types import Status
 
 ALPHA = 0.05
 N_BOOT = 2000
@@ -186,125 +181,6 @@ def paired_test(base: Sequence[float], new: Sequence[float], strata: Sequence[st
 # ================================================================================================
 
 
-class RunError(ValueError):
-    """A run folder that cannot be reported: missing, unfinished or unreadable (message names it)."""
-
-
-@dataclass
-class RunData:
-    """One finished run folder, plus the question texts when the recorded question file is at hand."""
-
-    path: Path
-    summary: dict[str, Any]
-    judgments: list[Judgment]
-    questions: dict[int, Question] | None = None
-    questions_note: str | None = None  # why question texts are unavailable
-    label: str = ""
-
-    @property
-    def run(self) -> dict[str, Any]:
-        return self.summary.get("run", {})
-
-    @property
-    def model(self) -> str:
-        return str(self.summary.get("model") or self.run.get("model") or self.path.name)
-
-    @property
-    def rubric_id(self) -> str:
-        return str(self.run.get("rubric", "?"))
-
-    @property
-    def judge_id(self) -> str:
-        judge = self.run.get("judge", {})
-        return f"{judge.get('backend', '?')}:{judge.get('model', '?')}"
-
-    @property
-    def questions_sha(self) -> str:
-        return str(self.run.get("questions", {}).get("sha256", ""))
-
-    @property
-    def pairwise_file(self) -> Path:
-        return self.path / "pairwise_summary.json"
-
-
-def _bad_judgment_line(path: Path) -> str:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                Judgment.model_validate_json(line)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                return f"{path}:{lineno}: not a judgment record ({first.get('msg')} at {first.get('loc')})"
-    return f"{path}: unreadable"
-
-
-def _questions_file(run_dir: Path, recorded: str) -> Path | None:
-    """The recorded question file: as given (relative to the working folder), else relative to any
-    folder above the run (a run folder moved along with its repository still finds it)."""
-    p = Path(recorded)
-    candidates = [p] if p.is_absolute() else [Path.cwd() / p, *(a / p for a in run_dir.resolve().parents)]
-    return next((c for c in candidates if c.is_file()), None)
-
-
-def load_run(run_dir: Path | str) -> RunData:
-    """Read a *finished* run folder; raise RunError naming the folder (or file:line) otherwise."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: no such run folder")
-    if not (run_dir / "summary.json").is_file():
-        raise RunError(f"{run_dir}: unfinished run (no summary.json); run the same `alignbench score` "
-                       "command again to finish it")
-    try:
-        summary, judgments = read_run(run_dir)
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{run_dir / 'summary.json'}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    except ValidationError:
-        raise RunError(_bad_judgment_line(run_dir / "judgments.jsonl")) from None
-    if summary.get("finished") is not True:
-        raise RunError(f"{run_dir}: unfinished run (summary.json has finished={summary.get('finished')!r}); "
-                       "run the same `alignbench score` command again to finish it")
-    if not judgments:
-        raise RunError(f"{run_dir}: no judgments.jsonl (or it is empty)")
-    data = RunData(path=run_dir, summary=summary, judgments=judgments, label=str(summary.get("model", run_dir.name)))
-    _attach_questions(data)
-    return data
-
-
-def _attach_questions(data: RunData) -> None:
-    recorded = data.run.get("questions", {}).get("path")
-    if not recorded:
-        data.questions_note = "the run records no question file"
-        return
-    path = _questions_file(data.path, recorded)
-    if path is None:
-        data.questions_note = f"question file {recorded} not found"
-        return
-    if data.questions_sha and file_sha256(path) != data.questions_sha:
-        data.questions_note = f"question file {path} has changed since the run (sha256 differs)"
-        return
-    try:
-        data.questions = _questions_by_id(str(path.resolve()), data.questions_sha, data.rubric_id.split("@")[0])
-    except (InputError, RubricError) as exc:
-        data.questions_note = f"question file unreadable: {exc}"
-
-
-@lru_cache(maxsize=16)
-def _questions_by_id(path: str, sha256: str, rubric_name: str) -> dict[int, Question]:
-    """Question file by id, read once per (file, content) even when ten runs share it."""
-    return {q.id: q for q in load_questions(path, load_rubric(rubric_name))}
-
-
-def unique_labels(runs: Sequence[RunData]) -> None:
-    """Label each run by its model name, adding the folder name where two runs share a model name."""
-    counts: dict[str, int] = {}
-    for r in runs:
-        counts[r.model] = counts.get(r.model, 0) + 1
-    for r in runs:
-        r.label = r.model if counts[r.model] == 1 else f"{r.model} ({r.path.name})"
-
-
 _DICT_TAIL = re.compile(r"\{[^{}]*\}\s*$")
 _SPACE = re.compile(r"\s+")
 
@@ -369,7 +245,7 @@ class Comparison:
         return asdict(self)
 
 
-def _mismatch(base: RunData, new: RunData) -> str | None:
+def _mismatch(base: Run, new: Run) -> str | None:
     if base.rubric_id != new.rubric_id:
         return (f"rubric {new.rubric_id} vs baseline {base.rubric_id}: scores from different rubric versions "
                 "are not comparable; nothing compared")
@@ -384,7 +260,7 @@ def _id_list(ids: Sequence[int], limit: int = 12) -> str:
     return shown + (f" … (+{len(ids) - limit})" if len(ids) > limit else "")
 
 
-def _comparable_ids(base: RunData, new: RunData, problems: list[str]) -> set[int] | None:
+def _comparable_ids(base: Run, new: Run, problems: list[str]) -> set[int] | None:
     """Question ids that mean the same question in both runs (None: cannot tell, compare nothing)."""
     base_ids = {j.question_id for j in base.judgments}
     new_ids = {j.question_id for j in new.judgments}
@@ -411,7 +287,7 @@ def _comparable_ids(base: RunData, new: RunData, problems: list[str]) -> set[int
     return same
 
 
-def compare_runs(base: RunData, new: RunData, rubric: Rubric, seed: int = 0, n_boot: int = N_BOOT,
+def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int = N_BOOT,
                  n_perm: int = N_PERM, alpha: float = ALPHA, top: int = 3, level: float = 0.95) -> Comparison:
     """Compare ``new`` with ``base`` on every score, over the questions both judged successfully.
 
@@ -496,7 +372,7 @@ def _canonical(rubric: Rubric, name: str) -> str:
     return cat.name if cat else name
 
 
-def _question_text(new: RunData, base: RunData, qid: int) -> str | None:
+def _question_text(new: Run, base: Run, qid: int) -> str | None:
     for run in (new, base):
         if run.questions and qid in run.questions:
             return run.questions[qid].question

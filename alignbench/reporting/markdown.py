@@ -24,18 +24,10 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from alignbench import __version__
-from alignbench.report.compare import (
-    Comparison,
-    RunData,
-    RunError,
-    analysis_text,
-    compare_runs,
-    fmt_p,
-    load_run,
-    unique_labels,
-)
+from alignbench.reporting.compare import Comparison, analysis_text, compare_runs, fmt_p
 from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.types import Status
+from alignbench.rundir import Run, RunError, expand_runs, load_run, unique_labels
+from alignbench.types import Status, Summary
 
 TEMPLATES = Path(__file__).parent / "templates"
 QUESTION_CHARS = 160
@@ -144,20 +136,20 @@ def _score_columns(rubric: Rubric, t: dict[str, str], zh: bool) -> list[tuple[st
     return cols
 
 
-def _score(summary: dict[str, Any], key: str) -> tuple[float | None, list[float] | None, bool]:
+def _score(summary: Summary, key: str) -> tuple[float | None, list[float] | None, bool]:
     """(score, ci, complete) of one leaderboard column."""
     if key == "overall":
-        return summary.get("overall"), summary.get("overall_ci"), True
+        return summary.overall, summary.overall_ci, True
     kind, name = key.split(":", 1)
     if kind == "group":
-        g = summary.get("groups", {}).get(name, {})
-        return g.get("score"), g.get("ci"), g.get("complete", True) or g.get("score") is None
-    c = summary.get("categories", {}).get(name, {})
-    return c.get("score"), c.get("ci"), True
+        g = summary.groups.get(name)
+        return (g.score, g.ci, g.complete is not False or g.score is None) if g else (None, None, True)
+    c = summary.categories.get(name)
+    return (c.score, c.ci, True) if c else (None, None, True)
 
 
-def _leaderboard(runs: Sequence[RunData], rubric: Rubric, t: dict[str, str], zh: bool,
-                 baseline: RunData | None) -> dict[str, Any]:
+def _leaderboard(runs: Sequence[Run], rubric: Rubric, t: dict[str, str], zh: bool,
+                 baseline: Run | None) -> dict[str, Any]:
     cols = _score_columns(rubric, t, zh)
     best: dict[str, float] = {}
     if len(runs) > 1:
@@ -177,48 +169,48 @@ def _leaderboard(runs: Sequence[RunData], rubric: Rubric, t: dict[str, str], zh:
             mark = "" if complete else " †"
             incomplete |= not complete
             cells.append(f"{text}{mark} {fmt_ci(ci)}".strip())
-        cells.append(str(r.summary.get("n_ok", 0)))
+        cells.append(str(r.summary.n_ok))
         rows.append(cells)
     header = [t["model"], *(h for _, h in cols), "n"]
     return {"header": header, "rows": rows, "align": ["l", *["r"] * (len(cols) + 1)], "incomplete": incomplete}
 
 
-def _failures(summary: dict[str, Any], t: dict[str, str]) -> str:
-    parts = [f"{k} {v}" for k, v in sorted(summary.get("failed_by_status", {}).items())]
-    missing = summary.get("run", {}).get("n_missing_answers", 0)
+def _failures(summary: Summary, t: dict[str, str]) -> str:
+    parts = [f"{k} {v}" for k, v in sorted(summary.failed_by_status.items())]
+    missing = summary.run.n_missing_answers
     if missing:
         parts.append(f"{t['no_answer']} {missing}")
     return ", ".join(parts) if parts else t["failures_none"]
 
 
-def _runs_table(runs: Sequence[RunData], t: dict[str, str], baseline: RunData | None) -> dict[str, Any]:
+def _runs_table(runs: Sequence[Run], t: dict[str, str], baseline: Run | None) -> dict[str, Any]:
     rows = []
     for r in runs:
-        run = r.run
-        judge = run.get("judge", {})
+        run = r.manifest
+        judge = run.judge
         temp = judge.get("temperature")
         judge_text = f"{judge.get('backend', '?')} · {judge.get('model', '?')}" + (
             f" · T={temp}" if temp is not None else "")
-        questions = run.get("questions", {})
-        created = str(run.get("created", ""))[:10]
+        questions = run.questions
+        created = str(run.created)[:10]
         label = md_text(r.label) + (f" ({t['baseline_mark']})" if baseline is not None and r is baseline else "")
-        rows.append([label, md_text(judge_text), md_text(run.get("rubric", "?")), md_text(questions.get("path", "?")),
+        rows.append([label, md_text(judge_text), md_text(run.rubric or "?"), md_text(questions.get("path", "?")),
                      f"`{questions.get('sha256', '?')}`" if re.fullmatch(r"[0-9a-f]*", questions.get("sha256", "x"))
-                     else md_text(questions.get("sha256")), md_text(run.get("answers", "?")), md_text(created),
-                     str(r.summary.get("n", 0)), md_text(_failures(r.summary, t))])
+                     else md_text(questions.get("sha256")), md_text(run.answers if isinstance(run.answers, str) else "?"), md_text(created),
+                     str(r.summary.n), md_text(_failures(r.summary, t))])
     header = [t["model"], t["judge"], t["rubric"], t["questions"], "sha256", t["answers"], t["date"], t["judged"],
               t["excluded"]]
     return {"header": header, "rows": rows, "align": ["l"] * 7 + ["r", "l"]}
 
 
-def _run_notes(runs: Sequence[RunData], lang: str) -> list[str]:
+def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
     notes = []
     zh = lang == "zh"
     for r in runs:
-        n_failed = r.summary.get("n_failed", 0)
-        missing = r.run.get("n_missing_answers", 0)
+        n_failed = r.summary.n_failed
+        missing = r.manifest.n_missing_answers
         if n_failed or missing:
-            why = ", ".join(f"{k} {v}" for k, v in sorted(r.summary.get("failed_by_status", {}).items()))
+            why = ", ".join(f"{k} {v}" for k, v in sorted(r.summary.failed_by_status.items()))
             detail = []
             if n_failed:
                 detail.append(f"{n_failed} 条评审失败、已从均值中排除（{why}）" if zh
@@ -229,7 +221,7 @@ def _run_notes(runs: Sequence[RunData], lang: str) -> list[str]:
             notes.append(f"{md_text(r.label)}: " + "; ".join(md_text(d) for d in detail))
         trunc = sum(j.truncated_answer for j in r.judgments)
         if trunc:
-            limit = r.run.get("max_answer_chars")
+            limit = r.manifest.max_answer_chars
             notes.append(md_text(f"{r.label}: {trunc} 个回答超过 {limit} 字符，在提示中被截断" if zh else
                                  f"{r.label}: {trunc} answer(s) longer than {limit} characters were clipped in "
                                  "the judge prompt"))
@@ -244,28 +236,28 @@ def _run_notes(runs: Sequence[RunData], lang: str) -> list[str]:
     return notes
 
 
-def _dimension_table(r: RunData, rubric: Rubric, t: dict[str, str], zh: bool) -> dict[str, Any]:
-    dims = [d for d in rubric.all_dimensions() if d in r.summary.get("dimensions", {})]
-    cats = r.summary.get("categories", {})
+def _dimension_table(r: Run, rubric: Rubric, t: dict[str, str], zh: bool) -> dict[str, Any]:
+    dims = [d for d in rubric.all_dimensions() if d in r.summary.dimensions]
+    cats = r.summary.categories
     rows = []
     for c in rubric.categories:
         if c.name not in cats:
             continue
         entry = cats[c.name]
-        rows.append([c.name if zh else c.en, *(fmt(entry["dimensions"][d]["mean"], 1) if d in entry["dimensions"]
-                                                else "" for d in dims), fmt(entry.get("score")), str(entry["n"])])
-    totals = r.summary.get("dimensions", {})
-    rows.append([f"**{t['all']}**", *(fmt(totals[d]["mean"], 1) for d in dims), fmt(r.summary.get("overall")),
-                 str(r.summary.get("n_ok", 0))])
+        rows.append([c.name if zh else c.en, *(fmt(entry.dimensions[d].mean, 1) if d in entry.dimensions
+                                                else "" for d in dims), fmt(entry.score), str(entry.n)])
+    totals = r.summary.dimensions
+    rows.append([f"**{t['all']}**", *(fmt(totals[d].mean, 1) for d in dims), fmt(r.summary.overall),
+                 str(r.summary.n_ok)])
     header = [t["category"], *(d if zh else rubric.dimensions[d].id for d in dims), t["overall"], "n"]
     return {"label": md_text(r.label), "header": header, "rows": rows, "align": ["l", *["r"] * (len(dims) + 2)]}
 
 
-def _weak_spots(r: RunData, t: dict[str, str], lowest: int = 3, examples: int = 3) -> dict[str, Any]:
-    subs = [s for s in r.summary.get("subcategories", {}).values() if s.get("score") is not None]
-    subs.sort(key=lambda s: (s["score"], -s["n"], s["category"], s["subcategory"]))
+def _weak_spots(r: Run, t: dict[str, str], lowest: int = 3, examples: int = 3) -> dict[str, Any]:
+    subs = [s for s in r.summary.subcategories.values() if s.score is not None]
+    subs.sort(key=lambda s: (s.score, -s.n, s.category, s.subcategory))
     worst = subs[:lowest]
-    keys = {(s["category"], s["subcategory"]) for s in worst}
+    keys = {(s.category, s.subcategory) for s in worst}
     judged = [j for j in r.judgments if j.status is Status.OK and (j.category, j.subcategory) in keys]
     judged.sort(key=lambda j: (j.overall, j.question_id))
     out = []
@@ -274,7 +266,7 @@ def _weak_spots(r: RunData, t: dict[str, str], lowest: int = 3, examples: int = 
         head = f"Q{j.question_id} · {j.category} / {j.subcategory} · {fmt(j.overall, 0)}/10"
         out.append({"head": md_text(head), "question": md_text(q.question, QUESTION_CHARS) if q else "",
                     "reason": md_text(analysis_text(j.raw), REASON_CHARS) or "—"})
-    lines = [md_text(f"{s['category']} / {s['subcategory']}: {fmt(s['score'])} (n={s['n']})") for s in worst]
+    lines = [md_text(f"{s.category} / {s.subcategory}: {fmt(s.score)} (n={s.n})") for s in worst]
     return {"label": md_text(r.label), "subcategories": lines, "examples": out}
 
 
@@ -285,7 +277,7 @@ def _pct(value: Any, se: Any = None) -> str:
     return f"{text} ± {se:.1f}" if isinstance(se, (int, float)) else text
 
 
-def _pairwise(runs: Sequence[RunData], t: dict[str, str], lang: str) -> list[dict[str, Any]]:
+def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[str, Any]]:
     """Tables from ``pairwise_summary.json`` files (written by the pairwise mode), read tolerantly:
     a file that is missing is no section; a file that is unreadable is a note; a missing field is —."""
     blocks, seen = [], set()
@@ -378,7 +370,7 @@ def render_markdown(context: dict[str, Any]) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
 
 
-def _rubric_for(runs: Sequence[RunData]) -> Rubric:
+def _rubric_for(runs: Sequence[Run]) -> Rubric:
     name = runs[0].rubric_id.split("@")[0]
     try:
         return load_rubric(name)
@@ -386,7 +378,7 @@ def _rubric_for(runs: Sequence[RunData]) -> Rubric:
         raise RunError(f"{runs[0].path}: {exc}") from None
 
 
-def build_report(runs: Sequence[RunData], baseline: RunData | None = None, lang: str = "zh",
+def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "zh",
                  out: Path | None = None, charts: bool = True, seed: int = 0,
                  skipped: Sequence[str] = ()) -> tuple[str, ReportResult]:
     """The report text for loaded runs (and, when ``out`` is given, the charts beside it)."""
@@ -416,11 +408,12 @@ def build_report(runs: Sequence[RunData], baseline: RunData | None = None, lang:
     chart_notes: list[str] = []
     files: list[dict[str, str]] = []
     if charts and out is not None:
-        from alignbench.report.charts import ChartsUnavailable, Series, render_charts
+        from alignbench.reporting.charts import ChartsUnavailable, Series, render_charts
 
         series = [Series(r.label,
-                         {c: r.summary.get("categories", {}).get(c, {}).get("score") for c in rubric.category_names()},
-                         {d: v.get("mean") for d, v in r.summary.get("dimensions", {}).items()}) for r in shown]
+                         {c: (cat.score if (cat := r.summary.categories.get(c)) else None)
+                          for c in rubric.category_names()},
+                         {d: v.mean for d, v in r.summary.dimensions.items()}) for r in shown]
         try:
             drawn = render_charts(series, rubric, out.parent, out.stem, lang=lang)
         except ChartsUnavailable as exc:
@@ -462,9 +455,9 @@ def write_report(run_dirs: Sequence[Path], out: Path, baseline_dir: Path | None 
     ``warn``); an unusable baseline, or no usable run at all, raises RunError."""
     warn = warn or (lambda _msg: None)
     baseline = load_run(baseline_dir) if baseline_dir is not None else None
-    runs: list[RunData] = []
+    runs: list[Run] = []
     skipped: list[str] = []
-    for d in run_dirs:
+    for d in expand_runs(run_dirs):
         if baseline is not None and Path(d).resolve() == baseline.path.resolve():
             runs.append(baseline)
             continue

@@ -1,0 +1,500 @@
+"""The Python API: every command of the CLI as a function returning typed results.
+
+Why a library first: model teams call a scorer from notebooks, CI jobs and checkpoint sweeps, not
+only from a shell. Each function here validates all its input before any model is called (errors
+name file and line), opens its run folders (locked) before any call, runs the one engine, and returns
+what it wrote. The CLI is a thin shell over these functions; nothing here prints.
+
+Errors are exceptions the caller can catch: ``InputError`` (bad data), ``JudgeConfigError`` (unknown
+judge, missing key or package), ``RubricError``, ``RunError`` (run folder), ``ServerUnavailable``,
+``FatalJudgeError`` (bad key, unknown model at the server).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignbench.cache import NullStore, ReplyStore
+from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
+from alignbench.engine import EventHandler, RetryPolicy, run_sync
+from alignbench.judges import JudgeConfig, judge_config, make_client
+from alignbench.rubrics import Rubric, RubricError, load_rubric
+from alignbench.rundir import Run, RunError, RunFolder, default_run_dir, folder_name, load_run
+from alignbench.scoring import Item, build_summary, judge_items, manifest, plan, usage_totals
+from alignbench.types import Answer, Judgment, Question
+
+PathLike = str | Path
+CacheArg = PathLike | ReplyStore | bool | None
+
+
+# -- shared pieces ------------------------------------------------------------------------------
+
+
+def open_store(cache: CacheArg) -> tuple[ReplyStore, bool]:
+    """(store, owned): ``None`` = the default cache file, ``False`` = no cache, a path, or a store the
+    caller keeps (then it is not closed here)."""
+    if isinstance(cache, ReplyStore):
+        return cache, False
+    if cache is False:
+        return NullStore(), True
+    return ReplyStore(None if cache in (None, True) else cache), True  # type: ignore[arg-type]
+
+
+def _judges(judge: str | Sequence[str]) -> list[str]:
+    names = [j.strip() for j in (judge.split(",") if isinstance(judge, str) else judge) if j.strip()]
+    if not names:
+        raise InputError("--judge", None, "give at least one judge")
+    if len(set(names)) != len(names):
+        raise InputError("--judge", None, f"{', '.join(names)} names the same judge twice")
+    return names
+
+
+# -- score --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ScorePlan:
+    """Everything ``score`` will do, checked and rendered, before any call (``--dry-run`` prints it)."""
+
+    config: JudgeConfig
+    rubric: Rubric
+    questions: list[Question]
+    items: list[Item]
+    questions_record: dict[str, str]
+    sources: dict[str, str]  # model -> answer file
+    missing: dict[str, list[int]] = field(default_factory=dict)  # model -> unanswered question ids
+    max_answer_chars: int | None = None
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.sources)
+
+    def warnings(self) -> list[str]:
+        return [f"{len(ids)} of {len(self.questions)} questions have no answer from {name}; they are not judged "
+                "and are listed in summary.json" for name, ids in self.missing.items()]
+
+
+def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) -> tuple[list[Question], dict[str, str]]:
+    if isinstance(questions, str | Path):
+        return load_questions(questions, rubric), {"path": str(questions), "sha256": file_sha256(questions)}
+    qs = list(questions)
+    blob = json.dumps([q.model_dump(mode="json") for q in qs], ensure_ascii=False, sort_keys=True)
+    return qs, {"path": "<memory>", "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()}
+
+
+def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
+               judge: str = "critiquellm", *, model: str | None = None, judge_model: str | None = None,
+               base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
+               max_answer_chars: int | None = 12000, allow_empty: bool = False,
+               **overrides: Any) -> ScorePlan:
+    """Check every input and render every prompt; call nothing."""
+    config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
+                          **overrides)
+    rub = load_rubric(config.rubric)
+    qs, record = _load_questions(questions, rub)
+    files: list[tuple[str, list[Answer]]]
+    if isinstance(answers, str | Path):
+        answers = [answers]
+    if answers and all(isinstance(a, Answer) for a in answers):
+        files = [("<memory>", list(answers))]  # type: ignore[arg-type]
+    else:
+        files = [(str(p), load_answers(p, model=model, allow_empty=allow_empty)) for p in answers]  # type: ignore[arg-type]
+    pairs, sources, missing = [], {}, {}
+    for path, loaded in files:
+        joined = join(qs, loaded, path)
+        for name in sorted({a.model for a in loaded}):
+            if name in sources:
+                raise InputError(path, None, f"model {name!r} also appears in {sources[name]}; give each file its "
+                                 "own --model")
+            sources[name] = path
+        pairs.extend(joined.pairs)
+        missing.update(joined.missing)
+    return ScorePlan(config=config, rubric=rub, questions=qs, items=plan(pairs, rub, config, max_answer_chars),
+                     questions_record=record, sources=sources, missing=missing, max_answer_chars=max_answer_chars)
+
+
+def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
+    if out is not None and len(p.models) == 1:
+        return {p.models[0]: Path(out)}
+    if out is not None:
+        return {m: Path(out) / folder_name(m) for m in p.models}
+    return {m: default_run_dir(m, p.config.name, p.rubric.id) for m in p.models}
+
+
+async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bool = False, attempts: int = 6,
+                         parse_retries: int = 1, cache: CacheArg = None, seed: int = 0,
+                         on_event: EventHandler | None = None, extra_manifest: dict[str, Any] | None = None,
+                         judge_name: str | None = None) -> dict[str, Run]:
+    """Judge a checked plan and write one run folder per model; returns the runs by model."""
+    dirs = _score_dirs(p, out)
+    store, owned = open_store(cache)
+    with ExitStack() as stack:
+        if owned:
+            stack.callback(store.close)
+        folders = {m: stack.enter_context(RunFolder(d, model=m, force=force)) for m, d in dirs.items()}
+        client = make_client(p.config)
+        try:
+            judgments, engine = await judge_items(p.items, p.rubric, client, store, judge_name or p.config.name,
+                                                  retry=RetryPolicy(attempts=attempts), parse_retries=parse_retries,
+                                                  on_event=on_event, serve_hint=p.config.serve_hint)
+        finally:
+            await client.aclose()
+        runs = {}
+        for name, folder in folders.items():
+            mine = [j for j in judgments if j.model == name]
+            run = manifest(name, p.config.public(), p.rubric, p.questions_record, p.sources[name],
+                           p.missing.get(name, []), p.max_answer_chars, **(extra_manifest or {}))
+            summary = folder.write_run(mine, build_summary(mine, p.rubric, run, usage_totals(mine, engine, name),
+                                                           seed=seed))
+            runs[name] = Run(dir=folder.path, summary=summary, judgments=sorted(mine, key=lambda j: j.question_id),
+                             label=name)
+    return runs
+
+
+async def score_async(questions: PathLike | Sequence[Question],
+                      answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] = "critiquellm",
+                      *, model: str | None = None, base_url: Sequence[str] | str | None = None,
+                      judge_model: str | None = None, rubric: str | None = None, protocol: str | None = None,
+                      out: PathLike | None = None, force: bool = False, concurrency: int = 16, timeout: float = 120.0,
+                      attempts: int = 6, parse_retries: int = 1, max_answer_chars: int | None = 12000,
+                      temperature: float | None = None, max_tokens: int | None = None, cache: CacheArg = None,
+                      allow_empty: bool = False, seed: int = 0, options: dict[str, Any] | None = None,
+                      on_event: EventHandler | None = None,
+                      extra_manifest: dict[str, Any] | None = None) -> dict[str, Run]:
+    """Judge answers with a multi-dimension rubric; one finished ``Run`` per model.
+
+    Several judges (``"a,b"`` or a list) make an ensemble: each judge scores on its own (its own
+    cache entries and run folders under ``<out>/judges/<judge>``), then their judgments are averaged.
+    Re-running the same call reads every stored reply from the cache: nothing is paid twice.
+    """
+    names = _judges(judge)
+    settings = dict(model=model, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
+                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
+                    timeout=timeout, temperature=temperature, max_tokens=max_tokens,
+                    options={k: v for k, v in (options or {}).items() if v is not None})
+    if len(names) > 1:
+        return await _ensemble(questions, answers, names, settings, out=out, force=force, attempts=attempts,
+                               parse_retries=parse_retries, cache=cache, seed=seed, on_event=on_event)
+    p = plan_score(questions, answers, names[0], **settings)  # type: ignore[arg-type]
+    return await run_score_plan(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries, cache=cache,
+                                seed=seed, on_event=on_event, extra_manifest=extra_manifest)
+
+
+def score(*args: Any, **kwargs: Any) -> dict[str, Run]:
+    """``score_async`` for synchronous callers (scripts, CI); in Jupyter use ``await score_async(...)``."""
+    return run_sync(score_async(*args, **kwargs))
+
+
+score.__doc__ = (score.__doc__ or "") + "\n\n" + (score_async.__doc__ or "")
+
+
+async def _ensemble(questions: Any, answers: Any, names: list[str], settings: dict[str, Any], *, out: PathLike | None,
+                    force: bool, attempts: int, parse_retries: int, cache: CacheArg, seed: int,
+                    on_event: EventHandler | None) -> dict[str, Run]:
+    from alignbench.ensemble import combine, disagreement, ensemble_name
+
+    plans = [plan_score(questions, answers, n, **settings) for n in names]
+    if len({tuple(p.rubric.category_names()) for p in plans}) > 1:
+        raise RubricError(f"the judges' rubrics ({', '.join(p.rubric.id for p in plans)}) have different "
+                          "categories; pass --rubric to give them one")
+    name = ensemble_name(names)
+    root = Path(out) if out is not None else Path("reports") / f"ensemble__{folder_name(name)}"
+    store, owned = open_store(cache)
+    try:
+        per_judge = {n: await run_score_plan(p, out=root / "judges" / folder_name(n), force=force, attempts=attempts,
+                                             parse_retries=parse_retries, cache=store, seed=seed, on_event=on_event)
+                     for n, p in zip(names, plans, strict=True)}
+    finally:
+        if owned:
+            store.close()
+    rub = plans[0].rubric
+    models = list(per_judge[names[0]])
+    runs: dict[str, Run] = {}
+    for m in models:
+        judged = {n: per_judge[n][m].judgments for n in names}
+        first = per_judge[names[0]][m].summary
+        run = first.run.model_copy(update={
+            "judge": {"name": name, "model": "+".join(p.config.model for p in plans),
+                      "ensemble": [p.config.public() for p in plans]}, "rubric": rub.id})
+        usage = first.usage.model_copy(update={
+            k: sum(getattr(per_judge[n][m].summary.usage, k) for n in names) for k in type(first.usage).model_fields})
+        section = {**disagreement(judged, rub.category_names()),
+                   "rubrics": {n: p.config.rubric for n, p in zip(names, plans, strict=True)},
+                   "runs": {n: str(per_judge[n][m].dir) for n in names},
+                   "scores": {n: {"overall": per_judge[n][m].summary.overall,
+                                  "categories": {c: v.score for c, v in per_judge[n][m].summary.categories.items()}}
+                              for n in names}}
+        combined = combine(judged)
+        target = root / folder_name(m) if len(models) > 1 else root
+        with RunFolder(target, model=m, force=force) as folder:
+            summary = folder.write_run(combined, build_summary(combined, rub, run, usage, seed=seed, ensemble=section))
+        runs[m] = Run(dir=target, summary=summary, judgments=combined, label=m)
+    return runs
+
+
+# -- compare ------------------------------------------------------------------------------------
+
+
+@dataclass
+class PairwiseRun:
+    """A finished ``compare`` folder: the pairwise summary and every pair judged in both orders."""
+
+    dir: Path
+    summary: dict[str, Any]
+    judgments: list[Any]  # PairJudgment
+
+
+@dataclass
+class ComparePlan:
+    config: JudgeConfig
+    rubric: Rubric
+    questions: list[Question]
+    items: list[Any]  # PairItem
+    baseline: str
+    sources: dict[str, str]
+    missing: dict[str, list[int]]
+    baseline_missing: list[int]
+    n_pairs: int
+    questions_record: dict[str, str]
+    baseline_path: str
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.baseline_missing:
+            out.append(f"the baseline {self.baseline} has no answer to {len(self.baseline_missing)} of "
+                       f"{len(self.questions)} questions; no model is compared there")
+        for name, ids in self.missing.items():
+            own = len([i for i in ids if i not in self.baseline_missing])
+            if own:
+                out.append(f"{own} of {len(self.questions)} questions have no answer from {name}; those pairs are "
+                           "not compared and are listed in pairwise_summary.json")
+        return out
+
+
+def _file_model_name(path: Path) -> str | None:
+    """None when every line names its model (``model_id``); otherwise the file's stem names it."""
+    for _, obj in read_jsonl(path):
+        if not isinstance(obj.get("model_id"), str) or not obj["model_id"]:
+            return path.stem
+    return None
+
+
+def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
+                 judge: str = "critiquellm", *, judge_model: str | None = None,
+                 base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
+                 max_answer_chars: int | None = 12000, allow_empty: bool = False, **overrides: Any) -> ComparePlan:
+    """Check every input and render both orders of every pair; call nothing."""
+    from alignbench.pairwise.compare import match_pairs, plan_pairs
+
+    config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
+                          **overrides)
+    rub = load_rubric(config.rubric)
+    if not rub.templates.pairwise_user:
+        raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
+    baseline, answers = Path(baseline), [Path(a) for a in answers]
+    qs = load_questions(questions, rub)
+    base = load_answers(baseline, model=_file_model_name(baseline), allow_empty=allow_empty)
+    names = sorted({a.model for a in base})
+    if len(names) != 1:
+        raise InputError(baseline, None, f"the baseline file holds answers of {len(names)} models "
+                         f"({', '.join(names)}); give the baseline its own file")
+    join(qs, base, baseline)
+    if len({p.resolve() for p in answers}) != len(answers):
+        raise InputError(answers[0], None, "the same --answers file is given twice; give each model one answer file")
+    by_model: dict[str, list[Answer]] = {}
+    source: dict[str, str] = {}
+    for path in answers:
+        loaded = load_answers(path, model=_file_model_name(path), allow_empty=allow_empty)
+        join(qs, loaded, path)
+        for ans in loaded:
+            if ans.model == names[0]:
+                raise InputError(path, ans.meta.get("line"), f"model {ans.model!r} has the baseline's name; the "
+                                 "baseline is compared with the other models, not with itself")
+            if ans.model in source and source[ans.model] != str(path):
+                raise InputError(path, ans.meta.get("line"), f"model {ans.model!r} also appears in "
+                                 f"{source[ans.model]}; give each model one answer file")
+            source[ans.model] = str(path)
+            by_model.setdefault(ans.model, []).append(ans)
+    matched = match_pairs(qs, by_model, base)
+    if not matched.pairs:
+        raise InputError(baseline, None, "no question has an answer from both a model and the baseline: nothing "
+                         "to compare")
+    return ComparePlan(config=config, rubric=rub, questions=qs,
+                       items=plan_pairs(matched.pairs, rub, config, max_answer_chars), baseline=names[0],
+                       sources=source, missing=matched.missing, baseline_missing=matched.baseline_missing,
+                       n_pairs=len(matched.pairs), questions_record={"path": str(questions),
+                                                                     "sha256": file_sha256(questions)},
+                       baseline_path=str(baseline))
+
+
+async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
+                        judge: str = "critiquellm", *, judge_model: str | None = None,
+                        base_url: Sequence[str] | str | None = None, rubric: str | None = None,
+                        protocol: str | None = None, out: PathLike | None = None, force: bool = False,
+                        length_unit: str = "words", seed: int = 0, bootstrap: int = 200, concurrency: int = 16,
+                        timeout: float = 120.0, attempts: int = 6, parse_retries: int = 1,
+                        max_answer_chars: int | None = 12000, temperature: float | None = None,
+                        max_tokens: int | None = None, cache: CacheArg = None, allow_empty: bool = False,
+                        on_event: EventHandler | None = None) -> PairwiseRun:
+    """Judge each model against a baseline, every pair in both orders; win rates, length-controlled
+    win rates and position inconsistency in the returned (and written) pairwise summary."""
+    from alignbench.pairwise.compare import (
+        assemble,
+        judge_pairs,
+        run_metadata,
+        summarize_compare,
+        usage_totals,
+        write_compare_run,
+    )
+
+    if length_unit not in ("words", "chars"):
+        raise InputError("--length-unit", None, f"must be words or chars, not {length_unit!r}")
+    p = plan_compare(questions, answers, baseline, judge, judge_model=judge_model, base_url=base_url, rubric=rubric,
+                     protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty,
+                     concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens)
+    models = list(dict.fromkeys(p.sources))
+    joined = "+".join(models)
+    who = joined if len(joined) <= 60 else f"{len(models)}-models"
+    run_dir = Path(out) if out is not None else default_run_dir(who, "vs", p.baseline, p.config.name, p.rubric.id)
+    store, owned = open_store(cache)
+    with ExitStack() as stack:
+        if owned:
+            stack.callback(store.close)
+        folder = stack.enter_context(RunFolder(run_dir))
+        client = make_client(p.config)
+        try:
+            verdicts, engine = await judge_pairs(p.items, client, store, retry=RetryPolicy(attempts=attempts),
+                                                 parse_retries=parse_retries, on_event=on_event,
+                                                 serve_hint=p.config.serve_hint)
+        finally:
+            await client.aclose()
+        judgments = assemble(p.items, verdicts, p.rubric, p.config.name)
+        summary = summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed)  # type: ignore[arg-type]
+        summary.update({
+            "judge": p.config.public(), "rubric": p.rubric.id,
+            "usage": usage_totals(judgments, engine).model_dump(),
+            "run": run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
+                                baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
+                                baseline_missing=p.baseline_missing, max_answer_chars=max_answer_chars),
+            "finished": True,
+        })
+        write_compare_run(folder, judgments, summary)
+    return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
+
+
+def compare(*args: Any, **kwargs: Any) -> PairwiseRun:
+    """``compare_async`` for synchronous callers."""
+    return run_sync(compare_async(*args, **kwargs))
+
+
+# -- meta-eval ----------------------------------------------------------------------------------
+
+
+async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] = "critiquellm",
+                          protocols: str | Sequence[str] = "multi-dimension", *, judge_model: str | None = None,
+                          base_url: Sequence[str] | str | None = None, rubric: str | None = None,
+                          category: str | None = None, concurrency: int = 16, timeout: float = 120.0,
+                          attempts: int = 6, parse_retries: int = 1, max_answer_chars: int | None = 12000,
+                          temperature: float | None = None, max_tokens: int | None = None, cache: CacheArg = None,
+                          bootstrap: int | None = None, seed: int = 0, out: PathLike | None = None,
+                          on_event: EventHandler | None = None, on_combo: Any = None) -> dict[str, Any]:
+    """How well each judge × protocol agrees with human labels; returns (and with ``out`` writes) the
+    figures as ``meta_eval.json`` holds them."""
+    from alignbench import metaeval as M
+
+    p = M.plan_meta_eval(data, _judges(judges), _judges(protocols), judge_model=judge_model, base_url=base_url,
+                         rubric=rubric, category=category, max_answer_chars=max_answer_chars,
+                         concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens)
+    store, owned = open_store(cache)
+    with ExitStack() as stack:
+        if owned:
+            stack.callback(store.close)
+        folder = stack.enter_context(RunFolder(out)) if out is not None else None
+        payload = await M.run_meta_eval(p, store, attempts=attempts, parse_retries=parse_retries,
+                                        n_boot=M.N_BOOTSTRAP if bootstrap is None else bootstrap, seed=seed,
+                                        folder=folder, on_event=on_event, on_combo=on_combo)
+        if folder is not None:
+            folder.write_json("meta_eval.json", payload)
+    return payload
+
+
+def meta_eval(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``meta_eval_async`` for synchronous callers."""
+    return run_sync(meta_eval_async(*args, **kwargs))
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+async def answer_async(questions: PathLike, model_name: str, out: PathLike, *, base_url: str | None = None,
+                       hf: str | None = None, model_id: str | None = None, api_key_env: str | None = None,
+                       concurrency: int = 16, system_prompt: str | None = None, max_tokens: int | None = None,
+                       temperatures: PathLike | None = None, keep_think: bool = False, timeout: float = 300.0,
+                       attempts: int = 6, rubric: str = "alignbench", cache: CacheArg = False,
+                       options: dict[str, Any] | None = None, on_event: EventHandler | None = None,
+                       before_start: Any = None) -> Any:
+    """Generate the model under test's missing answers into ``out`` (the file is the resume record);
+    returns an ``AnswerRun`` with what was kept, written and failed."""
+    from alignbench.answering import (
+        AnswerSettings,
+        default_max_tokens,
+        generate_answers,
+        load_temperatures,
+        model_config,
+    )
+
+    rub = load_rubric(rubric)
+    qs = load_questions(questions, rub)
+    backend, mid = ("hf", hf) if hf is not None else ("openai", model_id or model_name)
+    settings = AnswerSettings(model_name=model_name, model_id=mid, backend=backend,
+                              temperatures=load_temperatures(temperatures, rub),
+                              max_tokens=max_tokens or default_max_tokens(), system_prompt=system_prompt or None,
+                              keep_think=keep_think)
+    config = model_config(base_url=base_url, hf=hf, model_id=mid, api_key_env=api_key_env, timeout=timeout,
+                          concurrency=concurrency, options={k: v for k, v in (options or {}).items() if v is not None})
+    client = make_client(config)
+    store, owned = open_store(cache)
+    try:
+        result = await generate_answers(qs, client, settings, Path(out), store, retry=RetryPolicy(attempts=attempts),
+                                        on_event=on_event, before_start=before_start)
+        result.settings = settings
+    finally:
+        await client.aclose()
+        if owned:
+            store.close()
+    return result
+
+
+def answer(*args: Any, **kwargs: Any) -> Any:
+    """``answer_async`` for synchronous callers."""
+    return run_sync(answer_async(*args, **kwargs))
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+
+def report(run_dirs: Sequence[PathLike], out: PathLike | None = None, *, baseline_run: PathLike | None = None,
+           lang: str = "zh", charts: bool = True, seed: int = 0, warn: Any = None) -> Any:
+    """Write a Markdown report (with charts) from finished run folders; never calls a judge. A folder
+    holding one run folder per model stands for all of them. Returns a ``ReportResult``."""
+    from alignbench.reporting.markdown import write_report
+
+    if lang not in ("zh", "en"):
+        raise InputError("--lang", None, f"must be zh or en, not {lang!r}")
+    dirs = [Path(d) for d in run_dirs]
+    target = Path(out) if out is not None else (dirs[0] / "report.md" if len(dirs) == 1 else Path("reports") / "report.md")
+    if target.suffix.lower() != ".md":
+        raise InputError(target, None, "expected a .md file name for the report")
+    return write_report(dirs, target, baseline_dir=Path(baseline_run) if baseline_run else None, lang=lang,
+                        charts=charts, seed=seed, warn=warn)
+
+
+__all__ = ["ComparePlan", "PairwiseRun", "Run", "RunError", "ScorePlan", "answer", "answer_async", "compare",
+           "compare_async", "judge_config", "load_run", "meta_eval", "meta_eval_async", "open_store", "plan_compare",
+           "plan_score", "report", "run_score_plan", "score", "score_async", "Judgment"]

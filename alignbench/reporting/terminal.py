@@ -1,0 +1,410 @@
+"""Rich tables for the terminal. The only place that formats results for people on a console."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from alignbench.metaeval import METRICS, SCALE_NOTE
+from alignbench.rubrics import Rubric
+from alignbench.types import Judgment, Status, Summary
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"
+
+
+def score_table(summary: Summary, rubric: Rubric) -> Table:
+    """Categories grouped under 推理/语言 with score, CI, n and failures."""
+    run, judge = summary.run, summary.run.judge
+    title = (f"{summary.model or '?'} · judge {judge.get('name', '?')} ({judge.get('model', '?')})"
+             f" · {run.rubric or rubric.id}")
+    table = Table(title=escape(title), caption="1–10 scale · 95% bootstrap CI · failed judgments excluded",
+                  header_style="bold", title_style="bold")
+    table.add_column("类别 category", no_wrap=True)
+    table.add_column("score", justify="right")
+    table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
+    table.add_column("n", justify="right")
+    table.add_column("failed", justify="right")
+    cats = summary.categories
+    for gid, group in summary.groups.items():
+        members = [c for c in rubric.category_names(gid) if c in cats]
+        if not members:
+            continue
+        n = sum(cats[c].n for c in members)
+        nf = sum(cats[c].n_failed for c in members)
+        table.add_row(f"[bold]{group.name} {group.en}[/]", f"[bold]{_fmt(group.score)}[/]",
+                      _ci(group.ci), str(n), _failed(nf))
+        for name in members:
+            c = cats[name]
+            table.add_row(f"  {name} [dim]{c.en}[/]", _fmt(c.score), _ci(c.ci), str(c.n), _failed(c.n_failed))
+    table.add_section()
+    table.add_row("[bold]总分 overall[/]", f"[bold]{_fmt(summary.overall)}[/]", _ci(summary.overall_ci),
+                  str(summary.n_ok), _failed(summary.n_failed))
+    return table
+
+
+def dimension_table(summary: Summary, rubric: Rubric) -> Table:
+    """Mean score per dimension (columns) within each category (rows); blank where a dimension
+    does not apply to the category's answer types."""
+    dims = [d for d in rubric.all_dimensions() if d in summary.dimensions]
+    table = Table(title="维度得分 dimension means", header_style="bold", title_style="bold",
+                  caption=" · ".join(f"{rubric.dimensions[d].short}={d}" for d in dims if rubric.dimensions[d].short))
+    table.add_column("类别", no_wrap=True)
+    for dim in dims:
+        table.add_column(rubric.dimensions[dim].short or dim, justify="right")
+    cats = summary.categories
+    for name in rubric.category_names():
+        if name in cats:
+            own = cats[name].dimensions
+            table.add_row(name, *[_fmt(own[d].mean, 1) if d in own else "" for d in dims])
+    table.add_section()
+    table.add_row("[bold]全部 all[/]", *[_fmt(summary.dimensions[d].mean, 1) for d in dims])
+    return table
+
+
+def _failed(n: int) -> str:
+    return f"[red]{n}[/]" if n else "0"
+
+
+def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
+    console.print(score_table(summary, rubric))
+    if summary.dimensions:
+        console.print(dimension_table(summary, rubric))
+    notes = []
+    if summary.n_failed:
+        by = ", ".join(f"{k} {v}" for k, v in summary.failed_by_status.items())
+        notes.append(f"{summary.n_failed} judgment(s) failed and are excluded ({by})")
+    if summary.run.n_missing_answers:
+        notes.append(f"{summary.run.n_missing_answers} question(s) had no answer and were not judged")
+    incomplete = [g.name for g in summary.groups.values() if g.score is not None and g.complete is False]
+    if incomplete:
+        notes.append(f"groups {', '.join(incomplete)} lack some categories: not comparable with full AlignBench")
+    u = summary.usage
+    notes.append(f"judge calls {u.calls} · cached {u.cached_replies} · retries {u.retries} · "
+                 f"tokens {u.prompt_tokens}+{u.completion_tokens}")
+    for note in notes:
+        console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
+
+
+def comparison_table(cmp: Any) -> Table:
+    """A run against its baseline (``report.compare.Comparison``): per score the two values, the delta
+    coloured green/red (bold when significant, dim when not), its 95% CI and the paired test's p."""
+    from alignbench.reporting.compare import fmt_p
+
+    table = Table(title=f"{cmp.new_label} vs baseline {cmp.base_label}", header_style="bold", title_style="bold",
+                  caption=f"paired over {cmp.n_shared} shared questions · bootstrap CI · sign-flip permutation p "
+                          "(categories Holm-adjusted) · * significant at p < "
+                          f"{cmp.settings.get('alpha', 0.05)}")
+    table.add_column("类别 category", no_wrap=True)
+    for name in ("baseline", "this run", "Δ", "95% CI of Δ", "p", "n"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for row in cmp.rows:
+        label = f"[bold]{row.name} {row.en}[/]" if row.kind != "category" else f"  {row.name} [dim]{row.en}[/]"
+        if row.test is None:
+            table.add_row(label, "—", "—", "—", "", "", "0")
+            continue
+        x = row.test
+        colour = "green" if x.delta > 0 else "red" if x.delta < 0 else "white"
+        style = f"bold {colour}" if row.significant else f"{colour}"
+        delta = f"[{style}]{x.delta:+.2f}{' *' if row.significant else ''}[/]"
+        p = fmt_p(row.p_holm if row.kind == "category" else x.p_value)
+        table.add_row(label, _fmt(x.base), _fmt(x.new), delta, f"[dim]{x.ci[0]:+.2f} … {x.ci[1]:+.2f}[/]",
+                      p, str(x.n))
+    return table
+
+
+def print_comparison(cmp: Any, console: Console) -> None:
+    """The comparison table, what was skipped and why, and the questions that moved most."""
+    from rich.markup import escape
+
+    if cmp.comparable:
+        console.print(comparison_table(cmp))
+    for problem in cmp.problems:
+        console.print(f"[yellow]•[/] {escape(problem)}", highlight=False)
+    for title, moves in (("largest gains", cmp.gains), ("largest drops", cmp.drops)):
+        if moves:
+            items = ", ".join(f"Q{m.question_id} {escape(m.category)} {m.base:.0f}→{m.new:.0f}" for m in moves)
+            console.print(f"[dim]{title}:[/] {items}", highlight=False)
+
+
+def _pm(value: float | None, se: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" + (f" ± {se:.{digits}f}" if se is not None else "")
+
+
+def _share(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def pairwise_table(summary: dict[str, Any], title: str | None = None) -> Table:
+    """Pairwise results (``pairwise_summary.json`` or ``alignbench winrate``): per model the win rate
+    and LC win rate ± SE (percent), wins/ties/losses, failures and position inconsistency."""
+    from rich.markup import escape
+
+    models = summary.get("models", {})
+    baselines = {m.get("baseline") for m in models.values()}
+    several = len(baselines) > 1
+    has_incons = any(m.get("inconsistency") is not None for m in models.values())
+    glm = summary.get("glm", {})
+    caption = "percent ± SE · ties count half · LC = length-controlled (joint GLM"
+    caption += f", {glm['n_boot']} bootstrap resamples)" if glm.get("n_boot") else ")"
+    if summary.get("length_unit"):
+        caption += f" · length in {summary['length_unit']}"
+    table = Table(title=title or f"pairwise vs {escape(str(summary.get('baseline') or 'baseline'))}", caption=caption,
+                  header_style="bold", title_style="bold")
+    table.add_column("model", no_wrap=True)
+    if several:
+        table.add_column("baseline", no_wrap=True)
+    for name in ("win rate", "LC win rate", "W/T/L", "n", "failed"):
+        table.add_column(name, justify="right", no_wrap=True)
+    if has_incons:
+        table.add_column("position inconsistency", justify="right")
+    for name, m in models.items():
+        wtl = f"{m.get('n_wins', 0)}/{m.get('n_ties', 0)}/{m.get('n_losses', 0)}"
+        row = [escape(name)] + ([escape(str(m.get("baseline")))] if several else [])
+        row += [_pm(m.get("win_rate"), m.get("win_rate_se")), _pm(m.get("lc_win_rate"), m.get("lc_win_rate_se")),
+                wtl, str(m.get("n", 0)), _failed(m.get("n_failed", 0))]
+        if has_incons:
+            row.append(_share(m.get("inconsistency")))
+        table.add_row(*row)
+    return table
+
+
+def pairwise_category_table(summary: dict[str, Any]) -> Table | None:
+    """Win rate (and position inconsistency) per category and model; None without categories."""
+    from rich.markup import escape
+
+    models = {n: m for n, m in summary.get("models", {}).items() if m.get("categories")}
+    if not models:
+        return None
+    cats: list[str] = []
+    for m in models.values():
+        cats += [c for c in m["categories"] if c not in cats]
+    table = Table(title="分类胜率 win rate by category (position inconsistency)", header_style="bold",
+                  title_style="bold")
+    table.add_column("类别 category", no_wrap=True)
+    for name in models:
+        table.add_column(escape(name), justify="right", no_wrap=True)
+    for cat in cats:
+        cells = []
+        for m in models.values():
+            c = m["categories"].get(cat)
+            if not c or c.get("win_rate") is None:
+                cells.append("—")
+                continue
+            incons = f" [dim]({_share(c['inconsistency'], 0)})[/]" if c.get("inconsistency") is not None else ""
+            cells.append(f"{c['win_rate']:.0f}{incons}")
+        table.add_row(cat, *cells)
+    return table
+
+
+def print_pairwise(summary: dict[str, Any], console: Console, categories: bool = True) -> None:
+    """The pairwise tables and the notes that qualify them (failures, missing pairs, LC warnings)."""
+    from rich.markup import escape
+
+    console.print(pairwise_table(summary))
+    if categories and (cat_table := pairwise_category_table(summary)) is not None:
+        console.print(cat_table)
+    notes = []
+    bias = summary.get("position_bias", {})
+    if bias.get("inconsistency") is not None:
+        notes.append(f"position inconsistency over all pairs {_share(bias['inconsistency'])} "
+                     f"({bias.get('n_inconsistent', 0)} of {bias.get('n_pairs', 0)}; "
+                     f"{bias.get('n_flips', 0)} flipped from win to loss with the order)")
+    for name, m in summary.get("models", {}).items():
+        if m.get("n_failed"):
+            by = ", ".join(f"{k} {v}" for k, v in m.get("failed_by_status", {}).items())
+            notes.append(f"{escape(name)}: {m['n_failed']} pair(s) failed and are excluded" + (f" ({by})" if by else ""))
+        if m.get("lc_warning"):
+            notes.append(f"[yellow]{escape(name)}: {escape(m['lc_warning'])}[/]")
+    for name, ids in summary.get("run", {}).get("missing", {}).items():
+        if ids:
+            notes.append(f"{escape(name)}: {len(ids)} question(s) without both answers were not compared")
+    usage = summary.get("usage", {})
+    if usage:
+        notes.append(f"judge calls {usage.get('calls', 0)} · cached {usage.get('cached_replies', 0)} · "
+                     f"retries {usage.get('retries', 0)} · tokens {usage.get('prompt_tokens', 0)}+"
+                     f"{usage.get('completion_tokens', 0)}")
+    for note in notes:
+        console.print(f"[yellow]•[/] {note}", highlight=False)
+
+
+# -- meta-eval, ensembles, single judgments -----------------------------------------------------
+
+
+def _num(value: float | None, undefined: str = "undefined", digits: int = 3) -> str:
+    return undefined if value is None else f"{value:.{digits}f}"
+
+
+def _with_ci(value: float | None, ci: list[float] | None) -> str:
+    if value is None:
+        return "undefined"
+    return f"{value:.3f}" + (f" [dim][{ci[0]:.2f}, {ci[1]:.2f}][/]" if ci else "")
+
+
+def _grid(payload: dict[str, Any], kind: str, metric: str, title: str) -> Table:
+    """Protocols (rows) × judges (columns), one metric per cell (the ReIFE view)."""
+    table = Table(title=title, header_style="bold", title_style="bold")
+    table.add_column("protocol", no_wrap=True)
+    for j in payload["judges"]:
+        table.add_column(escape(j), justify="right")
+    for p in payload["protocols"]:
+        cells = []
+        for j in payload["judges"]:
+            m = payload["results"][j][p][kind]
+            cells.append(_with_ci(m.get(metric), m.get("ci", {}).get(metric)))
+        table.add_row(p, *cells)
+    return table
+
+
+def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> None:
+    """The meta-eval tables: a protocols × judges grid of the headline metric (with its CI), a detail
+    row per (judge, protocol), per-category correlations, and notes on what is undefined or failed."""
+    combos = [(j, p) for j in payload["judges"] for p in payload["protocols"]]
+    first = payload["results"][combos[0][0]][combos[0][1]]
+    notes: list[str] = []
+    if first["pointwise"] is not None:
+        console.print(_grid(payload, "pointwise", "spearman",
+                            "pointwise · Spearman ρ with human scores (pooled, 95% CI) · protocols × judges"))
+        table = Table(title="pointwise agreement with human scores", header_style="bold", title_style="bold",
+                      caption="pooled over judged rows; sample ρ: within each question, averaged over questions "
+                              "(CritiqueLLM), (n questions); system ρ: per-model means, (n models). "
+                              + SCALE_NOTE + ".")
+        for col in ("judge", "protocol", "n", "failed", "Pearson", "Spearman", "Kendall τ", "sample ρ",
+                    "system ρ"):
+            left = col in ("judge", "protocol")
+            table.add_column(col, justify="left" if left else "right", no_wrap=left)
+        for j, p in combos:
+            m = payload["results"][j][p]["pointwise"]
+            s, sy = m["sample_level"], m["system_level"]
+            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), *[_num(m[k]) for k in METRICS],
+                          f"{_num(s['spearman'])} ({s['n_blocks']})", f"{_num(sy['spearman'])} ({sy['n_systems']})")
+            where = f"{j} · {p}"
+            for what, fig in (("pooled", m), ("sample level", s), ("system level", sy)):
+                if fig["undefined"]:
+                    notes.append(f"{where}: {what} correlation undefined: {fig['undefined']}")
+            if m["n_failed"]:
+                notes.append(f"{where}: {m['n_failed']} pointwise judgment(s) failed and are excluded ("
+                             + ", ".join(f"{k} {v}" for k, v in m["failed_by_status"].items()) + ")")
+        console.print(table)
+        cat_table = Table(title="pointwise · Spearman ρ per category (n)", header_style="bold", title_style="bold")
+        cat_table.add_column("类别 category", no_wrap=True)
+        for j, p in combos:
+            cat_table.add_column(escape(f"{j} · {p}"), justify="right")
+        for cat in rub.category_names():
+            cells = []
+            for j, p in combos:
+                c = payload["results"][j][p]["pointwise"]["categories"].get(cat)
+                cells.append("" if c is None else f"{_num(c['spearman'])} ({c['n']})")
+            if any(cells):
+                cat_table.add_row(cat, *cells)
+        console.print(cat_table)
+        _per_file(payload, combos, "pointwise", "spearman", "pointwise · Spearman ρ per file (n)", console)
+    if first["pairwise"] is not None:
+        console.print(_grid(payload, "pairwise", "agreement",
+                            "pairwise · agreement with human labels (both orders, 95% CI) · protocols × judges"))
+        table = Table(title="pairwise agreement with human labels", header_style="bold", title_style="bold",
+                      caption="agreement: both orders agree and match the label (ties included); excl. ties: "
+                              "pairs where neither the human nor the judge says tie (inconsistent = judge tie); "
+                              "per order: each order's verdict alone; 助手1 rate: share of decisive verdicts for "
+                              "the answer shown first (0.5 = no position bias)")
+        for col in ("judge", "protocol", "n", "failed", "agreement", "excl. ties (n)", "consistency", "per order",
+                    "助手1 rate"):
+            left = col in ("judge", "protocol")
+            table.add_column(col, justify="left" if left else "right", no_wrap=left)
+        for j, p in combos:
+            m = payload["results"][j][p]["pairwise"]
+            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), _num(m["agreement"]),
+                          f"{_num(m['agreement_excl_ties'], '—')} ({m['n_excl_ties']})", _num(m["consistency"]),
+                          _num(m["accuracy_per_order"], "—"), _num(m["first_position_rate"], "—"))
+            if m["n_failed"]:
+                notes.append(f"{j} · {p}: {m['n_failed']} pair(s) without a verdict in both orders are excluded ("
+                             + ", ".join(f"{k} {v}" for k, v in m["failed_by_status"].items()) + ")")
+        console.print(table)
+        _per_file(payload, combos, "pairwise", "agreement", "pairwise · agreement per file (n)", console)
+    for note in notes:
+        console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
+
+
+def _per_file(payload: dict[str, Any], combos: list[tuple[str, str]], kind: str, metric: str, title: str,
+              console: Console) -> None:
+    """One row per data file, when several files hold rows of this kind (e.g. LLMBar's subsets)."""
+    first = payload["results"][combos[0][0]][combos[0][1]][kind]
+    if not first.get("files"):
+        return
+    table = Table(title=title, header_style="bold", title_style="bold")
+    table.add_column("file", no_wrap=True)
+    for j, p in combos:
+        table.add_column(escape(f"{j} · {p}"), justify="right")
+    for path in first["files"]:
+        cells = [payload["results"][j][p][kind]["files"][path] for j, p in combos]
+        table.add_row(escape(Path(path).name), *[f"{_num(f[metric])} ({f['n']})" for f in cells])
+    console.print(table)
+
+
+def print_disagreement(ensemble: dict[str, Any], console: Console) -> None:
+    """Per category: each judge's score, their mean absolute difference and rank correlation."""
+    judges = ensemble["judges"]
+    table = Table(title=f"judge disagreement · {escape(' + '.join(judges))}", header_style="bold", title_style="bold",
+                  caption="MAD = mean |difference| between judges' overall scores of the same answer (1–10 points); "
+                          "ρ = Spearman rank correlation of those scores within the category (undefined when "
+                          "a judge gave every answer there the same score); "
+                          f"{ensemble['n_compared']} of {ensemble['n_answers']} answers scored by every judge")
+    table.add_column("类别 category", no_wrap=True)
+    scores = ensemble.get("scores", {})
+    for j in judges:
+        table.add_column(escape(j), justify="right")
+    table.add_column("MAD", justify="right")
+    table.add_column("ρ", justify="right")
+    table.add_column("n", justify="right")
+    for cat, d in ensemble["categories"].items():
+        table.add_row(cat, *[_num(scores.get(j, {}).get("categories", {}).get(cat), "—", 2) for j in judges],
+                      _num(d["mad"], "—", 2), _num(d["spearman"]), str(d["n"]))
+    table.add_section()
+    o = ensemble["overall"]
+    table.add_row("[bold]全部 all[/]", *[_num(scores.get(j, {}).get("overall"), "—", 2) for j in judges],
+                  _num(o["mad"], "—", 2), _num(o["spearman"]), str(o["n"]))
+    console.print(table)
+    if ensemble.get("dimensions"):
+        console.print("[dim]per-dimension MAD: " + " · ".join(f"{d} {v['mad']:.2f}" for d, v in
+                                                             ensemble["dimensions"].items()) + "[/]",
+                      highlight=False)
+
+
+def print_judgments(judgments: list[Judgment], console: Console) -> None:
+    """Everything kept about one question's judgment(s): status, scores, detail, the plan and
+    execution of a plan-execute judge, the judge's full text."""
+    from alignbench.rubrics import RubricError, load_rubric
+
+    for j in judgments:
+        try:
+            titles = {s.id: s.title for s in load_rubric(j.rubric.split("@")[0]).sections}
+        except RubricError:
+            titles = {}
+        console.rule(f"[bold]question {j.question_id} · {escape(j.model)} · judge {escape(j.judge)} · {escape(j.rubric)}")
+        status = "[green]ok[/]" if j.status is Status.OK else f"[red]{j.status.value}[/]"
+        console.print(f"{status} · {j.category}{' / ' + j.subcategory if j.subcategory else ''} · {j.answer_type}"
+                      f" · attempts {j.attempts}{' · cached' if j.cached else ''}", highlight=False)
+        if j.status is Status.OK:
+            scores = " · ".join(f"{d} {v:g}" for d, v in j.scores.items())
+            console.print(f"[bold]综合得分 {j.overall:g}[/]" + (f"  ({scores})" if scores else ""), highlight=False)
+        if j.detail:
+            console.print(f"[dim]{escape(j.detail)}[/]", highlight=False)
+        for sid, text in j.sections.items():
+            console.rule(f"【{titles.get(sid, sid)}】", style="cyan", align="left")
+            console.print(text, markup=False, highlight=False)
+        if not j.sections:
+            console.rule("judge's text", style="dim", align="left")
+            console.print(j.raw or "(no text: the judge was not reached)", markup=False, highlight=False)
+        else:
+            console.print("[dim](the judge's full text: --format json)[/]", highlight=False)

@@ -1,0 +1,337 @@
+"""Run folders: the one place that names, locks, writes and reads them.
+
+Why each rule:
+
+* **Names that stay inside ``--out`` and never collide.** A folder name comes from a model name
+  the user typed (``..``, ``gpt/4``, ``GPT 4``, 300 characters of Chinese). Names that are already
+  plain (lower-case letters, digits, ``.``, ``_``, ``-``, not starting with a dot, at most 60
+  characters) are used as they are; any other name is slugged, shortened and suffixed with a hash
+  of the real name, so ``gpt 4`` and ``gpt/4`` (and ``GPT4`` vs ``gpt4`` on a case-insensitive
+  disk) get distinct, stable, short folders. The real name is kept in the manifest.
+* **One writer per folder.** A lock file held for the whole command: a second process gets one line
+  naming the process that holds it, before it calls any model.
+* **Never half-written.** Every file is written under a per-process temporary name and renamed. The
+  old ``summary.json`` is removed before new judgments are written and the new one is written last,
+  with the digest of the judgments it summarises; so a kill at any moment leaves either a folder
+  ``load_run`` calls unfinished, or a consistent pair. ``summary.json`` is the finished marker.
+* **No silent overwrite.** Writing a different model's run over an existing one needs ``force``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from alignbench.types import Judgment, Question, Summary
+
+SUMMARY = "summary.json"
+JUDGMENTS = "judgments.jsonl"
+LOCK = ".alignbench.lock"
+_PLAIN = re.compile(r"[a-z0-9_][a-z0-9._-]{0,59}")
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used as asked: the message names it and says what to do."""
+
+
+def folder_name(name: str) -> str:
+    """A folder name for ``name`` that cannot leave its parent and differs for every distinct name."""
+    if _PLAIN.fullmatch(name) and name not in (".", ".."):
+        return name
+    slug = re.sub(r"[^\w.\-]+", "-", name, flags=re.UNICODE).strip("-.")
+    slug = slug.encode("utf-8", "ignore")[:40].decode("utf-8", "ignore").strip("-.") or "run"  # short on disk
+    return f"{slug}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+
+
+def default_run_dir(*parts: str, root: Path = Path("reports")) -> Path:
+    """``reports/<model>__<judge>__<rubric>``, each part made safe by ``folder_name``."""
+    return root / "__".join(folder_name(p) for p in parts)
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class RunFolder:
+    """A run folder opened for writing: created, locked for this process, checked for its owner.
+
+    Use as a context manager around the whole command, so the lock is taken before any model is
+    called and released (with its file) at the end, whatever happens.
+    """
+
+    def __init__(self, path: Path | str, model: str | None = None, force: bool = False) -> None:
+        self.path = Path(path)
+        self.model = model
+        self.force = force
+        self._lock: Any = None
+
+    def __enter__(self) -> RunFolder:
+        if self.path.exists() and not self.path.is_dir():
+            raise RunError(f"{self.path} is a file, not a folder; choose another --out")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = (self.path / LOCK).open("a+")
+        except OSError as exc:
+            raise RunError(f"{self.path}: cannot write the run folder ({exc.strerror}); choose another --out") \
+                from None
+        try:
+            import fcntl
+
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no fcntl (Windows): one writer per folder is then the user's job
+            pass
+        except OSError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "?"
+            self._lock.close()
+            self._lock = None
+            raise RunError(f"{self.path} is being written by another alignbench process (pid {holder}); "
+                           "wait for it to finish or choose another --out") from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(str(os.getpid()))
+        self._lock.flush()
+        self._check_owner()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            (self.path / LOCK).unlink(missing_ok=True)
+            self._lock.close()
+            self._lock = None
+
+    def _check_owner(self) -> None:
+        if self.model is None or self.force:
+            return
+        owner = None
+        summary = self.path / SUMMARY
+        if summary.is_file():
+            try:
+                owner = json.loads(summary.read_text(encoding="utf-8")).get("model")
+            except (ValueError, OSError):
+                owner = None
+        if owner is None and (self.path / JUDGMENTS).is_file():
+            with (self.path / JUDGMENTS).open(encoding="utf-8") as fh:
+                first = fh.readline()
+            try:
+                owner = json.loads(first).get("model") if first.strip() else None
+            except ValueError:
+                owner = None
+        if owner is not None and owner != self.model:
+            raise RunError(f"{self.path} holds the run of model {owner!r}, not {self.model!r}; "
+                           "choose another --out, or pass --force to replace it")
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _replace(self, name: str, data: bytes) -> Path:
+        target = self.path / name
+        tmp = self.path / f".{name}.{os.getpid()}.tmp"
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise RunError(f"{target}: cannot write ({exc.strerror}); every judge reply is in the cache, so "
+                           "the same command with another --out costs nothing") from None
+        return target
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return self._replace(name, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+
+    def write_jsonl(self, name: str, records: Iterable[Any]) -> Path:
+        lines = [r.model_dump_json() if hasattr(r, "model_dump_json") else json.dumps(r, ensure_ascii=False)
+                 for r in records]
+        return self._replace(name, "".join(line + "\n" for line in lines).encode("utf-8"))
+
+    def unfinish(self, name: str = SUMMARY) -> None:
+        """Remove the finished marker before rewriting what it summarises."""
+        (self.path / name).unlink(missing_ok=True)
+
+    def write_run(self, judgments: Sequence[Judgment], summary: Summary) -> Summary:
+        """``judgments.jsonl`` (by question) then ``summary.json`` (last: the finished marker)."""
+        self.unfinish()
+        path = self.write_jsonl(JUDGMENTS, sorted(judgments, key=lambda j: (j.question_id, j.model)))
+        run = summary.run.model_copy(update={"dir": str(self.path), "judgments_sha256": _digest(path)})
+        final = summary.model_copy(update={"run": run, "finished": True})
+        self.write_json(SUMMARY, final.as_json())
+        return final
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One finished run folder: its summary, its judgments, and the question texts when the recorded
+    question file is at hand (for reports and the viewer)."""
+
+    dir: Path
+    summary: Summary
+    judgments: list[Judgment]
+    questions: dict[int, Question] | None = None
+    questions_note: str | None = None  # why question texts are unavailable
+    label: str = ""
+
+    @property
+    def path(self) -> Path:
+        return self.dir
+
+    @property
+    def manifest(self) -> Any:
+        return self.summary.run
+
+    @property
+    def model(self) -> str:
+        return self.summary.model or self.summary.run.model or self.dir.name
+
+    @property
+    def rubric_id(self) -> str:
+        return self.summary.run.rubric or "?"
+
+    @property
+    def judge_id(self) -> str:
+        judge = self.summary.run.judge
+        return f"{judge.get('backend', '?')}:{judge.get('model', '?')}"
+
+    @property
+    def questions_sha(self) -> str:
+        return str(self.summary.run.questions.get("sha256", ""))
+
+    @property
+    def pairwise_file(self) -> Path:
+        return self.dir / "pairwise_summary.json"
+
+
+def _bad_line(path: Path) -> str:
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                Judgment.model_validate_json(line)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                return f"{path}:{lineno}: not a judgment record ({first.get('msg')} at {first.get('loc')})"
+    return f"{path}: unreadable"
+
+
+def run_folders(path: Path) -> list[Path]:
+    """The finished run folders directly inside ``path`` (a multi-model ``score --out``)."""
+    return sorted(p for p in path.iterdir() if p.is_dir() and (p / SUMMARY).is_file()) if path.is_dir() else []
+
+
+def expand_runs(paths: Sequence[Path | str]) -> list[Path]:
+    """Run folders, with a multi-model folder replaced by the model folders inside it."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        inner = run_folders(p) if not (p / SUMMARY).is_file() else []
+        out.extend(inner or [p])
+    return out
+
+
+def load_run(path: Path | str, questions: bool = True) -> Run:
+    """Read a *finished* run folder; raise RunError naming the folder (or file:line) and what to do."""
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    summary_path = run_dir / SUMMARY
+    if not summary_path.is_file():
+        inner = run_folders(run_dir)
+        if inner:
+            raise RunError(f"{run_dir} holds one run folder per model; pass one of: "
+                           + ", ".join(str(p) for p in inner))
+        if (run_dir / "pairwise_summary.json").is_file():
+            raise RunError(f"{run_dir} is a `compare` folder (pairwise verdicts): read it with "
+                           f"`alignbench winrate {run_dir}`, or pass score run folders to report/show")
+        raise RunError(f"{run_dir}: unfinished run (no {SUMMARY}); run the same command again to finish it")
+    try:
+        summary = Summary.model_validate(json.loads(summary_path.read_bytes()))
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{summary_path}:{exc.lineno}: not valid JSON ({exc.msg}); run the same command again to "
+                       "rewrite it") from None
+    except ValidationError as exc:
+        raise RunError(f"{summary_path}: not a finished summary ({exc.errors()[0].get('msg')}); run the same "
+                       "command again to rewrite it") from None
+    if summary.finished is not True:
+        raise RunError(f"{run_dir}: unfinished run (summary.json has finished={summary.finished!r}); "
+                       "run the same command again to finish it")
+    jpath = run_dir / JUDGMENTS
+    if not jpath.is_file() or not jpath.stat().st_size:
+        raise RunError(f"{run_dir}: no {JUDGMENTS} (or it is empty)")
+    try:
+        with jpath.open(encoding="utf-8") as fh:
+            judgments = [Judgment.model_validate_json(line) for line in fh if line.strip()]
+    except ValidationError:
+        raise RunError(_bad_line(jpath)) from None
+    recorded = getattr(summary.run, "judgments_sha256", None)
+    if recorded and recorded != _digest(jpath):
+        raise RunError(f"{jpath} does not belong to {summary_path} (another process or an edit changed it); "
+                       "run the same command again to rewrite both")
+    run = Run(dir=run_dir, summary=summary, judgments=judgments, label=run_dir.name if not summary.model
+              else summary.model)
+    if questions:
+        _attach_questions(run)
+    return run
+
+
+def _questions_file(run_dir: Path, recorded: str) -> Path | None:
+    """The recorded question file: as given (relative to the working folder), else relative to any
+    folder above the run (a run folder moved along with its repository still finds it)."""
+    p = Path(recorded)
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, *(a / p for a in run_dir.resolve().parents)]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _attach_questions(run: Run) -> None:
+    from alignbench.data import InputError, file_sha256
+    from alignbench.rubrics import RubricError
+
+    recorded = run.summary.run.questions.get("path")
+    if not recorded:
+        run.questions_note = "the run records no question file"
+        return
+    path = _questions_file(run.dir, recorded)
+    if path is None:
+        run.questions_note = f"question file {recorded} not found"
+        return
+    if run.questions_sha and file_sha256(path) != run.questions_sha:
+        run.questions_note = f"question file {path} has changed since the run (sha256 differs)"
+        return
+    try:
+        run.questions = _questions_by_id(str(path.resolve()), run.questions_sha, run.rubric_id.split("@")[0])
+    except (InputError, RubricError) as exc:
+        run.questions_note = f"question file unreadable: {exc}"
+
+
+@lru_cache(maxsize=16)
+def _questions_by_id(path: str, sha256: str, rubric_name: str) -> dict[int, Question]:
+    """Question file by id, read once per (file, content) even when ten runs share it."""
+    from alignbench.data import load_questions
+    from alignbench.rubrics import load_rubric
+
+    return {q.id: q for q in load_questions(path, load_rubric(rubric_name))}
+
+
+def unique_labels(runs: Sequence[Run]) -> None:
+    """Label each run by its model name, adding the folder name where two runs share a model name."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.model] = counts.get(r.model, 0) + 1
+    for r in runs:
+        r.label = r.model if counts[r.model] == 1 else f"{r.model} ({r.dir.name})"

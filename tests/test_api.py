@@ -1,0 +1,255 @@
+"""The library core: the Python API gives the CLI's numbers, per-model usage adds up, the package has
+no import cycle and no CLI module leans on another, and run folders are safe (odd names, two
+writers, a kill in the middle of the final write)."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import multiprocessing
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, read_jsonl, run_cli
+
+import alignbench
+from alignbench.rundir import RunError, RunFolder, folder_name, load_run
+
+
+def test_api_score_equals_cli_json(stub, tmp_path: Path) -> None:
+    runs = alignbench.score(QUESTIONS, ANSWERS_A, "critiquellm", base_url=stub.url, out=tmp_path / "api")
+    assert list(runs) == ["model-a"]
+    run = runs["model-a"]
+    assert run.dir == tmp_path / "api" and len(run.judgments) == 32 and run.summary.finished
+    proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge-base-url", stub.url,
+                   "--out", str(tmp_path / "cli"), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads(proc.stdout)
+    ours = run.summary.as_json()
+    for key in ("overall", "overall_ci", "reasoning", "language", "categories", "dimensions", "n_ok"):
+        assert ours[key] == cli[key], key
+    assert cli["usage"]["cached_replies"] == 32 and cli["usage"]["calls"] == 0  # the CLI read the API's replies
+    loaded = alignbench.load_run(tmp_path / "cli")
+    assert loaded.summary.overall == run.summary.overall and loaded.summary.categories["数学计算"].n == 4
+
+
+def test_score_async_inside_a_running_loop_and_events(stub, tmp_path: Path) -> None:
+    events = []
+
+    async def notebook() -> dict:
+        return await alignbench.score_async(QUESTIONS, [ANSWERS_A], base_url=stub.url, out=tmp_path / "r",
+                                            on_event=events.append)
+
+    runs = asyncio.run(notebook())
+    assert runs["model-a"].summary.n == 32
+    assert events[0].done == 0 and events[-1].done == events[-1].total == 32 and events[-1].label == "judging"
+
+    async def wrong() -> None:
+        alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "r")
+
+    with pytest.raises(RuntimeError, match="score_async"):
+        asyncio.run(wrong())
+
+
+def test_two_models_report_their_own_calls_and_tokens(stub, tmp_path: Path) -> None:
+    runs = alignbench.score(QUESTIONS, [ANSWERS_A, ANSWERS_B], base_url=stub.url, out=tmp_path / "two")
+    a, b = runs["model-a"].summary.usage, runs["model-b"].summary.usage
+    assert a.calls == b.calls == 32  # not the run's 64 each
+    assert a.calls + b.calls == stub.calls
+    sent = sum(len(m["content"]) for r in stub.requests for m in r["messages"])  # the stub counts characters
+    assert a.prompt_tokens + b.prompt_tokens == sent and a.prompt_tokens != b.prompt_tokens
+    assert runs["model-a"].dir == tmp_path / "two" / "model-a"
+
+
+def test_parse_retries_count_every_reply(tmp_path: Path) -> None:
+    from stub_server import StubServer
+
+    first, second = "我认为这个回答还可以。", "分析。\n{'综合得分': 6}"
+
+    def first_unreadable(body: dict) -> str:
+        return first if body.get("seed") is None else second
+
+    with StubServer(responder=first_unreadable) as stub:
+        run = alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "r")["model-a"]
+    assert all(j.status.value == "ok" and j.overall == 6 for j in run.judgments)
+    assert all(j.attempts == 2 and j.usage.completion_tokens == len(first) + len(second) for j in run.judgments)
+    assert run.summary.usage.calls == 64 == stub.calls
+    assert run.summary.usage.completion_tokens == 32 * (len(first) + len(second))
+
+
+# -- structure --------------------------------------------------------------------------------------
+
+
+def _imports(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def _module(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_import_cycle_and_cli_modules_stand_alone() -> None:
+    files = {_module(p): p for p in (ROOT / "alignbench").rglob("*.py")}
+    graph = {m: {i for i in _imports(p) if i in files and i != m} for m, p in files.items()}
+    for name, deps in graph.items():
+        if name.startswith("alignbench.cli.") and name != "alignbench.cli":
+            assert deps <= {"alignbench.cli.app", "alignbench.cli.options"} | {d for d in deps
+                                                                               if not d.startswith("alignbench.cli")}, name
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in graph[node]:
+            if dep == "alignbench" or node == "alignbench":
+                continue  # the package __init__ re-exports lazily
+            if state.get(dep) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*stack, node, dep]))
+            if not state.get(dep):
+                visit(dep, [*stack, node])
+        state[node] = 2
+
+    for module in graph:
+        if not state.get(module):
+            visit(module, [])
+
+
+# -- run folders ----------------------------------------------------------------------------------------
+
+
+def test_folder_names_never_leave_the_parent_or_collide(tmp_path: Path) -> None:
+    names = ["..", ".", "/", "gpt 4", "gpt/4", "GPT4", "gpt4", "模型" * 150, "a" * 300, "$\\frac{1}$", "x/../../y"]
+    folders = [folder_name(n) for n in names]
+    assert len(set(folders)) == len(names)
+    assert len({f.lower() for f in folders}) == len(names)  # a case-insensitive disk too
+    for f in folders:
+        assert f not in (".", "..") and "/" not in f and len(f.encode()) < 100
+        assert (tmp_path / f).resolve().parent == tmp_path.resolve()
+    assert folder_name("qwen2.5-7b") == "qwen2.5-7b" and folder_name("gpt 4") == folder_name("gpt 4")
+
+
+def test_odd_model_names_end_to_end(stub, tmp_path: Path) -> None:
+    rows = read_jsonl(ANSWERS_A)
+    paths = []
+    for i, name in enumerate(["..", "gpt 4", "gpt/4"]):
+        path = tmp_path / f"a{i}.jsonl"
+        path.write_text("".join(json.dumps({**r, "model_id": name}, ensure_ascii=False) + "\n" for r in rows),
+                        encoding="utf-8")
+        paths.append(path)
+    out = tmp_path / "out"
+    runs = alignbench.score(QUESTIONS, paths, base_url=stub.url, out=out)
+    assert len({r.dir for r in runs.values()}) == 3
+    assert all(r.dir.parent == out for r in runs.values())
+    assert not (tmp_path / "summary.json").exists()
+    assert {load_run(r.dir).summary.run.model for r in runs.values()} == {"..", "gpt 4", "gpt/4"}
+    report = alignbench.report([out], tmp_path / "report.md", charts=False)  # a multi-model folder: every model
+    assert "gpt/4" in report.path.read_text(encoding="utf-8")
+
+
+def test_another_model_needs_force(stub, tmp_path: Path) -> None:
+    alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "r")
+    with pytest.raises(RunError, match="holds the run of model 'model-a'.*--force"):
+        alignbench.score(QUESTIONS, ANSWERS_B, base_url=stub.url, out=tmp_path / "r")
+    assert alignbench.score(QUESTIONS, ANSWERS_B, base_url=stub.url, out=tmp_path / "r", force=True)
+    assert load_run(tmp_path / "r").model == "model-b"
+    (tmp_path / "file").write_text("x")
+    proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge-base-url", stub.url,
+                   "--out", str(tmp_path / "file"))
+    assert proc.returncode == 2 and "is a file, not a folder" in proc.stderr and stub.calls == 64
+
+
+def _hold_lock(path: str, ready: multiprocessing.Event, release: multiprocessing.Event) -> None:
+    with RunFolder(path, model="m"):
+        ready.set()
+        release.wait(30)
+
+
+def test_a_second_writer_is_refused_naming_the_first(stub, tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path / "r"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge-base-url", stub.url,
+                       "--out", str(tmp_path / "r"))
+        assert proc.returncode == 2 and f"pid {holder.pid}" in proc.stderr, proc.stderr
+        assert stub.calls == 0  # refused before any judge call
+    finally:
+        release.set()
+        holder.join(30)
+    with RunFolder(tmp_path / "r", model="m"):  # released: the next writer gets it
+        pass
+
+
+def test_a_kill_during_the_final_write_never_leaves_a_stale_summary(stub, tmp_path: Path) -> None:
+    run = alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "r")["model-a"]
+    folder = RunFolder(tmp_path / "r", model="model-a")
+    with folder:
+        folder.unfinish()
+        folder.write_jsonl("judgments.jsonl", run.judgments[:5])  # ... and the process dies here
+    with pytest.raises(RunError, match="unfinished run"):
+        load_run(tmp_path / "r")
+    (tmp_path / "r" / "summary.json").write_bytes(b"")  # a 0-byte summary (older versions could leave one)
+    with pytest.raises(RunError, match="not valid JSON"):
+        load_run(tmp_path / "r")
+    alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "r")  # the same command repairs it
+    assert len(load_run(tmp_path / "r").judgments) == 32
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))
+    lines = (tmp_path / "r" / "judgments.jsonl").read_text(encoding="utf-8").splitlines()
+    (tmp_path / "r" / "judgments.jsonl").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    with pytest.raises(RunError, match="does not belong"):
+        load_run(tmp_path / "r")
+    assert summary["run"]["judgments_sha256"]
+
+
+@pytest.mark.slow
+def test_sigkill_between_judgments_and_summary(stub, tmp_path: Path) -> None:
+    """A real process killed after writing judgments and before the summary: never a mixed folder."""
+    script = (
+        "import os, signal, sys\n"
+        "import alignbench.rundir as R\n"
+        "orig = R.RunFolder.write_json\n"
+        "def die(self, name, obj):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "R.RunFolder.write_json = die\n"
+        "import alignbench\n"
+        f"alignbench.score({str(QUESTIONS)!r}, {str(ANSWERS_B)!r}, base_url={stub.url!r}, "
+        f"out={str(tmp_path / 'r')!r}, force=True)\n"
+    )
+    alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "r")
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", script], env={**os.environ}, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    with pytest.raises(RunError, match="unfinished run"):
+        load_run(tmp_path / "r")  # not model-a's old summary beside model-b's judgments
+    assert not list((tmp_path / "r").glob(".*.tmp"))
+
+
+def test_docs_api_examples_run(stub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Python block of docs/api.md runs as written, against the loopback judge."""
+    import re
+    import shutil
+
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    assert len(blocks) >= 4
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    for block in blocks:
+        exec(compile(block.replace("http://127.0.0.1:8000/v1", stub.url), "docs/api.md", "exec"), scope)
+    assert (tmp_path / "reports" / "release.md").is_file() and scope["run"].summary.n == 32

@@ -8,6 +8,7 @@ from alignbench.cli import judges as _judges  # noqa: F401  (judges)
 from alignbench.cli import metaeval as _metaeval  # noqa: F401  (meta-eval; score --judge a,b)
 from alignbench.cli import report as _report  # noqa: F401  (report)
 from alignbench.cli import score as _score  # noqa: F401  (registers commands)
+from alignbench.cli import view as _view  # noqa: F401  (view)
 from alignbench.cli.app import app
 
 

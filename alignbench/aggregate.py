@@ -44,9 +44,56 @@ def _category_boot(scores: np.ndarray, n_boot: int, rng: np.random.Generator) ->
     return scores[idx].mean(axis=1)
 
 
+def expected_view(j: Judgment) -> Judgment:
+    """The judgment scored by its expected scores (``--score-from logprobs``) where it has them; the verdict
+    otherwise. Turns of a dialogue are viewed the same way."""
+    if j.overall_expected is None and not j.scores_expected and not j.turns:
+        return j
+    update: dict[str, Any] = {"turns": [expected_view(t) for t in j.turns]}
+    if j.overall_expected is not None:
+        update["overall"] = j.overall_expected
+    if j.scores_expected:
+        update["scores"] = {**j.scores, **j.scores_expected}
+    return j.model_copy(update=update)
+
+
+def _protocol_sections(judgments: list[Judgment], view: list[Judgment], score_from: str, level: float,
+                       n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
+    """Summary keys that exist only when a protocol feature was used (a plain run's summary is unchanged):
+    how many scores came from log-probabilities, per-turn scores of dialogues, answers' reasoning."""
+    out: dict[str, Any] = {}
+    if score_from == "logprobs":
+        ok = [j for j in judgments if j.status is Status.OK]
+        out["score_from"] = {"source": "logprobs", "n_expected": sum(j.overall_expected is not None for j in ok),
+                             "n_verdict": sum(j.overall_expected is None for j in ok)}
+    dialogues = [j for j in view if j.turns]
+    if dialogues:
+        alpha = (1 - level) / 2
+        turns: dict[str, Any] = {}
+        for k in sorted({t.turn for j in dialogues for t in j.turns if t.turn is not None}):
+            mine = [t for j in dialogues for t in j.turns if t.turn == k]
+            good = np.array([t.overall for t in mine if t.status is Status.OK and t.overall is not None], dtype=float)
+            entry: dict[str, Any] = {"score": None, "ci": None, "n": int(len(good)), "n_failed": len(mine) - len(good)}
+            if len(good):
+                boot = _category_boot(good, n_boot, rng)
+                lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+                entry.update(score=_r(good.mean()), ci=[_r(lo), _r(hi)])
+            turns[str(k)] = entry
+        out["dialogues"] = {"n": len(dialogues), "judged_turns": sum(len(j.turns) for j in dialogues),
+                            "turns": turns, "unit": "a dialogue scores the mean of its judged turns"}
+    flags = Counter(j.answer_reasoning for j in judgments if j.answer_reasoning)
+    if flags:
+        out["answer_reasoning"] = {"removed": flags.get("removed", 0), "leaked": flags.get("leaked", 0)}
+    return out
+
+
 def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: int = N_BOOTSTRAP,
-              level: float = 0.95) -> dict[str, Any]:
-    """The score summary of one model's judgments (the body of ``summary.json``)."""
+              level: float = 0.95, score_from: str = "verdict") -> dict[str, Any]:
+    """The score summary of one model's judgments (the body of ``summary.json``). ``score_from`` logprobs
+    averages the expected scores where judgments have them (``expected_view``)."""
+    original = judgments
+    if score_from == "logprobs":
+        judgments = [expected_view(j) for j in judgments]
     rng = np.random.default_rng(seed)
     ok = [j for j in judgments if j.status is Status.OK]
     failed = Counter(j.status.value for j in judgments if j.status is not Status.OK)
@@ -125,4 +172,5 @@ def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: 
         "subcategories": subcategories,
         "ci_level": level,
         "bootstrap": {"resamples": n_boot, "seed": seed, "unit": "answers within category"},
+        **_protocol_sections(original, judgments, score_from, level, n_boot, rng),
     }

@@ -12,8 +12,13 @@ local transformers models) can also be evaluated. What differs from judging:
 * The SQLite reply cache is off by default: answers are samples (temperature > 0) from a model that
   is often re-served under the same name after a new checkpoint, and the cache key holds neither
   the server nor the weights. A cache hit would silently hand back an old sample.
-* A leading ``<think>…</think>`` block (reasoning models) is moved out of the answer into a
-  ``reasoning`` field, so the judge grades the answer, not the scratchpad.
+* A leading ``<think>…</think>`` block (reasoning models), or a server's separate ``reasoning_content``, is
+  kept in a ``reasoning`` field, out of the answer, so the judge grades the answer, not the scratchpad
+  (``alignbench.reasoning``: the same handler reads judge replies). Think tags left in the final text are
+  counted as leaked (``reasoning_leaked``).
+* Multi-turn questions (``turns``) are answered turn by turn: every dialogue's first turn, then every
+  second turn with the model's own first reply in the history, and so on. A dialogue is written to the
+  file once all its turns are answered (a run killed mid-dialogue asks that dialogue again).
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ import yaml
 
 from alignbench.cache import ReplyStore
 from alignbench.data import InputError, _question_id
-from alignbench.engine import Engine, EventHandler, Exchange, RetryPolicy
+from alignbench.engine import Engine, EventHandler, Exchange, ReplySource, RetryPolicy
 from alignbench.judges import JudgeConfig, JudgeConfigError, resolve_judge
 from alignbench.judges.base import ModelClient
+from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import Rubric
 from alignbench.types import Decoding, JudgeReply, JudgeRequest, Question, Usage
 
@@ -126,35 +132,25 @@ def load_temperatures(path: Path | str | None, rubric: Rubric) -> Temperatures:
 
 # -- reasoning blocks ----------------------------------------------------------------------------
 
-_OPEN, _CLOSE = "<think>", "</think>"
-
 
 @dataclass(frozen=True)
 class ThinkSplit:
     answer: str
     reasoning: str | None = None  # None: the text had no think block
     unclosed: bool = False  # the text opened <think> and never closed it (ran out of tokens)
+    leaked: bool = False  # think tags left in the final text (or in the content beside reasoning_content)
 
 
-def split_think(text: str) -> ThinkSplit:
-    """Move a leading ``<think>…</think>`` block out of an answer.
-
-    Also handles chat templates that put the opening tag in the prompt (DeepSeek-R1 distills served
-    without a reasoning parser): output with no ``<think>`` but a ``</think>`` is reasoning up to that
-    tag. A ``<think>`` that is never closed means the model spent its whole budget thinking: the
-    answer is empty and ``unclosed`` says so (the judge then grades an empty answer, honestly).
-    """
-    stripped = text.lstrip()
-    if stripped.startswith(_OPEN):
-        body = stripped[len(_OPEN):]
-        end = body.find(_CLOSE)
-        if end < 0:
-            return ThinkSplit(answer="", reasoning=body.strip(), unclosed=True)
-        return ThinkSplit(answer=body[end + len(_CLOSE):].strip(), reasoning=body[:end].strip())
-    end = text.find(_CLOSE)
-    if end >= 0 and _OPEN not in text[:end]:
-        return ThinkSplit(answer=text[end + len(_CLOSE):].strip(), reasoning=text[:end].strip())
-    return ThinkSplit(answer=text)
+def split_think(text: str, reasoning_content: str | None = None) -> ThinkSplit:
+    """An answer's reasoning and final text, by ``alignbench.reasoning.split_reasoning`` (the one handler
+    for answers and judge replies): a leading ``<think>…</think>`` block (nested tags included), a
+    ``</think>`` whose opening tag the chat template put in the prompt (DeepSeek-R1 distills served without
+    a reasoning parser), or a server's ``reasoning_content``. A ``<think>`` that is never closed means the
+    model spent its whole budget thinking: the answer is empty and ``unclosed`` says so (the judge then
+    grades an empty answer, honestly)."""
+    split = split_reasoning(text, reasoning_content)
+    return ThinkSplit(answer=split.answer if (split.start or split.unclosed) else text, reasoning=split.reasoning,
+                      unclosed=split.unclosed, leaked=split.leaked)
 
 
 # -- model client --------------------------------------------------------------------------------
@@ -181,7 +177,7 @@ def model_config(*, base_url: str | None = None, hf: str | None = None, model_id
                                    "alignbench[local] (torch, transformers)") from None
     config = resolve_judge("openai:" + model_id, base_url=[base_url], timeout=timeout, concurrency=concurrency,
                            key_required=False)
-    return config.model_copy(update={"api_key_env": api_key_env})
+    return config.model_copy(update={"api_key_env": api_key_env, "api_key_explicit": bool(api_key_env)})
 
 
 # -- the answer file -----------------------------------------------------------------------------
@@ -274,7 +270,7 @@ def read_existing(log: AnswerLog, questions: list[Question], settings: AnswerSet
         cut = raw.rfind(b"\n") + 1
         try:
             tail = json.loads(raw[cut:].decode("utf-8"))
-            complete = isinstance(tail, dict) and isinstance(tail.get("answer"), str)
+            complete = isinstance(tail, dict) and (isinstance(tail.get("answer"), str) or isinstance(tail.get("turns"), list))
         except (UnicodeDecodeError, json.JSONDecodeError):
             complete = False
         if complete:
@@ -295,8 +291,9 @@ def read_existing(log: AnswerLog, questions: list[Question], settings: AnswerSet
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise InputError(path, lineno, "not a valid answer line (this file is the resume record of "
                              "`alignbench answer`; fix or remove the line, or choose another --out)") from None
-        if not isinstance(obj, dict) or "question_id" not in obj or not isinstance(obj.get("answer"), str):
-            raise InputError(path, lineno, "expected an answer object with 'question_id' and 'answer'")
+        if not isinstance(obj, dict) or "question_id" not in obj or not (
+                isinstance(obj.get("answer"), str) or isinstance(obj.get("turns"), list)):
+            raise InputError(path, lineno, "expected an answer object with 'question_id' and 'answer' (or 'turns')")
         qid = _question_id(obj["question_id"], path, lineno)
         model = obj.get("model_id")
         if model is not None and model != settings.model_name:
@@ -343,6 +340,15 @@ class AnswerSettings:
         return JudgeRequest(messages=tuple(messages), decoding=self.decoding(question, seed), rubric=REQUEST_TAG,
                             question_id=question.id)
 
+    def turn_request(self, question: Question, earlier: list[str], turn: int, seed: int | None = None) -> JudgeRequest:
+        """The request for model turn ``turn`` of a dialogue: the messages so far, with the model's own
+        ``earlier`` replies (their final text: a model's reasoning does not go back into its history)."""
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        dialogue = question.dialogue(earlier, upto=turn)[:-1]  # up to the user turn the model answers now
+        messages += [{"role": role, "content": content} for role, content, _ in dialogue]
+        return JudgeRequest(messages=tuple(messages), decoding=self.decoding(question, seed), rubric=REQUEST_TAG,
+                            question_id=question.id)
+
     def generation(self, question: Question) -> dict[str, Any]:
         """The settings recorded on each answer line (and compared on resume)."""
         return {"backend": self.backend, "model": self.model_id,
@@ -351,7 +357,8 @@ class AnswerSettings:
 
 
 def make_record(question: Question, text: str, usage: Usage, settings: AnswerSettings, *, served_model: str = "",
-                attempts: int = 1, cached: bool = False, seed: int | None = None) -> dict[str, Any]:
+                attempts: int = 1, cached: bool = False, seed: int | None = None,
+                reasoning_content: str | None = None) -> dict[str, Any]:
     """One answer line: the question record plus AlignBench's answer fields (upstream
     ``get_answers.py`` writes the same keys, so the file also feeds upstream ``judge.py``), plus the
     generation settings and token usage."""
@@ -359,15 +366,19 @@ def make_record(question: Question, text: str, usage: Usage, settings: AnswerSet
                               "subcategory": question.subcategory, "question": question.question,
                               "reference": question.reference, "model_id": settings.model_name,
                               "answer_id": f"{question.id}_{settings.model_name}"}
+    split = split_think(text, reasoning_content)
     if settings.keep_think:
         record["answer"] = text
+        if reasoning_content:
+            record["reasoning"] = reasoning_content
     else:
-        split = split_think(text)
         record["answer"] = split.answer
         if split.reasoning is not None:
             record["reasoning"] = split.reasoning
         if split.unclosed:
             record["think_unclosed"] = True
+    if split.leaked:
+        record["reasoning_leaked"] = True
     generation = settings.generation(question)
     if served_model and served_model != settings.model_id:
         generation["served_model"] = served_model
@@ -393,6 +404,7 @@ class AnswerRun:
     empty: int = 0  # answers still empty after EMPTY_RETRIES fresh samples (written as they are)
     reasoning: int = 0  # answers whose <think> block was moved to ``reasoning``
     unclosed: int = 0  # answers that never closed <think>
+    leaked: int = 0  # answers with think tags left in their final text
     dropped_partial: int = 0
     mismatched: int = 0
     prompt_tokens: int = 0
@@ -420,7 +432,8 @@ class _Outcome:
 async def generate_answers(questions: list[Question], client: ModelClient, settings: AnswerSettings, out: Path,
                            store: ReplyStore, concurrency: int | None = None, retry: RetryPolicy | None = None,
                            on_event: EventHandler | None = None,
-                           before_start: Callable[[AnswerRun], None] | None = None) -> AnswerRun:
+                           before_start: Callable[[AnswerRun], None] | None = None,
+                           source: ReplySource | None = None) -> AnswerRun:
     """Answer every question not yet in ``out``, appending each answer as it arrives.
 
     A question whose calls keep failing is left out of the file (and listed in ``failed``), so the
@@ -436,12 +449,17 @@ async def generate_answers(questions: list[Question], client: ModelClient, setti
         if before_start:
             before_start(result)
         if todo:
-            engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, role="model")
+            engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, role="model",
+                            source=source)
+            single = [q for q in todo if not q.multi_turn]
             try:
-                await engine.map(todo, lambda q, attempt: settings.request(q, seed=attempt or None),
-                                 lambda q, ex, _prev: _outcome(q, ex, settings), failed=lambda o: o.reply is None,
-                                 again=lambda o: o.again, retries=EMPTY_RETRIES, label="answering",
-                                 done=lambda o: _record(o, settings, log, result))
+                if single:
+                    await engine.map(single, lambda q, attempt: settings.request(q, seed=attempt or None),
+                                     lambda q, ex, _prev: _outcome(q, ex, settings), failed=lambda o: o.reply is None,
+                                     again=lambda o: o.again, retries=EMPTY_RETRIES, label="answering",
+                                     done=lambda o: _record(o, settings, log, result))
+                if len(single) < len(todo):
+                    await _answer_dialogues([q for q in todo if q.multi_turn], engine, settings, log, result)
             finally:
                 stats = engine.stats_for()
                 result.calls, result.retries = stats.calls, stats.retries
@@ -463,6 +481,63 @@ def _outcome(question: Question, exchange: Exchange, settings: AnswerSettings) -
     return _Outcome(question, exchange, reply, index or None, empty and reply is exchange.last)
 
 
+async def _answer_dialogues(dialogues: list[Question], engine: Engine, settings: AnswerSettings, log: AnswerLog,
+                            result: AnswerRun) -> None:
+    """Answer dialogues turn by turn (see the module docstring): round k asks model turn k of every
+    dialogue that has one, with the replies of the earlier rounds in its history. Each turn gets the same
+    empty-answer re-asks as a single answer; a dialogue whose turn fails is left out of the file."""
+    shown: dict[int, list[str]] = {q.id: [] for q in dialogues}  # final texts, as the model sees them again
+    turns: dict[int, list[dict[str, Any]]] = {q.id: [] for q in dialogues}
+    active, k = list(dialogues), 1
+    while active:
+        outcomes = await engine.map(
+            active, lambda q, attempt, k=k: settings.turn_request(q, shown[q.id], k, seed=attempt or None),
+            lambda q, ex, _prev: _outcome(q, ex, settings), failed=lambda o: o.reply is None,
+            again=lambda o: o.again, retries=EMPTY_RETRIES, label=f"answering turn {k}")
+        still = []
+        for q, o in zip(active, outcomes, strict=True):
+            if o.reply is None or o.reply.text is None:
+                result.failed[q.id] = f"turn {k}: {o.exchange.last.error or 'no reply'}"
+                continue
+            record = make_record(q, o.reply.text, o.exchange.usage, settings, served_model=o.reply.model,
+                                 attempts=o.exchange.attempts, cached=o.reply.cached, seed=o.seed,
+                                 reasoning_content=o.reply.reasoning)
+            turns[q.id].append(record)
+            shown[q.id].append(split_think(o.reply.text, o.reply.reasoning).answer)
+            if k < q.model_turns:
+                still.append(q)
+            else:
+                _record_dialogue(q, turns[q.id], settings, log, result)
+        active, k = still, k + 1
+
+
+def _record_dialogue(question: Question, turns: list[dict[str, Any]], settings: AnswerSettings, log: AnswerLog,
+                     result: AnswerRun) -> None:
+    """One line for a whole dialogue: the question's fields, ``turns`` (one reply per model turn) and the
+    per-turn reasoning, flags, usage and attempts summed."""
+    record: dict[str, Any] = {k: v for k, v in turns[0].items()
+                              if k in ("question_id", "category", "subcategory", "question", "reference", "model_id",
+                                       "answer_id")}
+    record["turns"] = [t["answer"] for t in turns]
+    if any("reasoning" in t for t in turns):
+        record["reasoning"] = [t.get("reasoning") for t in turns]
+    for flag in ("think_unclosed", "reasoning_leaked"):
+        if any(t.get(flag) for t in turns):
+            record[flag] = [bool(t.get(flag)) for t in turns]
+    record["generation"] = turns[-1]["generation"]
+    record["usage"] = {k: sum(t["usage"][k] for t in turns) for k in ("prompt_tokens", "completion_tokens",
+                                                                       "total_tokens")}
+    record["attempts"] = sum(t["attempts"] for t in turns)
+    log.append(record)
+    result.written += 1
+    result.empty += any(not t["answer"].strip() for t in turns)
+    result.reasoning += "reasoning" in record
+    result.unclosed += "think_unclosed" in record
+    result.leaked += "reasoning_leaked" in record
+    result.prompt_tokens += record["usage"]["prompt_tokens"]
+    result.completion_tokens += record["usage"]["completion_tokens"]
+
+
 def _record(outcome: _Outcome, settings: AnswerSettings, log: AnswerLog, result: AnswerRun) -> None:
     """Append one answer to the file (or count the question as failed) as soon as it is final."""
     ex, reply = outcome.exchange, outcome.reply
@@ -470,12 +545,13 @@ def _record(outcome: _Outcome, settings: AnswerSettings, log: AnswerLog, result:
         result.failed[outcome.question.id] = ex.last.error or "no reply"
         return
     record = make_record(outcome.question, reply.text, ex.usage, settings, served_model=reply.model,
-                         attempts=ex.attempts, cached=reply.cached, seed=outcome.seed)
+                         attempts=ex.attempts, cached=reply.cached, seed=outcome.seed, reasoning_content=reply.reasoning)
     log.append(record)
     result.written += 1
     result.empty += not record["answer"].strip()
     result.reasoning += "reasoning" in record
     result.unclosed += bool(record.get("think_unclosed"))
+    result.leaked += bool(record.get("reasoning_leaked"))
     result.prompt_tokens += ex.usage.prompt_tokens
     result.completion_tokens += ex.usage.completion_tokens
 

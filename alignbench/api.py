@@ -18,16 +18,32 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, estimate_for
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
 from alignbench.engine import EventHandler, RetryPolicy, run_sync
 from alignbench.judges import JudgeConfig, judge_config, make_client
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, RunFolder, default_run_dir, folder_name, load_run
-from alignbench.scoring import Item, build_summary, judge_items, manifest, plan, usage_totals
+from alignbench.scoring import (
+    SAMPLES_FILE,
+    Item,
+    build_summary,
+    judge_items,
+    manifest,
+    mean_of_samples,
+    plan,
+    sample_items,
+    samples_section,
+    usage_totals,
+)
 from alignbench.types import Answer, Judgment, Question
+
+if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench` stays cheap
+    from alignbench.trust import BridgeFit
+    from alignbench.trust_runs import BiasAudit, CalibrationSet
 
 PathLike = str | Path
 CacheArg = PathLike | ReplyStore | bool | None
@@ -130,28 +146,55 @@ def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
 async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bool = False, attempts: int = 6,
                          parse_retries: int = 1, cache: CacheArg = None, seed: int = 0,
                          on_event: EventHandler | None = None, extra_manifest: dict[str, Any] | None = None,
-                         judge_name: str | None = None) -> dict[str, Run]:
-    """Judge a checked plan and write one run folder per model; returns the runs by model."""
+                         judge_name: str | None = None, samples: int = 1,
+                         refresh_failed: bool = False, channel: Channel | None = None) -> dict[str, Run]:
+    """Judge a checked plan and write one run folder per model; returns the runs by model.
+
+    ``samples`` K > 1 asks the judge K times per answer (distinct seeds, distinct cache entries):
+    ``judgments.jsonl`` holds the per-answer means, ``samples.jsonl`` every sample, and the summary
+    the judge's spread. K = 1 is a plain run."""
+    if samples < 1:
+        raise InputError("--samples", None, f"must be at least 1, not {samples}")
     dirs = _score_dirs(p, out)
     store, owned = open_store(cache)
     with ExitStack() as stack:
         if owned:
             stack.callback(store.close)
         folders = {m: stack.enter_context(RunFolder(d, model=m, force=force)) for m, d in dirs.items()}
-        client = make_client(p.config)
+        client, source = channel.open(p.config, store) if channel else (make_client(p.config), None)
         try:
-            judgments, engine = await judge_items(p.items, p.rubric, client, store, judge_name or p.config.name,
+            items = p.items if samples == 1 else sample_items(p.items, samples)
+            if channel:  # --max-cost: refuse before anything is sent when the upper bound is over it
+                channel.check_start([(p.config, [it.request for it in items])], store)
+            judgments, engine = await judge_items(items, p.rubric, client, store, judge_name or p.config.name,
                                                   retry=RetryPolicy(attempts=attempts), parse_retries=parse_retries,
-                                                  on_event=on_event, serve_hint=p.config.serve_hint)
+                                                  on_event=on_event, serve_hint=p.config.serve_hint,
+                                                  refresh_failed=refresh_failed, source=source)
         finally:
             await client.aclose()
+            await close_channel(channel)
+        if channel:
+            channel.settle()  # stopped at --max-cost: nothing is written, every reply is in the cache
+        drawn = judgments
+        if samples > 1:
+            judgments = mean_of_samples(drawn, samples)
         runs = {}
         for name, folder in folders.items():
             mine = [j for j in judgments if j.model == name]
             run = manifest(name, p.config.public(), p.rubric, p.questions_record, p.sources[name],
-                           p.missing.get(name, []), p.max_answer_chars, **(extra_manifest or {}))
-            summary = folder.write_run(mine, build_summary(mine, p.rubric, run, usage_totals(mine, engine, name),
-                                                           seed=seed))
+                           p.missing.get(name, []), p.max_answer_chars, **engine.record(store),
+                           **(extra_manifest or {}))
+            section, mine_drawn = None, mine
+            if samples > 1:
+                mine_drawn = [j for j in drawn if j.model == name]
+                section = samples_section(mine_drawn, p.rubric, samples, p.config.decoding.temperature)
+                folder.unfinish()  # the old summary goes before anything it summarised is replaced
+                folder.write_jsonl(SAMPLES_FILE, [
+                    {"sample": i % samples, "seed": it.request.decoding.seed, "judgment": j.model_dump(mode="json")}
+                    for i, (it, j) in enumerate(zip(items, drawn, strict=True)) if j.model == name])
+            usage = usage_totals(mine_drawn, engine, name)
+            summary = folder.write_run(mine, build_summary(mine, p.rubric, run, usage, seed=seed, samples=section,
+                                                           score_from=p.config.score_from))
             runs[name] = Run(dir=folder.path, summary=summary, judgments=sorted(mine, key=lambda j: j.question_id),
                              label=name)
     return runs
@@ -166,24 +209,35 @@ async def score_async(questions: PathLike | Sequence[Question],
                       temperature: float | None = None, max_tokens: int | None = None, cache: CacheArg = None,
                       allow_empty: bool = False, seed: int = 0, options: dict[str, Any] | None = None,
                       on_event: EventHandler | None = None,
-                      extra_manifest: dict[str, Any] | None = None) -> dict[str, Run]:
+                      extra_manifest: dict[str, Any] | None = None, samples: int = 1,
+                      refresh_failed: bool = False, batch: bool | BatchOptions = False,
+                      max_cost: float | None = None, **judge_settings: Any) -> dict[str, Run]:
     """Judge answers with a multi-dimension rubric; one finished ``Run`` per model.
+
+    ``batch`` (True or ``alignbench.batch.BatchOptions``) sends the uncached requests through the
+    provider's batch API (see docs/batch.md; ``BatchPending`` when ``wait=False`` leaves them running);
+    ``max_cost`` refuses a run whose upper-bound cost exceeds it and stops sending once it is spent
+    (``alignbench.cost.BudgetExceeded``).
 
     Several judges (``"a,b"`` or a list) make an ensemble: each judge scores on its own (its own
     cache entries and run folders under ``<out>/judges/<judge>``), then their judgments are averaged.
-    Re-running the same call reads every stored reply from the cache: nothing is paid twice.
+    ``samples`` K > 1 asks each judge K times per answer and scores the mean (judge variance; see
+    ``run_score_plan``). Re-running the same call reads every stored reply from the cache: nothing is
+    paid twice.
     """
     names = _judges(judge)
     settings = dict(model=model, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
                     max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
                     timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                    options={k: v for k, v in (options or {}).items() if v is not None})
+                    options={k: v for k, v in (options or {}).items() if v is not None}, **judge_settings)
     if len(names) > 1:
         return await _ensemble(questions, answers, names, settings, out=out, force=force, attempts=attempts,
-                               parse_retries=parse_retries, cache=cache, seed=seed, on_event=on_event)
+                               parse_retries=parse_retries, cache=cache, seed=seed, on_event=on_event,
+                               samples=samples, refresh_failed=refresh_failed, batch=batch, max_cost=max_cost)
     p = plan_score(questions, answers, names[0], **settings)  # type: ignore[arg-type]
     return await run_score_plan(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries, cache=cache,
-                                seed=seed, on_event=on_event, extra_manifest=extra_manifest)
+                                seed=seed, on_event=on_event, extra_manifest=extra_manifest, samples=samples,
+                                refresh_failed=refresh_failed, channel=channel_for(batch, max_cost, [p.config]))
 
 
 def score(*args: Any, **kwargs: Any) -> dict[str, Run]:
@@ -196,7 +250,8 @@ score.__doc__ = (score.__doc__ or "") + "\n\n" + (score_async.__doc__ or "")
 
 async def _ensemble(questions: Any, answers: Any, names: list[str], settings: dict[str, Any], *, out: PathLike | None,
                     force: bool, attempts: int, parse_retries: int, cache: CacheArg, seed: int,
-                    on_event: EventHandler | None) -> dict[str, Run]:
+                    on_event: EventHandler | None, samples: int = 1, refresh_failed: bool = False,
+                    batch: bool | BatchOptions = False, max_cost: float | None = None) -> dict[str, Run]:
     from alignbench.ensemble import combine, disagreement, ensemble_name
 
     plans = [plan_score(questions, answers, n, **settings) for n in names]
@@ -206,9 +261,13 @@ async def _ensemble(questions: Any, answers: Any, names: list[str], settings: di
     name = ensemble_name(names)
     root = Path(out) if out is not None else Path("reports") / f"ensemble__{folder_name(name)}"
     store, owned = open_store(cache)
+    channel = channel_for(batch, max_cost, [p.config for p in plans])  # one budget for every judge
     try:
+        if channel:
+            channel.check_start([(p.config, [it.request for it in p.items]) for p in plans], store)
         per_judge = {n: await run_score_plan(p, out=root / "judges" / folder_name(n), force=force, attempts=attempts,
-                                             parse_retries=parse_retries, cache=store, seed=seed, on_event=on_event)
+                                             parse_retries=parse_retries, cache=store, seed=seed, on_event=on_event,
+                                             samples=samples, refresh_failed=refresh_failed, channel=channel)
                      for n, p in zip(names, plans, strict=True)}
     finally:
         if owned:
@@ -341,9 +400,12 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
                         timeout: float = 120.0, attempts: int = 6, parse_retries: int = 1,
                         max_answer_chars: int | None = 12000, temperature: float | None = None,
                         max_tokens: int | None = None, cache: CacheArg = None, allow_empty: bool = False,
-                        on_event: EventHandler | None = None) -> PairwiseRun:
+                        on_event: EventHandler | None = None, batch: bool | BatchOptions = False,
+                        max_cost: float | None = None, **judge_settings: Any) -> PairwiseRun:
     """Judge each model against a baseline, every pair in both orders; win rates, length-controlled
-    win rates and position inconsistency in the returned (and written) pairwise summary."""
+    win rates and position inconsistency in the returned (and written) pairwise summary.
+    ``judge_settings`` are further judge overrides (e.g. ``api_key_env``); ``batch`` and ``max_cost``
+    as in ``score``."""
     from alignbench.pairwise.compare import (
         assemble,
         judge_pairs,
@@ -357,7 +419,8 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
         raise InputError("--length-unit", None, f"must be words or chars, not {length_unit!r}")
     p = plan_compare(questions, answers, baseline, judge, judge_model=judge_model, base_url=base_url, rubric=rubric,
                      protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty,
-                     concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens)
+                     concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
+                     **judge_settings)
     models = list(dict.fromkeys(p.sources))
     joined = "+".join(models)
     who = joined if len(joined) <= 60 else f"{len(models)}-models"
@@ -367,13 +430,19 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
         if owned:
             stack.callback(store.close)
         folder = stack.enter_context(RunFolder(run_dir))
-        client = make_client(p.config)
+        channel = channel_for(batch, max_cost, [p.config])
+        client, source = channel.open(p.config, store) if channel else (make_client(p.config), None)
         try:
+            if channel:
+                channel.check_start([(p.config, [it.request for it in p.items])], store)
             verdicts, engine = await judge_pairs(p.items, client, store, retry=RetryPolicy(attempts=attempts),
                                                  parse_retries=parse_retries, on_event=on_event,
-                                                 serve_hint=p.config.serve_hint)
+                                                 serve_hint=p.config.serve_hint, source=source)
         finally:
             await client.aclose()
+            await close_channel(channel)
+        if channel:
+            channel.settle()
         judgments = assemble(p.items, verdicts, p.rubric, p.config.name)
         summary = summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed)  # type: ignore[arg-type]
         summary.update({
@@ -403,22 +472,38 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
                           attempts: int = 6, parse_retries: int = 1, max_answer_chars: int | None = 12000,
                           temperature: float | None = None, max_tokens: int | None = None, cache: CacheArg = None,
                           bootstrap: int | None = None, seed: int = 0, out: PathLike | None = None,
-                          on_event: EventHandler | None = None, on_combo: Any = None) -> dict[str, Any]:
+                          on_event: EventHandler | None = None, on_combo: Any = None,
+                          batch: bool | BatchOptions = False, max_cost: float | None = None,
+                          structured: bool | None = None) -> dict[str, Any]:
     """How well each judge × protocol agrees with human labels; returns (and with ``out`` writes) the
-    figures as ``meta_eval.json`` holds them."""
+    figures as ``meta_eval.json`` holds them. ``batch`` and ``max_cost`` as in ``score``; ``structured``
+    asks for JSON verdicts (None: each preset's default)."""
     from alignbench import metaeval as M
 
     p = M.plan_meta_eval(data, _judges(judges), _judges(protocols), judge_model=judge_model, base_url=base_url,
                          rubric=rubric, category=category, max_answer_chars=max_answer_chars,
-                         concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens)
+                         concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
+                         structured=structured)
     store, owned = open_store(cache)
     with ExitStack() as stack:
         if owned:
             stack.callback(store.close)
         folder = stack.enter_context(RunFolder(out)) if out is not None else None
-        payload = await M.run_meta_eval(p, store, attempts=attempts, parse_retries=parse_retries,
-                                        n_boot=M.N_BOOTSTRAP if bootstrap is None else bootstrap, seed=seed,
-                                        folder=folder, on_event=on_event, on_combo=on_combo)
+        channel = channel_for(batch, max_cost, [config for _, _, config, _ in p.combos])
+        try:
+            if channel:
+                channel.check_start([(config, [it.request for it in (p.point_items(config, rub) if p.data.points
+                                                                      else []) + (p.pair_items(config, rub)
+                                                                                  if p.data.pairs else [])])
+                                     for _, _, config, rub in p.combos], store)
+            payload = await M.run_meta_eval(p, store, attempts=attempts, parse_retries=parse_retries,
+                                            n_boot=M.N_BOOTSTRAP if bootstrap is None else bootstrap, seed=seed,
+                                            folder=folder, on_event=on_event, on_combo=on_combo,
+                                            connect=(lambda c: channel.open(c, store)) if channel else None)
+        finally:
+            await close_channel(channel)
+        if channel:
+            channel.settle()
         if folder is not None:
             folder.write_json("meta_eval.json", payload)
     return payload
@@ -438,9 +523,13 @@ async def answer_async(questions: PathLike, model_name: str, out: PathLike, *, b
                        temperatures: PathLike | None = None, keep_think: bool = False, timeout: float = 300.0,
                        attempts: int = 6, rubric: str = "alignbench", cache: CacheArg = False,
                        options: dict[str, Any] | None = None, on_event: EventHandler | None = None,
-                       before_start: Any = None) -> Any:
+                       before_start: Any = None, batch: bool | BatchOptions = False,
+                       max_cost: float | None = None, dry_run: bool = False) -> Any:
     """Generate the model under test's missing answers into ``out`` (the file is the resume record);
-    returns an ``AnswerRun`` with what was kept, written and failed."""
+    returns an ``AnswerRun`` with what was kept, written and failed. ``batch`` and ``max_cost`` as in
+    ``score``; ``batch`` keeps its replies in the reply cache (the default file unless ``cache`` names
+    one), since that is where a re-run finds them. ``dry_run`` sends nothing and returns the estimate
+    (``alignbench.cost.Estimate``) of the questions not yet answered."""
     from alignbench.answering import (
         AnswerSettings,
         default_max_tokens,
@@ -458,17 +547,46 @@ async def answer_async(questions: PathLike, model_name: str, out: PathLike, *, b
                               keep_think=keep_think)
     config = model_config(base_url=base_url, hf=hf, model_id=mid, api_key_env=api_key_env, timeout=timeout,
                           concurrency=concurrency, options={k: v for k, v in (options or {}).items() if v is not None})
-    client = make_client(config)
-    store, owned = open_store(cache)
+    if dry_run:
+        store, owned = open_store(None if batch and cache is False else cache)
+        try:
+            done = _answered_ids(Path(out))
+            return estimate_for(config, [settings.request(q) for q in qs if q.id not in done], store,
+                                batch=bool(batch))
+        finally:
+            if owned:
+                store.close()
+    channel = channel_for(batch, max_cost, [config])
+    store, owned = open_store(None if batch and cache is False else cache)
+    client, source = channel.open(config, store) if channel else (make_client(config), None)
     try:
+        if channel:
+            done = _answered_ids(Path(out))
+            channel.check_start([(config, [settings.request(q) for q in qs if q.id not in done])], store)
         result = await generate_answers(qs, client, settings, Path(out), store, retry=RetryPolicy(attempts=attempts),
-                                        on_event=on_event, before_start=before_start)
+                                        on_event=on_event, before_start=before_start, source=source)
         result.settings = settings
     finally:
         await client.aclose()
+        await close_channel(channel)
         if owned:
             store.close()
+    if channel:
+        channel.settle()
     return result
+
+
+def _answered_ids(path: Path) -> set[int]:
+    """Question ids already answered in an answer file (for estimates; the file is read again properly)."""
+    if not path.is_file():
+        return set()
+    ids = set()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            ids.add(int(json.loads(line)["question_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return ids
 
 
 def answer(*args: Any, **kwargs: Any) -> Any:
@@ -480,10 +598,19 @@ def answer(*args: Any, **kwargs: Any) -> Any:
 
 
 def report(run_dirs: Sequence[PathLike], out: PathLike | None = None, *, baseline_run: PathLike | None = None,
-           lang: str = "zh", charts: bool = True, seed: int = 0, warn: Any = None) -> Any:
+           lang: str = "zh", charts: bool = True, seed: int = 0, warn: Any = None, bridge: PathLike | None = None,
+           labels: PathLike | None = None, label_scale: str | None = None,
+           picked: Sequence[str] | None = ("sample",), compare_runs: Sequence[PathLike] = (),
+           audit: bool = True) -> Any:
     """Write a Markdown report (with charts) from finished run folders; never calls a judge. A folder
-    holding one run folder per model stands for all of them. Returns a ``ReportResult``."""
+    holding one run folder per model stands for all of them. Returns a ``ReportResult``.
+
+    ``bridge``: a file from ``bridge(..., save=)``; runs of its old judge are shown on the new judge's
+    scale, marked as bridged. ``labels`` (a labels JSONL or a run folder's reviews, see ``calibrate``)
+    adds a calibrated column and section. ``compare_runs``: compare folders whose pairwise verdicts feed
+    the position audit. ``audit=False`` leaves out the bias section (it reads every answer file)."""
     from alignbench.reporting.markdown import write_report
+    from alignbench.trust_runs import load_labels, read_bridge
 
     if lang not in ("zh", "en"):
         raise InputError("--lang", None, f"must be zh or en, not {lang!r}")
@@ -491,10 +618,70 @@ def report(run_dirs: Sequence[PathLike], out: PathLike | None = None, *, baselin
     target = Path(out) if out is not None else (dirs[0] / "report.md" if len(dirs) == 1 else Path("reports") / "report.md")
     if target.suffix.lower() != ".md":
         raise InputError(target, None, "expected a .md file name for the report")
+    label_set = load_labels(labels, picked) if labels is not None else None  # bad lines fail before anything
+    loaded_bridge = (read_bridge(bridge), str(bridge)) if bridge is not None else None
     return write_report(dirs, target, baseline_dir=Path(baseline_run) if baseline_run else None, lang=lang,
-                        charts=charts, seed=seed, warn=warn)
+                        charts=charts, seed=seed, warn=warn, bridge=loaded_bridge, labels=label_set,
+                        label_scale=label_scale, compare_dirs=[Path(d) for d in compare_runs], audit=audit)
 
 
-__all__ = ["ComparePlan", "PairwiseRun", "Run", "RunError", "ScorePlan", "answer", "answer_async", "compare",
-           "compare_async", "judge_config", "load_run", "meta_eval", "meta_eval_async", "open_store", "plan_compare",
+# -- judge trust (issue 14) ------------------------------------------------------------------------
+
+
+def calibrate(runs: PathLike | Sequence[PathLike], labels: PathLike, *, label_scale: str | None = None,
+              lam: float | str = "auto", method: str = "analytic", min_labels: int = 10,
+              picked: Sequence[str] | None = ("sample",), n_boot: int = 2000, seed: int = 0) -> CalibrationSet:
+    """Human-scale scores of each run from its judge's scores plus human labels of some of its answers
+    (prediction-powered inference, ``trust.calibrate``), with CIs that include the judge's error.
+
+    ``labels``: a JSONL of ``question_id``, ``model``, ``score`` (on ``label_scale`` such as "1-5", else
+    the rubric's scale), or a run folder whose ``reviews.jsonl`` holds the labels (``picked``: which
+    reviews count, default those from the viewer's random-sample queue; None for all). One calibration
+    per run folder (per model). Returns a ``trust_runs.CalibrationSet`` (``.runs[label]`` is a
+    ``trust.Calibration``; ``.as_dict()`` is what ``calibrate --format json`` prints)."""
+    from alignbench.trust_runs import calibrate_runs, load_labels, load_runs
+
+    label_set = load_labels(labels, picked)  # bad lines fail before any run is read
+    if method not in ("analytic", "bootstrap"):
+        raise InputError("--ci", None, f"must be analytic or bootstrap, not {method!r}")
+    if lam != "auto":
+        try:
+            lam = float(lam)
+        except ValueError:
+            raise InputError("--lam", None, f"must be auto or a number, not {lam!r}") from None
+    loaded = load_runs([runs] if isinstance(runs, str | Path) else runs)
+    return calibrate_runs(loaded, label_set, label_scale=label_scale, lam=lam, method=method,  # type: ignore[arg-type]
+                          min_labels=min_labels, n_boot=n_boot, seed=seed)
+
+
+def bridge(old: PathLike | Sequence[PathLike], new: PathLike | Sequence[PathLike], *, save: PathLike | None = None,
+           n_boot: int = 500, seed: int = 0) -> BridgeFit:
+    """Fit a monotone map from the old judge's scale to the new judge's on the same answers judged by
+    both (``trust.fit_bridge``: isotonic, with a bootstrap band), with their agreement overall and per
+    category and every score on both scales. ``save`` writes the bridge for ``report(..., bridge=FILE)``.
+    Returns a ``trust.BridgeFit``."""
+    from alignbench.trust_runs import fit_runs_bridge, load_runs
+
+    as_list = (lambda x: [x] if isinstance(x, str | Path) else list(x))  # noqa: E731
+    fit = fit_runs_bridge(load_runs(as_list(old)), load_runs(as_list(new)), n_boot=n_boot, seed=seed)
+    if save is not None:
+        target = Path(save)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(fit.bridge.as_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return fit
+
+
+def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLike] = (), n_boot: int = 300,
+          seed: int = 0) -> list[BiasAudit]:
+    """Bias audits of finished runs (``trust_runs.audit_runs``): length (characters and jieba words,
+    within each question when several runs answered it), Markdown format, position (from the pairwise
+    verdicts of ``compare_runs``), judge/model families. One ``BiasAudit`` per judge."""
+    from alignbench.trust_runs import audit_runs, load_runs
+
+    loaded = load_runs([runs] if isinstance(runs, str | Path) else runs)
+    return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)
+
+
+__all__ = ["ComparePlan", "PairwiseRun", "Run", "RunError", "ScorePlan", "answer", "answer_async", "audit", "bridge",
+           "calibrate", "compare", "compare_async", "judge_config", "load_run", "meta_eval", "meta_eval_async", "open_store", "plan_compare",
            "plan_score", "report", "run_score_plan", "score", "score_async", "Judgment"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alignbench.rubrics import Rubric
-from alignbench.types import Answer, Question
+from alignbench.types import Answer, Question, Turn
 
 
 class InputError(ValueError):
@@ -86,8 +86,9 @@ def load_questions(path: Path | str, rubric: Rubric) -> list[Question]:
         seen[qid] = lineno
         category = _require(obj, "category", str, path, lineno)
         subcategory = _require(obj, "subcategory", str, path, lineno)
-        text = _require(obj, "question", str, path, lineno)
-        reference = obj.get("reference") or ""
+        turns, references = _dialogue(obj, path, lineno) if "turns" in obj else ((), ())
+        text = turns[0].content if turns else _require(obj, "question", str, path, lineno)
+        reference = obj.get("reference") or (references[0] if references else "")
         if not isinstance(reference, str):
             raise InputError(path, lineno, "field 'reference' must be a string")
         cat = rubric.category(category)
@@ -103,10 +104,43 @@ def load_questions(path: Path | str, rubric: Rubric) -> list[Question]:
         questions.append(Question(
             id=qid, category=cat.name, subcategory=subcategory, question=text, reference=reference,
             evidences=[e for e in evidences if isinstance(e, dict)] if isinstance(evidences, list) else [],
+            turns=turns, references=references,
         ))
     if not questions:
         raise InputError(path, None, "no questions in file")
     return questions
+
+
+def _dialogue(obj: dict, path: Path, lineno: int) -> tuple[tuple[Turn, ...], tuple[str, ...]]:
+    """The ``turns`` (and ``references``) of a multi-turn question line (format in data/zh/README.md): user
+    turns as strings or ``{"role": "user", "content": …}``, fixed assistant turns as
+    ``{"role": "assistant", "content": …}``; the model answers each user turn no fixed assistant turn follows."""
+    raw = obj["turns"]
+    if not isinstance(raw, list) or not raw:
+        raise InputError(path, lineno, "field 'turns' must be a non-empty list of user turns (strings) and "
+                         "{\"role\", \"content\"} messages")
+    turns: list[Turn] = []
+    for i, item in enumerate(raw, start=1):
+        if isinstance(item, str):
+            item = {"role": "user", "content": item}
+        if not isinstance(item, dict) or item.get("role") not in ("user", "assistant") \
+                or not isinstance(item.get("content"), str) or not item["content"].strip():
+            raise InputError(path, lineno, f"turn {i}: expected a non-empty string or "
+                             "{\"role\": \"user\"|\"assistant\", \"content\": \"…\"}")
+        if turns and item["role"] == "assistant" == turns[-1].role:
+            raise InputError(path, lineno, f"turn {i}: two assistant turns in a row")
+        turns.append(Turn(role=item["role"], content=item["content"]))
+    if turns[0].role != "user":
+        raise InputError(path, lineno, "a dialogue starts with a user turn")
+    if turns[-1].role != "user":
+        raise InputError(path, lineno, "a dialogue ends with a user turn (the model answers it); a fixed "
+                         "assistant turn at the end would be answered by nobody")
+    n = sum(1 for i, t in enumerate(turns) if t.role == "user" and (i + 1 == len(turns) or turns[i + 1].role != "assistant"))
+    refs = obj.get("references") or []
+    if not isinstance(refs, list) or not all(r is None or isinstance(r, str) for r in refs) or len(refs) > n:
+        raise InputError(path, lineno, f"field 'references' must be a list of at most {n} strings (one per model "
+                         "turn; null for none)")
+    return tuple(turns), tuple(r or "" for r in refs)
 
 
 def load_answers(path: Path | str, model: str | None = None, allow_empty: bool = False) -> list[Answer]:
@@ -126,20 +160,42 @@ def load_answers(path: Path | str, model: str | None = None, allow_empty: bool =
         if not name or not isinstance(name, str):
             raise InputError(path, lineno, "no model name: the line has no 'model_id'; "
                              "pass --model NAME to name the model")
-        text = _require(obj, "answer", str, path, lineno)
-        if not text.strip() and not allow_empty:
+        replies: tuple[str, ...] = ()
+        if "turns" in obj:  # a multi-turn answer: one reply per model turn
+            raw = obj["turns"]
+            if not isinstance(raw, list) or not raw or not all(isinstance(r, str) for r in raw):
+                raise InputError(path, lineno, "field 'turns' must be a non-empty list of replies (strings), one per "
+                                 "model turn")
+            replies = tuple(raw)
+            text = replies[-1]
+        else:
+            text = _require(obj, "answer", str, path, lineno)
+        if not all(r.strip() for r in replies or (text,)) and not allow_empty:
             raise InputError(path, lineno, f"empty answer to question {qid}; "
                              "pass --allow-empty to judge empty answers as they are")
         if (name, qid) in seen:
             raise InputError(path, lineno, f"duplicate answer to question {qid} from {name} "
                              f"(first on line {seen[(name, qid)]})")
         seen[(name, qid)] = lineno
-        meta = {k: v for k, v in obj.items() if k not in ("question_id", "model_id", "answer")}
+        meta = {k: v for k, v in obj.items() if k not in ("question_id", "model_id", "answer", "turns")}
         meta["line"] = lineno
-        answers.append(Answer(question_id=qid, model=name, text=text, meta=meta))
+        answers.append(Answer(question_id=qid, model=name, text=text, meta=meta, turns=replies))
     if not answers:
         raise InputError(path, None, "no answers in file")
     return answers
+
+
+def _check_turns(question: Question, answer: Answer, path: Path | str) -> None:
+    """A multi-turn answer has one reply per model turn of its question (a dialogue with one model turn
+    may give it as a plain ``answer``)."""
+    n = question.model_turns
+    got = len(answer.turns) if answer.turns else 1
+    if not question.multi_turn:
+        raise InputError(path, answer.meta.get("line"), f"answer to question {question.id} has 'turns' but the "
+                         "question is single-turn; give it an 'answer'")
+    if got != n:
+        raise InputError(path, answer.meta.get("line"), f"answer to question {question.id} has {got} repl"
+                         f"{'ies' if got != 1 else 'y'} but the dialogue has {n} model turns ('turns': one reply each)")
 
 
 @dataclass
@@ -165,6 +221,8 @@ def join(questions: list[Question], answers: list[Answer], answers_path: Path | 
             raise InputError(answers_path, ans.meta.get("line"),
                              f"answer to question_id {ans.question_id}, which is not in the question file; "
                              "check that --questions and --answers belong together")
+        if question.multi_turn or ans.turns:
+            _check_turns(question, ans, answers_path)
         pairs.append((question, ans))
         answered.setdefault(ans.model, set()).add(ans.question_id)
     missing = {m: sorted(set(by_id) - ids) for m, ids in answered.items()}

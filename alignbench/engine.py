@@ -23,18 +23,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
-    stop_after_attempt,
     wait_exponential_jitter,
 )
 
 from alignbench.cache import ReplyStore
 from alignbench.judges.base import JudgeCallError, ModelClient
+from alignbench.redact import known_secrets, redact
 from alignbench.types import JudgeReply, JudgeRequest, Status, Usage
 
 T = TypeVar("T")
@@ -101,7 +101,9 @@ class Exchange:
     @property
     def usage(self) -> Usage:
         return Usage(prompt_tokens=sum(r.usage.prompt_tokens for r in self.replies),
-                     completion_tokens=sum(r.usage.completion_tokens for r in self.replies))
+                     completion_tokens=sum(r.usage.completion_tokens for r in self.replies),
+                     cached_prompt_tokens=sum(r.usage.cached_prompt_tokens for r in self.replies),
+                     batch=all(r.usage.batch for r in self.replies))  # a mix is priced online: an upper bound
 
     @property
     def attempts(self) -> int:
@@ -112,11 +114,80 @@ class Exchange:
         return all(r.cached for r in self.replies)
 
 
-RETRYABLE_PARSE = (Status.PARSE_FAILED, Status.OUT_OF_RANGE, Status.REFUSED)
+class ReplySource(Protocol):
+    """A second way to get replies (a provider's batch API, ``alignbench.batch``). ``Engine.map`` hands
+    it each round's uncached requests (the first requests, then each parse-retry round as ``attempt``)
+    before the items read their replies. It stores what it gets in the engine's store and returns the
+    replies it obtained (fresh), and error replies for requests that must not be asked online; a request
+    it returns nothing for is asked online as usual."""
+
+    async def fetch(self, engine: Engine, requests: Sequence[JudgeRequest], tags: Sequence[str],
+                    attempt: int) -> dict[str, JudgeReply]: ...
+
+
+# Replies that came back but cannot be used: asked again with a fresh sample (a greedy judge would
+# repeat itself), up to the parse-retry budget. A truncated reply is one: a new sample may be shorter.
+RETRYABLE_PARSE = (Status.PARSE_FAILED, Status.OUT_OF_RANGE, Status.REFUSED, Status.TRUNCATED)
 
 
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, JudgeCallError) and exc.retryable
+
+
+class AdaptiveLimit:
+    """How many requests may be in flight at once.
+
+    It starts at the configured concurrency and halves when the server shows it cannot keep up (a
+    timeout, a 429 or a 503): requests queued at a busy server time out, are retried, and the server
+    still finishes the abandoned ones — paid work thrown away. It grows back by one after as many
+    successes as the current limit. One cut per ``cooldown`` seconds, so a burst of requests that
+    failed together counts as one signal.
+    """
+
+    def __init__(self, limit: int, cooldown: float = 1.0) -> None:
+        self.max = self.limit = max(1, limit)
+        self.in_flight = 0
+        self.lowest = self.limit
+        self.cooldown = cooldown
+        self._ok = 0
+        self._last_cut = -cooldown
+        self._cond: asyncio.Condition | None = None
+
+    @property
+    def cond(self) -> asyncio.Condition:
+        if self._cond is None:
+            self._cond = asyncio.Condition()
+        return self._cond
+
+    async def __aenter__(self) -> AdaptiveLimit:
+        async with self.cond:
+            await self.cond.wait_for(lambda: self.in_flight < self.limit)
+            self.in_flight += 1
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self.cond:
+            self.in_flight -= 1
+            self.cond.notify_all()
+
+    def cap(self, limit: int) -> None:
+        """Never more than the server says it can run (its advertised parallel slots)."""
+        self.max = self.limit = max(1, min(self.max, limit))
+
+    def overloaded(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_cut >= self.cooldown and self.limit > 1:
+            self.limit = max(1, self.limit // 2)
+            self.lowest = min(self.lowest, self.limit)
+            self._last_cut, self._ok = now, 0
+
+    async def succeeded(self) -> None:
+        self._ok += 1
+        if self._ok >= self.limit and self.limit < self.max:
+            self.limit += 1
+            self._ok = 0
+            async with self.cond:
+                self.cond.notify_all()
 
 
 @dataclass
@@ -132,18 +203,27 @@ class Engine:
 
     def __init__(self, client: ModelClient, store: ReplyStore, *, concurrency: int | None = None,
                  retry: RetryPolicy | None = None, on_event: EventHandler | None = None,
-                 serve_hint: str | None = None, role: str = "judge") -> None:
+                 serve_hint: str | None = None, role: str = "judge", deadline: float | None = None,
+                 refresh_failed: bool = False, source: ReplySource | None = None) -> None:
         self.client = client
+        self.source = source  # a batch API: each round's uncached requests go there first (see map)
         self.role = role  # "judge" or "model": named in the server-down message
         self.store = store
         self.retry = retry or RetryPolicy()
-        self.semaphore = asyncio.Semaphore(max(1, concurrency or client.capacity))
+        self.limit = AdaptiveLimit(concurrency or client.capacity)
+        # seconds one attempt may take in all, queueing at the server included (an API client's --timeout)
+        self.deadline = deadline if deadline is not None else getattr(client, "deadline", None)
+        self.refresh_failed = refresh_failed  # ask again where the cached reply gave a failed result
         self.on_event = on_event
         self.serve_hint = serve_hint
         self.stats: dict[str, CallStats] = {}  # by tag (the model being judged or answered)
         self._prefetched: dict[str, JudgeReply] = {}
+        self._keys: dict[int, tuple[JudgeRequest, str]] = {}
         self._fatal: FatalJudgeError | None = None  # once set, no further call is sent
         self._checked = False
+        self.notes: list[str] = []  # what the caller should be told (a model the server does not serve …)
+        self.reported: dict[str, int] = {}  # model named in each reply -> replies (the judge's identity)
+        self._secrets = tuple(known_secrets())
         self._backoff = wait_exponential_jitter(multiplier=self.retry.initial, max=self.retry.max_wait, jitter=0.5)
 
     # -- totals ---------------------------------------------------------------------------------
@@ -156,10 +236,31 @@ class Engine:
                 total += stats
         return total
 
+    def record(self, store: ReplyStore | None = None) -> dict[str, object]:
+        """What the manifest keeps of this engine run: the models the server reported for the replies
+        (the judge's identity), and notes the user must see (a model not served, a reply from another
+        model, replies that could not be cached)."""
+        notes = list(self.notes)
+        model = getattr(self.client, "model", None)
+        model = model if isinstance(model, str) else None  # a local backend's model is the network itself
+        other = {m: n for m, n in self.reported.items() if model and m and m != model}
+        if other:
+            notes.append(f"{sum(other.values())} repl{'ies' if sum(other.values()) > 1 else 'y'} came from "
+                         f"{', '.join(sorted(other))}, not {model}")
+        if store is not None and store.write_failures:
+            notes.append(f"{store.write_failures} replies could not be stored in the cache {store.path} "
+                         f"({store.write_error}); this run used them, a re-run would ask for them again")
+        out: dict[str, object] = {"served_models": dict(self.reported)} if self.reported else {}
+        return {**out, "notes": notes} if notes else out
+
     # -- one request ----------------------------------------------------------------------------
 
     def key(self, request: JudgeRequest) -> str:
-        return request.cache_key(self.client.fingerprint)
+        """The request's cache key (computed once per request object: hashing the prompt is not free)."""
+        hit = self._keys.get(id(request))
+        if hit is None or hit[0] is not request:
+            hit = self._keys[id(request)] = (request, request.cache_key(self.client.fingerprint))
+        return hit[1]
 
     def prefetch(self, requests: Iterable[JudgeRequest]) -> int:
         """Read every cached reply for these requests in one query; returns how many are not cached."""
@@ -172,12 +273,34 @@ class Engine:
         if self._checked or not uncached:
             return
         self._checked = True
-        dead = await self.client.check()
+        try:  # a server that accepts the connection and never finishes answering must not hang us here
+            dead = await asyncio.wait_for(self.client.check(), min(10.0, max(2.0, self.deadline or 10.0)))
+        except asyncio.TimeoutError:
+            dead = []  # it answers, slowly: each request is bounded by the deadline instead
+        pool = getattr(self.client, "pool", None)
+        if pool is not None:  # the servers may have said how many requests they run at once
+            self.limit.cap(pool.capacity)
+        self._check_served(getattr(self.client, "served", None) or {})
         if dead and len(dead) == len(self.client.urls):
             hint = f"; start one with: {self.serve_hint}" if self.serve_hint else ""
             what = "judge server" if self.role == "judge" else "server"
             fix = "--judge-base-url URL" if self.role == "judge" else "--base-url URL"
             raise ServerUnavailable(f"no {what} answers at {', '.join(dead)}{hint} (start it, or pass {fix})")
+
+    def _check_served(self, served: dict[str, list[str]]) -> None:
+        """The judge is who it says it is: servers of one pool must serve the same models (or their
+        scores would mix under one name), and a model id no server lists is a warning naming what they
+        serve (most servers answer to any id)."""
+        model = getattr(self.client, "model", None)
+        model = model if isinstance(model, str) else None
+        if len({tuple(sorted(ids)) for ids in served.values()}) > 1:
+            listing = "; ".join(f"{url}: {', '.join(ids)}" for url, ids in served.items())
+            raise ServerUnavailable(f"the servers serve different models ({listing}); a judge is one model: "
+                                    "pass servers of the same model")
+        for url, ids in served.items():
+            if model and model not in ids:
+                self.notes.append(f"{url} does not list model {model!r} (it serves {', '.join(ids)}); its replies "
+                                  "are recorded under the model the server reports")
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -185,39 +308,75 @@ class Engine:
             return min(self.retry.max_wait, exc.retry_after)
         return self._backoff(state)
 
-    async def get(self, request: JudgeRequest, tag: str = "") -> JudgeReply:
-        """The reply to ``request``: from the cache, else from the model (stored before returning)."""
+    async def get(self, request: JudgeRequest, tag: str = "", fresh: bool = False) -> JudgeReply:
+        """The reply to ``request``: from the cache (unless ``fresh``), else from the model (stored
+        before returning, replacing what the cache held)."""
         stats = self.stats.setdefault(tag, CallStats())
         key = self.key(request)
-        hit = self._prefetched.pop(key, None) or self.store.get(key)
+        hit = None if fresh else self._prefetched.pop(key, None) or self.store.get(key)
         if hit is not None:
             stats.cached += 1
+            self._reported(hit)
             return hit
-        async with self.semaphore:
+        async with self.limit:
             if self._fatal is not None:  # requests queued behind a fatal error never reach the server
                 raise self._fatal
             reply = await self._call(request, stats)
+            if self._secrets:  # a server that quotes a key back: the key goes nowhere else
+                reply = reply.model_copy(update={"text": redact(reply.text, self._secrets),
+                                                 "error": redact(reply.error, self._secrets)})
             self.store.put(key, self.client.fingerprint, reply)
+        self._reported(reply)
         return reply
+
+    def _reported(self, reply: JudgeReply) -> None:
+        if reply.text is not None and reply.model:
+            self.reported[reply.model] = self.reported.get(reply.model, 0) + 1
+
+    async def _attempt(self, request: JudgeRequest) -> JudgeReply:
+        """One call, bounded as a whole by the deadline (the SDK's timeout bounds each read only)."""
+        try:
+            reply = await asyncio.wait_for(self.client.complete(request), self.deadline)
+        except asyncio.TimeoutError:
+            self.limit.overloaded()
+            raise JudgeCallError(f"no reply within --timeout {self.deadline:g} s (time queued at the server "
+                                 "counts): lower --concurrency, raise --timeout or lower --max-tokens",
+                                 retryable=True, overload=True) from None
+        except JudgeCallError as exc:
+            if exc.overload:
+                self.limit.overloaded()
+            raise
+        await self.limit.succeeded()
+        return reply
+
+    def _stop(self, state: RetryCallState) -> bool:
+        """Stop after the last attempt, or when the server asks for a pause longer than the cap (waiting
+        would hold a slot for nothing; the request fails now with that reason)."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, JudgeCallError) and exc.retry_after is not None and exc.retry_after > self.retry.max_wait:
+            return True
+        return state.attempt_number >= self.retry.attempts
 
     async def _call(self, request: JudgeRequest, stats: CallStats) -> JudgeReply:
         attempts = 0
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.retry.attempts), wait=self._wait,
+            async for attempt in AsyncRetrying(stop=self._stop, wait=self._wait,
                                                retry=retry_if_exception(_is_retryable), reraise=True):
                 with attempt:
                     attempts += 1
                     stats.calls += 1
                     stats.retries += attempts > 1
-                    reply = await self.client.complete(request)
+                    reply = await self._attempt(request)
         except JudgeCallError as exc:
             if exc.fatal:
                 self._fatal = self._fatal or FatalJudgeError(str(exc))
                 raise self._fatal from None
             stats.errors += 1
             status = Status.TOO_LONG if exc.too_long else Status.JUDGE_ERROR
-            return JudgeReply(error=f"{exc} (after {attempts} attempt{'s' if attempts > 1 else ''})",
-                              error_status=status, attempts=attempts, endpoint=exc.endpoint)
+            why = f"{exc} (after {attempts} attempt{'s' if attempts > 1 else ''})"
+            if exc.retry_after is not None and exc.retry_after > self.retry.max_wait:
+                why += f"; the server asked to wait {exc.retry_after:.0f} s, more than the {self.retry.max_wait:.0f} s cap"
+            return JudgeReply(error=why, error_status=status, attempts=attempts, endpoint=exc.endpoint)
         return reply.model_copy(update={"attempts": attempts})
 
     # -- many items -----------------------------------------------------------------------------
@@ -234,14 +393,22 @@ class Engine:
         counter = _Counter(total=len(items))
         self._emit(label, counter)
 
+        async def reading(item: I, replies: list[JudgeReply], previous: R | None) -> R:
+            if sum(len(r.text or "") for r in replies) > 32_000:  # a huge reply is parsed off the event loop
+                return await asyncio.to_thread(read, item, Exchange(tuple(replies)), previous)
+            return read(item, Exchange(tuple(replies)), previous)
+
         async def one(item: I) -> R:
             replies = [await self.get(request_of(item, 0), tag(item))]
-            result = read(item, Exchange(tuple(replies)), None)
+            result = await reading(item, replies, None)
+            if self.refresh_failed and replies[0].cached and failed(result):  # --refresh failed
+                replies = [await self.get(request_of(item, 0), tag(item), fresh=True)]
+                result = await reading(item, replies, None)
             attempt = 0
             while attempt < retries and again(result):
                 attempt += 1
-                replies.append(await self.get(request_of(item, attempt), tag(item)))
-                result = read(item, Exchange(tuple(replies)), result)
+                replies.append(await self.get(request_of(item, attempt), tag(item), fresh=self.refresh_failed))
+                result = await reading(item, replies, result)
             if done is not None:
                 done(result)
             counter.done += 1
@@ -250,7 +417,58 @@ class Engine:
             self._emit(label, counter)
             return result
 
-        return await gather_all(one(it) for it in items)
+        if self.source is None:
+            return await gather_all(one(it) for it in items)
+
+        # With a source (a batch API) the items move in rounds: a round's uncached requests go to the
+        # source in one go (it stores the replies in the cache), then every item reads its reply: the one
+        # the source returned, else the cache, else online. Items whose result asks for a fresh sample
+        # make the next round, so parse retries become one follow-up batch.
+        fetched: dict[str, JudgeReply] = {}
+
+        async def ask(request: JudgeRequest, item: I) -> JudgeReply:
+            key = self.key(request)
+            got = fetched.get(key)
+            if got is None:
+                return await self.get(request, tag(item))
+            stats = self.stats.setdefault(tag(item), CallStats())
+            if got.text is None:  # failed in the batch and not to be asked online: kept as the error
+                stats.errors += 1
+                return got
+            del fetched[key]  # another item with the same request reads it from the cache
+            stats.calls += 1
+            return got
+
+        results: list[R | None] = [None] * len(items)
+        replies: list[list[JudgeReply]] = [[] for _ in items]
+        active, attempt = list(range(len(items))), 0
+        while active:
+            requests = [request_of(items[i], attempt) for i in active]
+            if attempt:
+                self.prefetch(requests)
+            todo = [(r, tag(items[i])) for i, r in zip(active, requests, strict=True)
+                    if self.key(r) not in self._prefetched]
+            if todo:
+                fetched.update(await self.source.fetch(self, [r for r, _ in todo], [t for _, t in todo], attempt))
+
+            async def step(i: int, request: JudgeRequest) -> None:
+                replies[i].append(await ask(request, items[i]))
+                results[i] = await reading(items[i], replies[i], results[i])
+
+            await gather_all(step(i, r) for i, r in zip(active, requests, strict=True))
+            attempt += 1
+            again_ = [i for i in active if attempt <= retries and again(results[i])]  # type: ignore[arg-type]
+            asked = set(again_)
+            for i in active:
+                if i not in asked:
+                    if done is not None:
+                        done(results[i])  # type: ignore[arg-type]
+                    counter.done += 1
+                    counter.failed += failed(results[i])  # type: ignore[arg-type]
+                    counter.cached += all(r.cached for r in replies[i])
+                    self._emit(label, counter)
+            active = again_
+        return results  # type: ignore[return-value]
 
     def _emit(self, label: str, c: _Counter) -> None:
         if self.on_event is not None:

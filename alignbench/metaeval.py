@@ -172,6 +172,57 @@ def _label(obj: dict, llmbar: bool, path: Path, line: int) -> Label:
     return table[int(value)]
 
 
+def review_points(run_dir: Path, rubric: Rubric) -> tuple[list[PointRow], dict[str, Any]]:
+    """A run folder's reviews as pointwise human-labelled rows: for each judgment with a current review
+    (``view.reviews.human_labels``; stale ones left out), its question and answer texts (from the files
+    the run's manifest records) and the reviewer's overall score. Why: reviews collected in the viewer
+    measure the judge exactly as a labelled data set does, and meta-eval can then compare judges and
+    protocols on them. Every problem is an InputError naming the folder."""
+    from alignbench.rundir import RunError, expand_runs, load_run
+    from alignbench.view.data import load_answer_texts
+    from alignbench.view.reviews import REVIEWS_FILE, ReviewError, human_labels, load_reviews
+
+    rows: list[PointRow] = []
+    humans: list[float] = []
+    missing = 0
+    for d in expand_runs([run_dir]):
+        try:
+            run = load_run(d)
+            reviews = load_reviews(run.dir)
+        except (RunError, ReviewError) as exc:
+            raise InputError(d, None, str(exc)) from None
+        labels = human_labels(run.judgments, reviews)
+        if not labels:
+            continue
+        if run.questions is None:
+            raise InputError(d, None, f"the reviewed answers are judged again, which needs the question texts: "
+                             f"{run.questions_note}")
+        answers, note = load_answer_texts(run)
+        if note:
+            raise InputError(d, None, f"the reviewed answers are judged again, which needs their texts: {note}")
+        number = {r.key: i for i, r in enumerate(reviews, start=1)}  # the latest review of each answer
+        for j, score in labels:
+            q, a = run.questions.get(j.question_id), answers.get(j.question_id)
+            cat = rubric.category(j.category)
+            if q is None or a is None or cat is None:
+                missing += 1
+                continue
+            sub = q.subcategory if q.subcategory in rubric.subcategory_types else ""
+            question = Question(id=q.id, category=cat.name, subcategory=sub, question=q.question,
+                                reference=q.reference)
+            rows.append(PointRow(str(run.dir / REVIEWS_FILE), number[j.question_id, j.model], question, a.text,
+                                 float(score), j.model))
+            humans.append(float(score))
+    if not rows:
+        raise InputError(run_dir, None, f"no current review in {REVIEWS_FILE}: review judgments with "
+                         "`alignbench view` first" + (f" ({missing} reviewed answer(s) lack a question or answer "
+                                                       "text)" if missing else ""))
+    info = {"kind": "reviews", "n_pointwise": len(rows), "n_pairwise": 0,
+            "n_with_reference": sum(bool(r.question.reference.strip()) for r in rows),
+            "human_range": [min(humans), max(humans)], "n_without_text": missing}
+    return rows, info
+
+
 def load_meta_files(paths: Sequence[Path | str], rubric: Rubric, default_category: str | None = None) -> MetaData:
     """Read human-labelled files; every problem is an InputError naming file and line.
 
@@ -186,6 +237,10 @@ def load_meta_files(paths: Sequence[Path | str], rubric: Rubric, default_categor
 
     ``category`` may be an alias (``基本能力``); rows without one take ``default_category`` (LLMBar
     has none), else the row is an error.
+
+    A **run folder** (or a folder of run folders) stands for the reviews in its ``reviews.jsonl``: each
+    reviewed answer becomes a pointwise row with the reviewer's score (1–10) as the human score
+    (``review_points``).
     """
     if default_category is not None and rubric.category(default_category) is None:
         raise InputError("--category", None, f"unknown category {default_category!r}; expected one of "
@@ -195,6 +250,11 @@ def load_meta_files(paths: Sequence[Path | str], rubric: Rubric, default_categor
     files: dict[str, dict[str, Any]] = {}
     for raw_path in paths:
         path = Path(raw_path)
+        if path.is_dir():
+            reviewed, info = review_points(path, rubric)
+            points.extend(reviewed)
+            files[str(path)] = info
+            continue
         blocks: dict[tuple[str, str], int] = {}
         n_point = n_pair = 0
         refs = 0
@@ -553,7 +613,8 @@ class MetaPlan:
         for row in self.data.points:
             answer = Answer(question_id=row.question.id, model=row.model or "response", text=row.response)
             request, truncated = build_request(rub, row.question, answer, config.decoding, self.max_answer_chars,
-                                               system_role=config.system_role)
+                                               system_role=config.system_role, structured_output=config.structured,
+                                               logprobs=config.logprobs)
             items.append(Item(row.question, answer, request, truncated))
         return items
 
@@ -597,11 +658,15 @@ def plan_meta_eval(data: Sequence[Path | str], judges: list[str], protocols: lis
 
 
 async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retries: int, n_boot: int, seed: int,
-                        folder: Any = None, on_event: Any = None, on_combo: Any = None) -> dict[str, Any]:
-    """Judge every combo (cache first) and compute its agreement figures; ``meta_eval.json``'s content."""
+                        folder: Any = None, on_event: Any = None, on_combo: Any = None,
+                        connect: Any = None) -> dict[str, Any]:
+    """Judge every combo (cache first) and compute its agreement figures; ``meta_eval.json``'s content.
+    ``connect(config)`` gives each judge's (client, reply source): ``api`` passes it for --batch and
+    --max-cost; by default a plain client."""
     from alignbench.engine import RetryPolicy
     from alignbench.judges import make_client
     from alignbench.pairwise.compare import assemble, judge_pairs
+    from alignbench.pairwise.compare import usage_totals as pair_usage_totals
     from alignbench.rundir import folder_name
     from alignbench.scoring import judge_items, usage_totals
 
@@ -610,29 +675,31 @@ async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retr
     for j, p, config, rub in plan.combos:
         if on_combo is not None:
             on_combo(j, p, rub)
-        judgments, pair_judgments, usage = [], [], {"calls": 0, "cached_replies": 0, "retries": 0, "call_errors": 0}
+        judgments, pair_judgments, usage = [], [], {"calls": 0, "cached_replies": 0, "retries": 0, "call_errors": 0,
+                                                    "cached_prompt_tokens": 0, "cost_usd": 0.0, "cost_cny": 0.0,
+                                                    "unpriced_tokens": 0}
+        connect = connect or (lambda c: (make_client(c), None))
         engines = []
         if plan.data.points:
-            client = make_client(config)
+            client, source = connect(config)
             try:
                 judgments, engine = await judge_items(plan.point_items(config, rub), rub, client, store, config.name,
                                                       retry=retry, parse_retries=parse_retries, on_event=on_event,
-                                                      serve_hint=config.serve_hint)
+                                                      serve_hint=config.serve_hint, source=source)
             finally:
                 await client.aclose()
-            engines.append(engine)
+            engines.append(usage_totals(judgments, engine))
         if plan.data.pairs:
-            client = make_client(config)
+            client, source = connect(config)
             items = plan.pair_items(config, rub)
             try:
                 verdicts, engine = await judge_pairs(items, client, store, retry=retry, parse_retries=parse_retries,
-                                                     on_event=on_event, serve_hint=config.serve_hint)
+                                                     on_event=on_event, serve_hint=config.serve_hint, source=source)
             finally:
                 await client.aclose()
-            engines.append(engine)
             pair_judgments = assemble(items, verdicts, rub, config.name)
-        for engine in engines:
-            totals = usage_totals([], engine)
+            engines.append(pair_usage_totals(pair_judgments, engine))
+        for totals in engines:
             for key in usage:
                 usage[key] += getattr(totals, key)
         entry = _combo_metrics(plan.data, rub, judgments, pair_judgments, n_boot, seed)
@@ -663,6 +730,40 @@ def _outcomes(data: MetaData, pair_judgments: list[Any]) -> list[PairOutcome]:
     return out
 
 
+LENGTH_NOTE = ("slopes in score points per 100 characters or jieba words, each on its own scale (judge 1–10, "
+               "humans as labelled); judge beyond humans: the judge's slope with the human score partialled out, "
+               "i.e. what length buys from the judge that it does not buy from the humans; within-question when "
+               "questions have several labelled answers, else across questions (confounded by difficulty, which "
+               "the human score partly absorbs)")
+
+
+def length_vs_humans(rows: Sequence[PointRow], scores: Sequence[float | None], n_boot: int = N_BOOTSTRAP,
+                     seed: int = 0) -> dict[str, Any]:
+    """Does the judge reward length more than the humans do? For characters and jieba words: the
+    association of the judge's score with length, of the human score with length, and of the judge's
+    score with length when the human score is held fixed (``trust.association`` with the human score as
+    control). A judge that only tracks quality has no length slope beyond the humans'. Why here and not
+    only in ``show``: human labels are the one place where "longer answers are better" can be told
+    apart from "the judge likes long answers"."""
+    from alignbench.trust import association, count_words
+
+    ok = [i for i, s in enumerate(scores) if s is not None]
+    if len(ok) < 3:
+        return {"undefined": "fewer than 3 judged rows", "note": LENGTH_NOTE}
+    judge = [float(scores[i]) for i in ok]  # type: ignore[arg-type]
+    human = [rows[i].human for i in ok]
+    blocks = [f"{rows[i].file}\x00{rows[i].question.id}" for i in ok]
+    out: dict[str, Any] = {"undefined": None, "note": LENGTH_NOTE}
+    for unit in ("chars", "words"):
+        x = [float(len(rows[i].response) if unit == "chars" else count_words(rows[i].response)) for i in ok]
+        common = dict(name=unit, per=100.0, n_boot=n_boot, seed=seed)
+        out[unit] = {"judge": association(judge, x, blocks, **common).as_dict(),  # type: ignore[arg-type]
+                     "human": association(human, x, blocks, **common).as_dict(),  # type: ignore[arg-type]
+                     "judge_beyond_human": association(judge, x, blocks, control=human, control_name="human score",
+                                                       **common).as_dict()}  # type: ignore[arg-type]
+    return out
+
+
 def _combo_metrics(meta: MetaData, rub: Rubric, judgments: list[Any], pair_judgments: list[Any], n_boot: int,
                    seed: int) -> dict[str, Any]:
     from alignbench.types import Status
@@ -679,6 +780,7 @@ def _combo_metrics(meta: MetaData, rub: Rubric, judgments: list[Any], pair_judgm
                                      [statuses[i] for i in keep], cats, n_boot, seed)
 
         entry["pointwise"] = points_of(None)
+        entry["pointwise"]["length_bias"] = length_vs_humans(meta.points, scores, n_boot, seed)
         files = list(dict.fromkeys(r.file for r in meta.points))
         if len(files) > 1:
             entry["pointwise"]["files"] = {f: {k: v for k, v in points_of(f).items() if k not in ("categories", "scales")}
@@ -686,6 +788,9 @@ def _combo_metrics(meta: MetaData, rub: Rubric, judgments: list[Any], pair_judgm
     if meta.pairs:
         outcomes = _outcomes(meta, pair_judgments)
         entry["pairwise"] = pairwise_metrics(outcomes, n_boot, seed)
+        from alignbench.trust import position_bias
+
+        entry["pairwise"]["position_bias"] = position_bias(pair_judgments, rub, n_boot=n_boot, seed=seed).as_dict()
         files = list(dict.fromkeys(r.file for r in meta.pairs))
         if len(files) > 1:
             entry["pairwise"]["files"] = {

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import jinja2
 
+from alignbench import structured
 from alignbench.judges.base import merge_system
+from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import Rubric, RubricError
 from alignbench.types import Answer, Decoding, JudgeRequest, Question
 
@@ -39,12 +41,23 @@ def cap_answer(text: str, max_chars: int | None) -> tuple[str, bool]:
     return text[:max_chars] + TRUNCATION_MARK, True
 
 
+def answer_view(text: str) -> tuple[str, str | None]:
+    """What the judge is shown of an answer, and what happened to its reasoning: a ``<think>`` block (or a
+    never-closed one) is removed — the judge grades the answer, not the scratchpad — and reported as
+    "removed"; think tags left inside the final text are "leaked" (counted; the text is kept, since an
+    answer may discuss the tag). An answer without think tags is shown exactly as it is."""
+    split = split_reasoning(text)
+    if split.start == 0 and not split.unclosed:
+        return text, "leaked" if split.leaked else None
+    return split.answer, "leaked" if split.leaked else "removed"
+
+
 def _variables(rubric: Rubric, question: Question) -> dict:
     """Template variables shared by the pointwise and pairwise prompts of one question."""
     atype = rubric.answer_type(question.category, question.subcategory)
     return {
         "question": question.question,
-        "reference": question.reference if rubric.include_reference else "",
+        "reference": question.reference if rubric.shows_reference(question.category) else "",
         "category": question.category,
         "subcategory": question.subcategory,
         "answer_type": atype,
@@ -59,10 +72,23 @@ def _variables(rubric: Rubric, question: Question) -> dict:
     }
 
 
-def render(rubric: Rubric, question: Question, answer_text: str) -> list[dict[str, str]]:
-    """Render the chat messages for one answer."""
+def render(rubric: Rubric, question: Question, answer_text: str, *, turn: int | None = None,
+           replies: tuple[str, ...] = ()) -> list[dict[str, str]]:
+    """Render the chat messages for one answer. A multi-turn rubric (``turns`` set) also gets ``dialogue``:
+    the messages up to model ``turn`` (each a dict of role, content and model turn; ``replies`` are the
+    model's replies as shown, the judged one last) and ``turn``/``n_turns``; ``reference`` is that turn's."""
+    if not rubric.templates.user:
+        raise RubricError(f"rubric {rubric.id} has no pointwise template (templates.user in "
+                          f"{rubric.folder / 'rubric.yaml'}): it only compares pairs")
     env = _environment(rubric.folder)
     variables = {**_variables(rubric, question), "answer": answer_text}
+    if rubric.turns is not None:
+        k = turn or 1
+        shown = (*replies[:k - 1], answer_text)
+        variables.update(
+            dialogue=[{"role": r, "content": c, "turn": t} for r, c, t in question.dialogue(shown, upto=k)],
+            turn=k, n_turns=question.model_turns,
+            reference=question.reference_for(k) if rubric.shows_reference(question.category) else "")
     messages = []
     if rubric.templates.system:
         messages.append({"role": "system", "content": env.get_template(rubric.templates.system).render(variables)})
@@ -97,14 +123,32 @@ def build_request(
     decoding: Decoding,
     max_answer_chars: int | None = None,
     system_role: bool = True,
+    *,
+    turn: int | None = None,
+    structured_output: bool = False,
+    logprobs: int | None = None,
 ) -> tuple[JudgeRequest, bool]:
-    """The judge request for one answer, and whether the answer had to be clipped."""
-    text, truncated = cap_answer(answer.text, max_answer_chars)
-    messages = render(rubric, question, text)
+    """The judge request for one answer, and whether the answer had to be clipped.
+
+    ``turn``: the model turn of a multi-turn answer to judge (its dialogue so far is shown).
+    ``structured_output``: ask for the verdict as JSON (the schema rides on the request, the prompt says
+    what the JSON holds); ``logprobs``: ask for that many alternatives per output token."""
+    if turn is None:
+        text, truncated = cap_answer(answer_view(answer.text)[0], max_answer_chars)
+        messages = render(rubric, question, text)
+    else:
+        replies = [cap_answer(answer_view(r)[0], max_answer_chars) for r in (answer.turns or (answer.text,))[:turn]]
+        text, truncated = replies[-1]
+        messages = render(rubric, question, text, turn=turn, replies=tuple(r for r, _ in replies))
+    schema = None
+    if structured_output:
+        dims = rubric.dimensions_for(question.category, question.subcategory)
+        schema = structured.verdict_schema(rubric, dims)
+        messages = structured.with_note(messages, structured.note(rubric, dims))
     if not system_role:
         messages = merge_system(messages)
     request = JudgeRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id,
-                           question_id=question.id)
+                           question_id=question.id, response_schema=schema, logprobs=logprobs)
     return request, truncated
 
 

@@ -8,12 +8,15 @@ the middle of a paid run.
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster, same result
 
 
 class RubricError(ValueError):
@@ -60,7 +63,7 @@ class Band(_Model):
 
 class Templates(_Model):
     system: str | None = None
-    user: str
+    user: str | None = None  # a pairwise-only rubric (mtbench-pair) has none: it cannot score one answer
     # Pairwise mode (``alignbench compare``): both answers in one prompt, 助手1 then 助手2. Optional:
     # a rubric without them can only score answers one at a time.
     pairwise_system: str | None = None
@@ -72,6 +75,20 @@ class Section(_Model):
 
     id: str
     title: str
+
+
+# How a judge writes its verdict (docs/protocols.md); ``alignbench.parse`` reads each of them.
+Verdict = Literal["alignbench-dict", "double-brackets", "rating-line", "result-tag"]
+PairVerdict = Literal["final-verdict", "ab-brackets", "critiquellm-dict"]
+
+# What a judge asked for structured output is told, appended to the rubric's own prompt (a Jinja string; a
+# rubric may override it). ``fields`` describes the JSON object the schema asks for, one line per field.
+STRUCTURED_NOTE = """【输出格式】请忽略上文对输出格式的要求，只输出一个 JSON 对象，不要输出其他任何文字。字段如下：
+{% for f in fields %}- {{ f }}
+{% endfor %}每一项都先写分析，再给分；分数只能是 {{ scale.min|int }} 到 {{ scale.max|int }} 之间的整数。"""
+STRUCTURED_PAIR_NOTE = """【输出格式】请忽略上文对输出格式的要求，只输出一个 JSON 对象，不要输出其他任何文字。字段如下：
+- analysis：对两个回答的比较分析；
+- verdict：最终判决，只能是 {{ choices|join('、') }} 之一（{{ meaning }}）。"""
 
 
 class Rubric(_Model):
@@ -95,7 +112,16 @@ class Rubric(_Model):
     bands: tuple[Band, ...] = ()
     reference_score: float | None = None
     rules: tuple[str, ...] = ()
+    # -- judge protocols (docs/protocols.md) ----------------------------------------------------------
+    verdict: Verdict = "alignbench-dict"  # how the judge writes a pointwise verdict
+    verdict_labels: tuple[str, ...] = ()  # labels a rating may follow (``评分：[[8]]``); empty: the convention's own
+    pairwise_verdict: PairVerdict = "final-verdict"  # how the judge writes a pairwise verdict
+    reference_categories: tuple[str, ...] = ()  # show the reference only for these categories (empty: all)
+    turns: Literal["each", "last"] | None = None  # a multi-turn rubric judges each model turn, or the last
+    structured_note: str = STRUCTURED_NOTE
+    structured_pair_note: str = STRUCTURED_PAIR_NOTE
     folder: Path
+    digest: str = ""  # of the YAML and templates as loaded: an edit without a version bump is still seen
 
     @model_validator(mode="after")
     def _consistent(self) -> Rubric:
@@ -106,6 +132,9 @@ class Rubric(_Model):
             for dim in atype.dimensions:
                 if dim not in self.dimensions:
                     raise ValueError(f"answer type {tname}: unknown dimension {dim!r}")
+        for name in self.reference_categories:
+            if self.category(name) is None:
+                raise ValueError(f"reference_categories: unknown category {name!r}")
         for where, mapping in (("subcategory_types", self.subcategory_types),
                                ("category_types", self.category_types)):
             for key, tname in mapping.items():
@@ -124,8 +153,19 @@ class Rubric(_Model):
     # -- lookups -------------------------------------------------------------------------
     @property
     def id(self) -> str:
-        """``name@version``: stamped on judgments and part of every cache key."""
-        return f"{self.name}@{self.version}"
+        """``name@version+digest``: stamped on judgments and part of every cache key, so a template
+        edited without a version bump cannot pass as the old rubric."""
+        return f"{self.name}@{self.version}" + (f"+{self.digest[:8]}" if self.digest else "")
+
+    def shows_reference(self, category: str) -> bool:
+        """Whether the judge sees the reference answer for a question of ``category`` (MT-Bench-style
+        rubrics give it only where there is one right answer: 数学计算, 逻辑推理)."""
+        if not self.include_reference:
+            return False
+        if not self.reference_categories:
+            return True
+        cat = self.category(category)
+        return (cat.name if cat else category) in self.reference_categories
 
     def category(self, name: str) -> Category | None:
         for cat in self.categories:
@@ -174,7 +214,7 @@ def available() -> list[str]:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
     except yaml.YAMLError as exc:
         raise RubricError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -201,8 +241,11 @@ def load_rubric(name_or_path: str) -> Rubric:
         base = _read_yaml(rubrics_root() / base_name / "rubric.yaml")
         base.pop("base", None)
         data = {**base, **data}
+    files = [path, *(rubrics_root() / base_name / "rubric.yaml" for _ in [0] if base_name)]
+    files += sorted(p for p in folder.iterdir() if p.suffix == ".j2")
+    digest = hashlib.sha256(b"".join(f.name.encode() + b"\0" + f.read_bytes() for f in files)).hexdigest()
     try:
-        return Rubric(**data, folder=folder)
+        return Rubric(**data, folder=folder, digest=digest)
     except ValidationError as exc:
         raise RubricError(f"{path}: invalid rubric:\n{exc}") from exc
 

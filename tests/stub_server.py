@@ -39,10 +39,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-Responder = Callable[[dict], str]
+Responder = Callable[[dict], "str | dict"]
+
+
+class Refuse(Exception):
+    """Raised by a responder to answer with an HTTP error (e.g. 400 for an unsupported response_format)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 __all__ = [
     "ALIGNBENCH_DIMENSIONS",
+    "Refuse",
     "Responder",
     "StubServer",
     "alignbench_responder",
@@ -257,6 +266,8 @@ class _Handler(BaseHTTPRequestHandler):
                 for name in self.server.stub.models
             ]
             self._send_json(200, {"object": "list", "data": data})
+        elif path == "/props" and self.server.stub.slots and self.server.stub.advertise_slots:
+            self._send_json(200, {"total_slots": self.server.stub.slots})
         elif path in ("", "/health", "/v1/health"):
             self._send_json(200, {"status": "ok"})
         else:
@@ -273,6 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
 class StubServer:
     """OpenAI-compatible chat-completions server running in a background thread."""
 
+    handler_class: type[_Handler] = _Handler  # a subclass adds routes (tests/batch_server.py)
+
     def __init__(
         self,
         responder: Responder | None = None,
@@ -285,6 +298,8 @@ class StubServer:
         self.host = host
         self.port = port
         self.models: list[str] = ["stub-model", "glm-4", "gpt-4o-mini"]
+        self.slots: int | None = None  # parallel slots: enforced, and advertised on GET /props
+        self.advertise_slots = True
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.max_in_flight = 0
@@ -304,7 +319,8 @@ class StubServer:
         if self._httpd is not None:
             return self
         self._stopping.clear()
-        httpd = _HTTPServer((self.host, self.port), _Handler)
+        self._slot_gate = threading.BoundedSemaphore(self.slots or 1)
+        httpd = _HTTPServer((self.host, self.port), self.handler_class)
         httpd.stub = self
         self._httpd = httpd
         self.port = httpd.server_address[1]
@@ -434,7 +450,11 @@ class StubServer:
             else:
                 fault = self._faults.popleft() if self._faults else None
         try:
-            self._answer(handler, body, bad_json, fault)
+            if self.slots is None:
+                self._answer(handler, body, bad_json, fault)
+            else:  # like llama.cpp: at most ``slots`` requests run, the rest wait their turn
+                with self._slot_gate:
+                    self._answer(handler, body, bad_json, fault)
         finally:
             with self._lock:
                 self.in_flight -= 1
@@ -465,10 +485,18 @@ class StubServer:
             handler._send_error_json(400, bad_json)
             return
 
+        # A responder may return a dict: content plus reasoning_content, logprobs (a list of OpenAI token
+        # entries) and finish_reason, for protocol tests.
+        extra: dict = {}
         try:
             text = self.responder(body)
+            if isinstance(text, dict):
+                extra, text = text, text.get("content", "")
             if not isinstance(text, str):
                 text = str(text)
+        except Refuse as exc:
+            handler._send_error_json(exc.status, exc.message)
+            return
         except Exception as exc:  # responder bug -> 500 with the message
             handler._send_error_json(500, f"responder raised {type(exc).__name__}: {exc}")
             return
@@ -503,8 +531,11 @@ class StubServer:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text,
+                                    **({"reasoning_content": extra["reasoning_content"]}
+                                       if extra.get("reasoning_content") else {})},
+                        "finish_reason": extra.get("finish_reason", "stop"),
+                        **({"logprobs": {"content": extra["logprobs"]}} if extra.get("logprobs") else {}),
                     }
                 ],
                 "usage": usage,

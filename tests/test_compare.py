@@ -287,7 +287,7 @@ def test_failed_calls_are_counted_then_resumed(stub: StubServer, tmp_path: Path)
             "--judge-base-url", stub.url, "--out", str(tmp_path / "run"), "--format", "json", "--bootstrap", "0")
     stub.fail_always(500)
     proc = run_cli(*args, "--attempts", "1")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3 and "32 of 32 judgments failed (judge_error 32)" in proc.stderr, proc.stderr
     m = json.loads(proc.stdout)["models"]["model-a"]
     assert (m["n"], m["n_failed"], m["win_rate"], m["lc_win_rate"]) == (0, 32, None, None)
     assert m["failed_by_status"] == {"judge_error": 32} and stub.calls == 64

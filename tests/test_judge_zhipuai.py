@@ -21,8 +21,10 @@ MESSAGES = ({"role": "system", "content": "你是公正的评委。"}, {"role": 
 
 
 def _judge(server: StubServer, concurrency: int = 4, timeout: float = 5.0, urls: list[str] | None = None) -> ZhipuAIJudge:
+    # named explicitly (as --api-key-env does): ZhipuAI's key otherwise goes only to open.bigmodel.cn
     config = resolve_judge("glm-4-flash", base_url=urls or [server.root + "/api/paas/v4"],
-                           concurrency=concurrency, timeout=timeout)
+                           concurrency=concurrency, timeout=timeout, api_key_env="ZHIPUAI_API_KEY",
+                           api_key_explicit=True)
     judge = make_judge(config)
     assert isinstance(judge, ZhipuAIJudge)
     return judge

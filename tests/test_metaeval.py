@@ -105,8 +105,10 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
     return points, pairs
 
 
-def meta_eval(stub: StubServer, *args: str):
-    return run_cli("meta-eval", "--judge-base-url", stub.url, "--bootstrap", "200", *args)
+def meta_eval(stub: StubServer, *args: str, max_failed: str = "100%"):
+    """The command with the scripted judges; their planted failures are what these tests measure, so
+    only the all-failed case below checks the exit code that --max-failed gives."""
+    return run_cli("meta-eval", "--judge-base-url", stub.url, "--bootstrap", "200", "--max-failed", max_failed, *args)
 
 
 # -- hand-computed values --------------------------------------------------------------------------
@@ -266,10 +268,10 @@ def test_meta_eval_table_resume_and_all_failed(table_stub: StubServer, files: tu
         encoding="utf-8")
     rows = [json.loads(line) for line in lines.splitlines()]
     assert [r["line"] for r in rows] == list(range(1, 13)) and rows[3]["judgment"]["status"] == "parse_failed"
-    # a judge that never answers in format: every judgment failed, every figure undefined, exit 0
+    # a judge that never answers in format: every judgment failed, every figure undefined, exit 3 (CI notices)
     proc = meta_eval(table_stub, "--data", str(points), "--data", str(pairs), "--judge", "openai:broken",
-                     "--format", "json", "--parse-retries", "0")
-    assert proc.returncode == 0, proc.stderr
+                     "--format", "json", "--parse-retries", "0", max_failed="5%")
+    assert proc.returncode == 3 and "judgments failed (parse_failed" in proc.stderr, proc.stderr
     broken = json.loads(proc.stdout)["results"]["openai:broken"]["multi-dimension"]
     assert broken["pointwise"]["n"] == 0 and broken["pointwise"]["n_failed"] == 12
     assert broken["pointwise"]["spearman"] is None and broken["pointwise"]["sample_level"]["spearman"] is None

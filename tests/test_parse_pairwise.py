@@ -17,6 +17,8 @@ CASES = yaml.safe_load((Path(__file__).parent / "cases" / "parse_pairwise.yaml")
 def test_golden_case(case: dict) -> None:
     parsed = parse_verdict(case["text"])
     assert parsed.status is Status(case["status"]), parsed.detail
+    if "detail_contains" in case:
+        assert case["detail_contains"] in parsed.detail
     if parsed.ok:
         assert parsed.winner == case["winner"]
     else:

@@ -20,7 +20,7 @@ def test_taxonomy() -> None:
     assert len(AB.subcategory_types) == 36
     assert AB.dimensions_for("基本任务", "翻译") == ("事实正确性", "满足用户需求", "逻辑连贯性", "创造性", "丰富度")
     assert AB.dimensions_for("综合问答", "寻求建议")[2] == "公平与可负责程度"
-    assert AB.id == f"alignbench@{AB.version}"
+    assert AB.id == f"alignbench@{AB.version}+{AB.digest[:8]}" and len(AB.digest) == 64
     # CritiqueLLM maps by category, as it was trained: 翻译 under 基本任务 is factual there.
     assert CQ.answer_type("基本任务", "翻译") == "事实与解释型回答"
     assert CQ.answer_type("基本能力", "翻译") == "事实与解释型回答"

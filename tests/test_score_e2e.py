@@ -42,9 +42,14 @@ def test_score_json_run_folder_and_no_key_leak(stub: StubServer, tmp_path: Path,
     assert first["status"] == "ok" and first["rubric"].startswith("alignbench@") and first["raw"].endswith("}")
     assert first["usage"]["prompt_tokens"] > 0 and len(first["prompt_hash"]) == 16
     assert set(first["scores"]) == {"事实正确性", "满足用户需求", "清晰度", "完备性"} or first["scores"]
-    # the key reached the server (it must) but nothing we wrote
-    assert stub.headers[0]["authorization"] == f"Bearer {SECRET}"
-    for path in [*out.iterdir(), _isolated_cache]:
+    # a provider's key goes only to the provider's own https host: this loopback server never sees it
+    assert {h["authorization"] for h in stub.headers} == {"Bearer EMPTY"}
+    # named with --api-key-env, the key goes to the named server, and still into nothing we write
+    proc = score(stub, tmp_path / "keyed", "--api-key-env", "OPENAI_API_KEY", "--no-cache",
+                 env={"OPENAI_API_KEY": SECRET})
+    assert proc.returncode == 0, proc.stderr
+    assert stub.headers[-1]["authorization"] == f"Bearer {SECRET}"
+    for path in [*out.iterdir(), *(tmp_path / "keyed").iterdir(), _isolated_cache]:
         assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET not in proc.stdout + proc.stderr
 
@@ -139,7 +144,8 @@ def test_unparseable_judgment_is_retried_then_counted(tmp_path: Path) -> None:
 def test_failed_calls_become_statuses_not_scores(stub: StubServer, tmp_path: Path) -> None:
     stub.fail_always(500)
     proc = score(stub, tmp_path / "run", "--attempts", "2", "--format", "json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 3, proc.stderr  # every judgment failed: CI must notice (the summary is written)
+    assert "32 of 32 judgments failed (judge_error 32)" in proc.stderr and "alignbench show" in proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["n_failed"] == 32 and summary["overall"] is None
     assert summary["failed_by_status"] == {"judge_error": 32}

@@ -8,8 +8,22 @@ from typing import Annotated, Any
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, fail, guarded, progress
-from alignbench.cli.options import FormatOpt, JudgeModelOpt, JudgeOpt, JudgeUrlOpt, QuestionsOpt, RubricOpt
+from alignbench.cli.app import app, console, err_console, exit_on_run_failures, fail, guarded, progress
+from alignbench.cli.options import (
+    BatchFallbackOpt,
+    BatchOpt,
+    FormatOpt,
+    JudgeModelOpt,
+    JudgeOpt,
+    JudgeUrlOpt,
+    MaxCostOpt,
+    MaxFailedOpt,
+    NoWaitOpt,
+    QuestionsOpt,
+    RubricOpt,
+    batch_arg,
+    paying,
+)
 
 ModelNameOpt = Annotated[str, typer.Option(
     "--model-name", "-m", help="Name the answers are filed under (model_id, answer_id, reports).")]
@@ -30,7 +44,7 @@ TemperaturesOpt = Annotated[Path | None, typer.Option(
     "--temperatures", help="YAML/JSON mapping category -> temperature (overrides AlignBench's 0.1/0.7 defaults).")]
 KeepThinkOpt = Annotated[bool, typer.Option(
     "--keep-think/--strip-think", help="Keep a leading <think>…</think> block in the answer (default: move it to 'reasoning').")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per answer request.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds per answer request.")]
 AttemptsOpt = Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="--hf models: auto, cpu or cuda.")]
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="--hf models: prompts per generate call.")]
@@ -57,7 +71,7 @@ def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) ->
                               "temperature, max tokens or system prompt) than this run; delete them from the file "
                               "to regenerate", style="yellow", markup=False, highlight=False)
 
-    with guarded(saved=f"every answer received so far is in {out}"):
+    with guarded(saved=f"every answer received so far is in {out}"), paying():
         try:
             with progress() as on_event:
                 result = api.answer(questions, model_name, out, on_event=on_event, before_start=announce, **kwargs)
@@ -89,6 +103,10 @@ def _report_answers(run: Any, out: Path) -> None:
     if run.reasoning:
         err_console.print(f"{run.reasoning} answers began with a <think> block, moved to the 'reasoning' field "
                           "(--keep-think keeps it in the answer)", highlight=False, soft_wrap=True)
+    if getattr(run, "leaked", 0):
+        err_console.print(f"[yellow]warning:[/] {run.leaked} answers have reasoning leaked into their final text (think "
+                          "tags after the answer began, or beside a separate reasoning_content); marked "
+                          "reasoning_leaked", highlight=False, soft_wrap=True)
     if run.unclosed:
         err_console.print(f"[yellow]warning:[/] {run.unclosed} answers never closed <think> (the model ran out of "
                           "tokens while thinking); their answer is empty: raise --max-tokens", highlight=False, soft_wrap=True)
@@ -118,16 +136,35 @@ def answer(
     rubric: Annotated[str, typer.Option("--rubric", help="Rubric set whose categories the questions use.")] = "alignbench",
     use_cache: Annotated[bool, typer.Option("--use-cache", help="Read/write answers in the SQLite reply cache (off: answers are samples).")] = False,
     cache: Annotated[Path | None, typer.Option("--cache", help="SQLite cache file (implies --use-cache).")] = None,
+    batch: BatchOpt = False,
+    no_wait: NoWaitOpt = False,
+    batch_fallback: BatchFallbackOpt = "batch",
+    max_cost: MaxCostOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent and its estimated cost; call nothing.")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table or json (--dry-run's estimate).")] = "table",
 ) -> None:
     """Generate one answer per question from the model under test, in AlignBench's answer format.
 
     Each answer is appended to --out as it arrives; re-running the same command skips the questions
-    already answered, so a killed run loses only the answers in flight.
+    already answered, so a killed run loses only the answers in flight. With --batch the answers are
+    asked through the provider's batch API (the replies wait in the reply cache).
     """
-    _answer_phase(questions, model_name, out, base_url=base_url, hf=hf, model_id=model_id, api_key_env=api_key_env,
-                  concurrency=concurrency, system_prompt=system_prompt, max_tokens=max_tokens,
-                  temperatures=temperatures, keep_think=keep_think, timeout=timeout, attempts=attempts, rubric=rubric,
-                  cache=cache or use_cache, options={"device": device, "batch_size": batch_size})
+    paid = batch_arg(batch, no_wait, batch_fallback)
+    settings = dict(base_url=base_url, hf=hf, model_id=model_id, api_key_env=api_key_env, concurrency=concurrency,
+                    system_prompt=system_prompt, max_tokens=max_tokens, temperatures=temperatures,
+                    keep_think=keep_think, timeout=timeout, attempts=attempts, rubric=rubric, cache=cache or use_cache,
+                    options={"device": device, "batch_size": batch_size}, batch=paid, max_cost=max_cost)
+    if dry_run:
+        from alignbench import api
+
+        with guarded(), paying():
+            estimate = api.answer(questions, model_name, out, dry_run=True, **settings)
+        if fmt == "json":
+            print(json.dumps({"dry_run": True, "estimates": [estimate.as_dict()]}, ensure_ascii=False, indent=2))
+        else:
+            print("\n".join(estimate.lines()))
+        return
+    _answer_phase(questions, model_name, out, **settings)
 
 
 @app.command()
@@ -153,7 +190,9 @@ def run(
     device: DeviceOpt = None,
     batch_size: BatchSizeOpt = None,
     judge_concurrency: Annotated[int, typer.Option("--judge-concurrency", min=1, help="Judge requests in flight (per judge server).")] = 16,
-    judge_timeout: Annotated[float, typer.Option("--judge-timeout", help="Seconds per judge request.")] = 120.0,
+    judge_timeout: Annotated[float, typer.Option("--judge-timeout", min=0.001, help="Seconds per judge request.")] = 120.0,
+    judge_max_tokens: Annotated[int | None, typer.Option("--judge-max-tokens", min=1, help="Judge output token limit (default: the preset's).")] = None,
+    max_failed: MaxFailedOpt = "5%",
     parse_retries: Annotated[int, typer.Option("--parse-retries", min=0, help="Fresh judge samples after an unparseable judgment.")] = 1,
     max_answer_chars: Annotated[int | None, typer.Option("--max-answer-chars", help="Clip longer answers in the judge prompt.")] = 12000,
     cache: Annotated[Path | None, typer.Option("--cache", help="SQLite judge reply cache (default $ALIGNBENCH_CACHE or ~/.cache/alignbench/replies.sqlite).")] = None,
@@ -172,8 +211,8 @@ def run(
 
     with guarded():
         config = api.judge_config(judge, judge_model=judge_model, base_url=judge_base_url, rubric=rubric,
-                                  concurrency=judge_concurrency, timeout=judge_timeout)
-        make_client(config)  # a judge misconfiguration (key, package) fails before any answer is paid for
+                                  concurrency=judge_concurrency, timeout=judge_timeout, max_tokens=judge_max_tokens)
+        _check_judge(make_client(config), config.serve_hint)  # before any answer is paid for
     run_dir = out or default_run_dir(model_name, config.name, config.rubric)
     answers_path = run_dir / "answers.jsonl"
     result = _answer_phase(questions, model_name, answers_path, base_url=base_url, hf=hf, model_id=model_id,
@@ -184,7 +223,8 @@ def run(
     with guarded(saved="answers are in the run folder and judge replies in the cache"), progress() as on_event:
         runs = api.score(questions, answers_path, judge, model=model_name, judge_model=judge_model,
                          base_url=judge_base_url, rubric=rubric, out=run_dir, concurrency=judge_concurrency,
-                         timeout=judge_timeout, attempts=attempts, parse_retries=parse_retries,
+                         timeout=judge_timeout, max_tokens=judge_max_tokens, attempts=attempts,
+                         parse_retries=parse_retries,
                          max_answer_chars=max_answer_chars, cache=False if no_cache else cache, allow_empty=True,
                          seed=seed, on_event=on_event,
                          extra_manifest={"generation": _generation_record(result.settings)})
@@ -192,6 +232,7 @@ def run(
     report = _write_report(run_dir, seed)
     if fmt == "json":
         print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
+        exit_on_run_failures(runs, max_failed)
         return
     from alignbench.reporting.terminal import print_summary
     from alignbench.rubrics import load_rubric
@@ -200,6 +241,22 @@ def run(
     console.print(f"run folder: {run_dir}", style="dim", markup=False, highlight=False)
     if report:
         console.print(f"report: {report}", style="dim", markup=False, highlight=False)
+    exit_on_run_failures(runs, max_failed)
+
+
+def _check_judge(client: Any, serve_hint: str | None) -> None:
+    """A judge that is misconfigured (key, package) or whose server does not answer stops ``run``
+    before the model under test is asked anything."""
+    from alignbench.cache import NullStore
+    from alignbench.engine import Engine, run_sync
+
+    async def check() -> None:
+        try:
+            await Engine(client, NullStore(), serve_hint=serve_hint).check(uncached=1)
+        finally:
+            await client.aclose()
+
+    run_sync(check())
 
 
 def _generation_record(settings: Any) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -37,26 +37,61 @@ err_console = Console(stderr=True, soft_wrap=True)  # messages stay one line, gr
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear error line and return an Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(_clean(message))}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/] {escape(_clean(message))}", highlight=False, soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err_console.print(escape(message), highlight=False, soft_wrap=True)
+    err_console.print(escape(_clean(message)), highlight=False, soft_wrap=True)
+
+
+def _clean(message: str) -> str:
+    """No key value and no URL credentials in anything we print."""
+    from alignbench.redact import redact
+
+    return redact(message) or ""
 
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
 
 
+def exit_on_failures(failed: int, total: int, by_status: dict[str, int], max_failed: str, show: str) -> None:
+    """Exit 3 (after the results are written and printed) when more judgments failed than
+    ``--max-failed`` allows, so CI notices; one line names the statuses and how to look at one."""
+    from alignbench.cli.options import allowed_failures
+
+    allowed = allowed_failures(max_failed, total)
+    if failed > allowed:
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+        line = (f"{failed} of {total} judgments failed ({statuses}), more than --max-failed {max_failed} allows "
+                f"({allowed}); see one with: {show}")
+        err_console.print(f"[bold red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(3)
+
+
+def exit_on_run_failures(runs: Any, max_failed: str) -> None:
+    """``exit_on_failures`` over the judgments of score runs (a dict of ``Run``)."""
+    import shlex
+
+    failed = [(r, j) for r in runs.values() for j in r.judgments if j.status.value != "ok"]
+    by_status: dict[str, int] = {}
+    for _, j in failed:
+        by_status[j.status.value] = by_status.get(j.status.value, 0) + 1
+    show = (f"alignbench show {shlex.quote(str(failed[0][0].dir))} --question-id {failed[0][1].question_id}"
+            if failed else "")
+    exit_on_failures(len(failed), sum(len(r.judgments) for r in runs.values()), by_status, max_failed, show)
+
+
 @contextmanager
 def guarded(saved: str = "every reply received so far is in the cache",
             fatal_hint: str = "Check the judge model id and API key.") -> Iterator[None]:
     """Library errors become one line and exit code 2; Ctrl-C exits 130 saying how to resume."""
+    from alignbench.cache import CacheError
     from alignbench.data import InputError
     from alignbench.engine import FatalJudgeError, ServerUnavailable
     from alignbench.judges import JudgeConfigError
@@ -71,8 +106,37 @@ def guarded(saved: str = "every reply received so far is in the cache",
         raise typer.Exit(130) from None
     except FatalJudgeError as exc:
         raise fail(f"{exc}. {fatal_hint}") from None
-    except (InputError, JudgeConfigError, RubricError, RunError, ServerUnavailable) as exc:
+    except (CacheError, InputError, JudgeConfigError, RubricError, RunError, ServerUnavailable) as exc:
         raise fail(str(exc)) from None
+
+
+@contextmanager
+def _progress_lines(every: float = 30.0) -> Iterator[EventHandler]:
+    """On a pipe or in CI: one plain line at least every ``every`` seconds while work goes on (a long run,
+    or a server that stalls, never looks like a hang), and none for work that finishes sooner."""
+    import threading
+    import time
+
+    latest: list[Event] = []  # the last event only
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            if latest:
+                e = latest[-1]
+                err_console.print(f"{e.label}: {e.done}/{e.total} done, {e.failed} failed, {e.cached} from the cache, "
+                                  f"{time.monotonic() - start:.0f} s", markup=False, highlight=False, soft_wrap=True)
+
+    def update(event: Event) -> None:
+        latest[:] = [event]
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield update
+    finally:
+        stop.set()
 
 
 @contextmanager
@@ -80,7 +144,8 @@ def progress(enabled: bool | None = None) -> Iterator[EventHandler | None]:
     """A rich progress bar (done/total, rate, failures, cached, elapsed, ETA) on a terminal, fed by
     engine events; nothing on a pipe. One bar per label (judging, comparing, answering)."""
     if not (is_tty() if enabled is None else enabled):
-        yield None
+        with _progress_lines() as handler:
+            yield handler
         return
     from rich.progress import (
         BarColumn,

@@ -10,28 +10,39 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from alignbench.cli.app import app, console, err_console, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, err_console, exit_on_failures, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AllowEmptyOpt,
     AttemptsOpt,
+    BatchFallbackOpt,
+    BatchOpt,
     CacheOpt,
     ConcurrencyOpt,
     DryRunOpt,
     ForceOpt,
     FormatOpt,
+    JudgeKeyEnvOpt,
     JudgeModelOpt,
     JudgeOpt,
     JudgeUrlOpt,
     MaxAnswerCharsOpt,
+    MaxCostOpt,
+    MaxFailedOpt,
     MaxTokensOpt,
     NoCacheOpt,
+    NoWaitOpt,
     ParseRetriesOpt,
     ProtocolOpt,
     QuestionsOpt,
     RubricOpt,
+    StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    batch_arg,
     cache_arg,
+    key_settings,
+    paying,
+    print_estimates,
     print_messages,
 )
 
@@ -79,6 +90,13 @@ def compare(
     allow_empty: AllowEmptyOpt = False,
     dry_run: DryRunOpt = False,
     fmt: FormatOpt = "table",
+    max_failed: MaxFailedOpt = "5%",
+    api_key_env: JudgeKeyEnvOpt = None,
+    batch: BatchOpt = False,
+    no_wait: NoWaitOpt = False,
+    batch_fallback: BatchFallbackOpt = "batch",
+    max_cost: MaxCostOpt = None,
+    structured: StructuredOpt = None,
 ) -> None:
     """Judge each model against a baseline, every pair in both orders, and print win rates,
     length-controlled win rates and position inconsistency.
@@ -89,35 +107,49 @@ def compare(
     _check_choice(length_unit, "--length-unit", ("words", "chars"))
     _check_choice(fmt, "--format", ("table", "json"))
     from alignbench import api
+    from alignbench.cli.options import allowed_failures
 
+    allowed_failures(max_failed, 1)
+    paid = batch_arg(batch, no_wait, batch_fallback)
     settings = dict(judge_model=judge_model, base_url=judge_base_url, rubric=rubric, protocol=protocol,
                     max_answer_chars=max_answer_chars, allow_empty=allow_empty)
-    tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens)
-    with guarded():
+    tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
+                  structured=structured, **key_settings(api_key_env))
+    with guarded(), paying():
         plan = api.plan_compare(questions, answers, baseline, judge, **settings, **tuning)
         for message in plan.warnings():
             warn(message)
         if dry_run:
             first = plan.items[0]
-            console.print(f"{len(plan.items)} request(s) ({plan.n_pairs} pairs × 2 orders) would go to "
-                          f"{plan.config.name} ({plan.config.model}); first: question {first.question.id}, "
-                          f"{first.model_answer.model} vs {plan.baseline}, {first.order}", style="bold",
-                          markup=False, highlight=False)
-            print_messages(first.request.messages, console)
+            if fmt != "json":
+                console.print(f"{len(plan.items)} request(s) ({plan.n_pairs} pairs × 2 orders) would go to "
+                              f"{plan.config.name} ({plan.config.model}); first: question {first.question.id}, "
+                              f"{first.model_answer.model} vs {plan.baseline}, {first.order}", style="bold",
+                              markup=False, highlight=False)
+                print_messages(first.request.messages)
+            print_estimates([(plan.config, [it.request for it in plan.items])], cache_arg(cache, no_cache), batch, fmt)
             return
         with progress() as on_event:
             result = api.compare(questions, answers, baseline, judge, out=out, force=force, length_unit=length_unit,
                                  seed=seed, bootstrap=bootstrap, attempts=attempts, parse_retries=parse_retries,
-                                 cache=cache_arg(cache, no_cache), on_event=on_event, **settings, **tuning)
+                                 cache=cache_arg(cache, no_cache), on_event=on_event, batch=paid, max_cost=max_cost,
+                                 **settings, **tuning)
     from alignbench.reporting.terminal import print_pairwise
 
     summary = result.summary
     if fmt == "json":
         _warn_lc(summary)  # the table prints the same warnings as notes
         print(json.dumps(summary, ensure_ascii=False, indent=2))
-        return
-    print_pairwise(summary, console)
-    console.print(f"run folder: {result.dir}", style="dim", markup=False, highlight=False)
+    else:
+        print_pairwise(summary, console)
+        console.print(f"run folder: {result.dir}", style="dim", markup=False, highlight=False)
+    failed = [j for j in result.judgments if j.status.value != "ok"]
+    by_status: dict[str, int] = {}
+    for j in failed:
+        by_status[j.status.value] = by_status.get(j.status.value, 0) + 1
+    show = f"the {failed[0].model} pair on question {failed[0].question_id} in {result.dir}/pairwise_judgments.jsonl" \
+        if failed else ""
+    exit_on_failures(len(failed), len(result.judgments), by_status, max_failed, show)
 
 
 def _warn_lc(summary: dict[str, Any]) -> None:

@@ -8,29 +8,38 @@ from typing import Annotated
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, err_console, exit_on_failures, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AttemptsOpt,
+    BatchFallbackOpt,
+    BatchOpt,
     CacheOpt,
     ConcurrencyOpt,
     FormatOpt,
     JudgeModelOpt,
     JudgeUrlOpt,
     MaxAnswerCharsOpt,
+    MaxCostOpt,
+    MaxFailedOpt,
     MaxTokensOpt,
     NoCacheOpt,
+    NoWaitOpt,
     ParseRetriesOpt,
     RubricOpt,
+    StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    batch_arg,
     cache_arg,
+    paying,
+    print_estimates,
     print_messages,
 )
 
 
 @app.command("meta-eval")
 def meta_eval(
-    data: Annotated[list[Path], typer.Option("--data", "-d", help="Human-labelled file (JSONL or a JSON list); repeat for several. Pointwise: response + human_score; pairwise: response_1/response_2 + label (CritiqueLLM 0/1/2, LLMBar output_1/output_2 + 1/2).")],
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Human-labelled file (JSONL or a JSON list), or a run folder whose reviews.jsonl holds the labels; repeat for several. Pointwise: response + human_score; pairwise: response_1/response_2 + label (CritiqueLLM 0/1/2, LLMBar output_1/output_2 + 1/2).")],
     judge: Annotated[str, typer.Option("--judge", "-j", help="Judge preset(s) or BACKEND:MODEL, comma-separated.")] = "critiquellm",
     protocol: Annotated[str, typer.Option("--protocol", "-p", help="Protocol(s), comma-separated: multi-dimension, general, reference-free, plan-execute.")] = "multi-dimension",
     judge_model: JudgeModelOpt = None,
@@ -51,6 +60,12 @@ def meta_eval(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write meta_eval.json and every judgment (per judge and protocol) here.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent and the first prompt; call nothing.")] = False,
     fmt: FormatOpt = "table",
+    max_failed: MaxFailedOpt = "5%",
+    batch: BatchOpt = False,
+    no_wait: NoWaitOpt = False,
+    batch_fallback: BatchFallbackOpt = "batch",
+    max_cost: MaxCostOpt = None,
+    structured: StructuredOpt = None,
 ) -> None:
     """How well each judge × protocol agrees with human labels: correlations for scored answers,
     agreement and swap consistency for labelled pairs.
@@ -58,10 +73,13 @@ def meta_eval(
     Same cache as ``score``: a re-run (or a run killed half-way) pays only for what is missing.
     """
     from alignbench import api
+    from alignbench.cli.options import allowed_failures
     from alignbench.metaeval import plan_meta_eval
 
     if fmt not in ("table", "json"):
         raise fail(f"--format must be table or json, not {fmt!r}")
+    allowed_failures(max_failed, 1)
+    paid = batch_arg(batch, no_wait, batch_fallback)
     names = [j.strip() for j in judge.split(",") if j.strip()]
     protocols = [p.strip() for p in protocol.split(",") if p.strip()]
     for what, given, items in (("--judge", judge, names), ("--protocol", protocol, protocols)):
@@ -69,20 +87,25 @@ def meta_eval(
             raise fail(f"{what}: give at least one name")
         if len(set(items)) != len(items):
             raise fail(f"{what}: {given!r} names the same one twice")
-    tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens)
-    with guarded():
+    tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
+                  structured=structured)
+    with guarded(), paying():
         plan = plan_meta_eval(data, names, protocols, judge_model=judge_model, base_url=judge_base_url,
                               rubric=rubric, category=category, max_answer_chars=max_answer_chars, **tuning)
         for message in plan.warnings():
             warn(message)
         if dry_run:
-            for j, p, _, rub in plan.combos:
-                n = len(plan.data.points) + 2 * len(plan.data.pairs)
-                console.print(f"{j} · {p} ({rub.id}): {n} request(s) — {len(plan.data.points)} pointwise, "
-                              f"{len(plan.data.pairs)} pairs × 2 orders", style="bold", markup=False, highlight=False)
-            _, _, config, rub = plan.combos[0]
-            items = plan.point_items(config, rub) if plan.data.points else plan.pair_items(config, rub)
-            print_messages(items[0].request.messages, console)
+            work = [(config, [it.request for it in (plan.point_items(config, rub) if plan.data.points else [])
+                              + (plan.pair_items(config, rub) if plan.data.pairs else [])])
+                    for _, _, config, rub in plan.combos]
+            if fmt != "json":
+                for j, p, _, rub in plan.combos:
+                    n = len(plan.data.points) + 2 * len(plan.data.pairs)
+                    console.print(f"{j} · {p} ({rub.id}): {n} request(s) — {len(plan.data.points)} pointwise, "
+                                  f"{len(plan.data.pairs)} pairs × 2 orders", style="bold", markup=False,
+                                  highlight=False)
+                print_messages(work[0][1][0].messages)
+            print_estimates(work, cache_arg(cache, no_cache), batch, fmt)  # type: ignore[arg-type]
             return
 
         def announce(j: str, p: str, rub: object) -> None:
@@ -95,12 +118,24 @@ def meta_eval(
                                     rubric=rubric, category=category, attempts=attempts, parse_retries=parse_retries,
                                     max_answer_chars=max_answer_chars, cache=cache_arg(cache, no_cache),
                                     bootstrap=bootstrap, seed=seed, out=out, on_event=on_event, on_combo=announce,
-                                    **tuning)
+                                    batch=paid, max_cost=max_cost, **tuning)
     if fmt == "json":
         print(json.dumps(payload, ensure_ascii=False, indent=2))
-        return
-    from alignbench.reporting.terminal import print_meta_eval
+    else:
+        from alignbench.reporting.terminal import print_meta_bias, print_meta_eval
 
-    print_meta_eval(payload, plan.combos[0][3], console)
-    if out is not None:
-        console.print(f"written: {out / 'meta_eval.json'}", style="dim", markup=False, highlight=False)
+        print_meta_eval(payload, plan.combos[0][3], console)
+        print_meta_bias(payload, console)
+        if out is not None:
+            console.print(f"written: {out / 'meta_eval.json'}", style="dim", markup=False, highlight=False)
+    failed, total, by_status = 0, 0, {}
+    for per_protocol in payload["results"].values():
+        for entry in per_protocol.values():
+            for kind in ("pointwise", "pairwise"):
+                m = entry.get(kind)
+                if m:
+                    failed += m["n_failed"]
+                    total += m["n"] + m["n_failed"]
+                    for k, v in m["failed_by_status"].items():
+                        by_status[k] = by_status.get(k, 0) + v
+    exit_on_failures(failed, total, by_status, max_failed, "--out DIR writes every judgment with its text")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +20,7 @@ ProtocolOpt = Annotated[str | None, typer.Option(
     "--protocol", help="multi-dimension, general, reference-free or plan-execute: the variant of the rubric "
                        "set (--rubric or the preset's) to use. See docs/meta-eval.md.")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (per judge server).")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per judge request.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds a judge request may take in all (queueing at the server included), per attempt.")]
 AttemptsOpt = Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")]
 ParseRetriesOpt = Annotated[int, typer.Option("--parse-retries", min=0, help="Fresh samples asked after an unparseable judgment.")]
 MaxAnswerCharsOpt = Annotated[int | None, typer.Option("--max-answer-chars", help="Clip longer answers in the prompt (recorded in the judgment).")]
@@ -30,8 +32,42 @@ AllowEmptyOpt = Annotated[bool, typer.Option("--allow-empty", help="Judge empty 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the first prompt and what would be sent; call nothing.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace a run folder that holds another model's run.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (and permutation tests).")]
+JudgeKeyEnvOpt = Annotated[str | None, typer.Option(
+    "--api-key-env", help="Environment variable holding the judge server's key. A provider's own key "
+                          "(OPENAI_API_KEY, ZHIPUAI_API_KEY) is sent only to the provider's own https host.")]
+RefreshOpt = Annotated[str | None, typer.Option(
+    "--refresh", help="failed: ask the judge again wherever the cached reply gave no usable judgment "
+                      "(otherwise such replies are read from the cache like any other).")]
+MaxFailedOpt = Annotated[str, typer.Option(
+    "--max-failed", help="Exit with code 3 when more judgments fail than this: a share (5%, 0.05) or a count (3). "
+                         "The results are written either way.")]
 BaselineRunOpt = Annotated[Path | None, typer.Option(
     "--baseline-run", help="An earlier run folder of the same judge and rubric: deltas with paired significance tests.")]
+
+
+def allowed_failures(max_failed: str, total: int) -> int:
+    """How many failed judgments ``--max-failed`` allows out of ``total``: ``5%`` or ``0.05`` is a share,
+    ``3`` a count. A bad value is a typer error (exit 2) before anything runs."""
+    text = max_failed.strip()
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise typer.BadParameter(f"{max_failed!r}: give a share (5%, 0.05) or a count (3)",
+                                 param_hint="--max-failed") from None
+    if value < 0 or (text.endswith("%") and value > 100):
+        raise typer.BadParameter(f"{max_failed!r} must be between 0 and 100%, or a count", param_hint="--max-failed")
+    if text.endswith("%"):
+        return int(total * value / 100)
+    return int(total * value) if value < 1 else int(value)
+
+
+def key_settings(api_key_env: str | None) -> dict[str, object]:
+    """``judge_config`` overrides for ``--api-key-env`` (the named key goes to the named server)."""
+    import os
+
+    if api_key_env and not os.environ.get(api_key_env):
+        raise typer.BadParameter(f"environment variable {api_key_env} is not set", param_hint="--api-key-env")
+    return {"api_key_env": api_key_env, "api_key_explicit": True} if api_key_env else {}
 
 
 def cache_arg(cache: Path | None, no_cache: bool) -> Path | bool | None:
@@ -39,9 +75,99 @@ def cache_arg(cache: Path | None, no_cache: bool) -> Path | bool | None:
     return False if no_cache else cache
 
 
-def print_messages(messages: object, console: object) -> None:
-    """A prompt exactly as it is sent: each message under a rule with its role, never wrapped."""
+def print_messages(messages: object) -> None:
+    """The prompt exactly as it is sent: each message's content verbatim (never wrapped, never read as
+    markup), under a plain line naming its role."""
+    import sys
+
     for message in messages:  # type: ignore[attr-defined]
-        console.rule(f"[bold]{message['role']}")  # type: ignore[attr-defined]
-        console.print(message["content"], markup=False, highlight=False, soft_wrap=True)  # type: ignore[attr-defined]
-    console.rule()  # type: ignore[attr-defined]
+        sys.stdout.write(f"----- {message['role']} -----\n{message['content']}\n")
+    sys.stdout.write("-----\n")
+    sys.stdout.flush()
+
+
+# -- batch APIs, estimates and budgets (docs/batch.md) ----------------------------------------------
+
+BatchOpt = Annotated[bool, typer.Option(
+    "--batch", help="Send the uncached requests through the provider's batch API (openai, zhipuai backends): about "
+                    "half the price, replies within 24 h. Re-running the same command re-attaches to the batches "
+                    "in flight and never submits twice.")]
+NoWaitOpt = Annotated[bool, typer.Option(
+    "--no-wait", help="With --batch: submit and exit (code 75) without waiting; run the same command again to "
+                      "collect the replies.")]
+BatchFallbackOpt = Annotated[str, typer.Option(
+    "--batch-fallback", help="With --batch: where failed batch requests and parse retries go: batch (a follow-up "
+                             "batch) or online.")]
+MaxCostOpt = Annotated[float | None, typer.Option(
+    "--max-cost", min=0, help="Budget in the price table's currency (USD for OpenAI, CNY for ZhipuAI): refuse to "
+                              "start when the upper-bound cost exceeds it, stop sending once it is spent.")]
+PENDING_EXIT = 75  # EX_TEMPFAIL: nothing failed, the replies are not there yet; run the same command later
+
+
+def batch_arg(batch: bool, no_wait: bool, fallback: str) -> object:
+    """The API's ``batch=`` from the options: False, or BatchOptions printing its progress to stderr."""
+    if fallback not in ("batch", "online"):
+        raise typer.BadParameter(f"{fallback!r}: give batch or online", param_hint="--batch-fallback")
+    if no_wait and not batch:
+        raise typer.BadParameter("needs --batch", param_hint="--no-wait")
+    if not batch:
+        return False
+    from alignbench.batch import BatchOptions
+    from alignbench.cli.app import note
+
+    return BatchOptions(wait=not no_wait, fallback=fallback, on_note=note)
+
+
+@contextmanager
+def paying() -> Iterator[None]:
+    """The ends of a --batch or --max-cost run that are not errors of the library's usual kinds: batches
+    left running (--no-wait: exit 75 with what to run), a batch that expired or failed, a budget."""
+    from alignbench.batch import BatchIncomplete, BatchPending
+    from alignbench.cli.app import fail, note
+    from alignbench.cost import BudgetExceeded
+
+    try:
+        yield
+    except BatchPending as exc:
+        note(f"batch: {exc}")
+        raise typer.Exit(PENDING_EXIT) from None
+    except (BatchIncomplete, BudgetExceeded) as exc:
+        raise fail(str(exc)) from None
+
+
+def print_estimates(work: list[tuple[object, list[object]]], cache: Path | bool | None, batch: bool,
+                    fmt: str) -> None:
+    """``--dry-run``'s estimate: per judge, requests after the cache, tokens, expected completion and the
+    cost online, with batch, and with cached prompts (``--format json``: the same numbers on stdout)."""
+    import json
+    import sys
+
+    from alignbench.api import open_store
+    from alignbench.batch import estimate_for
+
+    store, owned = open_store(cache)
+    try:
+        estimates = [estimate_for(config, requests, store, batch=batch) for config, requests in work]  # type: ignore[arg-type]
+    finally:
+        if owned:
+            store.close()
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"dry_run": True, "estimates": [e.as_dict() for e in estimates]},
+                                    ensure_ascii=False, indent=2) + "\n")
+        return
+    for e in estimates:
+        sys.stdout.write("\n".join(e.lines()) + "\n")
+    sys.stdout.flush()
+
+
+# -- judge protocols (docs/protocols.md) ---------------------------------------------------------------
+
+StructuredOpt = Annotated[bool | None, typer.Option(
+    "--structured/--no-structured", help="Ask for the verdict as JSON (per-dimension analysis and integer scores): "
+                                         "OpenAI json_schema, vLLM guided_json, GLM JSON mode, constrained decoding "
+                                         "for hf judges; a server that refuses falls back to text and says why. "
+                                         "Default: the preset's (on for gpt-4o, gpt-4o-mini).")]
+ScoreFromOpt = Annotated[str | None, typer.Option(
+    "--score-from", help="verdict (default) or logprobs: also ask for token log-probabilities and score summaries by "
+                         "the expected score over the judge's score-token distribution (falls back to the verdict "
+                         "where a judge gives none).")]

@@ -8,30 +8,43 @@ from typing import Annotated
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, err_console, exit_on_run_failures, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AllowEmptyOpt,
     AttemptsOpt,
     BaselineRunOpt,
+    BatchFallbackOpt,
+    BatchOpt,
     CacheOpt,
     ConcurrencyOpt,
     DryRunOpt,
     ForceOpt,
     FormatOpt,
+    JudgeKeyEnvOpt,
     JudgeModelOpt,
     JudgeOpt,
     JudgeUrlOpt,
     MaxAnswerCharsOpt,
+    MaxCostOpt,
+    MaxFailedOpt,
     MaxTokensOpt,
     NoCacheOpt,
+    NoWaitOpt,
     ParseRetriesOpt,
     ProtocolOpt,
     QuestionsOpt,
+    RefreshOpt,
     RubricOpt,
+    ScoreFromOpt,
     SeedOpt,
+    StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    batch_arg,
     cache_arg,
+    key_settings,
+    paying,
+    print_estimates,
     print_messages,
 )
 
@@ -61,8 +74,20 @@ def score(
     dry_run: DryRunOpt = False,
     seed: SeedOpt = 0,
     fmt: FormatOpt = "table",
+    samples: Annotated[int, typer.Option(
+        "--samples", min=1, help="Ask the judge K times per answer (distinct seeds and cache entries) and score "
+                                 "the mean; reports the judge's spread and how much it widens each CI.")] = 1,
+    max_failed: MaxFailedOpt = "5%",
+    refresh: RefreshOpt = None,
+    api_key_env: JudgeKeyEnvOpt = None,
+    batch: BatchOpt = False,
+    no_wait: NoWaitOpt = False,
+    batch_fallback: BatchFallbackOpt = "batch",
+    max_cost: MaxCostOpt = None,
     device: Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")] = None,
+    structured: StructuredOpt = None,
+    score_from: ScoreFromOpt = None,
 ) -> None:
     """Judge answers with a multi-dimension rubric and print per-category scores.
 
@@ -70,28 +95,53 @@ def score(
     a killed run picks up where it stopped. `--judge a,b` averages an ensemble of judges.
     """
     from alignbench import api
+    from alignbench.cli.options import allowed_failures
 
+    allowed_failures(max_failed, 1)  # a bad value fails now, not after the judging
+    paid = batch_arg(batch, no_wait, batch_fallback)
+    if refresh not in (None, "failed"):
+        raise fail(f"--refresh: only 'failed' is known, not {refresh!r}")
+    if score_from not in (None, "verdict", "logprobs"):
+        raise fail(f"--score-from must be verdict or logprobs, not {score_from!r}")
     settings = dict(model=model, judge_model=judge_model, base_url=judge_base_url, rubric=rubric, protocol=protocol,
                     max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
-                    timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                    options={k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None})
-    with guarded():
+                    timeout=timeout, temperature=temperature, max_tokens=max_tokens, **key_settings(api_key_env),
+                    options={k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None},
+                    structured=structured, score_from=score_from)
+    with guarded(), paying():
         judges = [j for j in judge.split(",") if j.strip()]
         plans = [api.plan_score(questions, answers, j.strip(), **settings) for j in judges]  # all input checked
         for message in plans[0].warnings():
             warn(message)
         if dry_run:
-            for p in plans:
-                _print_dry_run(p)
+            if fmt != "json":
+                for p in plans:
+                    _print_dry_run(p)
+            print_estimates([(p.config, [it.request for it in p.items]) for p in plans], cache_arg(cache, no_cache),
+                            batch, fmt)
             return
+        run = dict(out=out, force=force, attempts=attempts, parse_retries=parse_retries,
+                   cache=cache_arg(cache, no_cache), seed=seed, refresh_failed=refresh == "failed", samples=samples)
+        if samples > 1 and plans[0].config.decoding.temperature == 0:
+            warn(f"--samples {samples} at judge temperature 0: the samples differ only if the server's sampling "
+                 "uses the seed; pass --temperature (e.g. 0.7) to measure the judge's spread")
         with progress() as on_event:
-            runs = api.score(questions, answers, judge, out=out, force=force, attempts=attempts,
-                             parse_retries=parse_retries, cache=cache_arg(cache, no_cache), seed=seed,
-                             on_event=on_event, **settings)
+            if len(plans) == 1:  # the plan checked above is the one run (nothing loaded or rendered twice)
+                from alignbench.engine import run_sync
+
+                runs = run_sync(api.run_score_plan(plans[0], on_event=on_event, **run,
+                                                   channel=api.channel_for(paid, max_cost, [plans[0].config])))
+            else:
+                runs = api.score(questions, answers, judge, on_event=on_event, batch=paid, max_cost=max_cost, **run,
+                                 **settings)
+    for run in runs.values():
+        for message in getattr(run.summary.run, "notes", None) or []:
+            warn(message)
     if fmt == "json":
         payloads = {m: r.summary.as_json() for m, r in runs.items()}
         print(json.dumps(next(iter(payloads.values())) if len(payloads) == 1 else {"models": payloads},
                          ensure_ascii=False, indent=2))
+        exit_on_run_failures(runs, max_failed)
         return
     from alignbench.reporting.terminal import print_disagreement, print_summary
     from alignbench.rubrics import load_rubric
@@ -100,7 +150,12 @@ def score(
         print_summary(run.summary, load_rubric(run.rubric_id.split("@")[0]), console)
         if run.summary.ensemble:
             print_disagreement(run.summary.ensemble, console)
+        if samples > 1 and getattr(run.summary, "samples", None):
+            from alignbench.reporting.terminal import print_samples
+
+            print_samples(run.summary.samples, console)
         console.print(f"run folder: {run.dir}", style="dim", markup=False, highlight=False)
+    exit_on_run_failures(runs, max_failed)
 
 
 def _print_dry_run(p) -> None:  # noqa: ANN001 - an api.ScorePlan
@@ -109,7 +164,7 @@ def _print_dry_run(p) -> None:  # noqa: ANN001 - an api.ScorePlan
     first = p.items[0]
     console.print(f"{len(p.items)} request(s) would go to {p.config.name} ({p.config.model}); first: question "
                   f"{first.question.id}, model {first.answer.model}", style="bold", markup=False, highlight=False)
-    print_messages(first.request.messages, console)
+    print_messages(first.request.messages)
 
 
 @app.command()
@@ -147,7 +202,7 @@ def prompt(
         print(json.dumps({"messages": list(request.messages), "rubric": rub.id, **config.decoding.model_dump()},
                          ensure_ascii=False, indent=2))
     else:
-        print_messages(request.messages, console)
+        print_messages(request.messages)
 
 
 @app.command()
@@ -159,8 +214,14 @@ def show(
     question_id: Annotated[int | None, typer.Option(
         "--question-id", "-i", help="Print the judgment(s) of one question: scores, detail, the plan and "
                                     "execution sections (plan-execute protocol) and the judge's text.")] = None,
+    compare_run: Annotated[list[Path] | None, typer.Option(
+        "--compare-run", help="A `compare` folder: the judge's position bias from its pairwise verdicts.")] = None,
+    audit: Annotated[bool, typer.Option(
+        "--audit/--no-audit", help="Judge bias audit: length (characters, jieba words), Markdown format, "
+                                   "model families (reads the run's answer file).")] = True,
 ) -> None:
-    """Re-print a finished run without calling any judge (and its comparison with --baseline-run)."""
+    """Re-print a finished run without calling any judge (and its comparison with --baseline-run), with
+    its human reviews, judge variance (score --samples) and a short judge bias audit."""
     from alignbench.reporting.terminal import print_disagreement, print_judgments, print_summary
     from alignbench.rubrics import load_rubric
     from alignbench.rundir import load_run, unique_labels
@@ -184,10 +245,15 @@ def show(
 
         unique_labels([base, run])
         cmp = compare_runs(base, run, rub, seed=seed)
+    from alignbench.trust_runs import run_trust
+
+    with guarded():
+        trust = run_trust(run, baseline=base, compare_dirs=compare_run or [], audit=audit, seed=seed)
     if fmt == "json":
         payload = run.summary.as_json()
         if cmp is not None:
             payload["comparison"] = cmp.as_dict()
+        payload["trust"] = trust.as_dict()
         print(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     print_summary(run.summary, rub, console)
@@ -197,6 +263,9 @@ def show(
         from alignbench.reporting.terminal import print_comparison
 
         print_comparison(cmp, console)
+    from alignbench.reporting.terminal import print_run_trust
+
+    print_run_trust(trust, console)
 
 
 cache_app = typer.Typer(help="Inspect or clear the judge reply cache.", no_args_is_help=True)
@@ -208,7 +277,7 @@ def cache_info(cache: CacheOpt = None) -> None:
     """Where the cache is, how many replies it holds per judge."""
     from alignbench.cache import ReplyStore
 
-    with ReplyStore(cache) as store:
+    with guarded(), ReplyStore(cache) as store:
         stats = store.stats()
     console.print_json(json.dumps(stats, ensure_ascii=False))
 
@@ -224,7 +293,7 @@ def cache_clear(
 
     if not yes:
         typer.confirm("Delete cached judge replies?", abort=True)
-    with ReplyStore(cache) as store:
+    with guarded(), ReplyStore(cache) as store:
         n = store.clear(judge)
     console.print(f"deleted {n} replies")
 

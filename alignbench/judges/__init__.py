@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from alignbench.judges.base import JudgeCallError, ModelClient
 from alignbench.types import Decoding
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster, same result
+
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+
+
+STRUCTURED_VIA = ("json_schema", "guided_json", "json_object", "constrained")
+DEFAULT_VIA = {"openai": "json_schema", "zhipuai": "json_object", "hf": "constrained"}
+TOP_LOGPROBS = 20
 
 
 class JudgeConfigError(ValueError):
@@ -39,6 +46,7 @@ class JudgeConfig(BaseModel):
     model: str
     base_url: list[str | None] = [None]
     api_key_env: str | None = None
+    api_key_explicit: bool = False  # named on the command line: sent to whatever server is named too
     key_required: bool = True
     rubric: str = "alignbench"
     system_role: bool = True
@@ -50,6 +58,26 @@ class JudgeConfig(BaseModel):
     extra_body: dict[str, Any] = {}
     serve_hint: str | None = None
     options: dict[str, Any] = {}  # backend-specific settings (device, batch size, …)
+    # Judge protocols (docs/protocols.md). ``structured``: ask for the verdict as JSON; ``structured_via``:
+    # how (json_schema, guided_json, json_object, constrained; None: the backend's default).
+    # ``score_from``: logprobs asks for token log-probabilities and scores summaries by the expected score.
+    structured: bool = False
+    structured_via: str | None = None
+    score_from: str = "verdict"
+
+    @field_validator("structured_via")
+    @classmethod
+    def _known_via(cls, value: str | None) -> str | None:
+        if value is not None and value not in STRUCTURED_VIA:
+            raise ValueError(f"structured_via must be one of {', '.join(STRUCTURED_VIA)}, not {value!r}")
+        return value
+
+    @field_validator("score_from")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        if value not in ("verdict", "logprobs"):
+            raise ValueError(f"score_from must be verdict or logprobs, not {value!r}")
+        return value
 
     @field_validator("base_url", mode="before")
     @classmethod
@@ -64,14 +92,31 @@ class JudgeConfig(BaseModel):
     def decoding(self) -> Decoding:
         return Decoding(temperature=self.temperature, max_tokens=self.max_tokens, top_p=self.top_p)
 
+    @property
+    def logprobs(self) -> int | None:
+        """Alternatives per output token to ask for (OpenAI's maximum), when summaries score from them."""
+        return TOP_LOGPROBS if self.score_from == "logprobs" else None
+
+    @property
+    def via(self) -> str:
+        """How this judge's backend asks for structured output (``structured_via`` or the backend's way)."""
+        return self.structured_via or DEFAULT_VIA.get(self.backend, "json_schema")
+
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
     def public(self) -> dict[str, Any]:
         """What goes into summaries and reports: everything but secrets (keys are never held here)."""
-        return {"name": self.name, "backend": self.backend, "model": self.model,
-                "base_url": [u for u in self.base_url if u], "rubric": self.rubric,
-                "temperature": self.temperature, "max_tokens": self.max_tokens}
+        from alignbench.redact import redact_url
+
+        out = {"name": self.name, "backend": self.backend, "model": self.model,
+               "base_url": [redact_url(u) for u in self.base_url if u], "rubric": self.rubric,
+               "temperature": self.temperature, "max_tokens": self.max_tokens}
+        if self.structured:  # only when on: manifests of plain runs stay as they were
+            out["structured"] = self.via
+        if self.score_from != "verdict":
+            out["score_from"] = self.score_from
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,6 +130,7 @@ class Backend:
     base_url_env: str | None = None
     default_url: str | None = None
     install: str | None = None
+    lazy: bool = False  # identity is backend:model: the client (and its SDK) is built only when a call is due
 
     def missing_packages(self) -> list[str]:
         return [p for p in self.packages if importlib.util.find_spec(p) is None]
@@ -92,7 +138,7 @@ class Backend:
 
 @cache
 def _registry(path: Path = PRESETS_FILE) -> tuple[dict[str, Backend], dict[str, dict[str, Any]]]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
     backends = {name: Backend(name=name, **{**spec, "packages": tuple(spec.get("packages", ()))})
                 for name, spec in (data.get("backends") or {}).items()}
     presets = {name: {"name": name, **spec} for name, spec in (data.get("presets") or {}).items()}
@@ -140,7 +186,7 @@ def judge_config(judge: str, *, judge_model: str | None = None, base_url: Any = 
     return config
 
 
-def make_client(config: JudgeConfig) -> ModelClient:
+def make_client(config: JudgeConfig, lazy: bool = True) -> ModelClient:
     """Build the client of ``config``'s backend; a missing package or key is a JudgeConfigError
     saying what to do."""
     backend = backends().get(config.backend)
@@ -150,15 +196,53 @@ def make_client(config: JudgeConfig) -> ModelClient:
     if missing:
         raise JudgeConfigError(f"{config.name} needs {' and '.join(missing)}: "
                                f"{backend.install or 'pip install ' + ' '.join(missing)}")
+    from alignbench.redact import same_host
+
     key = config.api_key()
-    own_server = not any(config.base_url) and not (backend.base_url_env and os.environ.get(backend.base_url_env))
+    moved = backend.base_url_env and os.environ.get(backend.base_url_env)
+    own_server = not any(config.base_url) and not moved
+    servers = [u for u in config.base_url if u] or [moved or backend.default_url]
+    if key and not config.api_key_explicit and not all(same_host(u, backend.default_url) for u in servers):
+        key = None  # a provider's key goes only to the provider's own host; other servers: --api-key-env
     if backend.key_env and config.key_required and own_server and not key:
         raise JudgeConfigError(f"{config.name} calls {backend.default_url} but ${config.api_key_env} is not set; "
                                "export it, or point --judge-base-url at a compatible server")
+    if backend.lazy and lazy:
+        return LazyClient(config, backend, key)
     return importlib.import_module(backend.module).build(config, key)
 
 
-make_judge = make_client  # a judge is a model client whose replies are judgments
+class LazyClient:
+    """A backend's client built on first use, so a fully cached run never imports the SDK (openai
+    alone takes longer to import than the rest of a cached re-run). For API backends whose identity is
+    ``backend:model``, everything the engine asks before sending (fingerprint, capacity) is known
+    without the SDK; any other attribute builds the client and is read from it."""
+
+    def __init__(self, config: JudgeConfig, backend: Backend, api_key: str | None) -> None:
+        self.name = config.name
+        self.model = config.model
+        self.fingerprint = f"{config.backend}:{config.model}"
+        self.capacity = config.concurrency * len(config.base_url)
+        self.deadline = config.timeout
+        self._build = lambda: importlib.import_module(backend.module).build(config, api_key)
+        self._client: ModelClient | None = None
+
+    def client(self) -> ModelClient:
+        if self._client is None:
+            self._client = self._build()
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:  # urls, check, complete, pool …: the real client's
+        return getattr(self.client(), name)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def make_judge(config: JudgeConfig) -> ModelClient:
+    """The client of ``config`` built now (its SDK imported), not on first use."""
+    return make_client(config, lazy=False)
 
 __all__ = ["Backend", "JudgeCallError", "JudgeConfig", "JudgeConfigError", "ModelClient", "backends",
            "judge_config", "load_presets", "make_client", "make_judge", "resolve_judge"]

@@ -18,12 +18,15 @@ class JudgeCallError(Exception):
     bodies); ``retry_after`` carries the server's Retry-After in seconds when it sent one;
     ``too_long`` marks a prompt that does not fit the judge's context (never retried);
     ``fatal`` marks errors that every other request would hit too (bad key, unknown model), which
-    stop the run at once instead of failing every judgment one by one.
+    stop the run at once instead of failing every judgment one by one; ``overload`` marks a server
+    that cannot keep up (timeout, 429, 503), so the engine sends fewer requests at once.
     """
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
-                 too_long: bool = False, fatal: bool = False, endpoint: str | None = None) -> None:
+                 too_long: bool = False, fatal: bool = False, endpoint: str | None = None,
+                 overload: bool = False) -> None:
         super().__init__(message)
+        self.overload = overload  # a timeout, 429 or 503: the server has more than it can run
         self.fatal = fatal
         self.retryable = retryable
         self.retry_after = retry_after

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from alignbench.judges.base import JudgeCallError, merge_system
-from alignbench.types import JudgeReply, JudgeRequest, Usage
+from alignbench.types import JudgeReply, JudgeRequest, TokenProbs, Usage
 
 INSTALL_HINT = "pip install 'alignbench[local]'"
 REQUIRED_PACKAGES = ("torch", "transformers")
@@ -185,6 +185,7 @@ class LocalJudge:
         self.device: str | None = None
         self.context: int | None = None
         self._eos: list[int] = []
+        self._vocab: Any = None  # constrained.Vocabulary, built the first time structured output is asked for
         self._queue: list[_Pending] = []
         self._seq = itertools.count()
         self._arriving = 0
@@ -387,7 +388,9 @@ class LocalJudge:
     def _generate(self, batch: list[_Pending]) -> list[JudgeReply]:
         """One left-padded ``generate`` for the batch (blocking; runs in a thread)."""
         import torch
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        from alignbench.judges.constrained import ConstrainedProcessor, TopKRecorder
 
         started = time.perf_counter()
         tok, model = self.tokenizer, self.model
@@ -404,15 +407,34 @@ class LocalJudge:
             torch.manual_seed(dec.seed or 0)
         else:
             settings.update(do_sample=False)
+        machines, refused = self._machines(batch, max_new)
+        processors: list[Any] = []
+        if any(m is not None for m in machines):
+            processors.append(ConstrainedProcessor(machines, width, self._eos))
+        k = max((p.request.logprobs or 0) for p in batch)
+        recorder = TopKRecorder(k) if k else None
+        if recorder is not None:
+            processors.append(recorder)
+        extra = {"logits_processor": LogitsProcessorList(processors)} if processors else {}
         with torch.inference_mode():
-            out = model.generate(**inputs, generation_config=GenerationConfig(**settings))
+            out = model.generate(**inputs, generation_config=GenerationConfig(**settings), **extra)
         replies = []
         eos = set(self._eos)
-        for p, row in zip(batch, out[:, width:].tolist(), strict=True):
+        for r, (p, row) in enumerate(zip(batch, out[:, width:].tolist(), strict=True)):
             cut = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
-            text = tok.decode(row[:cut], skip_special_tokens=True).strip()
+            full = tok.decode(row[:cut], skip_special_tokens=True)
+            text = full.strip()
+            ended = any(t in eos for t in row[:cut])  # no end token: generation stopped at max_new_tokens
+            tokens = None
+            if recorder is not None and p.request.logprobs:
+                tokens = self._token_probs(recorder, r, row[:cut], len(full) - len(full.lstrip()), p.request.logprobs)
+            structured = fallback = None
+            if p.request.response_schema is not None:
+                structured, fallback = ("constrained", None) if machines[r] is not None else (None, refused[r])
             replies.append(JudgeReply(text=text, usage=Usage(prompt_tokens=len(p.ids), completion_tokens=cut),
-                                      model=self.source.spec, endpoint=f"local:{self.device}"))
+                                      model=self.source.spec, endpoint=f"local:{self.device}",
+                                      finish_reason="stop" if ended else "length", logprobs=tokens,
+                                      structured=structured, structured_fallback=fallback))
             self.stats.prompt_tokens += len(p.ids)
             self.stats.padding_tokens += width - len(p.ids)
             self.stats.completion_tokens += cut
@@ -420,6 +442,50 @@ class LocalJudge:
         self.stats.batch_sizes.append(len(batch))
         self.stats.generate_seconds += time.perf_counter() - started
         return replies
+
+    def _machines(self, batch: list[_Pending], max_new: int) -> tuple[list[Any], list[str | None]]:
+        """One schema machine per row that asks for structured output (None for the others), and why a row
+        that asked could not have one (a schema outside the verdict shape)."""
+        from alignbench.judges.constrained import SchemaMachine, UnsupportedSchema, Vocabulary, compile_schema
+
+        machines: list[Any] = []
+        refused: list[str | None] = []
+        for p in batch:
+            schema = p.request.response_schema
+            if schema is None:
+                machines.append(None)
+                refused.append(None)
+                continue
+            try:
+                segments = compile_schema(schema)
+            except UnsupportedSchema as exc:
+                machines.append(None)
+                refused.append(f"the transformers backend constrains only verdict-shaped schemas ({exc})")
+                continue
+            if self._vocab is None:
+                self._vocab = Vocabulary(self.tokenizer)
+            machines.append(SchemaMachine(self._vocab, segments, max_new, self._eos))
+            refused.append(None)
+        return machines, refused
+
+    def _token_probs(self, recorder: Any, row: int, ids: list[int], lead: int, k: int) -> tuple[TokenProbs, ...] | None:
+        """The recorded alternatives at the positions that can hold a score, with offsets into the reply
+        text (``lead``: whitespace stripped from its start). Offsets come from decoding the prefix, not from
+        adding up token texts: a character split over two byte tokens is one character of the reply."""
+        from alignbench.logprobs import score_positions
+
+        tok = self.tokenizer
+        texts = [tok.decode([t], skip_special_tokens=True) for t in ids]
+        out = []
+        for i in score_positions(texts):
+            offset = len(tok.decode(ids[:i], skip_special_tokens=True)) - lead
+            top_ids, top_lp = recorder.steps[i][0][row].tolist(), recorder.steps[i][1][row].tolist()
+            top = tuple((tok.decode([a]), b) for a, b in zip(top_ids[:k], top_lp[:k], strict=True) if b > float("-inf"))
+            # not among the k kept (sampled): a floor, not -inf, so the record stays plain JSON
+            chosen = next((b for a, b in zip(top_ids, top_lp, strict=True) if a == ids[i]), -100.0)
+            if offset >= 0:
+                out.append(TokenProbs(offset=offset, token=texts[i], logprob=chosen, top=top))
+        return tuple(out) or None
 
     async def aclose(self) -> None:
         """Stop the worker; the model stays loaded for reuse by the same object."""

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignbench.judges.base import JudgeCallError
+from alignbench.logprobs import from_openai
 from alignbench.types import JudgeReply, JudgeRequest, Usage
 
 
@@ -134,6 +135,23 @@ class EndpointPool:
                  "limit": e.limit} for e in self.endpoints]
 
 
+# What a server says when it does not support a protocol feature a request asked for (HTTP 400/422): the
+# request is sent again without it, and the reply records why (docs/protocols.md).
+_FEATURE_MARKERS = {
+    "structured": ("response_format", "json_schema", "json schema", "guided", "structured output", "json mode",
+                   "json_object", "grammar"),
+    "logprobs": ("logprob",),
+}
+
+
+def refused_feature(status: int, message: str, asked: set[str]) -> str | None:
+    """Which of the ``asked`` features (structured, logprobs) a 400/422 error refuses, if any."""
+    if status not in (400, 422):
+        return None
+    low = message.lower()
+    return next((f for f in sorted(asked) if any(m in low for m in _FEATURE_MARKERS[f])), None)
+
+
 class PooledJudge:
     """What every API judge spreading requests over an ``EndpointPool`` shares.
 
@@ -145,6 +163,28 @@ class PooledJudge:
     backend: str
     model: str
     pool: EndpointPool
+    structured_via: str = "json_schema"  # how structured output is asked for (judges.STRUCTURED_VIA)
+
+    @property
+    def unsupported(self) -> dict[str, str]:
+        """Features a server refused (structured, logprobs) -> why: later requests go without them at once."""
+        if "_unsupported" not in self.__dict__:
+            self.__dict__["_unsupported"] = {}
+        return self.__dict__["_unsupported"]
+
+    def features(self, request: JudgeRequest) -> set[str]:
+        """The protocol features ``request`` asks for that no server has refused yet."""
+        asked = {"structured"} if request.response_schema is not None else set()
+        asked |= {"logprobs"} if request.logprobs else set()
+        return asked - set(self.unsupported)
+
+    def annotate(self, reply: JudgeReply, request: JudgeRequest, sent: set[str]) -> JudgeReply:
+        """Record on the reply how structured output was obtained, or why it was not."""
+        if request.response_schema is None:
+            return reply
+        if "structured" in sent:
+            return reply.model_copy(update={"structured": self.structured_via})
+        return reply.model_copy(update={"structured_fallback": self.unsupported.get("structured")})
 
     @property
     def fingerprint(self) -> str:
@@ -162,17 +202,41 @@ class PooledJudge:
         raise NotImplementedError
 
     def reply_from(self, resp: Any, url: str) -> JudgeReply:
-        """A JudgeReply from an OpenAI-shaped chat completion (both SDKs return one); an empty reply
-        is a transient server fault, retried like a 5xx."""
+        """A JudgeReply from an OpenAI-shaped chat completion (both SDKs return one). An empty reply is
+        a transient server fault, retried like a 5xx; content in parts (the multi-part format) is
+        joined; content of any other shape is a failed call with the reason, never a crash."""
         choices = getattr(resp, "choices", None)
-        if not choices or choices[0].message is None or choices[0].message.content is None:
+        message = getattr(choices[0], "message", None) if isinstance(choices, list) and choices else None
+        content = getattr(message, "content", None)
+        if content is None:
             raise JudgeCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
+        if isinstance(content, list):
+            parts = [p.get("text") if isinstance(p, dict) else getattr(p, "text", None) for p in content]
+            if not parts or not all(isinstance(t, str) for t in parts):
+                raise JudgeCallError(f"reply from {url} has message content in parts that are not all text",
+                                     retryable=False, endpoint=url)
+            content = "".join(parts)
+        if not isinstance(content, str):
+            raise JudgeCallError(f"reply from {url} has message content of type {type(content).__name__}, not "
+                                 "text", retryable=False, endpoint=url)
         usage = Usage()
-        if getattr(resp, "usage", None) is not None:
-            usage = Usage(prompt_tokens=resp.usage.prompt_tokens or 0,
-                          completion_tokens=resp.usage.completion_tokens or 0)
-        return JudgeReply(text=choices[0].message.content, usage=usage, model=resp.model or self.model,
-                          endpoint=url)
+        raw = getattr(resp, "usage", None)
+        if raw is not None:
+            usage = Usage(prompt_tokens=_count(getattr(raw, "prompt_tokens", 0)),
+                          completion_tokens=_count(getattr(raw, "completion_tokens", 0)),
+                          # billed at the cached-input price (OpenAI's prompt caching)
+                          cached_prompt_tokens=_count(getattr(getattr(raw, "prompt_tokens_details", None),
+                                                              "cached_tokens", 0)))
+        model = getattr(resp, "model", None)
+        finish = getattr(choices[0], "finish_reason", None)
+        # A reasoning model behind a reasoning parser (vLLM, SGLang, DeepSeek, GLM thinking models) returns its
+        # scratchpad beside the content: kept in its own field, never parsed, never shown as an answer.
+        reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+        tokens = from_openai(getattr(getattr(choices[0], "logprobs", None), "content", None), content)
+        return JudgeReply(text=content, usage=usage, model=model if isinstance(model, str) and model else self.model,
+                          endpoint=url, finish_reason=finish if isinstance(finish, str) else None,
+                          reasoning=reasoning if isinstance(reasoning, str) and reasoning.strip() else None,
+                          logprobs=tokens)
 
     async def complete(self, request: JudgeRequest) -> JudgeReply:
         key = request.prompt_hash if len(self.pool.endpoints) > 1 else None
@@ -188,3 +252,8 @@ class PooledJudge:
             raise
         finally:
             await self.pool.release(endpoint, ok, retry_after, key)
+
+
+def _count(value: Any) -> int:
+    """A token count from a server's usage block; anything but a non-negative integer counts 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

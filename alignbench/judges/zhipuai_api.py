@@ -24,7 +24,8 @@ import zhipuai
 from zhipuai.core import _errors as zerr
 
 from alignbench.judges.base import JudgeCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge
+from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge, refused_feature
+from alignbench.redact import redact_url
 from alignbench.types import JudgeReply, JudgeRequest
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
@@ -41,9 +42,12 @@ class ZhipuAIJudge(PooledJudge):
     backend = "zhipuai"
 
     def __init__(self, name: str, model: str, base_urls: list[str | None], api_key: str | None,
-                 timeout: float = 120.0, concurrency: int = 16, extra_body: dict[str, Any] | None = None) -> None:
+                 timeout: float = 120.0, concurrency: int = 16, extra_body: dict[str, Any] | None = None,
+                 structured_via: str = "json_object") -> None:
         self.name = name
         self.model = model
+        self.structured_via = structured_via
+        self.deadline = timeout  # the engine bounds each whole attempt by it
         self.extra_body = extra_body or {}
         key = api_key or "EMPTY"  # a self-hosted GLM-compatible gateway may not check keys
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -52,7 +56,7 @@ class ZhipuAIJudge(PooledJudge):
             url = url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL  # as the SDK would choose
             http = httpx.Client(timeout=timeout, limits=limits)
             client = zhipuai.ZhipuAI(api_key=key, base_url=url, timeout=timeout, max_retries=0, http_client=http)
-            endpoints.append(Endpoint(url=url, limit=concurrency, client=client))
+            endpoints.append(Endpoint(url=redact_url(url) or url, limit=concurrency, client=client))
         self.pool = EndpointPool(endpoints)
         self._executor = ThreadPoolExecutor(max_workers=self.pool.capacity, thread_name_prefix="zhipuai")
 
@@ -74,7 +78,19 @@ class ZhipuAIJudge(PooledJudge):
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(self._call, endpoint, request))
 
     def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
-        """One blocking SDK call (runs in a worker thread)."""
+        """One blocking SDK call (runs in a worker thread). Structured output goes as GLM's JSON mode
+        (``response_format={"type": "json_object"}``; the prompt describes the JSON); a server that
+        refuses it is asked again at once without it, and the reply says why. GLM returns no token
+        log-probabilities, so ``--score-from logprobs`` falls back to the verdicts."""
+        sent = self.features(request) - {"logprobs"}
+        while True:
+            try:
+                return self.annotate(self._call_once(endpoint, request, sent), request, sent)
+            except _Refused as refused:
+                self.unsupported.setdefault(refused.feature, refused.reason)
+                sent = sent - {refused.feature}
+
+    def _call_once(self, endpoint: Endpoint, request: JudgeRequest, sent: set[str]) -> JudgeReply:
         dec = request.decoding
         # The SDK rewrites message contents in place: give it copies, never the request's dicts.
         kwargs: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in request.messages],
@@ -86,6 +102,9 @@ class ZhipuAIJudge(PooledJudge):
             kwargs["seed"] = dec.seed
         if self.extra_body:
             kwargs["extra_body"] = self.extra_body
+        if "structured" in sent:
+            kwargs["response_format"] = {"type": "json_object"} if self.structured_via != "json_schema" else {
+                "type": "json_schema", "json_schema": {"name": "alignbench_verdict", "schema": request.response_schema}}
         url = endpoint.url
         try:
             resp = endpoint.client.chat.completions.create(**kwargs)
@@ -94,7 +113,7 @@ class ZhipuAIJudge(PooledJudge):
             if code in _FATAL_CODES:
                 raise JudgeCallError(f"429 from {url}: {message}", retryable=False, fatal=True,
                                      endpoint=url) from None
-            raise JudgeCallError(f"429 rate limited by {url}: {message}", retryable=True, endpoint=url,
+            raise JudgeCallError(f"429 rate limited by {url}: {message}", retryable=True, endpoint=url, overload=True,
                                  retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
         except zerr.APIAuthenticationError as exc:
             raise JudgeCallError(f"401 from {url}: {_error_detail(exc)[1]} (check $ZHIPUAI_API_KEY)",
@@ -104,14 +123,16 @@ class ZhipuAIJudge(PooledJudge):
             code, message = _error_detail(exc)
             if status >= 500 or status in (408, 409):
                 raise JudgeCallError(f"{status} from {url}: {message}", retryable=True, endpoint=url,
-                                     retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
+                                     overload=status == 503, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
             if code in _TOO_LONG_CODES or any(m in message.lower() for m in _TOO_LONG_MARKERS):
                 raise JudgeCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
+            if feature := refused_feature(status, message, sent):
+                raise _Refused(feature, f"{status} from {url}: {message}"[:300]) from None
             raise JudgeCallError(f"{status} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=status in (403, 404) or code in _FATAL_CODES) from None
         except zerr.APITimeoutError:  # a subclass of APIConnectionError: catch it first
-            raise JudgeCallError(f"timed out waiting for {url}", retryable=True, endpoint=url) from None
+            raise JudgeCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
         except zerr.APIConnectionError as exc:
             raise JudgeCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
                                  endpoint=url) from None
@@ -142,10 +163,18 @@ def _error_detail(exc: zerr.APIStatusError) -> tuple[str, str]:
     return "", text[:300]
 
 
+class _Refused(Exception):
+    """The server refused a protocol feature of the request (not an error of the call)."""
+
+    def __init__(self, feature: str, reason: str) -> None:
+        super().__init__(reason)
+        self.feature, self.reason = feature, reason
+
+
 def build(config, api_key: str | None) -> ZhipuAIJudge:  # noqa: ANN001 - a JudgeConfig
     """The registry's factory (see ``judges/presets.yaml``)."""
     return ZhipuAIJudge(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
-                        concurrency=config.concurrency, extra_body=config.extra_body)
+                        concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)
 
 
 __all__ = ["ZhipuAIJudge", "build"]

@@ -40,12 +40,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from alignbench import __version__
+from alignbench import __version__, structured
 from alignbench.cache import ReplyStore
+from alignbench.cost import spend
 from alignbench.data import InputError, read_jsonl
-from alignbench.engine import RETRYABLE_PARSE, Engine, EventHandler, Exchange, RetryPolicy
+from alignbench.engine import RETRYABLE_PARSE, Engine, EventHandler, Exchange, ReplySource, RetryPolicy
 from alignbench.judges import JudgeConfig
 from alignbench.judges.base import ModelClient, merge_system
 from alignbench.pairwise.winrate import (
@@ -55,8 +56,8 @@ from alignbench.pairwise.winrate import (
     plain_winrates,
     text_length,
 )
-from alignbench.parse import parse_verdict
-from alignbench.prompts import cap_answer, render_pairwise, retry_request
+from alignbench.parse import parse_structured_verdict, parse_verdict
+from alignbench.prompts import answer_view, cap_answer, render_pairwise, retry_request
 from alignbench.rubrics import Rubric
 from alignbench.rundir import RunFolder
 from alignbench.types import (
@@ -92,6 +93,7 @@ class OrderVerdict(Frozen):
     position: Literal["1", "2", "tie"] | None = None  # as written: which block (助手1/助手2) won
     winner: Winner | None = None  # un-swapped: which answer won
     raw: str | None = None  # the judge's full text, kept whatever the status
+    earlier_replies: list[str] = Field(default_factory=list)  # texts of replies asked again (parse retries)
     detail: str | None = None
     prompt_hash: str
     usage: Usage = Usage()
@@ -183,12 +185,18 @@ def match_pairs(questions: Sequence[Question], answers: Mapping[str, Sequence[An
 
 
 def build_pair_request(rubric: Rubric, question: Question, first: str, second: str, decoding: Decoding,
-                       system_role: bool = True) -> JudgeRequest:
-    """The judge request showing ``first`` as 助手1 and ``second`` as 助手2."""
+                       system_role: bool = True, structured_output: bool = False) -> JudgeRequest:
+    """The judge request showing ``first`` as 助手1 and ``second`` as 助手2; ``structured_output`` asks for the
+    verdict as JSON in the rubric's verdict words (``alignbench.structured``)."""
     messages = render_pairwise(rubric, question, first, second)
+    schema = None
+    if structured_output:
+        schema = structured.pair_schema(rubric)
+        messages = structured.with_note(messages, structured.pair_note(rubric))
     if not system_role:
         messages = merge_system(messages)
-    return JudgeRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id, question_id=question.id)
+    return JudgeRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id, question_id=question.id,
+                        response_schema=schema)
 
 
 def plan_pairs(pairs: Sequence[tuple[Question, Answer, Answer]], rubric: Rubric, config: JudgeConfig,
@@ -197,11 +205,15 @@ def plan_pairs(pairs: Sequence[tuple[Question, Answer, Answer]], rubric: Rubric,
     those share everything up to the model's answer, which a prefix-caching judge server reuses."""
     items = []
     for question, model_answer, base_answer in pairs:
-        model_text, cut_m = cap_answer(model_answer.text, max_answer_chars)
-        base_text, cut_b = cap_answer(base_answer.text, max_answer_chars)
+        if question.multi_turn:
+            raise InputError("--questions", None, f"question {question.id} is a dialogue: compare judges single "
+                             "answers only (score dialogues with `score --rubric alignbench-multiturn`)")
+        model_text, cut_m = cap_answer(answer_view(model_answer.text)[0], max_answer_chars)
+        base_text, cut_b = cap_answer(answer_view(base_answer.text)[0], max_answer_chars)
         for order in ORDERS:
             first, second = (model_text, base_text) if order == "model_first" else (base_text, model_text)
-            request = build_pair_request(rubric, question, first, second, config.decoding, config.system_role)
+            request = build_pair_request(rubric, question, first, second, config.decoding, config.system_role,
+                                         structured_output=config.structured)
             items.append(PairItem(question, model_answer, base_answer, order, request, cut_m or cut_b))
     items.sort(key=lambda it: (it.question.id, it.order != "baseline_first", it.model_answer.model))
     return items
@@ -224,11 +236,20 @@ def make_verdict(item: PairItem, exchange: Exchange | JudgeReply, earlier: str |
     ex = exchange if isinstance(exchange, Exchange) else Exchange((exchange,))
     reply = ex.last
     base = {"order": item.order, "prompt_hash": item.request.prompt_hash, "usage": ex.usage,
-            "attempts": ex.attempts, "cached": ex.cached}
+            "attempts": ex.attempts, "cached": ex.cached,
+            "earlier_replies": [r.text for r in ex.replies[:-1] if r.text is not None]}
     if reply.text is None:
         return OrderVerdict(**base, status=reply.error_status or Status.JUDGE_ERROR, detail=reply.error)
-    parsed = parse_verdict(reply.text)
-    detail = parsed.detail if not earlier else f"{parsed.detail}; first reply: {earlier}"
+    if reply.finish_reason == "length":  # cut by the token limit: whatever verdict it shows is not the judge's last
+        return OrderVerdict(**base, status=Status.TRUNCATED, raw=reply.text,
+                            detail="the judge's reply was cut by its output token limit: raise --max-tokens")
+    parsed = (parse_structured_verdict(reply.text) if item.request.response_schema is not None else None) \
+        or parse_verdict(reply.text)
+    detail = parsed.detail
+    if item.request.response_schema is not None and reply.structured is None:
+        why = reply.structured_fallback or "the backend did not apply the schema"
+        detail = f"{detail}; structured output not used ({why}): read as text"
+    detail = detail if not earlier else f"{detail}; first reply: {earlier}"
     if not parsed.ok or parsed.winner is None:
         return OrderVerdict(**base, status=parsed.status, raw=reply.text, detail=detail)
     return OrderVerdict(**base, status=Status.OK, position=parsed.winner,  # type: ignore[arg-type]
@@ -250,11 +271,13 @@ def combine(model_first: OrderVerdict, baseline_first: OrderVerdict) -> dict[str
 
 async def judge_pairs(items: Sequence[PairItem], client: ModelClient, store: ReplyStore,
                       concurrency: int | None = None, retry: RetryPolicy | None = None, parse_retries: int = 1,
-                      on_event: EventHandler | None = None,
-                      serve_hint: str | None = None) -> tuple[list[OrderVerdict], Engine]:
+                      on_event: EventHandler | None = None, serve_hint: str | None = None,
+                      refresh_failed: bool = False,
+                      source: ReplySource | None = None) -> tuple[list[OrderVerdict], Engine]:
     """Judge every order of every pair through one engine (cache first), in the order of ``items``; an
     unparseable reply is asked again ``parse_retries`` times with a fresh sample, as in ``score``."""
-    engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, serve_hint=serve_hint)
+    engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, serve_hint=serve_hint,
+                    refresh_failed=refresh_failed, source=source)
 
     def request_of(item: PairItem, attempt: int) -> JudgeRequest:
         return item.request if attempt == 0 else retry_request(item.request, attempt)
@@ -425,7 +448,8 @@ def usage_totals(judgments: Sequence[PairJudgment], engine: Engine | None) -> Us
         fresh_prompt_tokens=sum(v.usage.prompt_tokens for v in fresh),
         fresh_completion_tokens=sum(v.usage.completion_tokens for v in fresh),
         calls=stats.calls if stats else 0, retries=stats.retries if stats else 0,
-        cached_replies=stats.cached if stats else 0, call_errors=stats.errors if stats else 0)
+        cached_replies=stats.cached if stats else 0, call_errors=stats.errors if stats else 0,
+        **spend((x.usage for x in verdicts), engine.client.fingerprint if engine is not None else None))
 
 
 def summarize_compare(judgments: Sequence[PairJudgment], rubric: Rubric, length_unit: Literal["chars", "words"],

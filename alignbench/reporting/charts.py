@@ -178,7 +178,7 @@ def render_charts(series: Sequence[Series], rubric: Rubric, out_dir: Path, stem:
     cat_labels = [c if zh else _wrap(rubric.category(c).en, 14) for c in cats]  # type: ignore[union-attr]
     dims = [d for d in rubric.all_dimensions() if any(s.dimensions.get(d) is not None for s in series)]
     dim_labels = [d if zh else rubric.dimensions[d].id for d in dims]
-    run_labels = [s.label for s in series]
+    run_labels = [s.label.replace("$", r"\$") for s in series]  # literal text, never matplotlib's $math$
     if not zh:
         safe = _ascii_safe(run_labels)
         if safe != run_labels:

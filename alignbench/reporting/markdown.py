@@ -39,7 +39,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs": "运行信息", "leaderboard": "排行榜", "charts": "图表", "dimensions": "类别 × 维度得分",
         "pairwise": "成对比较", "weak": "薄弱环节", "comparison": "与基线运行的比较",
         "model": "模型", "judge": "评审模型", "rubric": "评分细则", "questions": "题目集", "answers": "回答文件",
-        "date": "日期", "judged": "评审数", "excluded": "排除", "baseline_mark": "基线",
+        "date": "日期", "judged": "评审数", "excluded": "排除", "spend": "用量（输入+输出 tokens）· 费用", "baseline_mark": "基线",
         "overall": "总分", "category": "类别", "all": "全部",
         "leaderboard_note": "每格为均值及 95% 置信区间（按类别分层的 bootstrap）；每列最佳值加粗。总分 = (推理 + 语言) / 2，"
                             "推理、语言分别为其类别均分的平均（AlignBench 公式）。评审失败的回答不计入任何均值。",
@@ -58,7 +58,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs": "Runs", "leaderboard": "Leaderboard", "charts": "Charts", "dimensions": "Category × dimension scores",
         "pairwise": "Pairwise", "weak": "Weak spots", "comparison": "Against the baseline run",
         "model": "model", "judge": "judge", "rubric": "rubric", "questions": "question set", "answers": "answers",
-        "date": "date", "judged": "judged", "excluded": "excluded", "baseline_mark": "baseline",
+        "date": "date", "judged": "judged", "excluded": "excluded", "spend": "tokens (prompt+completion) · cost",
+        "baseline_mark": "baseline",
         "overall": "Overall", "category": "category", "all": "all",
         "leaderboard_note": "Each cell: mean and 95% CI (bootstrap stratified by category); best value per column "
                             "in bold. Overall = (reasoning + language) / 2, each group the mean of its category "
@@ -197,10 +198,18 @@ def _runs_table(runs: Sequence[Run], t: dict[str, str], baseline: Run | None) ->
         rows.append([label, md_text(judge_text), md_text(run.rubric or "?"), md_text(questions.get("path", "?")),
                      f"`{questions.get('sha256', '?')}`" if re.fullmatch(r"[0-9a-f]*", questions.get("sha256", "x"))
                      else md_text(questions.get("sha256")), md_text(run.answers if isinstance(run.answers, str) else "?"), md_text(created),
-                     str(r.summary.n), md_text(_failures(r.summary, t))])
+                     str(r.summary.n), md_text(_failures(r.summary, t)), md_text(_spend(r.summary))])
     header = [t["model"], t["judge"], t["rubric"], t["questions"], "sha256", t["answers"], t["date"], t["judged"],
-              t["excluded"]]
-    return {"header": header, "rows": rows, "align": ["l"] * 7 + ["r", "l"]}
+              t["excluded"], t["spend"]]
+    return {"header": header, "rows": rows, "align": ["l"] * 7 + ["r", "l", "l"]}
+
+
+def _spend(summary: Summary) -> str:
+    """Provider-reported tokens of the run and their cost at the price table's prices (docs/batch.md)."""
+    from alignbench.cost import spend_line
+
+    u = summary.usage
+    return f"{u.prompt_tokens:,}+{u.completion_tokens:,} · {spend_line(u)}"
 
 
 def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
@@ -227,8 +236,8 @@ def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
                                  "the judge prompt"))
     if not notes:
         notes.append("所有评审均成功，没有排除任何回答。" if zh else "Every judgment succeeded; nothing was excluded.")
-    for what, zh_what, values in (("rubric", "评分细则", {r.rubric_id for r in runs}),
-                                  ("judge", "评审模型", {r.judge_id for r in runs}),
+    for what, zh_what, values in (("rubric", "评分细则", {_as_judged(r, runs)[1] for r in runs}),
+                                  ("judge", "评审模型", {_as_judged(r, runs)[0] for r in runs}),
                                   ("question set", "题目集", {r.questions_sha for r in runs})):
         if len(values) > 1:
             notes.append(md_text(f"运行之间的{zh_what}不同：排行榜上的行不能直接比较" if zh else
@@ -362,6 +371,263 @@ def _comparison_block(c: Comparison, t: dict[str, str], zh: bool) -> dict[str, A
     }
 
 
+# -- judge trust: bridged runs, reviews, calibration, bias audits (issue 14) ----------------------
+
+TRUST_STRINGS: dict[str, dict[str, str]] = {
+    "zh": {"bridged_mark": "（桥接）", "calibrated_col": "校准总分", "calibration": "校准分数（人类量表）",
+           "audit": "评审偏差审查", "cal_score": "分数", "cal_judge": "仅评审", "cal_ppi": "校准",
+           "cal_labels": "仅人工标注", "cal_n": "标注 / 回答", "cal_eff": "等效标注数",
+           "calibrated_note": "校准总分：评审分数加人工标注校正后的人类量表估计（预测驱动推断），其 95% CI 同时包含抽样误差与"
+                              "评审误差；‡ 表示某些类别标注太少，见下文。"},
+    "en": {"bridged_mark": " (bridged)", "calibrated_col": "calibrated", "calibration": "Calibrated scores (human scale)",
+           "audit": "Judge bias audit", "cal_score": "score", "cal_judge": "judge only", "cal_ppi": "calibrated",
+           "cal_labels": "labels only", "cal_n": "labels / answers", "cal_eff": "effective labels",
+           "calibrated_note": "Calibrated: the human-scale estimate from the judge's scores corrected by human labels "
+                              "(prediction-powered inference); its 95% CI covers both the sampling error and the "
+                              "judge's error. ‡: some categories have too few labels, see below."},
+}
+
+
+def _as_judged(r: Run, runs: Sequence[Run]) -> tuple[str, str]:
+    """(judge, rubric) a run's scores are on: a bridged run is on the new judge's scale, named as a shown
+    run of that judge names it (so a bridged history plus the new judge's runs is one comparable set)."""
+    from alignbench.trust_runs import bridge_info, run_judge
+
+    mark = bridge_info(r)
+    if mark is None:
+        return r.judge_id, r.rubric_id
+    same = [x for x in runs if bridge_info(x) is None and run_judge(x) == mark["to"] and x.rubric_id == mark["to_rubric"]]
+    return (same[0].judge_id, same[0].rubric_id) if same else (f"bridged:{mark['to']}", str(mark["to_rubric"]))
+
+
+def _bridge_notes(runs: Sequence[Run], zh: bool) -> list[str]:
+    from alignbench.trust_runs import bridge_info
+
+    notes = []
+    for r in runs:
+        if (m := bridge_info(r)) is None:
+            continue
+        src = f"，{m['file']}" if zh and m.get("file") else f", {m['file']}" if m.get("file") else ""
+        notes.append(md_text(
+            f"{r.label}：评审 {m['from']} 的分数经桥接（单调映射，拟合于 {m['n']} 个两位评审都评过的回答{src}）换算到 "
+            f"{m['to']} 的量表；维度分已去除。这不是 {m['to']} 给出的分数，与其运行的配对检验不进行" if zh else
+            f"{r.label}: scores of judge {m['from']} put on {m['to']}'s scale through a bridge (a monotone map "
+            f"fitted on {m['n']} answers both judged{src}); dimension scores dropped. Not scores {m['to']} gave; "
+            "no paired test against its runs"))
+    return notes
+
+
+def _review_notes(runs: Sequence[Run], zh: bool) -> list[str]:
+    """How many judgments of each run were reviewed and how far the judge agrees with the reviewers."""
+    from alignbench.trust_runs import review_state
+
+    notes = []
+    for r in runs:
+        agreement, problem = review_state(r)
+        if problem:
+            notes.append(md_text(f"{r.label}: reviews.jsonl {'无法读取' if zh else 'unreadable'}: {problem}"))
+        if agreement is None or not (agreement.n_reviewed or agreement.n_stale):
+            continue
+        a = agreement
+        if zh:
+            text = f"{r.label}：人工复核了 {a.n_reviewed} 条评审"
+            if a.n_compared:
+                text += (f"；其中 {a.n_compared} 条与评审分数比较：平均绝对差 {a.mad:.2f} 分，"
+                         f"{100 * (a.within_1 or 0):.0f}% 相差不超过 1 分，复核者平均 {a.bias:+.2f} 分")
+            if a.n_stale:
+                text += f"；{a.n_stale} 条复核已过期（评审已变）"
+        else:
+            text = f"{r.label}: {a.line()}" + (f"; reviewer − judge {a.bias:+.2f} on average" if a.n_compared else "")
+        notes.append(md_text(text))
+    return notes
+
+
+def _family_warnings(runs: Sequence[Run], zh: bool) -> list[str]:
+    """The self-preference warning for the top of the report: a judge and a model of one family."""
+    from alignbench.trust import family_report
+    from alignbench.trust_runs import bridge_info, judge_names
+
+    live = [r for r in runs if bridge_info(r) is None]
+    fam = family_report(sorted({n for r in live for n in judge_names(r)}), sorted({r.model for r in live}))
+    if fam.warning is None:
+        return []
+    if not zh:
+        return [md_text(fam.warning)]
+    pairs = "；".join(f"{j} 评 {m}（{f}）" for j, m, f in fam.shared)
+    return [md_text(f"评审与被评模型属于同一家族：{pairs}。评审可能偏爱同族模型；建议换用跨家族的评审组合"
+                    "（--judge a,b，不同家族）再评一次，或用多个评审检查自我偏好")]
+
+
+def _est(e: Any) -> str:
+    return "—" if e is None or e.score is None else f"{e.score:.2f} {fmt_ci(e.ci)}".strip()
+
+
+def _calibrated_column(board: dict[str, Any], cal_of: Sequence[Any], t: dict[str, str]) -> None:
+    """Insert the calibrated overall score (with its CI) after the overall column of the leaderboard;
+    ``cal_of[i]`` is the calibration of row i's run (None: no labels of its model)."""
+    for cal, row in zip(cal_of, board["rows"], strict=True):
+        top = cal.overall if cal is not None else None
+        row.insert(2, _est(top.calibrated) + (" ‡" if top is not None and top.flag else "") if top else "—")
+    board["header"].insert(2, t["calibrated_col"])
+    board["align"].insert(2, "r")
+
+
+def _calibration_section(cals: Any, t: dict[str, str], zh: bool) -> dict[str, Any]:
+    labels = cals.labels
+    what = ("评审复核" if zh else "reviews") if labels.kind == "reviews" else ("标注文件" if zh else "labels file")
+    head = (f"人工标注来自{what} {labels.source}（{len(labels.labels)} 条）。校准假定每个类别内被标注的回答是随机抽取的。" if zh
+            else f"Human labels from the {what} {labels.source} ({len(labels.labels)}). Calibration assumes the "
+                 "labelled answers are a random sample within each category.")
+    tables = []
+    for label, cal in cals.runs.items():
+        rows = []
+        for row in cal.rows():
+            name = row.name if zh else row.en
+            name = f"**{md_text(name)}**" if row.kind != "category" else md_text(name)
+            rows.append([name, _est(row.judge_only), _est(row.calibrated) + (" ‡" if row.flag else ""),
+                         _est(row.labels_only), f"{row.n_labels} / {row.n}", fmt(row.effective_labels, 1)])
+        notes = [md_text(f"‡ {r.name if zh else r.en}: {r.flag}") for r in cal.rows() if r.flag and r.kind == "category"]
+        notes += [md_text(w) for w in cal.warnings if not any(w.startswith(f"{r.key}:") for r in cal.categories)]
+        if cal.label_scale:
+            lo, hi = cal.label_scale
+            notes.append(md_text(f"标注量表 {lo:g}–{hi:g} 线性映射到 {cal.scale[0]:g}–{cal.scale[1]:g}" if zh else
+                                 f"labels on {lo:g}–{hi:g}, mapped linearly onto {cal.scale[0]:g}–{cal.scale[1]:g}"))
+        tables.append({"label": md_text(label), "rows": rows, "align": ["l", "r", "r", "r", "r", "r"],
+                       "header": [t["cal_score"], t["cal_judge"], t["cal_ppi"], t["cal_labels"], t["cal_n"],
+                                  t["cal_eff"]], "notes": notes})
+    notes = [md_text(w) for w in cals.warnings]
+    return {"head": md_text(head), "tables": tables, "notes": notes}
+
+
+def _ci_text(ci: Sequence[float] | None, signed: bool = True) -> str:
+    if not ci:
+        return ""
+    return f"{ci[0]:+.2f}…{ci[1]:+.2f}" if signed else f"{ci[0]:.2f}…{ci[1]:.2f}"
+
+
+def _direction(value: float | None, ci: Sequence[float] | None, what: tuple[str, str, str]) -> str:
+    """'prefers more', 'prefers less' or 'none found' from a slope and its CI."""
+    if value is None or not ci:
+        return ""
+    if ci[0] > 0:
+        return what[0]
+    if ci[1] < 0:
+        return what[1]
+    return what[2]
+
+
+def _audit_block(a: Any, t: dict[str, str], zh: bool) -> dict[str, Any]:
+    """One judge's audit as Markdown bullet lines (already escaped)."""
+    unit_name = {"chars": ("字", "characters"), "words": ("词", "words")}
+    lines: list[str] = []
+    if a.length is not None:
+        for unit, x in a.length.units.items():
+            if x.slope is None:
+                continue
+            u = unit_name.get(unit, (unit, unit))[0 if zh else 1]
+            verdict = _direction(x.slope, x.slope_ci, ("评审偏好更长的回答", "评审偏好更短的回答", "未发现长度偏好") if zh
+                                 else ("the judge prefers longer answers", "the judge prefers shorter answers",
+                                       "no length preference found"))
+            if x.design != "within-question":  # across questions, difficulty can fake or hide a preference
+                verdict = ("每道题只有一个回答，不能单独据此判断评审的偏好" if zh else
+                           "one answer per question: not evidence of a preference on its own")
+            design = (("同题比较" if zh else "within each question") if x.design == "within-question" else
+                      ("跨题比较，受题目难度混淆" if zh else "across questions, confounded by question difficulty"))
+            rho = "—" if x.spearman is None else f"{x.spearman:.2f}"
+            lines.append(
+                f"**长度（{u}{'，jieba 分词' if unit == 'words' else ''}）**：每多 100 {u}，分数 {x.slope:+.2f}（95% CI {_ci_text(x.slope_ci)}），"
+                f"Spearman {rho}（{_ci_text(x.spearman_ci, False)}）；{design}，{x.n_answers} 个回答 / {x.n_questions} 道题。"
+                f"{verdict}" if zh else
+                f"**Length ({u}{', jieba' if unit == 'words' else ''})**: {x.slope:+.2f} points per 100 {u} (95% CI {_ci_text(x.slope_ci)}), Spearman {rho} "
+                f"({_ci_text(x.spearman_ci, False)}); {design}, {x.n_answers} answers / {x.n_questions} questions. "
+                f"{verdict.capitalize()}.")
+        unit = a.length.adjust_unit
+        cat_unit = unit or "chars"
+        u = unit_name.get(cat_unit, (cat_unit, cat_unit))[0 if zh else 1]
+        marked = [f"{c} {x.slope:+.2f} ({_ci_text(x.slope_ci)})"
+                  for c, x in a.length.categories.get(cat_unit, {}).items()
+                  if x.slope is not None and x.slope_ci and (x.slope_ci[0] > 0 or x.slope_ci[1] < 0)
+                  and x.design == "within-question"]
+        if marked:
+            lines.append(f"CI 不含 0 的类别（每 100 {u}，未做多重比较校正，8 个类别中约有 0.4 个会偶然如此）："
+                         + "；".join(marked) if zh else
+                         f"Categories whose CI excludes 0 (per 100 {u}; not corrected for testing 8 categories, "
+                         "where 0.4 are expected by chance): " + "; ".join(marked))
+        if a.length.adjusted:
+            u = unit_name.get(unit or "", (unit, unit))[0 if zh else 1]
+            parts = []
+            for model, rows in a.length.adjusted.items():
+                top = next((r for r in rows if r.kind == "overall"), None)
+                if top is not None and top.score is not None and top.at_equal_length is not None:
+                    parts.append(f"{model} {top.score:.2f} → {top.at_equal_length:.2f}（{top.delta:+.2f}）" if zh else
+                                 f"{model} {top.score:.2f} → {top.at_equal_length:.2f} ({top.delta:+.2f})")
+            if parts:
+                lines.append((f"**等长总分**（按{u}）：" if zh else f"**Overall at equal length** (in {u}): ")
+                             + ("；" if zh else "; ").join(parts) + ("。线性、所有类别共用一个斜率，也去掉了长度应得的分：这是敏感性参考，不是修正后的分数"
+                                                  if zh else ". Linear, one slope for all categories, and it removes what "
+                                                  "length deserves too: a sensitivity figure, not a corrected score"))
+    if a.format is not None:
+        names = {"headings": ("标题", "headings"), "list_items": ("列表项", "list items"), "bold": ("加粗", "bold"),
+                 "table_rows": ("表格行", "table rows")}
+        for feat, x in a.format.features.items():
+            ctl = a.format.controlling_length.get(feat)
+            share = a.format.share_with_structure.get(feat, 0.0)
+            n = names.get(feat, (feat, feat))[0 if zh else 1]
+            if x.slope is None:
+                continue
+            c = f"{ctl.slope:+.2f}（{_ci_text(ctl.slope_ci)}）" if ctl is not None and ctl.slope is not None else "—"
+            across = x.design != "within-question"
+            lines.append(f"**格式（{n}）**：{share:.0%} 的回答使用；每个 {x.slope:+.2f} 分（{_ci_text(x.slope_ci)}），"
+                         f"控制长度后 {c}" + ("；跨题比较，受题目难度混淆" if across else "") if zh else
+                         f"**Format ({n})**: used by {share:.0%} of answers; {x.slope:+.2f} points each "
+                         f"({_ci_text(x.slope_ci)}), {c.replace('（', ' (').replace('）', ')')} controlling for length"
+                         + ("; across questions, confounded by difficulty" if across else ""))
+    if a.position is not None:
+        p = a.position.overall
+        if p.n_pairs:
+            rate = "—" if p.first_position_rate is None else f"{p.first_position_rate:.2f}"
+            lines.append(
+                f"**位置**（成对比较 {p.n_pairs} 对）：助手1 胜出比例 {rate}（{_ci_text(p.first_position_ci, False)}；0.5 = 无偏），"
+                f"翻转率 {p.flip_rate:.1%}（{_ci_text(p.flip_ci, False)}），不一致率 {p.inconsistency_rate:.1%}" if zh else
+                f"**Position** ({p.n_pairs} pairs): first-position win rate {rate} ({_ci_text(p.first_position_ci, False)}; "
+                f"0.5 = none), flip rate {p.flip_rate:.1%} ({_ci_text(p.flip_ci, False)}), inconsistency "
+                f"{p.inconsistency_rate:.1%}")
+            worst = sorted(((c, s) for c, s in a.position.categories.items() if s.flip_rate), key=lambda x: -x[1].flip_rate)
+            if worst:
+                lines.append(("翻转率最高的类别：" if zh else "Highest flip rates: ")
+                             + ", ".join(f"{c} {s.flip_rate:.0%} (n={s.n_pairs})" for c, s in worst[:3]))
+    if a.self_preference is not None:
+        for row in a.self_preference.judges:
+            if row.effect is not None:
+                lines.append(f"**自我偏好**：{row.judge}（{row.family}）对同族模型比其他评审多给 {row.effect:+.2f} 分"
+                             f"（{_ci_text(row.ci)}）" if zh else
+                             f"**Self-preference**: {row.judge} ({row.family}) gives its own family {row.effect:+.2f} "
+                             f"points more than the other judges do ({_ci_text(row.ci)})")
+            else:
+                lines.append(f"{'自我偏好' if zh else 'Self-preference'}: {row.judge}: {row.note}")
+    if a.family is not None:
+        fams = [f"{r.name} ({r.family})" for r in a.family.rows if r.role == "judge" and r.family]
+        if fams:
+            lines.append(("评审家族：" if zh else "Judge family: ") + ", ".join(fams))
+    notes = list(a.notes)
+    if a.length is not None:
+        notes += list(a.length.warnings)
+    if a.format is not None:
+        notes += [w for w in a.format.warnings if not w.startswith("no answer has")]
+    title = (f"{'评审' if zh else 'judge'} {a.judge} · " + ", ".join(a.runs)
+             + (f" · {'成对比较' if zh else 'pairwise'}: {', '.join(Path(s).name for s in a.position_source)}"
+                if a.position_source else ""))
+    return {"title": md_text(title), "lines": [_bold_md(line) for line in lines], "notes": [md_text(n) for n in notes]}
+
+
+def _bold_md(line: str) -> str:
+    """Escape a bullet line whose only Markdown is a leading **bold** lead-in."""
+    if line.startswith("**") and "**" in line[2:]:
+        head, rest = line[2:].split("**", 1)
+        return f"**{md_text(head)}**{' ' if rest[:1].isspace() else ''}{md_text(rest)}"
+    return md_text(line)
+
+
 def render_markdown(context: dict[str, Any]) -> str:
     """Render the report template (StrictUndefined: a missing value is an error, never an empty cell)."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
@@ -380,15 +646,30 @@ def _rubric_for(runs: Sequence[Run]) -> Rubric:
 
 def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "zh",
                  out: Path | None = None, charts: bool = True, seed: int = 0,
-                 skipped: Sequence[str] = ()) -> tuple[str, ReportResult]:
-    """The report text for loaded runs (and, when ``out`` is given, the charts beside it)."""
+                 skipped: Sequence[str] = (), labels: Any = None, label_scale: str | None = None,
+                 audit: bool = True, compare_dirs: Sequence[Path] = ()) -> tuple[str, ReportResult]:
+    """The report text for loaded runs (and, when ``out`` is given, the charts beside it).
+
+    ``labels`` (a ``trust_runs.LabelSet``, on ``label_scale``): one calibration per run, shown as a
+    calibrated column and a section. ``audit``: the bias section (``trust_runs.audit_runs`` over the runs
+    not bridged, with ``compare_dirs`` for position). Runs made by ``trust_runs.bridged_run`` are
+    marked as bridged."""
+    from alignbench.trust_runs import audit_runs, bridge_info, calibrate_runs
+
     if lang not in STRINGS:
         raise ValueError(f"unknown language {lang!r}; use zh or en")
-    t = STRINGS[lang]
+    t = {**STRINGS[lang], **TRUST_STRINGS[lang]}
     zh = lang == "zh"
     rubric = _rubric_for(runs)
     shown = list(runs) + ([baseline] if baseline is not None and all(baseline is not r for r in runs) else [])
     unique_labels(shown)
+    cals = calibrate_runs(shown, labels, label_scale=label_scale, seed=seed) if labels is not None else None
+    audits = (audit_runs([r for r in shown if bridge_info(r) is None], compare_dirs=compare_dirs, seed=seed)
+              if audit and any(bridge_info(r) is None for r in shown) else [])
+    cal_of = [cals.runs.get(r.label) for r in shown] if cals is not None else []
+    for r in shown:
+        if bridge_info(r) is not None:
+            r.label += t["bridged_mark"]
     result = ReportResult(path=out or Path("report.md"), skipped=list(skipped))
     header_warnings = list(skipped)
     comparisons = []
@@ -430,29 +711,40 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
     else:
         chart_notes.append(md_text(f"{t['charts_skipped']} {'--no-charts' if not charts else 'no output file'}"))
 
+    board = _leaderboard(shown, rubric, t, zh, baseline)
+    if cals is not None:
+        _calibrated_column(board, cal_of, t)
     context = {
         "t": t,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "runs_table": _runs_table(shown, t, baseline),
-        "run_notes": _run_notes(shown, lang),
+        "run_notes": _run_notes(shown, lang) + _bridge_notes(shown, zh) + _review_notes(shown, zh),
         "warnings": [md_text(w) for w in header_warnings],
-        "leaderboard": _leaderboard(shown, rubric, t, zh, baseline),
+        "top_warnings": _family_warnings(shown, zh),
+        "leaderboard": board,
+        "calibration": _calibration_section(cals, t, zh) if cals is not None else None,
         "charts": {"files": files, "notes": chart_notes},
         "dimension_tables": [_dimension_table(r, rubric, t, zh) for r in runs],
         "pairwise": _pairwise(shown, t, lang),
         "weak_spots": [_weak_spots(r, t) for r in runs],
         "comparisons": [_comparison_block(c, t, zh) for c in comparisons],
+        "audits": [_audit_block(a, t, zh) for a in audits],
     }
     return render_markdown(context), result
 
 
 def write_report(run_dirs: Sequence[Path], out: Path, baseline_dir: Path | None = None, lang: str = "zh",
-                 charts: bool = True, seed: int = 0, warn: Callable[[str], None] | None = None) -> ReportResult:
+                 charts: bool = True, seed: int = 0, warn: Callable[[str], None] | None = None,
+                 bridge: tuple[Any, str] | None = None, labels: Any = None, label_scale: str | None = None,
+                 compare_dirs: Sequence[Path] = (), audit: bool = True) -> ReportResult:
     """Load the run folders, write ``out`` (and its charts) and return what happened.
 
     An unfinished or unreadable run in ``run_dirs`` is skipped and named (in the report and through
-    ``warn``); an unusable baseline, or no usable run at all, raises RunError."""
+    ``warn``); an unusable baseline, or no usable run at all, raises RunError. ``bridge`` (a
+    ``trust.Bridge`` and the file it came from): every run of its old judge and rubric is put on the
+    new judge's scale and marked as bridged. ``labels``/``label_scale``/``compare_dirs``/``audit``: see
+    ``build_report``."""
     warn = warn or (lambda _msg: None)
     baseline = load_run(baseline_dir) if baseline_dir is not None else None
     runs: list[Run] = []
@@ -467,10 +759,22 @@ def write_report(run_dirs: Sequence[Path], out: Path, baseline_dir: Path | None 
             skipped.append(f"skipped: {exc}")
     if not runs:
         raise RunError("no finished run folder to report on" + (f" ({'; '.join(skipped)})" if skipped else ""))
+    if bridge is not None:
+        from alignbench.trust_runs import bridged_run, bridges_run
+
+        fit, source = bridge
+        swap = {id(r): bridged_run(fit, r, source, seed=seed) for r in [*runs, baseline] if r is not None
+                and bridges_run(fit, r)}
+        if not swap:
+            skipped.append(f"bridge {source}: no run was judged by its old judge {fit.old_judge} ({fit.old_rubric}); "
+                           "nothing was bridged")
+        runs = [swap.get(id(r), r) for r in runs]
+        baseline = swap.get(id(baseline), baseline) if baseline is not None else None
     for s in skipped:
         warn(s)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text, result = build_report(runs, baseline, lang=lang, out=out, charts=charts, seed=seed, skipped=skipped)
+    text, result = build_report(runs, baseline, lang=lang, out=out, charts=charts, seed=seed, skipped=skipped,
+                                labels=labels, label_scale=label_scale, audit=audit, compare_dirs=compare_dirs)
     for w in result.warnings:
         warn(w)
     out.write_text(text, encoding="utf-8")

@@ -89,8 +89,10 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
     if incomplete:
         notes.append(f"groups {', '.join(incomplete)} lack some categories: not comparable with full AlignBench")
     u = summary.usage
+    from alignbench.cost import spend_line
+
     notes.append(f"judge calls {u.calls} · cached {u.cached_replies} · retries {u.retries} · "
-                 f"tokens {u.prompt_tokens}+{u.completion_tokens}")
+                 f"tokens {u.prompt_tokens}+{u.completion_tokens} · {spend_line(u)}")
     for note in notes:
         console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
 
@@ -100,7 +102,7 @@ def comparison_table(cmp: Any) -> Table:
     coloured green/red (bold when significant, dim when not), its 95% CI and the paired test's p."""
     from alignbench.reporting.compare import fmt_p
 
-    table = Table(title=f"{cmp.new_label} vs baseline {cmp.base_label}", header_style="bold", title_style="bold",
+    table = Table(title=escape(f"{cmp.new_label} vs baseline {cmp.base_label}"), header_style="bold", title_style="bold",
                   caption=f"paired over {cmp.n_shared} shared questions · bootstrap CI · sign-flip permutation p "
                           "(categories Holm-adjusted) · * significant at p < "
                           f"{cmp.settings.get('alpha', 0.05)}")
@@ -232,9 +234,11 @@ def print_pairwise(summary: dict[str, Any], console: Console, categories: bool =
             notes.append(f"{escape(name)}: {len(ids)} question(s) without both answers were not compared")
     usage = summary.get("usage", {})
     if usage:
+        from alignbench.cost import spend_line
+
         notes.append(f"judge calls {usage.get('calls', 0)} · cached {usage.get('cached_replies', 0)} · "
                      f"retries {usage.get('retries', 0)} · tokens {usage.get('prompt_tokens', 0)}+"
-                     f"{usage.get('completion_tokens', 0)}")
+                     f"{usage.get('completion_tokens', 0)} · {escape(spend_line(usage))}")
     for note in notes:
         console.print(f"[yellow]•[/] {note}", highlight=False)
 
@@ -408,3 +412,231 @@ def print_judgments(judgments: list[Judgment], console: Console) -> None:
             console.print(j.raw or "(no text: the judge was not reached)", markup=False, highlight=False)
         else:
             console.print("[dim](the judge's full text: --format json)[/]", highlight=False)
+
+
+# -- judge trust (issue 14): calibration, bridges, bias audits, judge variance ---------------------
+
+
+def _est(e: Any) -> str:
+    """A trust.Estimate as 'score lo–hi'."""
+    if e is None or e.score is None:
+        return "—"
+    return f"{e.score:.2f} [dim]{_ci(list(e.ci)) if e.ci else ''}[/]"
+
+
+def calibration_table(label: str, cal: Any, judge: str = "") -> Table:
+    """One run's calibration (``trust.Calibration``): per row the calibrated score, the judge-only and
+    labels-only estimates, each with its CI, the labels used and the effective labels gained."""
+    level = f"{cal.level:.0%}"
+    table = Table(title=escape(f"{label} · calibrated with human labels" + (f" · judge {judge}" if judge else "")),
+                  header_style="bold", title_style="bold",
+                  caption=f"{level} CIs ({cal.method}, λ {cal.lam}) · calibrated = judge on every answer + mean human−judge "
+                          "difference on the labelled ones (prediction-powered inference): its CI includes the "
+                          "judge's error · effective = labels the labels-only estimate would need for the same "
+                          "width (gained)")
+    table.add_column("类别 category", min_width=8)
+    for name in ("calibrated", "judge only", "labels only", "labels / n", "effective (gained)"):
+        table.add_column(name, justify="right", min_width=10)  # a CI wraps under its score when narrow
+    for row in cal.rows():
+        name = f"[bold]{row.name} {row.en}[/]" if row.kind != "category" else f"  {row.name} [dim]{row.en}[/]"
+        flag = " [yellow]‡[/]" if row.flag else ""
+        eff = "—" if row.effective_labels is None else f"{row.effective_labels:.1f} ({row.labels_gained:+.1f})"
+        table.add_row(name, _est(row.calibrated) + flag, _est(row.judge_only), _est(row.labels_only),
+                      f"{row.n_labels}/{row.n}", eff)
+        if row.kind == "overall":
+            table.add_section()
+    return table
+
+
+def print_calibrations(cset: Any, console: Console) -> None:
+    """Every run of a ``trust_runs.CalibrationSet``: its table, the labels' own scale, then the warnings
+    (with counts) of each run and of the label set."""
+    labels = cset.labels
+    what = "reviews in" if labels.kind == "reviews" else "labels file"
+    console.print(f"[dim]human labels: {what} {escape(labels.source)} ({len(labels.labels)} label(s)); the labelled "
+                  "answers must be a random sample within each category[/]", highlight=False)
+    for label, cal in cset.runs.items():
+        console.print(calibration_table(label, cal, cset.judges.get(label, "")))
+        back = cset.on_label_scale.get(label)
+        if back:
+            ci = f" [{back['ci'][0]:.2f}–{back['ci'][1]:.2f}]" if back.get("ci") else ""
+            console.print(f"[dim]on the labels' {back['scale'][0]:g}–{back['scale'][1]:g} scale: overall "
+                          f"{back['score']:.2f}{ci}[/]", highlight=False)
+        a = cal.labels
+        console.print(f"[dim]labels: {a.n_given} given, {a.n_used} used, {a.n_on_failed} on failed judgments, "
+                      f"{a.n_unmatched} matching no judgment[/]", highlight=False)
+        for w in cal.warnings:
+            console.print(f"[yellow]•[/] {escape(w)}", highlight=False)
+    for w in cset.warnings:
+        console.print(f"[yellow]•[/] {escape(w)}", highlight=False)
+
+
+def _corr(value: float | None, ci: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" + (f" [dim]{ci[0]:.2f}–{ci[1]:.2f}[/]" if ci else "")
+
+
+def print_bridge(fit: Any, console: Console, saved: str | None = None) -> None:
+    """A ``trust.BridgeFit``: agreement overall and per category, every model's scores on both scales
+    (old judge, new judge, old judge bridged), the warnings, and where the bridge was saved."""
+    b = fit.bridge
+    table = Table(title=escape(f"agreement · old {b.old_judge} ({b.old_rubric}) vs new {b.new_judge} ({b.new_rubric})"),
+                  header_style="bold", title_style="bold",
+                  caption="same answers judged by both · Spearman and Kendall τ-b with bootstrap 95% CIs · |diff| = "
+                          "mean |new − old| (raw scales) · after bridge = mean |new − bridge(old)| (in sample)")
+    table.add_column("类别 category", no_wrap=True)
+    for name in ("n", "Spearman", "Kendall τ-b", "|diff|", "new − old", "after bridge"):
+        table.add_column(name, justify="right", min_width=6)  # a CI wraps under its score when narrow
+
+    def row(name: str, a: Any) -> None:
+        table.add_row(name, str(a.n), _corr(a.spearman, a.spearman_ci), _corr(a.kendall, a.kendall_ci),
+                      _fmt(a.mean_abs_diff), "—" if a.mean_diff is None else f"{a.mean_diff:+.2f}",
+                      _fmt(a.mean_abs_diff_bridged))
+
+    for cat, a in fit.categories.items():
+        row(f"  {cat}", a)
+    table.add_section()
+    row("[bold]全部 all[/]", fit.agreement)
+    console.print(table)
+    for model, rows in fit.scores.items():
+        t = Table(title=escape(f"{model} · scores on both scales"), header_style="bold", title_style="bold")
+        t.add_column("类别 category", no_wrap=True)
+        for name in ("old judge", "new judge", "old, bridged", "n"):
+            t.add_column(name, justify="right")
+        for r in rows:
+            name = f"[bold]{r.name}[/]" if r.kind != "category" else f"  {r.name}"
+            t.add_row(name, _fmt(r.old), _fmt(r.new), _fmt(r.bridged), str(r.n))
+        console.print(t)
+    knots = ", ".join(f"{x:g}→{y:.2f}" for x, y in zip(b.knots_old, b.knots_new, strict=True))
+    console.print(f"[dim]map (isotonic, {b.n} answers): {knots}[/]", highlight=False)
+    if b.band_x:
+        lo, hi = b.band(b.band_x)
+        widest = max(range(len(b.band_x)), key=lambda i: hi[i] - lo[i])
+        console.print(f"[dim]{b.level:.0%} bootstrap band ({b.n_boot} resamples): widest at old score "
+                      f"{b.band_x[widest]:g}: {lo[widest]:.2f}–{hi[widest]:.2f}[/]", highlight=False)
+    for w in fit.warnings:
+        console.print(f"[yellow]•[/] {escape(w)}", highlight=False)
+    if saved:
+        console.print(f"bridge saved: {escape(saved)} (use it with `alignbench report OLD_RUN... --bridge "
+                      f"{escape(saved)}`)", highlight=False)
+
+
+def print_audit(audit: Any, console: Console) -> None:
+    """A short bias-audit section (``trust_runs.BiasAudit``) for ``show``: one line per finding."""
+    lines: list[str] = []
+    if audit.length is not None:
+        for unit, x in audit.length.units.items():
+            if x.slope is None:
+                continue
+            design = "within question" if x.design == "within-question" else "across questions (confounded)"
+            lines.append(f"length ({unit}): {x.slope:+.2f}/100 [{_ci(list(x.slope_ci)) if x.slope_ci else '—'}], "
+                         f"ρ {_num(x.spearman, '—', 2)} · {design} · {x.n_answers} answers")
+        for model, rows in audit.length.adjusted.items():
+            top = next((r for r in rows if r.kind == "overall"), None)
+            if top is not None and top.delta is not None:
+                lines.append(f"at equal length ({audit.length.adjust_unit}): {model} {top.score:.2f} → "
+                             f"{top.at_equal_length:.2f} ({top.delta:+.2f})")
+    if audit.format is not None:
+        for feat, x in audit.format.controlling_length.items():
+            if x.slope is not None:
+                share = audit.format.share_with_structure.get(feat, 0.0)
+                lines.append(f"format ({feat.replace('_', ' ')}, {share:.0%} of answers): {x.slope:+.2f} each "
+                             f"[{_ci(list(x.slope_ci)) if x.slope_ci else '—'}] controlling for length")
+    if audit.position is not None and audit.position.overall.n_pairs:
+        p = audit.position.overall
+        lines.append(f"position ({p.n_pairs} pairs): first-position win rate {_num(p.first_position_rate, '—', 2)}, "
+                     f"flip rate {p.flip_rate:.1%}, inconsistency {p.inconsistency_rate:.1%}")
+    if audit.self_preference is not None:
+        for r in audit.self_preference.judges:
+            lines.append(f"self-preference of {r.judge}: " + (f"{r.effect:+.2f} points" if r.effect is not None
+                                                             else r.note))
+    if audit.family is not None and audit.family.warning:
+        lines.append(audit.family.warning)
+    notes = list(audit.notes) + (list(audit.length.warnings) if audit.length is not None else [])
+    across = audit.length is not None and any(x.design != "within-question" for x in audit.length.units.values())
+    hint = ("; one answer per question, so length is compared across questions (confounded by difficulty): give "
+            "--baseline-run, or report several models, to compare within each question") if across else ""
+    console.print(f"[bold]judge bias audit[/] [dim]({escape(audit.judge)}{escape(hint)})[/]", highlight=False)
+    for line in lines:
+        console.print(f"  {escape(line)}", highlight=False)
+    for n in notes:
+        console.print(f"  [dim]{escape(n)}[/]", highlight=False)
+
+
+def print_samples(section: dict[str, Any], console: Console) -> None:
+    """Judge variance of a run judged K times per answer (``summary.samples``): the within-answer
+    spread and how much of each CI the judge's noise accounts for."""
+    v = section.get("variance") or {}
+    table = Table(title=f"judge variance · {section.get('k')} samples per answer", header_style="bold",
+                  title_style="bold",
+                  caption="sd within = pooled SD of one answer's samples · noise share = part of the score's "
+                          "variance due to the judge's noise (K samples averaged; single = one sample per answer) · "
+                          "CI narrower w/o noise = how much narrower the CI would be with a noiseless judge")
+    table.add_column("类别 category", min_width=8)
+    for name in ("answers", "sd within", "noise share", "CI narrower w/o noise", "single: share", "single: narrower"):
+        table.add_column(name, justify="right")
+    for r in v.get("rows", []):
+        name = f"[bold]{r['name']}[/]" if r["kind"] != "category" else f"  {r['name']}"
+        table.add_row(name, str(r["n_answers"]), _num(r["sd_within"], "—", 2), _share(r["share_of_variance"]),
+                      _share(r["ci_narrower_without_noise"]), _share(r["share_of_variance_single"]),
+                      _share(r["ci_narrower_without_noise_single"]))
+    console.print(table)
+    temp = section.get("temperature")
+    console.print(f"[dim]{v.get('n_answers', 0)} answers with ≥ 2 ok samples · mean SD {_num(v.get('mean_sd'), '—', 2)}"
+                  f" · max SD {_num(v.get('max_sd'), '—', 2)} · samples disagree on "
+                  f"{_share(v.get('share_answers_disagreeing'))} of answers · reliability (ICC) "
+                  f"{_num(v.get('reliability'), '—', 2)} · judge temperature {temp} · every sample in "
+                  f"{section.get('file')}[/]", highlight=False)
+
+
+def print_run_trust(rt: Any, console: Console) -> None:
+    """``show``'s trust section (``trust_runs.RunTrust``): reviews, judge variance, bias audit."""
+    if rt.review_problem:
+        console.print(f"[yellow]•[/] reviews.jsonl unreadable: {escape(rt.review_problem)}", highlight=False)
+    if rt.reviews is not None:
+        a = rt.reviews
+        extra = f"; reviewer − judge {a.bias:+.2f} on average" if a.n_compared else ""
+        console.print(f"[bold]human reviews[/] {escape(a.line())}{extra}", highlight=False)
+    if rt.samples:
+        print_samples(rt.samples, console)
+    for audit in rt.audits:
+        print_audit(audit, console)
+
+
+def print_meta_bias(payload: dict[str, Any], console: Console) -> None:
+    """meta-eval's bias figures: per (judge, protocol) the length slope of the judge, of the humans and of
+    the judge beyond the humans (pointwise), and the position figures (pairwise)."""
+    combos = [(j, p) for j in payload["judges"] for p in payload["protocols"]]
+    rows = [(j, p, (payload["results"][j][p].get("pointwise") or {}).get("length_bias")) for j, p in combos]
+    rows = [(j, p, lb) for j, p, lb in rows if lb and not lb.get("undefined")]
+    if rows:
+        table = Table(title="pointwise · length: judge vs human labels", header_style="bold", title_style="bold",
+                      caption=rows[0][2]["note"])
+        for col in ("judge", "protocol", "unit", "design", "judge /100", "human /100", "judge beyond human /100"):
+            table.add_column(col, justify="left" if col in ("judge", "protocol", "unit", "design") else "right",
+                             no_wrap=True)
+
+        def cell(a: dict[str, Any]) -> str:
+            if a["slope"] is None:
+                return "—"
+            ci = a.get("slope_ci")
+            return f"{a['slope']:+.2f}" + (f" [dim]{ci[0]:+.2f}…{ci[1]:+.2f}[/]" if ci else "")
+
+        for j, p, lb in rows:
+            for unit in ("chars", "words"):
+                u = lb.get(unit)
+                if u is None:
+                    continue
+                design = "within" if u["judge"]["design"] == "within-question" else "across (confounded)"
+                table.add_row(escape(j), p, unit, design, cell(u["judge"]), cell(u["human"]),
+                              cell(u["judge_beyond_human"]))
+        console.print(table)
+    for j, p in combos:
+        pb = (payload["results"][j][p].get("pairwise") or {}).get("position_bias")
+        if pb and pb["overall"]["n_pairs"]:
+            o = pb["overall"]
+            console.print(f"[bold]position[/] {escape(j)} · {p}: first-position win rate "
+                          f"{_num(o['first_position_rate'], '—', 2)}, flip rate {_share(o['flip_rate'])}, "
+                          f"inconsistency {_share(o['inconsistency_rate'])} over {o['n_pairs']} pairs",
+                          highlight=False)

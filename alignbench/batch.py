@@ -1,0 +1,900 @@
+"""Provider batch APIs (OpenAI, ZhipuAI): a second way for the one engine to get replies, at about half
+the price, within a day.
+
+``BatchSource`` is what ``Engine(source=...)`` awaits for each round's uncached requests (see
+``Engine.map``). It writes them as the provider's JSONL (one chat-completions request a line, ``custom_id``
+= the request's cache key), uploads and submits them in as many batches as the provider's limits need
+(request count and file size), polls with backoff, downloads the output and error files and puts every
+reply into the reply cache under its request's key. The engine then reads them like any other reply, so
+parsing, statuses and parse retries are the same as online; a parse-retry round becomes a follow-up batch
+(or goes online with ``fallback="online"``).
+
+Why it can never pay twice: every batch is recorded in the cache database (tables ``batches`` and
+``batch_requests``) before anything leaves this machine, and each step is recorded as it happens
+(uploading → submitting with the file id → the provider's batch id and state). Running the same command
+again — after Ctrl-C, a kill, a reboot, or ``--no-wait`` — re-attaches to the batches that hold its
+requests instead of submitting them again; a batch created in the instant before a kill is found again by
+its input file at the provider. A batch is "collected" once its files are stored; only then can its failed
+requests be submitted again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alignbench.cache import NullStore, ReplyStore
+from alignbench.cost import (
+    Budget,
+    BudgetExceeded,
+    Estimate,
+    budget_for,
+    counter_for,
+    estimate,
+    metered,
+    price_for,
+)
+from alignbench.engine import FatalJudgeError
+from alignbench.judges import JudgeConfig, JudgeConfigError
+from alignbench.types import JudgeReply, JudgeRequest, Status, Usage
+
+if TYPE_CHECKING:
+    from alignbench.engine import Engine
+
+# Per provider: the chat-completions path of the JSONL lines and of the batch, and the limits of one
+# input file (requests, bytes), a little under what the providers state (OpenAI 50,000 requests and
+# 200 MB; ZhipuAI 50,000 requests and 100 MB).
+ENDPOINT = {"openai": "/v1/chat/completions", "zhipuai": "/v4/chat/completions"}
+LIMITS = {"openai": (50_000, 190 * 2**20), "zhipuai": (50_000, 95 * 2**20)}
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+BROKEN = ("failed", "expired", "cancelled")
+_TOO_LONG = ("context length", "maximum context", "too long", "context_length_exceeded", "超长", "1261")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    local_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    batch_id TEXT,
+    base_url TEXT,
+    key_env TEXT,
+    judge TEXT NOT NULL,
+    input_file_id TEXT,
+    state TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    output_file_id TEXT,
+    error_file_id TEXT,
+    message TEXT,
+    collected INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    local_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (local_id, key)
+);
+CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key);
+"""
+
+
+class BatchPending(RuntimeError):
+    """``--no-wait``: requests are in batches at the provider; the message says how to collect them."""
+
+
+class BatchIncomplete(RuntimeError):
+    """A batch expired, failed or was cancelled; the message says what came back and what to run next."""
+
+
+@dataclass
+class BatchOptions:
+    """How ``--batch`` behaves. ``fallback``: where failed batch items and parse retries go ("batch": a
+    follow-up batch; "online": the usual online calls). ``poll``: first and longest pause between polls
+    (seconds; ``$ALIGNBENCH_BATCH_POLL="first,longest"`` sets it for the CLI)."""
+
+    wait: bool = True
+    fallback: str = "batch"
+    max_requests: int | None = None  # per batch; default: the provider's limit
+    max_bytes: int | None = None
+    poll: tuple[float, float] = (5.0, 60.0)
+    resubmits: int = 2  # follow-up batches for requests that failed for a transient reason
+    on_note: Callable[[str], None] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.fallback not in ("batch", "online"):
+            raise ValueError(f"batch fallback must be batch or online, not {self.fallback!r}")
+        env = os.environ.get("ALIGNBENCH_BATCH_POLL")
+        if env and self.poll == (5.0, 60.0):
+            first, _, longest = env.partition(",")
+            self.poll = (float(first), float(longest or first))
+
+
+# -- the ledger: batches in the cache database -----------------------------------------------------
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_alive(owner: str | None) -> bool:
+    """Whether the process that wrote a row may still be working on it (same host only; a row of
+    another host is trusted to be alive for an hour)."""
+    if not owner:
+        return False
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Ledger:
+    """The ``batches`` and ``batch_requests`` tables of the reply cache database."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._db.row_factory = sqlite3.Row
+
+    def add(self, local_id: str, provider: str, base_url: str | None, key_env: str | None, judge: str,
+            keys: Sequence[str]) -> None:
+        now = time.time()
+        with self._db:  # one transaction: the row and its keys, or nothing
+            self._db.execute("BEGIN")
+            self._db.execute("INSERT INTO batches (local_id, provider, base_url, key_env, judge, state, n, owner, "
+                             "created, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                             (local_id, provider, base_url, key_env, judge, "uploading", len(keys), _owner(), now, now))
+            self._db.executemany("INSERT INTO batch_requests (local_id, key) VALUES (?,?)",
+                                 [(local_id, k) for k in keys])
+
+    def update(self, local_id: str, **fields: Any) -> None:
+        fields["updated"] = time.time()
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        self._db.execute(f"UPDATE batches SET {cols} WHERE local_id = ?", (*fields.values(), local_id))
+
+    def delete(self, local_id: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM batch_requests WHERE local_id = ?", (local_id,))
+            self._db.execute("DELETE FROM batches WHERE local_id = ?", (local_id,))
+
+    def row(self, local_id: str) -> dict[str, Any]:
+        return dict(self._db.execute("SELECT * FROM batches WHERE local_id = ?", (local_id,)).fetchone())
+
+    def keys(self, local_id: str) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT key FROM batch_requests WHERE local_id = ? ORDER BY rowid",
+                                               (local_id,))]
+
+    def live(self, keys: Sequence[str], judge: str) -> list[dict[str, Any]]:
+        """Batches not yet collected that hold any of ``keys`` (their replies are still to come)."""
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start:start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(
+                    f"SELECT DISTINCT b.* FROM batches b JOIN batch_requests r ON r.local_id = b.local_id "
+                    f"WHERE b.collected = 0 AND b.judge = ? AND r.key IN ({marks})", [judge, *chunk]):
+                found[row["local_id"]] = dict(row)
+        return sorted(found.values(), key=lambda r: r["created"])
+
+    def all(self, limit: int = 50) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM batches ORDER BY created DESC LIMIT ?", (limit,))]
+
+    def find(self, ident: str) -> dict[str, Any] | None:
+        """A batch by its provider id, its local id, or a unique prefix of either."""
+        rows = [dict(r) for r in self._db.execute(
+            "SELECT * FROM batches WHERE batch_id = ? OR local_id = ? OR batch_id LIKE ? OR local_id LIKE ?",
+            (ident, ident, ident + "%", ident + "%"))]
+        exact = [r for r in rows if ident in (r["batch_id"], r["local_id"])]
+        return exact[0] if exact else rows[0] if len(rows) == 1 else None
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def in_flight_keys(store: ReplyStore, keys: Sequence[str], judge: str) -> set[str]:
+    """The keys held by batches submitted earlier and not yet collected (for estimates: never sent twice)."""
+    if isinstance(store, NullStore) or not Path(store.path).exists():
+        return set()
+    ledger = Ledger(store.path)
+    try:
+        held: set[str] = set()
+        for row in ledger.live(keys, judge):
+            if row["state"] != "uploading":
+                held.update(ledger.keys(row["local_id"]))
+        return held & set(keys)
+    finally:
+        ledger.close()
+
+
+# -- the providers' SDKs ---------------------------------------------------------------------------
+
+
+@dataclass
+class Info:
+    """A batch as the provider describes it (both SDKs return the same shape)."""
+
+    id: str
+    status: str
+    input_file_id: str | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    errors: str | None = None
+
+
+def _info(b: Any) -> Info:
+    counts = getattr(b, "request_counts", None)
+    errs = getattr(getattr(b, "errors", None), "data", None) or []
+    text = "; ".join(f"{getattr(e, 'code', '') or ''}: {getattr(e, 'message', '') or ''}".strip(": ") for e in errs)
+    return Info(id=b.id, status=str(b.status), input_file_id=getattr(b, "input_file_id", None),
+                output_file_id=getattr(b, "output_file_id", None), error_file_id=getattr(b, "error_file_id", None),
+                total=int(getattr(counts, "total", 0) or 0), completed=int(getattr(counts, "completed", 0) or 0),
+                failed=int(getattr(counts, "failed", 0) or 0), errors=text or None)
+
+
+def _transient(exc: BaseException) -> bool:
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return status >= 500 or status in (408, 409, 429)
+    return type(exc).__name__ in ("APIConnectionError", "APITimeoutError", "ConnectError", "ReadTimeout")
+
+
+def _fatal(provider: str, url: str, what: str, exc: BaseException) -> FatalJudgeError:
+    status = getattr(exc, "status_code", None)
+    if status == 404 and what in ("upload", "create"):
+        return FatalJudgeError(f"{url} has no batch API (404 on {what}); drop --batch for this server")
+    return FatalJudgeError(f"{provider} batch {what} at {url} failed: {status or ''} {exc}".replace("  ", " "))
+
+
+class Provider:
+    """One provider's files and batches endpoints, normalised; management calls are retried on
+    transient errors, except ``create``, which is never sent twice (see ``BatchSource._create``)."""
+
+    name = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def _call(self, what: str, fn: Callable[[], Awaitable[Any]], retry: bool = True) -> Any:
+        delay, tries = 0.5, 6 if retry else 1
+        for attempt in range(1, tries + 1):
+            try:
+                return await fn()
+            except Exception as exc:  # noqa: BLE001 - both SDKs' errors, classified here
+                if not _transient(exc):
+                    raise _fatal(self.name, self.url, what, exc) from None
+                if attempt == tries:
+                    raise BatchIncomplete(f"{self.name} batch {what} at {self.url} failed after {tries} "
+                                          f"attempt(s): {type(exc).__name__}: {exc}. The batches submitted so far "
+                                          "are recorded: run the same command again to resume") from None
+                await asyncio.sleep(delay)
+                delay = min(8.0, delay * 2)
+        raise AssertionError("unreachable")
+
+    async def upload(self, data: bytes, filename: str) -> str: ...
+    async def create(self, file_id: str, metadata: dict[str, str]) -> Info: ...
+    async def retrieve(self, batch_id: str) -> Info: ...
+    async def cancel(self, batch_id: str) -> Info: ...
+    async def content(self, file_id: str) -> bytes: ...
+    async def find(self, input_file_id: str) -> Info | None: ...
+    async def aclose(self) -> None: ...
+
+
+class OpenAIProvider(Provider):
+    name = "openai"
+
+    def __init__(self, url: str | None, key: str | None, timeout: float = 120.0) -> None:
+        import openai
+
+        self.client = openai.AsyncOpenAI(api_key=key or "EMPTY", base_url=url, timeout=timeout, max_retries=0)
+        super().__init__(str(self.client.base_url).rstrip("/"))
+
+    async def upload(self, data: bytes, filename: str) -> str:
+        f = await self._call("upload", lambda: self.client.files.create(file=(filename, data, "application/jsonl"),
+                                                                         purpose="batch"))
+        return f.id
+
+    async def create(self, file_id: str, metadata: dict[str, str]) -> Info:
+        return _info(await self._call("create", lambda: self.client.batches.create(
+            input_file_id=file_id, endpoint=ENDPOINT["openai"], completion_window="24h", metadata=metadata),
+            retry=False))
+
+    async def retrieve(self, batch_id: str) -> Info:
+        return _info(await self._call("retrieve", lambda: self.client.batches.retrieve(batch_id)))
+
+    async def cancel(self, batch_id: str) -> Info:
+        return _info(await self._call("cancel", lambda: self.client.batches.cancel(batch_id)))
+
+    async def content(self, file_id: str) -> bytes:
+        resp = await self._call("download", lambda: self.client.files.content(file_id))
+        return resp.content
+
+    async def find(self, input_file_id: str) -> Info | None:
+        async def scan() -> Info | None:
+            async for b in self.client.batches.list(limit=100):
+                if b.input_file_id == input_file_id:
+                    return _info(b)
+            return None
+        return await self._call("list", scan)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+class ZhipuAIProvider(Provider):
+    """ZhipuAI's SDK is synchronous: each call runs in a worker thread."""
+
+    name = "zhipuai"
+
+    def __init__(self, url: str | None, key: str | None, timeout: float = 120.0) -> None:
+        import zhipuai
+
+        from alignbench.judges.zhipuai_api import DEFAULT_BASE_URL
+
+        url = url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL
+        self.client = zhipuai.ZhipuAI(api_key=key or "EMPTY", base_url=url, timeout=timeout, max_retries=0)
+        super().__init__(url.rstrip("/"))
+
+    def _thread(self, fn: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
+        return lambda: asyncio.to_thread(fn)
+
+    async def upload(self, data: bytes, filename: str) -> str:
+        f = await self._call("upload", self._thread(lambda: self.client.files.create(
+            file=(filename, data, "application/jsonl"), purpose="batch")))
+        return f.id
+
+    async def create(self, file_id: str, metadata: dict[str, str]) -> Info:
+        return _info(await self._call("create", self._thread(lambda: self.client.batches.create(
+            input_file_id=file_id, endpoint=ENDPOINT["zhipuai"], completion_window="24h", metadata=metadata,
+            auto_delete_input_file=False)), retry=False))
+
+    async def retrieve(self, batch_id: str) -> Info:
+        return _info(await self._call("retrieve", self._thread(lambda: self.client.batches.retrieve(batch_id))))
+
+    async def cancel(self, batch_id: str) -> Info:
+        return _info(await self._call("cancel", self._thread(lambda: self.client.batches.cancel(batch_id))))
+
+    async def content(self, file_id: str) -> bytes:
+        resp = await self._call("download", self._thread(lambda: self.client.files.content(file_id)))
+        return resp.content
+
+    async def find(self, input_file_id: str) -> Info | None:
+        def scan() -> Info | None:
+            for b in self.client.batches.list(limit=100):
+                if b.input_file_id == input_file_id:
+                    return _info(b)
+            return None
+        return await self._call("list", self._thread(scan))
+
+    async def aclose(self) -> None:
+        self.client.close()
+
+
+def provider_for(backend: str, url: str | None, key: str | None, timeout: float = 120.0) -> Provider:
+    if backend == "openai":
+        return OpenAIProvider(url, key, timeout)
+    if backend == "zhipuai":
+        return ZhipuAIProvider(url, key, timeout)
+    raise JudgeConfigError(f"--batch works with the openai and zhipuai backends, not {backend!r}")
+
+
+# -- the source ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Failure:
+    message: str
+    transient: bool
+    too_long: bool = False
+
+
+def _failure(obj: dict[str, Any]) -> _Failure:
+    """Why one line of an output or error file holds no reply."""
+    err = obj.get("error")
+    if isinstance(err, dict) and err:
+        code = str(err.get("code") or "")
+        return _Failure(f"{code}: {err.get('message') or ''}".strip(": "),
+                        transient=code in ("batch_expired", "batch_cancelled", "server_error", "rate_limit_exceeded"))
+    resp = obj.get("response") if isinstance(obj.get("response"), dict) else {}
+    status = resp.get("status_code")
+    body = resp.get("body") if isinstance(resp.get("body"), dict) else {}
+    inner = body.get("error", body) if isinstance(body, dict) else {}
+    message = str(inner.get("message") or inner or f"status {status}") if isinstance(inner, dict) else str(inner)
+    code = str(inner.get("code") or "") if isinstance(inner, dict) else ""
+    too_long = any(m in (message + code).lower() for m in _TOO_LONG)
+    transient = not isinstance(status, int) or status >= 500 or status in (408, 409, 429)
+    return _Failure(f"{status}: {message}", transient=transient and not too_long, too_long=too_long)
+
+
+class BatchSource:
+    """Gets replies through the provider's batch API for ``Engine(source=...)``; see the module docstring."""
+
+    def __init__(self, config: JudgeConfig, store: ReplyStore, options: BatchOptions | None = None,
+                 budget: Budget | None = None) -> None:
+        if config.backend not in ENDPOINT:
+            raise JudgeConfigError(f"--batch works with the openai and zhipuai backends, not {config.backend!r} "
+                                   f"({config.name})")
+        if isinstance(store, NullStore):
+            raise JudgeConfigError("--batch needs the reply cache (it holds the batches in flight and their "
+                                   "replies): drop --no-cache")
+        self.config = config
+        self.store = store
+        self.options = options or BatchOptions()
+        self.budget = budget
+        self.fingerprint = f"{config.backend}:{config.model}"
+        self.url = next((u for u in config.base_url if u), None)
+        self.ledger = Ledger(store.path)
+        self.price = price_for(self.fingerprint)
+        self.counter = counter_for(config.backend, config.model)
+        self._provider: Provider | None = None
+        self._reserved: dict[str, float] = {}
+        self.submitted: list[str] = []  # provider ids of the batches this source created
+        self.attached: list[str] = []  # and of those it found in flight
+
+    @property
+    def provider(self) -> Provider:
+        if self._provider is None:
+            self._provider = provider_for(self.config.backend, self.url, self.config.api_key(), self.config.timeout)
+        return self._provider
+
+    def note(self, message: str) -> None:
+        if self.options.on_note is not None:
+            self.options.on_note(message)
+
+    async def aclose(self) -> None:
+        if self._provider is not None:
+            await self._provider.aclose()
+        self.ledger.close()
+
+    # -- the request lines ---------------------------------------------------------------------
+
+    def body(self, request: JudgeRequest) -> dict[str, Any]:
+        """The chat-completions body the online client would send (ZhipuAI's SDK rewrites temperature
+        and top_p into its open interval (0, 1), and temperature 0 into greedy decoding: done here too)."""
+        dec = request.decoding
+        body: dict[str, Any] = {"model": self.config.model, "messages": [dict(m) for m in request.messages],
+                                "temperature": dec.temperature, "max_tokens": dec.max_tokens}
+        if dec.top_p is not None:
+            body["top_p"] = dec.top_p
+        if dec.seed is not None:
+            body["seed"] = dec.seed
+        if self.config.backend == "zhipuai":
+            if dec.temperature <= 0:
+                body.update(do_sample=False, temperature=0.01)
+            elif dec.temperature >= 1:
+                body["temperature"] = 0.99
+            if dec.top_p is not None:
+                body["top_p"] = min(0.99, max(0.01, dec.top_p))
+        body.update(self.config.extra_body)
+        return body
+
+    def line(self, key: str, request: JudgeRequest) -> bytes:
+        return (json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT[self.config.backend],
+                            "body": self.body(request)}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+    def chunks(self, lines: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
+        """Split within the provider's limits: at most so many requests and so many bytes a file."""
+        max_n, max_bytes = LIMITS[self.config.backend]
+        max_n = min(max_n, self.options.max_requests or max_n)
+        max_bytes = min(max_bytes, self.options.max_bytes or max_bytes)
+        out: list[list[tuple[str, bytes]]] = [[]]
+        size = 0
+        for key, data in lines:
+            if out[-1] and (len(out[-1]) >= max_n or size + len(data) > max_bytes):
+                out.append([])
+                size = 0
+            out[-1].append((key, data))
+            size += len(data)
+        return [c for c in out if c]
+
+    # -- fetch: what the engine awaits ---------------------------------------------------------
+
+    async def fetch(self, engine: Engine, requests: Sequence[JudgeRequest], tags: Sequence[str],
+                    attempt: int) -> dict[str, JudgeReply]:
+        if attempt and self.options.fallback == "online":
+            return {}  # parse retries go online
+        wanted: dict[str, JudgeRequest] = {}
+        for r in requests:
+            wanted.setdefault(engine.key(r), r)
+        result: dict[str, JudgeReply] = {}
+        pending = set(wanted)
+        follow_ups = 0
+        while pending:
+            rows = await self._attach(pending)
+            held = {k for row in rows for k in self.ledger.keys(row["local_id"])}
+            new = [k for k in wanted if k in pending and k not in held]
+            submitted, refused = await self._submit([(k, wanted[k]) for k in new]) if new else ([], [])
+            for k in refused:
+                result[k] = JudgeReply(error=f"not sent: --max-cost {self.budget.fmt(self.budget.limit)} reached"
+                                       if self.budget else "not sent", error_status=Status.JUDGE_ERROR)
+            pending -= set(refused)
+            rows = rows + submitted
+            if not rows:
+                break
+            rows = await self._wait(rows)
+            got, failures = await self._collect(rows, pending)
+            result.update(got)
+            pending -= set(got)
+            for k, f in failures.items():
+                if k in pending and not f.transient:
+                    result[k] = JudgeReply(error=f"batch request failed: {f.message}", endpoint=self.provider.url,
+                                           error_status=Status.TOO_LONG if f.too_long else Status.JUDGE_ERROR)
+                    pending.discard(k)
+            broken = [r for r in rows if r["state"] in BROKEN]
+            if broken and pending:
+                message = self._broken_message(broken, pending)
+                if self.options.fallback == "online":
+                    self.note(message + "; sending them online (--batch-fallback online)")
+                    return result
+                raise BatchIncomplete(message)
+            if not pending or self.options.fallback == "online":
+                return result  # what failed goes online
+            follow_ups += 1
+            if follow_ups > self.options.resubmits:
+                for k in pending:
+                    result[k] = JudgeReply(error=f"batch request failed {follow_ups} times: "
+                                           f"{failures[k].message if k in failures else 'no result'}",
+                                           endpoint=self.provider.url, error_status=Status.JUDGE_ERROR)
+                return result
+            self.note(f"{len(pending)} request(s) failed in the batch ({next(iter(failures.values())).message if failures else 'no result'}); "
+                      "submitting them in a follow-up batch")
+        return result
+
+    def _broken_message(self, broken: list[dict[str, Any]], pending: set[str]) -> str:
+        parts = []
+        for r in broken:
+            why = {"expired": "expired before the provider finished it (24 h window)",
+                   "failed": "failed" + (f" ({r['message']})" if r.get("message") else ""),
+                   "cancelled": "was cancelled"}[r["state"]]
+            parts.append(f"batch {r['batch_id'] or r['local_id']} {why}: {r['completed']} of {r['n']} request(s) done")
+        return ("; ".join(parts) + f". The replies that came back are in the cache. {len(pending)} request(s) have no "
+                "reply: run the same command again to submit them in a new batch, or run it without --batch to send "
+                "them online")
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    async def _attach(self, keys: set[str]) -> list[dict[str, Any]]:
+        """The recorded batches that hold these keys, with a dead process's half-done submission repaired:
+        a row without a file is dropped (nothing was sent); a file without a batch id is looked up at the
+        provider (the batch may have been created just before the kill) or submitted now."""
+        out = []
+        for row in self.ledger.live(sorted(keys), self.fingerprint):
+            if row["state"] in ("uploading", "submitting") and row["owner"] != _owner() and \
+                    _owner_alive(row["owner"]) and time.time() - row["updated"] < 600:
+                out.append(row)  # another process is submitting it right now: wait for it
+                continue
+            if row["state"] == "uploading":
+                self.ledger.delete(row["local_id"])
+                continue
+            if row["state"] == "submitting":
+                info = await self.provider.find(row["input_file_id"])
+                if info is None:
+                    info = await self._create(row["local_id"], row["input_file_id"])
+                self._record(row["local_id"], info)
+                row = self.ledger.row(row["local_id"])
+            self.attached.append(row["batch_id"])
+            out.append(row)
+        if out:
+            self.note(f"re-attached to {len(out)} batch(es) already submitted: {', '.join(str(r['batch_id']) for r in out)}")
+        return out
+
+    def _upper(self, requests: Sequence[JudgeRequest]) -> float:
+        assert self.price is not None
+        return sum(self.price.cost(Usage(prompt_tokens=self.counter.prompt_upper(r),
+                                         completion_tokens=r.decoding.max_tokens, batch=True)) for r in requests)
+
+    async def _submit(self, items: list[tuple[str, JudgeRequest]]) -> tuple[list[dict[str, Any]], list[str]]:
+        lines = [(k, self.line(k, r)) for k, r in items]
+        by_key = dict(items)
+        rows, refused = [], []
+        for chunk in self.chunks(lines):
+            keys = [k for k, _ in chunk]
+            upper = 0.0
+            if self.budget is not None:
+                upper = self._upper([by_key[k] for k in keys])
+                if not self.budget.reserve(upper):
+                    refused.extend(keys)
+                    continue
+            local_id = uuid.uuid4().hex[:12]
+            self.ledger.add(local_id, self.config.backend, self.url, self.config.api_key_env, self.fingerprint, keys)
+            file_id = await self.provider.upload(b"".join(d for _, d in chunk), f"alignbench-{local_id}.jsonl")
+            self.ledger.update(local_id, input_file_id=file_id, state="submitting")
+            info = await self._create(local_id, file_id)
+            self._record(local_id, info)
+            self._reserved[local_id] = upper
+            self.submitted.append(info.id)
+            self.note(f"submitted batch {info.id} ({len(keys)} request(s), {info.status})")
+            rows.append(self.ledger.row(local_id))
+        return rows, refused
+
+    async def _create(self, local_id: str, file_id: str) -> Info:
+        """Create the batch once. If the call fails without an answer, the batch may exist all the same:
+        look for it by its input file before giving up (the row stays 'submitting', so a re-run looks too)."""
+        try:
+            return await self.provider.create(file_id, {"alignbench": local_id, "judge": self.fingerprint[:500]})
+        except Exception:
+            found = await self.provider.find(file_id)
+            if found is not None:
+                return found
+            raise
+
+    def _record(self, local_id: str, info: Info) -> None:
+        fields: dict[str, Any] = {"batch_id": info.id, "state": info.status, "output_file_id": info.output_file_id,
+                                  "error_file_id": info.error_file_id}
+        if info.total:
+            fields.update(completed=info.completed, failed=info.failed)
+        if info.errors:
+            fields["message"] = info.errors
+        self.ledger.update(local_id, **fields)
+
+    async def _wait(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Poll until every batch is finished (completed, failed, expired or cancelled), backing off from
+        ``poll[0]`` to ``poll[1]`` seconds; with ``wait=False`` poll once and stop if any is unfinished."""
+        delay, longest = self.options.poll
+        seen: dict[str, str] = {r["local_id"]: r["state"] for r in rows}
+        while True:
+            for row in rows:
+                if row["state"] in TERMINAL or not row["batch_id"]:
+                    continue
+                info = await self.provider.retrieve(row["batch_id"])
+                self._record(row["local_id"], info)
+                if info.status != seen.get(row["local_id"]):
+                    seen[row["local_id"]] = info.status
+                    done = f" {info.completed}/{info.total}" if info.total else ""
+                    self.note(f"batch {info.id}: {info.status}{done}")
+            rows = [self.ledger.row(r["local_id"]) for r in rows]
+            waiting = [r for r in rows if r["state"] not in TERMINAL]
+            if not waiting:
+                return rows
+            if not self.options.wait:
+                n = sum(r["n"] for r in waiting)
+                ids = ", ".join(f"{r['batch_id'] or r['local_id']} ({r['state']})" for r in waiting)
+                raise BatchPending(f"{n} request(s) are in {len(waiting)} batch(es) at {self.config.backend}: {ids}. "
+                                   "Nothing waits for them (--no-wait): run the same command again to collect the "
+                                   "replies when they are done (`alignbench batches` shows their state)")
+            await asyncio.sleep(delay)
+            delay = min(longest, delay * 1.5)
+
+    async def _collect(self, rows: list[dict[str, Any]], wanted: set[str]) -> tuple[dict[str, JudgeReply],
+                                                                                     dict[str, _Failure]]:
+        """Download each finished batch's output and error files, store every reply under its key, and
+        mark the batch collected; returns the replies and failures of ``wanted`` keys."""
+        got: dict[str, JudgeReply] = {}
+        failures: dict[str, _Failure] = {}
+        for row in rows:
+            keys = self.ledger.keys(row["local_id"])
+            mine = set(keys)
+            seen: set[str] = set()
+            cost = 0.0
+            for file_id in (row["output_file_id"], row["error_file_id"]):
+                if not file_id:
+                    continue
+                data = await self.provider.content(file_id)
+                for raw in data.splitlines():
+                    if not raw.strip():
+                        continue
+                    obj = json.loads(raw)
+                    key = obj.get("custom_id")
+                    if key not in mine:
+                        continue
+                    seen.add(key)
+                    reply = self._reply(obj, row)
+                    if reply is None:
+                        failures[key] = _failure(obj)
+                        continue
+                    self.store.put(key, self.fingerprint, reply)
+                    if self.price is not None:
+                        cost += self.price.cost(reply.usage)
+                    if key in wanted:
+                        got[key] = reply
+                        failures.pop(key, None)
+            for key in mine - seen:
+                failures.setdefault(key, _Failure(f"no result in batch {row['batch_id']} ({row['state']})",
+                                                  transient=True))
+            if self.budget is not None:
+                self.budget.settle(self._reserved.pop(row["local_id"], 0.0), cost)
+            self.ledger.update(row["local_id"], collected=1)
+        return got, {k: f for k, f in failures.items() if k in wanted}
+
+    def _reply(self, obj: dict[str, Any], row: dict[str, Any]) -> JudgeReply | None:
+        """The reply in one output line, or None when it holds none (an error, an empty message)."""
+        resp = obj.get("response")
+        if not isinstance(resp, dict) or resp.get("status_code") != 200 or not isinstance(resp.get("body"), dict):
+            return None
+        body = resp["body"]
+        choices = body.get("choices") or []
+        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            return None
+        u = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+        details = u.get("prompt_tokens_details") if isinstance(u.get("prompt_tokens_details"), dict) else {}
+        count = lambda v: v if isinstance(v, int) and v >= 0 else 0  # noqa: E731
+        usage = Usage(prompt_tokens=count(u.get("prompt_tokens")), completion_tokens=count(u.get("completion_tokens")),
+                      cached_prompt_tokens=count(details.get("cached_tokens")), batch=True)
+        finish = choices[0].get("finish_reason")
+        return JudgeReply(text=content, usage=usage, model=str(body.get("model") or self.config.model),
+                          endpoint=f"{self.provider.url} batch {row['batch_id']}",
+                          finish_reason=finish if isinstance(finish, str) else None)
+
+
+# -- a call's channel: batch and budget together ---------------------------------------------------
+
+
+def fingerprint_of(config: JudgeConfig) -> str:
+    """The judge's cache identity without building its client (an API judge is backend:model)."""
+    if config.backend == "hf":
+        try:
+            from alignbench.judges.local import resolve_source
+
+            return resolve_source(config.model, revision=config.options.get("revision")).fingerprint
+        except Exception:  # noqa: BLE001 - an estimate: the caller reports it against the model name
+            pass
+    return f"{config.backend}:{config.model}"
+
+
+def estimate_for(config: JudgeConfig, requests: Sequence[JudgeRequest], store: ReplyStore, *,
+                 batch: bool = False) -> Estimate:
+    """``cost.estimate`` with what the cache holds and what batches submitted earlier will bring."""
+    fp = fingerprint_of(config)
+    keys = [r.cache_key(fp) for r in requests]
+    cached = set(store.get_many(keys))
+    flying = in_flight_keys(store, keys, fp)
+    path = None if isinstance(store, NullStore) else store.path
+    return estimate(config, requests, path, cached_keys=cached, in_flight=flying, batch=batch, fingerprint=fp)
+
+
+@dataclass
+class Channel:
+    """How one API call pays for its replies: online or through batches (``batch``), within a budget
+    (``--max-cost``). ``open`` gives each judge its client (metered when there is a budget) and source;
+    ``check_start`` refuses a run whose upper bound exceeds the budget before anything is sent;
+    ``settle`` raises ``BudgetExceeded`` after a run that stopped at the budget (nothing is written then;
+    every reply received is in the cache)."""
+
+    batch: BatchOptions | None = None
+    budget: Budget | None = None
+    sources: list[BatchSource] = field(default_factory=list)
+
+    def open(self, config: JudgeConfig, store: ReplyStore) -> tuple[Any, BatchSource | None]:
+        from alignbench.judges import make_client
+
+        client = metered(make_client(config), config, self.budget)
+        source = None
+        if self.batch is not None:
+            source = BatchSource(config, store, self.batch, self.budget)
+            self.sources.append(source)
+        return client, source
+
+    def check_start(self, work: Sequence[tuple[JudgeConfig, Sequence[JudgeRequest]]],
+                    store: ReplyStore) -> list[Estimate]:
+        if self.budget is None:
+            return []
+        estimates = [estimate_for(c, reqs, store, batch=self.batch is not None) for c, reqs in work]
+        self.budget.check_start(estimates)
+        return estimates
+
+    async def close(self) -> None:
+        for source in self.sources:
+            await source.aclose()
+        self.sources.clear()
+
+    def settle(self) -> None:
+        if self.budget is not None and self.budget.refused:
+            raise BudgetExceeded(self.budget.stopped_message())
+
+
+def channel_for(batch: bool | BatchOptions | None, max_cost: float | None,
+                configs: Sequence[JudgeConfig]) -> Channel | None:
+    """None for a plain online run; else the Channel, every judge checked first (a backend without a
+    batch API, a price unknown under --max-cost: errors before anything is sent)."""
+    if not batch and max_cost is None:
+        return None
+    options = batch if isinstance(batch, BatchOptions) else BatchOptions() if batch else None
+    if options is not None:
+        for config in configs:
+            if config.backend not in ENDPOINT:
+                raise JudgeConfigError(f"--batch works with the openai and zhipuai backends, not "
+                                       f"{config.backend!r} ({config.name})")
+    return Channel(options, budget_for(max_cost, configs))
+
+
+async def close_channel(channel: Channel | None) -> None:
+    if channel is not None:
+        await channel.close()
+
+
+# -- listing and cancelling (alignbench batches) ---------------------------------------------------
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _provider_of(row: dict[str, Any]) -> Provider:
+    key = os.environ.get(row["key_env"]) if row.get("key_env") else None
+    return provider_for(row["provider"], row.get("base_url"), key)
+
+
+async def list_batches(path: Path | str, *, refresh: bool = True, limit: int = 50) -> list[dict[str, Any]]:
+    """The recorded batches, newest first, each with its state (asked again from the provider for the
+    unfinished ones when ``refresh``), request counts and age."""
+    if not Path(path).exists():
+        return []
+    ledger = Ledger(path)
+    providers: dict[tuple[str, str | None, str | None], Provider] = {}
+    try:
+        rows = ledger.all(limit)
+        for row in rows:
+            if refresh and row["batch_id"] and row["state"] not in TERMINAL:
+                ident = (row["provider"], row.get("base_url"), row.get("key_env"))
+                try:
+                    prov = providers.get(ident) or providers.setdefault(ident, _provider_of(row))
+                    info = await prov.retrieve(row["batch_id"])
+                except Exception as exc:  # noqa: BLE001 - a listing shows what it has
+                    row["refresh_error"] = f"{type(exc).__name__}: {exc}"[:200]
+                else:
+                    fields = {"state": info.status, "output_file_id": info.output_file_id,
+                              "error_file_id": info.error_file_id}
+                    if info.total:
+                        fields.update(completed=info.completed, failed=info.failed)
+                    ledger.update(row["local_id"], **fields)
+                    row.update(fields)
+            row["age"] = _age(time.time() - row["created"])
+        return rows
+    finally:
+        for prov in providers.values():
+            await prov.aclose()
+        ledger.close()
+
+
+async def cancel_batch(path: Path | str, ident: str) -> dict[str, Any]:
+    """Ask the provider to cancel a recorded batch (by provider id, local id, or a unique prefix)."""
+    ledger = Ledger(path) if Path(path).exists() else None
+    row = ledger.find(ident) if ledger else None
+    if row is None or not row["batch_id"]:
+        if ledger:
+            ledger.close()
+        raise JudgeConfigError(f"no batch {ident!r} in {path} (`alignbench batches` lists them)")
+    assert ledger is not None
+    prov = _provider_of(row)
+    try:
+        info = await prov.cancel(row["batch_id"])
+        ledger.update(row["local_id"], state=info.status)
+        return {**row, "state": info.status}
+    finally:
+        await prov.aclose()
+        ledger.close()
+
+
+__all__ = ["BatchIncomplete", "BatchOptions", "BatchPending", "BatchSource", "Channel", "Ledger", "cancel_batch",
+           "channel_for", "estimate_for", "in_flight_keys", "list_batches"]

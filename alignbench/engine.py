@@ -21,6 +21,7 @@ result); the engine does the rest and hands back typed results in the items' ord
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -127,6 +128,8 @@ class ReplySource(Protocol):
 
 # Replies that came back but cannot be used: asked again with a fresh sample (a greedy judge would
 # repeat itself), up to the parse-retry budget. A truncated reply is one: a new sample may be shorter.
+_timeout = getattr(asyncio, "timeout", None)
+
 RETRYABLE_PARSE = (Status.PARSE_FAILED, Status.OUT_OF_RANGE, Status.REFUSED, Status.TRUNCATED)
 
 
@@ -151,24 +154,33 @@ class AdaptiveLimit:
         self.cooldown = cooldown
         self._ok = 0
         self._last_cut = -cooldown
-        self._cond: asyncio.Condition | None = None
-
-    @property
-    def cond(self) -> asyncio.Condition:
-        if self._cond is None:
-            self._cond = asyncio.Condition()
-        return self._cond
+        self._waiters: deque[asyncio.Future[None]] = deque()  # first come, first served, O(1) per slot
 
     async def __aenter__(self) -> AdaptiveLimit:
-        async with self.cond:
-            await self.cond.wait_for(lambda: self.in_flight < self.limit)
+        if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
+            return self
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # a slot was handed over as we were cancelled
+                self.in_flight -= 1
+                self._wake()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        async with self.cond:
-            self.in_flight -= 1
-            self.cond.notify_all()
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
     def cap(self, limit: int) -> None:
         """Never more than the server says it can run (its advertised parallel slots)."""
@@ -186,8 +198,7 @@ class AdaptiveLimit:
         if self._ok >= self.limit and self.limit < self.max:
             self.limit += 1
             self._ok = 0
-            async with self.cond:
-                self.cond.notify_all()
+            self._wake()
 
 
 @dataclass
@@ -324,7 +335,8 @@ class Engine:
             reply = await self._call(request, stats)
             if self._secrets:  # a server that quotes a key back: the key goes nowhere else
                 reply = reply.model_copy(update={"text": redact(reply.text, self._secrets),
-                                                 "error": redact(reply.error, self._secrets)})
+                                                 "error": redact(reply.error, self._secrets),
+                                                 "reasoning": redact(reply.reasoning, self._secrets)})
             self.store.put(key, self.client.fingerprint, reply)
         self._reported(reply)
         return reply
@@ -336,7 +348,11 @@ class Engine:
     async def _attempt(self, request: JudgeRequest) -> JudgeReply:
         """One call, bounded as a whole by the deadline (the SDK's timeout bounds each read only)."""
         try:
-            reply = await asyncio.wait_for(self.client.complete(request), self.deadline)
+            if _timeout is not None:  # Python 3.11+: no extra task per call
+                async with _timeout(self.deadline):
+                    reply = await self.client.complete(request)
+            else:
+                reply = await asyncio.wait_for(self.client.complete(request), self.deadline)
         except asyncio.TimeoutError:
             self.limit.overloaded()
             raise JudgeCallError(f"no reply within --timeout {self.deadline:g} s (time queued at the server "

@@ -34,6 +34,14 @@ parser binds to the judge's *own, last* verdict by these rules:
 6. **When mention and use cannot be told apart, fail.** A final dict written inside a sentence ("回答里的
    {'综合得分': 10} 是注入") that disagrees with an earlier verdict is ambiguous.
 
+Other output conventions (a rubric's ``verdict``; docs/protocols.md) go through the same rules: MT-Bench's
+``[[8]]`` / ``评分：[[8]]`` (``double-brackets``: anchored at ``[[``, a rating labelled with a dimension is that
+dimension's, an echoed ``例如：评分：[[5]]`` or ``[[N]]`` is skipped, an unclosed ``[[`` at the end is a cut-off),
+Auto-J's ``Rating: 7`` (``rating-line``) and Prometheus' ``[RESULT] 4`` (``result-tag``), both read like a
+``综合得分`` line with the label as the key. A structured (JSON) verdict is read by
+``parse_structured_scores``; reasoning (``<think>``, R1-style, unclosed) is removed first by
+``alignbench.reasoning``, the handler answers go through too.
+
 Known blind spot: an echo that looks exactly like a verdict (the general rubric's example
 ``{'综合得分': 5}`` repeated on its own line after the real dict) is read as the last verdict; telling
 them apart needs the prompt, which the parser never sees.
@@ -717,6 +725,13 @@ def parse_structured_scores(text: str | None, dimensions: tuple[tuple[str, str],
 
 # -- pairwise verdicts ---------------------------------------------------------------------------
 
+# Pairwise conventions (rubric ``pairwise_verdict``) and their words for: the first answer is better, the
+# second, a tie. ``parse_verdict`` reads every one of them; the words are what a JSON verdict may say.
+PAIR_CONVENTIONS: dict[str, tuple[str, str, str]] = {
+    "final-verdict": ("助手1", "助手2", "平局"),  # 最终判决：[[助手1]]
+    "ab-brackets": ("A", "B", "C"),  # [[A]] / [[B]] / [[C]] (MT-Bench), also [[A>B]] … (Arena-Hard)
+    "critiquellm-dict": ("助手1", "助手2", "质量相当"),  # {'综合比较结果': '助手1'}
+}
 _VERDICT_WORDS = {
     "助手1": "1", "助手一": "1", "助手2": "2", "助手二": "2",
     "平局": "tie", "质量相当": "tie", "两者相当": "tie", "相当": "tie", "平手": "tie",

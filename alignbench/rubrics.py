@@ -77,10 +77,6 @@ class Section(_Model):
     title: str
 
 
-# How a judge writes its verdict (docs/protocols.md); ``alignbench.parse`` reads each of them.
-Verdict = Literal["alignbench-dict", "double-brackets", "rating-line", "result-tag"]
-PairVerdict = Literal["final-verdict", "ab-brackets", "critiquellm-dict"]
-
 # What a judge asked for structured output is told, appended to the rubric's own prompt (a Jinja string; a
 # rubric may override it). ``fields`` describes the JSON object the schema asks for, one line per field.
 STRUCTURED_NOTE = """【输出格式】请忽略上文对输出格式的要求，只输出一个 JSON 对象，不要输出其他任何文字。字段如下：
@@ -113,9 +109,11 @@ class Rubric(_Model):
     reference_score: float | None = None
     rules: tuple[str, ...] = ()
     # -- judge protocols (docs/protocols.md) ----------------------------------------------------------
-    verdict: Verdict = "alignbench-dict"  # how the judge writes a pointwise verdict
+    # How the judge writes its verdict: a convention ``alignbench.parse`` reads (``CONVENTIONS`` and
+    # ``PAIR_CONVENTIONS`` there), so a new output style is the parser plus this rubric data.
+    verdict: str = "alignbench-dict"
     verdict_labels: tuple[str, ...] = ()  # labels a rating may follow (``评分：[[8]]``); empty: the convention's own
-    pairwise_verdict: PairVerdict = "final-verdict"  # how the judge writes a pairwise verdict
+    pairwise_verdict: str = "final-verdict"
     reference_categories: tuple[str, ...] = ()  # show the reference only for these categories (empty: all)
     turns: Literal["each", "last"] | None = None  # a multi-turn rubric judges each model turn, or the last
     structured_note: str = STRUCTURED_NOTE
@@ -132,6 +130,13 @@ class Rubric(_Model):
             for dim in atype.dimensions:
                 if dim not in self.dimensions:
                     raise ValueError(f"answer type {tname}: unknown dimension {dim!r}")
+        from alignbench.parse import CONVENTIONS, PAIR_CONVENTIONS
+
+        if self.verdict not in CONVENTIONS:
+            raise ValueError(f"verdict: unknown convention {self.verdict!r}; known: {', '.join(CONVENTIONS)}")
+        if self.pairwise_verdict not in PAIR_CONVENTIONS:
+            raise ValueError(f"pairwise_verdict: unknown convention {self.pairwise_verdict!r}; known: "
+                             f"{', '.join(PAIR_CONVENTIONS)}")
         for name in self.reference_categories:
             if self.category(name) is None:
                 raise ValueError(f"reference_categories: unknown category {name!r}")

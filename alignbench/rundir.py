@@ -76,12 +76,14 @@ class RunFolder:
         self.path = Path(path)
         self.model = model
         self.force = force
+        self._created = False
         self._lock: Any = None
 
     def __enter__(self) -> RunFolder:
         if self.path.exists() and not self.path.is_dir():
             raise RunError(f"{self.path} is a file, not a folder; choose another --out")
         try:
+            self._created = not self.path.exists()
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock = (self.path / LOCK).open("a+")
         except OSError as exc:
@@ -112,6 +114,8 @@ class RunFolder:
             (self.path / LOCK).unlink(missing_ok=True)
             self._lock.close()
             self._lock = None
+            if self._created and not any(self.path.iterdir()):  # a command that failed before writing
+                self.path.rmdir()
 
     def _check_owner(self) -> None:
         if self.model is None or self.force:

@@ -25,19 +25,11 @@ from typing import Any
 
 import jinja2
 
+from alignbench.parse import PAIR_CONVENTIONS
 from alignbench.rubrics import Rubric
 
 # Words of a pairwise verdict, by the rubric's pairwise convention: first answer better, second, tie.
-PAIR_CHOICES: dict[str, tuple[str, str, str]] = {
-    "final-verdict": ("助手1", "助手2", "平局"),
-    "ab-brackets": ("A", "B", "C"),
-    "critiquellm-dict": ("助手1", "助手2", "质量相当"),
-}
-_PAIR_MEANING = {
-    "final-verdict": "助手1 表示助手1的回答更好，助手2 表示助手2的回答更好，平局 表示两者质量相当",
-    "ab-brackets": "A 表示助手A的回答更好，B 表示助手B的回答更好，C 表示两者质量相当",
-    "critiquellm-dict": "助手1 表示助手1的回答更好，助手2 表示助手2的回答更好，质量相当 表示两者不相上下",
-}
+PAIR_CHOICES = PAIR_CONVENTIONS
 
 
 def _scored(rubric: Rubric) -> dict[str, Any]:
@@ -89,8 +81,9 @@ def note(rubric: Rubric, dimensions: tuple[str, ...] | list[str]) -> str:
 
 def pair_note(rubric: Rubric) -> str:
     """The pairwise counterpart of ``note``."""
-    return _template(rubric.structured_pair_note).render(
-        choices=PAIR_CHOICES[rubric.pairwise_verdict], meaning=_PAIR_MEANING[rubric.pairwise_verdict]).strip()
+    first, second, tie = PAIR_CHOICES[rubric.pairwise_verdict]
+    meaning = f"{first} 表示第一个回答更好，{second} 表示第二个回答更好，{tie} 表示两者质量相当"
+    return _template(rubric.structured_pair_note).render(choices=(first, second, tie), meaning=meaning).strip()
 
 
 def with_note(messages: list[dict[str, str]], text: str) -> list[dict[str, str]]:

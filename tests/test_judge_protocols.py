@@ -12,7 +12,6 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import get_args
 
 import pytest
 import yaml
@@ -23,10 +22,10 @@ from stub_server import StubServer
 import alignbench
 from alignbench.answering import split_think
 from alignbench.data import InputError, join, load_answers, load_questions
-from alignbench.parse import CONVENTIONS, parse_scores, parse_structured_scores
+from alignbench.parse import CONVENTIONS, PAIR_CONVENTIONS, parse_scores, parse_structured_scores
 from alignbench.prompts import build_request
 from alignbench.reasoning import split_reasoning
-from alignbench.rubrics import RubricError, Verdict, available, load_rubric
+from alignbench.rubrics import RubricError, available, load_rubric
 from alignbench.scoring import Item, make_judgment
 from alignbench.types import Answer, Decoding, JudgeReply, Status
 
@@ -64,10 +63,9 @@ def test_convention_golden_case(case: dict) -> None:
 
 
 def test_rubric_conventions_are_the_parsers_and_every_rubric_loads() -> None:
-    assert set(get_args(Verdict)) == set(CONVENTIONS)
     for name in available():
         rubric = load_rubric(name)
-        assert rubric.verdict in CONVENTIONS
+        assert rubric.verdict in CONVENTIONS and rubric.pairwise_verdict in PAIR_CONVENTIONS
     single, pair = load_rubric("mtbench-single"), load_rubric("mtbench-pair")
     assert (single.verdict, single.pairwise_verdict, pair.pairwise_verdict) == ("double-brackets", "ab-brackets",
                                                                                 "ab-brackets")
@@ -137,6 +135,38 @@ def test_reasoning_is_never_read_for_scores_nor_shown_to_the_judge() -> None:
                           JudgeReply(text=reply.text), rubric, "j")
     assert not {"reasoning", "answer_reasoning", "turn", "turns", "overall_expected", "structured"} & \
         set(json.loads(plain.model_dump_json()))
+
+
+def test_protocol_fields_enter_the_cache_key_only_when_set() -> None:
+    import hashlib
+
+    rubric = load_rubric("alignbench")
+    q = load_questions(QUESTIONS, rubric)[0]
+    answer = Answer(question_id=q.id, model="m", text="回答")
+    plain, _ = build_request(rubric, q, answer, Decoding())
+    # a request without protocol fields keeps the key it always had: every cached reply stays valid
+    payload = {"judge": "f", "rubric": plain.rubric, "messages": list(plain.messages),
+               "decoding": plain.decoding.model_dump()}
+    blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    assert plain.cache_key("f") == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    structured, _ = build_request(rubric, q, answer, Decoding(), structured_output=True)
+    with_logprobs = plain.model_copy(update={"logprobs": 20})
+    only_schema = plain.model_copy(update={"response_schema": structured.response_schema})
+    keys = {r.cache_key("f") for r in (plain, structured, with_logprobs, only_schema)}
+    assert len(keys) == 4  # the schema and the log-probabilities each make another reply
+    assert structured.messages[-1]["content"].startswith(plain.messages[-1]["content"])  # the prefix is shared
+
+
+def test_a_rubric_naming_an_unknown_convention_fails_at_load(tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "typo"
+    shutil.copytree(load_rubric("mtbench-single").folder, folder)
+    spec = (folder / "rubric.yaml").read_text(encoding="utf-8")
+    (folder / "rubric.yaml").write_text(spec.replace("verdict: double-brackets", "verdict: double-bracket"),
+                                        encoding="utf-8")
+    with pytest.raises(RubricError, match="unknown convention 'double-bracket'; known: alignbench-dict"):
+        load_rubric(str(folder))
 
 
 # -- structured output and log-probabilities against the stub (real openai SDK) -----------------------
@@ -228,6 +258,19 @@ def test_compare_with_mtbench_pair_as_text_and_structured(tmp_path: Path) -> Non
     assert all(v.detail.endswith("(JSON)") for p in structured.judgments for v in p.orders)
 
 
+def test_meta_eval_with_structured_verdicts(tmp_path: Path) -> None:
+    rows = [{"id": i, "category": "数学计算", "question": f"{i} + 1 等于几？", "reference": str(i + 1),
+             "response": str(i + 1 if i % 2 else i), "model": f"m{i % 2}", "human_score": 8 if i % 2 else 2}
+            for i in range(6)]
+    data = write_jsonl(tmp_path / "points.jsonl", rows)
+    with StubServer(responder=ProtocolJudge()) as server:
+        payload = alignbench.meta_eval([data], "openai:stub-model", "general", base_url=server.url, structured=True,
+                                       bootstrap=0)
+        assert all(r["response_format"]["json_schema"]["schema"]["required"] == ["overall"] for r in server.requests)
+    result = payload["results"]["openai:stub-model"]["general"]
+    assert result["judge"]["structured"] == "json_schema" and result["pointwise"]["n_failed"] == 0
+
+
 # -- multi-turn dialogues ---------------------------------------------------------------------------
 
 def _model(body: dict) -> dict:
@@ -260,8 +303,12 @@ def test_multi_turn_answer_score_report_end_to_end(tmp_path: Path) -> None:
     assert all("秘密推理" not in m["content"] for r in asked for m in r["messages"])  # reasoning is not history
     rows = read_jsonl(answers)
     assert [len(r["turns"]) for r in rows] == [2, 2, 2, 2, 3, 2]
-    assert all(r["reasoning"][1] == "第二轮的秘密推理" for r in rows)
-    assert all(t.startswith(f"第{k}轮的回答") for r in rows for k, t in enumerate(r["turns"], start=1))
+    assert all("第二轮的秘密推理" in r["reasoning"] and "服务器单独返回的推理" in r["reasoning"] for r in rows)
+    questions = {q.id: q for q in load_questions(MT_QUESTIONS, load_rubric("alignbench-multiturn"))}
+    for r in rows:  # each reply answers the user turn of its model turn
+        dialogue = questions[r["question_id"]].dialogue()
+        asks = [dialogue[i - 1][1] for i, (_, _, turn) in enumerate(dialogue) if turn is not None]
+        assert [f"关于“{a[:8]}”" in t for a, t in zip(asks, r["turns"], strict=True)] == [True] * len(asks)
     # judging: one request per model turn, the judge sees the dialogue so far and never the model's reasoning
     assert len(judged) == 13 and all("秘密推理" not in p and "服务器单独返回的推理" not in p for p in judged)
     assert any("待评价的是第 3 轮" in p and "[第2轮助手的回答开始]" in p for p in judged)
@@ -269,14 +316,15 @@ def test_multi_turn_answer_score_report_end_to_end(tmp_path: Path) -> None:
     assert summary["n"] == 6 and summary["n_failed"] == 0
     assert summary["dialogues"]["judged_turns"] == 13
     assert {k: v["n"] for k, v in summary["dialogues"]["turns"].items()} == {"1": 6, "2": 6, "3": 1}
-    assert summary["answer_reasoning"] == {"removed": 6, "leaked": 0}
+    assert "answer_reasoning" not in summary  # `answer` already moved the reasoning out of the answers
     judgments = read_jsonl(tmp_path / "run" / "judgments.jsonl")
     first = judgments[0]
     assert [t["turn"] for t in first["turns"]] == [1, 2]
     assert first["overall"] == pytest.approx(sum(t["overall"] for t in first["turns"]) / 2)
     proc = run_cli("report", str(tmp_path / "run"), "--no-charts")
     assert proc.returncode == 0, proc.stderr
-    assert "mt-model" in (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    assert "mt-model" in report and "6 段多轮对话，每段得分为所评各轮的均值；各轮：第1轮" in report
 
 
 def test_multi_turn_rubric_judging_the_last_turn_and_input_errors(tmp_path: Path) -> None:
@@ -293,6 +341,7 @@ def test_multi_turn_rubric_judging_the_last_turn_and_input_errors(tmp_path: Path
         assert server.calls == 6
     run = runs["multiturn-model-a"]
     assert [[t.turn for t in j.turns] for j in run.judgments] == [[2], [2], [2], [2], [3], [2]]
+    assert run.summary.model_extra["answer_reasoning"] == {"removed": 1, "leaked": 0}  # question 102's last turn
     # errors before any call, with file and line
     rubric = load_rubric("alignbench-multiturn")
     questions = load_questions(MT_QUESTIONS, rubric)
@@ -303,8 +352,9 @@ def test_multi_turn_rubric_judging_the_last_turn_and_input_errors(tmp_path: Path
         join(questions, load_answers(short), short)
     with pytest.raises(RubricError, match="--rubric alignbench-multiturn"):
         alignbench.plan_score(MT_QUESTIONS, MT_ANSWERS, "openai:stub-model", rubric="alignbench")
+    other = write_jsonl(tmp_path / "other.jsonl", [{**r, "model_id": "other"} for r in read_jsonl(MT_ANSWERS)])
     with pytest.raises(InputError, match="compare judges single answers only"):
-        alignbench.plan_compare(MT_QUESTIONS, [MT_ANSWERS], MT_ANSWERS, "openai:stub-model", rubric="alignbench")
+        alignbench.plan_compare(MT_QUESTIONS, [MT_ANSWERS], other, "openai:stub-model", rubric="alignbench")
     bad = write_jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "category": "综合问答", "subcategory": "寻求建议",
                                               "turns": ["问题", {"role": "assistant", "content": "固定回答"}]}])
     with pytest.raises(InputError, match=r"q.jsonl:1: a dialogue ends with a user turn"):

@@ -212,6 +212,33 @@ def _spend(summary: Summary) -> str:
     return f"{u.prompt_tokens:,}+{u.completion_tokens:,} · {spend_line(u)}"
 
 
+def _protocol_notes(r: Run, zh: bool) -> list[str]:
+    """Judge-protocol facts of a run (docs/protocols.md): answers whose reasoning was hidden from the judge
+    or leaked into the final text, per-turn scores of dialogues, scores from log-probabilities."""
+    extra = r.summary.model_extra or {}
+    out = []
+    reasoning = extra.get("answer_reasoning") or {}
+    if reasoning.get("removed") or reasoning.get("leaked"):
+        out.append(md_text(
+            f"{r.label}: {reasoning.get('removed', 0)} 个回答的思考过程未展示给评审；{reasoning.get('leaked', 0)} 个回答的"
+            "思考内容泄漏到最终回答中" if zh else f"{r.label}: {reasoning.get('removed', 0)} answer(s) had their reasoning "
+            f"hidden from the judge; {reasoning.get('leaked', 0)} had reasoning leaked into the final text"))
+    dialogues = extra.get("dialogues") or {}
+    if dialogues.get("turns"):
+        turns = "; ".join(f"{'第' + k + '轮' if zh else 'turn ' + k} {v['score']} (n={v['n']})"
+                          for k, v in dialogues["turns"].items() if v.get("score") is not None)
+        out.append(md_text(f"{r.label}: {dialogues['n']} 段多轮对话，每段得分为所评各轮的均值；各轮：{turns}" if zh else
+                           f"{r.label}: {dialogues['n']} dialogues, each scored as the mean of its judged turns; "
+                           f"per turn: {turns}"))
+    source = extra.get("score_from") or {}
+    if source.get("source") == "logprobs":
+        out.append(md_text(f"{r.label}: 分数取评审在评分词元上的概率期望（{source['n_expected']} 条；{source['n_verdict']} 条无概率，"
+                           "用评审给出的分数）" if zh else f"{r.label}: scores are expected values over the judge's "
+                           f"score-token probabilities ({source['n_expected']}; {source['n_verdict']} without them "
+                           "keep the verdict)"))
+    return out
+
+
 def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
     notes = []
     zh = lang == "zh"
@@ -236,6 +263,7 @@ def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
                                  "the judge prompt"))
     if not notes:
         notes.append("所有评审均成功，没有排除任何回答。" if zh else "Every judgment succeeded; nothing was excluded.")
+    notes += [n for r in runs for n in _protocol_notes(r, zh)]
     for what, zh_what, values in (("rubric", "评分细则", {_as_judged(r, runs)[1] for r in runs}),
                                   ("judge", "评审模型", {_as_judged(r, runs)[0] for r in runs}),
                                   ("question set", "题目集", {r.questions_sha for r in runs})):

@@ -15,7 +15,6 @@ from collections import Counter
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from alignbench.rubrics import Rubric
 from alignbench.types import Judgment, Status
@@ -25,18 +24,6 @@ N_BOOTSTRAP = 2000
 
 def _r(value: float | None, digits: int = 4) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
-
-
-def judgments_frame(judgments: list[Judgment]) -> pd.DataFrame:
-    """One row per judgment, one column per dimension (NaN where the answer type lacks it)."""
-    rows = []
-    for j in judgments:
-        row: dict[str, Any] = {"question_id": j.question_id, "model": j.model, "category": j.category,
-                               "subcategory": j.subcategory, "status": j.status.value,
-                               "overall": j.overall}
-        row.update(j.scores)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def _category_boot(scores: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -108,10 +95,13 @@ def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: 
     categories: dict[str, Any] = {}
     boots: dict[str, np.ndarray] = {}
     dims_all = rubric.all_dimensions()
-    frame = judgments_frame(ok)
-    present_dims = [d for d in dims_all if d in frame.columns]
-    dim_means = frame.groupby("category")[present_dims].agg(["mean", "count"]) \
-        if len(frame) and present_dims else None
+    by_category: dict[tuple[str, str], list[float]] = {}  # (category, dimension) -> scores, judgment order
+    by_dimension: dict[str, list[float]] = {}
+    for j in ok:
+        for dim, value in j.scores.items():
+            by_category.setdefault((j.category, dim), []).append(value)
+            by_dimension.setdefault(dim, []).append(value)
+    present_dims = [d for d in dims_all if d in by_dimension]
     for cat in rubric.categories:
         mine = [j for j in judgments if j.category == cat.name]
         good = [j for j in mine if j.status is Status.OK]
@@ -122,10 +112,9 @@ def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: 
             boots[cat.name] = _category_boot(scores, n_boot, rng)
             entry["score"] = _r(scores.mean())
             entry["ci"] = ci(boots[cat.name])
-            for dim in present_dims if dim_means is not None else []:
-                count = int(dim_means.loc[cat.name, (dim, "count")])
-                if count:
-                    entry["dimensions"][dim] = {"mean": _r(dim_means.loc[cat.name, (dim, "mean")]), "n": count}
+            for dim in present_dims:
+                if values := by_category.get((cat.name, dim)):
+                    entry["dimensions"][dim] = {"mean": _r(np.mean(values)), "n": len(values)}
         if mine:
             categories[cat.name] = entry
 
@@ -146,7 +135,7 @@ def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: 
     overall = _r(float(np.mean([g["score"] for g in present]))) if present else None
     overall_ci = ci(np.mean(list(group_boots.values()), axis=0)) if group_boots else None
 
-    dimensions = {d: {"mean": _r(frame[d].mean()), "n": int(frame[d].count())} for d in present_dims}
+    dimensions = {d: {"mean": _r(np.mean(by_dimension[d])), "n": len(by_dimension[d])} for d in present_dims}
 
     subcategories: dict[str, Any] = {}
     for key in sorted({(j.category, j.subcategory) for j in judgments}):

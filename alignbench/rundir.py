@@ -294,12 +294,32 @@ def load_run(path: Path | str, questions: bool = True) -> Run:
     return run
 
 
-def _questions_file(run_dir: Path, recorded: str) -> Path | None:
-    """The recorded question file: as given (relative to the working folder), else relative to any
-    folder above the run (a run folder moved along with its repository still finds it)."""
+def find_recorded(recorded: str, run_dir: Path) -> Path | None:
+    """A path recorded in a manifest: as given (relative to the working folder), else relative to any
+    folder above the run (a run folder moved along with its repository still finds its inputs)."""
     p = Path(recorded)
     candidates = [p] if p.is_absolute() else [Path.cwd() / p, *(a / p for a in run_dir.resolve().parents)]
-    return next((c for c in candidates if c.is_file()), None)
+    return next((c for c in candidates if c.exists()), None)
+
+
+def ensemble_members(run: Run) -> tuple[dict[str, Run], list[str]]:
+    """Each judge's own run of an ensemble run (``score --judge a,b``): where the summary records it,
+    else under ``RUN/judges/<judge>``. Returns the runs found by judge and the judges not found."""
+    ens = run.summary.ensemble or {}
+    found: dict[str, Run] = {}
+    missing: list[str] = []
+    for judge in ens.get("judges", []):
+        recorded = (ens.get("runs") or {}).get(judge)
+        where = find_recorded(recorded, run.dir) if recorded else None
+        for cand in [p for p in (where, run.dir / "judges" / folder_name(judge)) if p is not None]:
+            try:
+                found[judge] = load_run(cand, questions=False)
+                break
+            except RunError:
+                continue
+        else:
+            missing.append(judge)
+    return found, missing
 
 
 def _attach_questions(run: Run) -> None:
@@ -310,7 +330,7 @@ def _attach_questions(run: Run) -> None:
     if not recorded:
         run.questions_note = "the run records no question file"
         return
-    path = _questions_file(run.dir, recorded)
+    path = find_recorded(recorded, run.dir)
     if path is None:
         run.questions_note = f"question file {recorded} not found"
         return

@@ -408,26 +408,15 @@ def answer_texts(run: Run) -> tuple[dict[int, str], str | None]:
 
 
 def _members(run: Run) -> list[Judgment]:
-    """Every member judge's judgments of an ensemble run (``score --judge a,b`` writes them under
-    ``RUN/judges/``), each keeping its judge's name; [] for a single judge or when they are not found."""
-    from alignbench.rundir import folder_name
+    """Every member judge's judgments of an ensemble run, each keeping its judge's name; [] for a
+    single judge or when any member's run is not found."""
+    from alignbench.rundir import ensemble_members
 
-    ens = run.summary.ensemble or {}
-    out: list[Judgment] = []
-    for judge in ens.get("judges", []):
-        recorded = (ens.get("runs") or {}).get(judge)
-        candidates = [Path(recorded)] if recorded else []
-        candidates.append(run.dir / "judges" / folder_name(judge))
-        for cand in candidates:
-            try:
-                member = load_run(cand, questions=False)
-            except RunError:
-                continue
-            out.extend(j.model_copy(update={"judge": judge}) for j in member.judgments if j.model == run.model)
-            break
-        else:
-            return []
-    return out
+    found, missing = ensemble_members(run)
+    if missing:
+        return []
+    return [j.model_copy(update={"judge": judge}) for judge, member in found.items()
+            for j in member.judgments if j.model == run.model]
 
 
 def audit_runs(runs: Sequence[Run], *, compare_dirs: Sequence[Path | str] = (), n_boot: int = AUDIT_BOOT,

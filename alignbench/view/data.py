@@ -24,7 +24,15 @@ from urllib.parse import urlencode
 
 from alignbench.data import InputError, load_answers
 from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.rundir import Run, RunError, folder_name, load_run, run_folders, unique_labels
+from alignbench.rundir import (
+    Run,
+    RunError,
+    ensemble_members,
+    find_recorded,
+    load_run,
+    run_folders,
+    unique_labels,
+)
 from alignbench.types import Answer, Judgment, Question, Status
 from alignbench.view.queue import Facts, usefulness
 from alignbench.view.reviews import (
@@ -183,18 +191,6 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 # ================================================================================================
 
 
-def _find(recorded: str, run_dir: Path) -> Path | None:
-    """A path recorded in a manifest: as given (relative to the working folder), else relative to a
-    folder above the run (a run folder moved together with its repository still finds its inputs)."""
-    p = Path(recorded)
-    if p.is_absolute():
-        return p if p.exists() else None
-    for base in (Path.cwd(), *run_dir.resolve().parents):
-        if (base / p).exists():
-            return base / p
-    return None
-
-
 @lru_cache(maxsize=32)
 def _answers_file(path: str, mtime_ns: int) -> tuple[list[Answer], str | None]:
     try:
@@ -212,10 +208,10 @@ def load_answer_texts(run: Run) -> tuple[dict[int, Answer], str | None]:
     if isinstance(recorded, dict):
         recorded = recorded.get("path")
     if isinstance(recorded, (list, tuple)):
-        recorded = next((r for r in recorded if isinstance(r, str) and _find(r, run.dir)), None)
+        recorded = next((r for r in recorded if isinstance(r, str) and find_recorded(r, run.dir)), None)
     if not recorded or not isinstance(recorded, str):
         return {}, "answer file not at hand (the run records none)"
-    path = _find(recorded, run.dir)
+    path = find_recorded(recorded, run.dir)
     if path is None or not path.is_file():
         return {}, f"answer file not at hand ({recorded} not found)"
     answers, problem = _answers_file(str(path.resolve()), path.stat().st_mtime_ns)
@@ -235,27 +231,11 @@ def load_answer_texts(run: Run) -> tuple[dict[int, Answer], str | None]:
 
 
 def _load_members(run: Run) -> tuple[dict[str, dict[int, Judgment]], str | None]:
-    """Each judge's own run of an ensemble run (``summary.ensemble.runs``), by question id."""
-    ens = run.summary.ensemble
-    if not ens:
-        return {}, None
-    out: dict[str, dict[int, Judgment]] = {}
-    missing = []
-    for judge in ens.get("judges", []):
-        recorded = (ens.get("runs") or {}).get(judge)
-        candidates = [p for p in ([_find(recorded, run.dir)] if recorded else []) if p is not None]
-        candidates.append(run.dir / "judges" / folder_name(judge))
-        for cand in candidates:
-            try:
-                member = load_run(cand, questions=False)
-            except RunError:
-                continue
-            out[judge] = {j.question_id: j for j in member.judgments if j.model == run.model}
-            break
-        else:
-            missing.append(judge)
-    note = f"per-judge runs not found for {', '.join(missing)}" if missing else None
-    return out, note
+    """Each judge's own run of an ensemble run, by question id."""
+    found, missing = ensemble_members(run)
+    out = {judge: {j.question_id: j for j in member.judgments if j.model == run.model}
+           for judge, member in found.items()}
+    return out, f"per-judge runs not found for {', '.join(missing)}" if missing else None
 
 
 def _load_pairs(path: Path) -> PairFolder:

@@ -12,7 +12,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_TYPES = {"Answer", "JudgeReply", "JudgeRequest", "Judgment", "Question", "Status", "Summary"}
+_TYPES = {"Answer", "ModelReply", "ModelRequest", "Judgment", "Question", "Status", "Summary"}
 _API = {"score", "score_async", "compare", "compare_async", "meta_eval", "meta_eval_async", "answer", "answer_async",
         "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare", "calibrate", "bridge",
         "audit"}

@@ -36,14 +36,14 @@ import yaml
 from alignbench.cache import ReplyStore
 from alignbench.data import InputError, _question_id
 from alignbench.engine import Engine, EventHandler, Exchange, ReplySource, RetryPolicy
-from alignbench.judges import JudgeConfig, JudgeConfigError, resolve_judge
+from alignbench.judges import ModelConfig, ModelConfigError, resolve_model
 from alignbench.judges.base import ModelClient
 from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import Rubric
-from alignbench.types import Decoding, JudgeReply, JudgeRequest, Question, Usage
+from alignbench.types import Decoding, ModelReply, ModelRequest, Question, Usage
 
 GENERATION_FILE = Path(__file__).with_name("generation.yaml")
-REQUEST_TAG = "answer"  # JudgeRequest.rubric for answer requests: keeps their cache keys apart from judging
+REQUEST_TAG = "answer"  # ModelRequest.rubric for answer requests: keeps their cache keys apart from judging
 EMPTY_RETRIES = 2  # fresh samples asked after an empty answer (upstream AlignBench re-asks 3 times)
 
 # -- default decoding --------------------------------------------------------------------------
@@ -158,24 +158,24 @@ def split_think(text: str, reasoning_content: str | None = None) -> ThinkSplit:
 
 def model_config(*, base_url: str | None = None, hf: str | None = None, model_id: str,
                  api_key_env: str | None = None, timeout: float = 300.0, concurrency: int = 16,
-                 options: dict[str, Any] | None = None) -> JudgeConfig:
-    """The client settings for the model under test, built through the judge registry.
+                 options: dict[str, Any] | None = None) -> ModelConfig:
+    """The client settings for the model under test, built through the backend registry.
 
     The key is read only from ``api_key_env`` when given: unlike a judge preset, the base URL here
     is any server the user names, and ``$OPENAI_API_KEY`` must not be sent to it by default.
     """
     if (base_url is None) == (hf is None):
-        raise JudgeConfigError("give exactly one of --base-url URL (an OpenAI-compatible server) "
+        raise ModelConfigError("give exactly one of --base-url URL (an OpenAI-compatible server) "
                                "or --hf PATH (a local transformers model)")
     if api_key_env and not os.environ.get(api_key_env):
-        raise JudgeConfigError(f"environment variable {api_key_env} (from --api-key-env) is not set")
+        raise ModelConfigError(f"environment variable {api_key_env} (from --api-key-env) is not set")
     if hf is not None:
         try:
-            return resolve_judge("hf:" + hf, timeout=timeout, concurrency=concurrency, options=options or {})
-        except JudgeConfigError:
-            raise JudgeConfigError("the local transformers backend ('hf') is not available: install "
+            return resolve_model("hf:" + hf, timeout=timeout, concurrency=concurrency, options=options or {})
+        except ModelConfigError:
+            raise ModelConfigError("the local transformers backend ('hf') is not available: install "
                                    "alignbench[local] (torch, transformers)") from None
-    config = resolve_judge("openai:" + model_id, base_url=[base_url], timeout=timeout, concurrency=concurrency,
+    config = resolve_model("openai:" + model_id, base_url=[base_url], timeout=timeout, concurrency=concurrency,
                            key_required=False)
     return config.model_copy(update={"api_key_env": api_key_env, "api_key_explicit": bool(api_key_env)})
 
@@ -332,21 +332,21 @@ class AnswerSettings:
         return Decoding(temperature=self.temperatures.for_category(question.category), max_tokens=self.max_tokens,
                         seed=seed)
 
-    def request(self, question: Question, seed: int | None = None) -> JudgeRequest:
+    def request(self, question: Question, seed: int | None = None) -> ModelRequest:
         messages = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
         messages.append({"role": "user", "content": question.question})
-        return JudgeRequest(messages=tuple(messages), decoding=self.decoding(question, seed), rubric=REQUEST_TAG,
+        return ModelRequest(messages=tuple(messages), decoding=self.decoding(question, seed), rubric=REQUEST_TAG,
                             question_id=question.id)
 
-    def turn_request(self, question: Question, earlier: list[str], turn: int, seed: int | None = None) -> JudgeRequest:
+    def turn_request(self, question: Question, earlier: list[str], turn: int, seed: int | None = None) -> ModelRequest:
         """The request for model turn ``turn`` of a dialogue: the messages so far, with the model's own
         ``earlier`` replies (their final text: a model's reasoning does not go back into its history)."""
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         dialogue = question.dialogue(earlier, upto=turn)[:-1]  # up to the user turn the model answers now
         messages += [{"role": role, "content": content} for role, content, _ in dialogue]
-        return JudgeRequest(messages=tuple(messages), decoding=self.decoding(question, seed), rubric=REQUEST_TAG,
+        return ModelRequest(messages=tuple(messages), decoding=self.decoding(question, seed), rubric=REQUEST_TAG,
                             question_id=question.id)
 
     def generation(self, question: Question) -> dict[str, Any]:
@@ -424,7 +424,7 @@ class _Outcome:
 
     question: Question
     exchange: Exchange
-    reply: JudgeReply | None
+    reply: ModelReply | None
     seed: int | None
     again: bool  # the kept reply is the last one and its answer is empty: ask a fresh sample
 

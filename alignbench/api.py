@@ -5,9 +5,9 @@ only from a shell. Each function here validates all its input before any model i
 name file and line), opens its run folders (locked) before any call, runs the one engine, and returns
 what it wrote. The CLI is a thin shell over these functions; nothing here prints.
 
-Errors are exceptions the caller can catch: ``InputError`` (bad data), ``JudgeConfigError`` (unknown
+Errors are exceptions the caller can catch: ``InputError`` (bad data), ``ModelConfigError`` (unknown
 judge, missing key or package), ``RubricError``, ``RunError`` (run folder), ``ServerUnavailable``,
-``FatalJudgeError`` (bad key, unknown model at the server).
+``FatalCallError`` (bad key, unknown model at the server).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, 
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
 from alignbench.engine import EventHandler, RetryPolicy, run_sync
-from alignbench.judges import JudgeConfig, judge_config, make_client
+from alignbench.judges import ModelConfig, judge_config, make_client
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, RunFolder, default_run_dir, folder_name, load_run
 from alignbench.scoring import (
@@ -78,7 +78,7 @@ def _judges(judge: str | Sequence[str]) -> list[str]:
 class ScorePlan:
     """Everything ``score`` will do, checked and rendered, before any call (``--dry-run`` prints it)."""
 
-    config: JudgeConfig
+    config: ModelConfig
     rubric: Rubric
     questions: list[Question]
     items: list[Item]
@@ -311,7 +311,7 @@ class PairwiseRun:
 
 @dataclass
 class ComparePlan:
-    config: JudgeConfig
+    config: ModelConfig
     rubric: Rubric
     questions: list[Question]
     items: list[Any]  # PairItem

@@ -43,9 +43,9 @@ from alignbench.cost import (
     metered,
     price_for,
 )
-from alignbench.engine import FatalJudgeError
-from alignbench.judges import JudgeConfig, JudgeConfigError
-from alignbench.types import JudgeReply, JudgeRequest, Status, Usage
+from alignbench.engine import FatalCallError
+from alignbench.judges import ModelConfig, ModelConfigError
+from alignbench.types import ModelReply, ModelRequest, Status, Usage
 
 if TYPE_CHECKING:
     from alignbench.engine import Engine
@@ -260,11 +260,11 @@ def _transient(exc: BaseException) -> bool:
     return type(exc).__name__ in ("APIConnectionError", "APITimeoutError", "ConnectError", "ReadTimeout")
 
 
-def _fatal(provider: str, url: str, what: str, exc: BaseException) -> FatalJudgeError:
+def _fatal(provider: str, url: str, what: str, exc: BaseException) -> FatalCallError:
     status = getattr(exc, "status_code", None)
     if status == 404 and what in ("upload", "create"):
-        return FatalJudgeError(f"{url} has no batch API (404 on {what}); drop --batch for this server")
-    return FatalJudgeError(f"{provider} batch {what} at {url} failed: {status or ''} {exc}".replace("  ", " "))
+        return FatalCallError(f"{url} has no batch API (404 on {what}); drop --batch for this server")
+    return FatalCallError(f"{provider} batch {what} at {url} failed: {status or ''} {exc}".replace("  ", " "))
 
 
 class Provider:
@@ -396,7 +396,7 @@ def provider_for(backend: str, url: str | None, key: str | None, timeout: float 
         return OpenAIProvider(url, key, timeout)
     if backend == "zhipuai":
         return ZhipuAIProvider(url, key, timeout)
-    raise JudgeConfigError(f"--batch works with the openai and zhipuai backends, not {backend!r}")
+    raise ModelConfigError(f"--batch works with the openai and zhipuai backends, not {backend!r}")
 
 
 # -- the source ------------------------------------------------------------------------------------
@@ -430,13 +430,13 @@ def _failure(obj: dict[str, Any]) -> _Failure:
 class BatchSource:
     """Gets replies through the provider's batch API for ``Engine(source=...)``; see the module docstring."""
 
-    def __init__(self, config: JudgeConfig, store: ReplyStore, options: BatchOptions | None = None,
+    def __init__(self, config: ModelConfig, store: ReplyStore, options: BatchOptions | None = None,
                  budget: Budget | None = None) -> None:
         if config.backend not in ENDPOINT:
-            raise JudgeConfigError(f"--batch works with the openai and zhipuai backends, not {config.backend!r} "
+            raise ModelConfigError(f"--batch works with the openai and zhipuai backends, not {config.backend!r} "
                                    f"({config.name})")
         if isinstance(store, NullStore):
-            raise JudgeConfigError("--batch needs the reply cache (it holds the batches in flight and their "
+            raise ModelConfigError("--batch needs the reply cache (it holds the batches in flight and their "
                                    "replies): drop --no-cache")
         self.config = config
         self.store = store
@@ -469,7 +469,7 @@ class BatchSource:
 
     # -- the request lines ---------------------------------------------------------------------
 
-    def body(self, request: JudgeRequest) -> dict[str, Any]:
+    def body(self, request: ModelRequest) -> dict[str, Any]:
         """The chat-completions body the online client would send (ZhipuAI's SDK rewrites temperature
         and top_p into its open interval (0, 1), and temperature 0 into greedy decoding: done here too)."""
         dec = request.decoding
@@ -489,7 +489,7 @@ class BatchSource:
         body.update(self.config.extra_body)
         return body
 
-    def line(self, key: str, request: JudgeRequest) -> bytes:
+    def line(self, key: str, request: ModelRequest) -> bytes:
         return (json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT[self.config.backend],
                             "body": self.body(request)}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
 
@@ -510,14 +510,14 @@ class BatchSource:
 
     # -- fetch: what the engine awaits ---------------------------------------------------------
 
-    async def fetch(self, engine: Engine, requests: Sequence[JudgeRequest], tags: Sequence[str],
-                    attempt: int) -> dict[str, JudgeReply]:
+    async def fetch(self, engine: Engine, requests: Sequence[ModelRequest], tags: Sequence[str],
+                    attempt: int) -> dict[str, ModelReply]:
         if attempt and self.options.fallback == "online":
             return {}  # parse retries go online
-        wanted: dict[str, JudgeRequest] = {}
+        wanted: dict[str, ModelRequest] = {}
         for r in requests:
             wanted.setdefault(engine.key(r), r)
-        result: dict[str, JudgeReply] = {}
+        result: dict[str, ModelReply] = {}
         pending = set(wanted)
         follow_ups = 0
         while pending:
@@ -526,7 +526,7 @@ class BatchSource:
             new = [k for k in wanted if k in pending and k not in held]
             submitted, refused = await self._submit([(k, wanted[k]) for k in new]) if new else ([], [])
             for k in refused:
-                result[k] = JudgeReply(error=f"not sent: --max-cost {self.budget.fmt(self.budget.limit)} reached"
+                result[k] = ModelReply(error=f"not sent: --max-cost {self.budget.fmt(self.budget.limit)} reached"
                                        if self.budget else "not sent", error_status=Status.JUDGE_ERROR)
             pending -= set(refused)
             rows = rows + submitted
@@ -538,7 +538,7 @@ class BatchSource:
             pending -= set(got)
             for k, f in failures.items():
                 if k in pending and not f.transient:
-                    result[k] = JudgeReply(error=f"batch request failed: {f.message}", endpoint=self.provider.url,
+                    result[k] = ModelReply(error=f"batch request failed: {f.message}", endpoint=self.provider.url,
                                            error_status=Status.TOO_LONG if f.too_long else Status.JUDGE_ERROR)
                     pending.discard(k)
             broken = [r for r in rows if r["state"] in BROKEN]
@@ -553,7 +553,7 @@ class BatchSource:
             follow_ups += 1
             if follow_ups > self.options.resubmits:
                 for k in pending:
-                    result[k] = JudgeReply(error=f"batch request failed {follow_ups} times: "
+                    result[k] = ModelReply(error=f"batch request failed {follow_ups} times: "
                                            f"{failures[k].message if k in failures else 'no result'}",
                                            endpoint=self.provider.url, error_status=Status.JUDGE_ERROR)
                 return result
@@ -599,12 +599,12 @@ class BatchSource:
             self.note(f"re-attached to {len(out)} batch(es) already submitted: {', '.join(str(r['batch_id']) for r in out)}")
         return out
 
-    def _upper(self, requests: Sequence[JudgeRequest]) -> float:
+    def _upper(self, requests: Sequence[ModelRequest]) -> float:
         assert self.price is not None
         return sum(self.price.cost(Usage(prompt_tokens=self.counter.prompt_upper(r),
                                          completion_tokens=r.decoding.max_tokens, batch=True)) for r in requests)
 
-    async def _submit(self, items: list[tuple[str, JudgeRequest]]) -> tuple[list[dict[str, Any]], list[str]]:
+    async def _submit(self, items: list[tuple[str, ModelRequest]]) -> tuple[list[dict[str, Any]], list[str]]:
         lines = [(k, self.line(k, r)) for k, r in items]
         by_key = dict(items)
         rows, refused = [], []
@@ -676,11 +676,11 @@ class BatchSource:
             await asyncio.sleep(delay)
             delay = min(longest, delay * 1.5)
 
-    async def _collect(self, rows: list[dict[str, Any]], wanted: set[str]) -> tuple[dict[str, JudgeReply],
+    async def _collect(self, rows: list[dict[str, Any]], wanted: set[str]) -> tuple[dict[str, ModelReply],
                                                                                      dict[str, _Failure]]:
         """Download each finished batch's output and error files, store every reply under its key, and
         mark the batch collected; returns the replies and failures of ``wanted`` keys."""
-        got: dict[str, JudgeReply] = {}
+        got: dict[str, ModelReply] = {}
         failures: dict[str, _Failure] = {}
         for row in rows:
             keys = self.ledger.keys(row["local_id"])
@@ -717,7 +717,7 @@ class BatchSource:
             self.ledger.update(row["local_id"], collected=1)
         return got, {k: f for k, f in failures.items() if k in wanted}
 
-    def _reply(self, obj: dict[str, Any], row: dict[str, Any]) -> JudgeReply | None:
+    def _reply(self, obj: dict[str, Any], row: dict[str, Any]) -> ModelReply | None:
         """The reply in one output line, or None when it holds none (an error, an empty message)."""
         resp = obj.get("response")
         if not isinstance(resp, dict) or resp.get("status_code") != 200 or not isinstance(resp.get("body"), dict):
@@ -736,7 +736,7 @@ class BatchSource:
         usage = Usage(prompt_tokens=count(u.get("prompt_tokens")), completion_tokens=count(u.get("completion_tokens")),
                       cached_prompt_tokens=count(details.get("cached_tokens")), batch=True)
         finish = choices[0].get("finish_reason")
-        return JudgeReply(text=content, usage=usage, model=str(body.get("model") or self.config.model),
+        return ModelReply(text=content, usage=usage, model=str(body.get("model") or self.config.model),
                           endpoint=f"{self.provider.url} batch {row['batch_id']}",
                           finish_reason=finish if isinstance(finish, str) else None)
 
@@ -744,7 +744,7 @@ class BatchSource:
 # -- a call's channel: batch and budget together ---------------------------------------------------
 
 
-def fingerprint_of(config: JudgeConfig) -> str:
+def fingerprint_of(config: ModelConfig) -> str:
     """The judge's cache identity without building its client (an API judge is backend:model)."""
     if config.backend == "hf":
         try:
@@ -756,7 +756,7 @@ def fingerprint_of(config: JudgeConfig) -> str:
     return f"{config.backend}:{config.model}"
 
 
-def estimate_for(config: JudgeConfig, requests: Sequence[JudgeRequest], store: ReplyStore, *,
+def estimate_for(config: ModelConfig, requests: Sequence[ModelRequest], store: ReplyStore, *,
                  batch: bool = False) -> Estimate:
     """``cost.estimate`` with what the cache holds and what batches submitted earlier will bring."""
     fp = fingerprint_of(config)
@@ -779,7 +779,7 @@ class Channel:
     budget: Budget | None = None
     sources: list[BatchSource] = field(default_factory=list)
 
-    def open(self, config: JudgeConfig, store: ReplyStore) -> tuple[Any, BatchSource | None]:
+    def open(self, config: ModelConfig, store: ReplyStore) -> tuple[Any, BatchSource | None]:
         from alignbench.judges import make_client
 
         client = metered(make_client(config), config, self.budget)
@@ -789,7 +789,7 @@ class Channel:
             self.sources.append(source)
         return client, source
 
-    def check_start(self, work: Sequence[tuple[JudgeConfig, Sequence[JudgeRequest]]],
+    def check_start(self, work: Sequence[tuple[ModelConfig, Sequence[ModelRequest]]],
                     store: ReplyStore) -> list[Estimate]:
         if self.budget is None:
             return []
@@ -808,7 +808,7 @@ class Channel:
 
 
 def channel_for(batch: bool | BatchOptions | None, max_cost: float | None,
-                configs: Sequence[JudgeConfig]) -> Channel | None:
+                configs: Sequence[ModelConfig]) -> Channel | None:
     """None for a plain online run; else the Channel, every judge checked first (a backend without a
     batch API, a price unknown under --max-cost: errors before anything is sent)."""
     if not batch and max_cost is None:
@@ -817,7 +817,7 @@ def channel_for(batch: bool | BatchOptions | None, max_cost: float | None,
     if options is not None:
         for config in configs:
             if config.backend not in ENDPOINT:
-                raise JudgeConfigError(f"--batch works with the openai and zhipuai backends, not "
+                raise ModelConfigError(f"--batch works with the openai and zhipuai backends, not "
                                        f"{config.backend!r} ({config.name})")
     return Channel(options, budget_for(max_cost, configs))
 
@@ -884,7 +884,7 @@ async def cancel_batch(path: Path | str, ident: str) -> dict[str, Any]:
     if row is None or not row["batch_id"]:
         if ledger:
             ledger.close()
-        raise JudgeConfigError(f"no batch {ident!r} in {path} (`alignbench batches` lists them)")
+        raise ModelConfigError(f"no batch {ident!r} in {path} (`alignbench batches` lists them)")
     assert ledger is not None
     prov = _provider_of(row)
     try:

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from alignbench.types import JudgeReply, Usage
+from alignbench.types import ModelReply, Usage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS replies (
@@ -75,16 +75,16 @@ class ReplyStore:
 
     @staticmethod
     def _reply(text: str, usage: str, model: str | None, endpoint: str | None, finish: str | None,
-               extra: str | None = None) -> JudgeReply:
+               extra: str | None = None) -> ModelReply:
         more = json.loads(extra) if extra else {}
-        return JudgeReply(text=text, usage=Usage(**json.loads(usage)), model=model or "", endpoint=endpoint,
+        return ModelReply(text=text, usage=Usage(**json.loads(usage)), model=model or "", endpoint=endpoint,
                           cached=True, finish_reason=finish, **more)
 
-    def get(self, key: str) -> JudgeReply | None:
+    def get(self, key: str) -> ModelReply | None:
         return self.get_many([key]).get(key)
 
-    def get_many(self, keys: list[str]) -> dict[str, JudgeReply]:
-        found: dict[str, JudgeReply] = {}
+    def get_many(self, keys: list[str]) -> dict[str, ModelReply]:
+        found: dict[str, ModelReply] = {}
         try:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
@@ -97,7 +97,7 @@ class ReplyStore:
             raise _problem(self.path, exc) from None
         return found
 
-    def put(self, key: str, judge: str, reply: JudgeReply) -> None:
+    def put(self, key: str, judge: str, reply: ModelReply) -> None:
         if reply.text is None:
             return  # failures are never cached: a later run should try again
         try:
@@ -139,7 +139,7 @@ class ReplyStore:
 _EXTRA = ("reasoning", "logprobs", "structured", "structured_fallback")
 
 
-def _extra(reply: JudgeReply) -> str | None:
+def _extra(reply: ModelReply) -> str | None:
     """The reply's optional protocol fields as JSON (None when it has none: older rows look the same)."""
     more = reply.model_dump(mode="json", include=set(_EXTRA), exclude_none=True)
     return json.dumps(more, ensure_ascii=False, separators=(",", ":")) if more else None
@@ -153,13 +153,13 @@ class NullStore(ReplyStore):
         self.write_failures = 0
         self.write_error = None
 
-    def get(self, key: str) -> JudgeReply | None:
+    def get(self, key: str) -> ModelReply | None:
         return None
 
-    def get_many(self, keys: list[str]) -> dict[str, JudgeReply]:
+    def get_many(self, keys: list[str]) -> dict[str, ModelReply]:
         return {}
 
-    def put(self, key: str, judge: str, reply: JudgeReply) -> None:
+    def put(self, key: str, judge: str, reply: ModelReply) -> None:
         return None
 
     def stats(self) -> dict[str, object]:

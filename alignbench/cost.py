@@ -33,8 +33,8 @@ from typing import Any
 
 import yaml
 
-from alignbench.judges.base import JudgeCallError, ModelClient
-from alignbench.types import JudgeReply, JudgeRequest, Usage
+from alignbench.judges.base import ModelCallError, ModelClient
+from alignbench.types import ModelReply, ModelRequest, Usage
 
 PRICES_FILE = Path(__file__).parent / "judges" / "prices.yaml"
 CURRENCY_SIGN = {"USD": "$", "CNY": "¥"}
@@ -180,11 +180,11 @@ class TokenCounter:
             return len(self.encoding.encode(text, disallowed_special=()))
         return char_estimate(text)
 
-    def prompt(self, request: JudgeRequest) -> int:
+    def prompt(self, request: ModelRequest) -> int:
         """Prompt tokens of a chat request as the provider counts them (format overhead included)."""
         return sum(self.count(str(m.get("content") or "")) + MESSAGE_TOKENS for m in request.messages) + REPLY_TOKENS
 
-    def prompt_upper(self, request: JudgeRequest) -> int:
+    def prompt_upper(self, request: ModelRequest) -> int:
         """An upper bound of ``prompt`` for budgets: the tokenizer's count when it is exact, else one token
         per character (the BPE tokenizers of these models give fewer for Chinese and English text)."""
         if self.exact:
@@ -239,7 +239,7 @@ def counter_for(backend: str, model: str) -> TokenCounter:
     return TokenCounter(method=f"tiktoken {name}", exact=True, encoding=enc) if enc is not None else CHARS
 
 
-def cacheable_tokens(requests: Sequence[JudgeRequest], counter: TokenCounter, min_tokens: int = 1024,
+def cacheable_tokens(requests: Sequence[ModelRequest], counter: TokenCounter, min_tokens: int = 1024,
                      step: int = 128) -> int:
     """Prompt tokens a prefix cache could serve: each prompt's longest shared prefix with another one
     (neighbours in sorted order), counted when it is at least ``min_tokens`` long, in ``step``-token
@@ -333,13 +333,13 @@ class Estimate:
         return out
 
 
-def estimate(config: Any, requests: Sequence[JudgeRequest], store_path: Path | None, *, cached_keys: set[str],
+def estimate(config: Any, requests: Sequence[ModelRequest], store_path: Path | None, *, cached_keys: set[str],
              in_flight: set[str] = frozenset(), batch: bool = False,  # type: ignore[assignment]
              fingerprint: str | None = None) -> Estimate:
-    """The estimate of sending ``requests`` with the judge ``config`` (a JudgeConfig): only the
+    """The estimate of sending ``requests`` with the judge ``config`` (a ModelConfig): only the
     requests neither in the cache (``cached_keys``) nor in a batch in flight count, each once."""
     fp = fingerprint or f"{config.backend}:{config.model}"
-    unique: dict[str, JudgeRequest] = {}
+    unique: dict[str, ModelRequest] = {}
     for r in requests:
         unique.setdefault(r.cache_key(fp), r)
     todo = [r for k, r in unique.items() if k not in cached_keys and k not in in_flight]
@@ -471,14 +471,14 @@ class MeteredClient:
     async def check(self) -> list[str]:
         return await self._client.check()
 
-    def upper(self, request: JudgeRequest) -> float:
+    def upper(self, request: ModelRequest) -> float:
         return self.price.cost(Usage(prompt_tokens=self.counter.prompt_upper(request),
                                      completion_tokens=request.decoding.max_tokens))
 
-    async def complete(self, request: JudgeRequest) -> JudgeReply:
+    async def complete(self, request: ModelRequest) -> ModelReply:
         upper = self.upper(request)
         if not self.budget.reserve(upper):
-            raise JudgeCallError(f"not sent: --max-cost {self.budget.fmt(self.budget.limit)} reached", retryable=False)
+            raise ModelCallError(f"not sent: --max-cost {self.budget.fmt(self.budget.limit)} reached", retryable=False)
         try:
             reply = await self._client.complete(request)
         except BaseException:

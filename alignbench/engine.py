@@ -34,16 +34,16 @@ from tenacity import (
 )
 
 from alignbench.cache import ReplyStore
-from alignbench.judges.base import JudgeCallError, ModelClient
+from alignbench.judges.base import ModelCallError, ModelClient
 from alignbench.redact import known_secrets, redact
-from alignbench.types import JudgeReply, JudgeRequest, Status, Usage
+from alignbench.types import ModelReply, ModelRequest, Status, Usage
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - an item
 R = TypeVar("R")  # a result
 
 
-class FatalJudgeError(RuntimeError):
+class FatalCallError(RuntimeError):
     """An error every request would hit (bad key, unknown model): the run stops."""
 
 
@@ -93,10 +93,10 @@ EventHandler = Callable[[Event], None]
 class Exchange:
     """Every reply one item used, first to last (parse retries included)."""
 
-    replies: tuple[JudgeReply, ...]
+    replies: tuple[ModelReply, ...]
 
     @property
-    def last(self) -> JudgeReply:
+    def last(self) -> ModelReply:
         return self.replies[-1]
 
     @property
@@ -122,8 +122,8 @@ class ReplySource(Protocol):
     replies it obtained (fresh), and error replies for requests that must not be asked online; a request
     it returns nothing for is asked online as usual."""
 
-    async def fetch(self, engine: Engine, requests: Sequence[JudgeRequest], tags: Sequence[str],
-                    attempt: int) -> dict[str, JudgeReply]: ...
+    async def fetch(self, engine: Engine, requests: Sequence[ModelRequest], tags: Sequence[str],
+                    attempt: int) -> dict[str, ModelReply]: ...
 
 
 # Replies that came back but cannot be used: asked again with a fresh sample (a greedy judge would
@@ -134,7 +134,7 @@ RETRYABLE_PARSE = (Status.PARSE_FAILED, Status.OUT_OF_RANGE, Status.REFUSED, Sta
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, JudgeCallError) and exc.retryable
+    return isinstance(exc, ModelCallError) and exc.retryable
 
 
 class AdaptiveLimit:
@@ -228,9 +228,9 @@ class Engine:
         self.on_event = on_event
         self.serve_hint = serve_hint
         self.stats: dict[str, CallStats] = {}  # by tag (the model being judged or answered)
-        self._prefetched: dict[str, JudgeReply] = {}
-        self._keys: dict[int, tuple[JudgeRequest, str]] = {}
-        self._fatal: FatalJudgeError | None = None  # once set, no further call is sent
+        self._prefetched: dict[str, ModelReply] = {}
+        self._keys: dict[int, tuple[ModelRequest, str]] = {}
+        self._fatal: FatalCallError | None = None  # once set, no further call is sent
         self._checked = False
         self.notes: list[str] = []  # what the caller should be told (a model the server does not serve …)
         self.reported: dict[str, int] = {}  # model named in each reply -> replies (the judge's identity)
@@ -266,14 +266,14 @@ class Engine:
 
     # -- one request ----------------------------------------------------------------------------
 
-    def key(self, request: JudgeRequest) -> str:
+    def key(self, request: ModelRequest) -> str:
         """The request's cache key (computed once per request object: hashing the prompt is not free)."""
         hit = self._keys.get(id(request))
         if hit is None or hit[0] is not request:
             hit = self._keys[id(request)] = (request, request.cache_key(self.client.fingerprint))
         return hit[1]
 
-    def prefetch(self, requests: Iterable[JudgeRequest]) -> int:
+    def prefetch(self, requests: Iterable[ModelRequest]) -> int:
         """Read every cached reply for these requests in one query; returns how many are not cached."""
         keys = [self.key(r) for r in requests]
         self._prefetched.update(self.store.get_many(keys))
@@ -315,11 +315,11 @@ class Engine:
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, JudgeCallError) and exc.retry_after is not None:
+        if isinstance(exc, ModelCallError) and exc.retry_after is not None:
             return min(self.retry.max_wait, exc.retry_after)
         return self._backoff(state)
 
-    async def get(self, request: JudgeRequest, tag: str = "", fresh: bool = False) -> JudgeReply:
+    async def get(self, request: ModelRequest, tag: str = "", fresh: bool = False) -> ModelReply:
         """The reply to ``request``: from the cache (unless ``fresh``), else from the model (stored
         before returning, replacing what the cache held)."""
         stats = self.stats.setdefault(tag, CallStats())
@@ -341,11 +341,11 @@ class Engine:
         self._reported(reply)
         return reply
 
-    def _reported(self, reply: JudgeReply) -> None:
+    def _reported(self, reply: ModelReply) -> None:
         if reply.text is not None and reply.model:
             self.reported[reply.model] = self.reported.get(reply.model, 0) + 1
 
-    async def _attempt(self, request: JudgeRequest) -> JudgeReply:
+    async def _attempt(self, request: ModelRequest) -> ModelReply:
         """One call, bounded as a whole by the deadline (the SDK's timeout bounds each read only)."""
         try:
             if _timeout is not None:  # Python 3.11+: no extra task per call
@@ -355,10 +355,10 @@ class Engine:
                 reply = await asyncio.wait_for(self.client.complete(request), self.deadline)
         except asyncio.TimeoutError:
             self.limit.overloaded()
-            raise JudgeCallError(f"no reply within --timeout {self.deadline:g} s (time queued at the server "
+            raise ModelCallError(f"no reply within --timeout {self.deadline:g} s (time queued at the server "
                                  "counts): lower --concurrency, raise --timeout or lower --max-tokens",
                                  retryable=True, overload=True) from None
-        except JudgeCallError as exc:
+        except ModelCallError as exc:
             if exc.overload:
                 self.limit.overloaded()
             raise
@@ -369,11 +369,11 @@ class Engine:
         """Stop after the last attempt, or when the server asks for a pause longer than the cap (waiting
         would hold a slot for nothing; the request fails now with that reason)."""
         exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, JudgeCallError) and exc.retry_after is not None and exc.retry_after > self.retry.max_wait:
+        if isinstance(exc, ModelCallError) and exc.retry_after is not None and exc.retry_after > self.retry.max_wait:
             return True
         return state.attempt_number >= self.retry.attempts
 
-    async def _call(self, request: JudgeRequest, stats: CallStats) -> JudgeReply:
+    async def _call(self, request: ModelRequest, stats: CallStats) -> ModelReply:
         attempts = 0
         try:
             async for attempt in AsyncRetrying(stop=self._stop, wait=self._wait,
@@ -383,21 +383,21 @@ class Engine:
                     stats.calls += 1
                     stats.retries += attempts > 1
                     reply = await self._attempt(request)
-        except JudgeCallError as exc:
+        except ModelCallError as exc:
             if exc.fatal:
-                self._fatal = self._fatal or FatalJudgeError(str(exc))
+                self._fatal = self._fatal or FatalCallError(str(exc))
                 raise self._fatal from None
             stats.errors += 1
             status = Status.TOO_LONG if exc.too_long else Status.JUDGE_ERROR
             why = f"{exc} (after {attempts} attempt{'s' if attempts > 1 else ''})"
             if exc.retry_after is not None and exc.retry_after > self.retry.max_wait:
                 why += f"; the server asked to wait {exc.retry_after:.0f} s, more than the {self.retry.max_wait:.0f} s cap"
-            return JudgeReply(error=why, error_status=status, attempts=attempts, endpoint=exc.endpoint)
+            return ModelReply(error=why, error_status=status, attempts=attempts, endpoint=exc.endpoint)
         return reply.model_copy(update={"attempts": attempts})
 
     # -- many items -----------------------------------------------------------------------------
 
-    async def map(self, items: Sequence[I], request_of: Callable[[I, int], JudgeRequest],
+    async def map(self, items: Sequence[I], request_of: Callable[[I, int], ModelRequest],
                   read: Callable[[I, Exchange, R | None], R], *, failed: Callable[[R], bool],
                   again: Callable[[R], bool] = lambda _: False, retries: int = 0,
                   tag: Callable[[I], str] = lambda _: "", label: str = "judging",
@@ -409,7 +409,7 @@ class Engine:
         counter = _Counter(total=len(items))
         self._emit(label, counter)
 
-        async def reading(item: I, replies: list[JudgeReply], previous: R | None) -> R:
+        async def reading(item: I, replies: list[ModelReply], previous: R | None) -> R:
             if sum(len(r.text or "") for r in replies) > 32_000:  # a huge reply is parsed off the event loop
                 return await asyncio.to_thread(read, item, Exchange(tuple(replies)), previous)
             return read(item, Exchange(tuple(replies)), previous)
@@ -440,9 +440,9 @@ class Engine:
         # source in one go (it stores the replies in the cache), then every item reads its reply: the one
         # the source returned, else the cache, else online. Items whose result asks for a fresh sample
         # make the next round, so parse retries become one follow-up batch.
-        fetched: dict[str, JudgeReply] = {}
+        fetched: dict[str, ModelReply] = {}
 
-        async def ask(request: JudgeRequest, item: I) -> JudgeReply:
+        async def ask(request: ModelRequest, item: I) -> ModelReply:
             key = self.key(request)
             got = fetched.get(key)
             if got is None:
@@ -456,7 +456,7 @@ class Engine:
             return got
 
         results: list[R | None] = [None] * len(items)
-        replies: list[list[JudgeReply]] = [[] for _ in items]
+        replies: list[list[ModelReply]] = [[] for _ in items]
         active, attempt = list(range(len(items))), 0
         while active:
             requests = [request_of(items[i], attempt) for i in active]
@@ -467,7 +467,7 @@ class Engine:
             if todo:
                 fetched.update(await self.source.fetch(self, [r for r, _ in todo], [t for _, t in todo], attempt))
 
-            async def step(i: int, request: JudgeRequest) -> None:
+            async def step(i: int, request: ModelRequest) -> None:
                 replies[i].append(await ask(request, items[i]))
                 results[i] = await reading(items[i], replies[i], results[i])
 

@@ -591,7 +591,7 @@ class MetaPlan:
     data: MetaData
     judges: list[str]
     protocols: list[str]
-    combos: list[tuple[str, str, Any, Rubric]]  # (judge, protocol, JudgeConfig, Rubric)
+    combos: list[tuple[str, str, Any, Rubric]]  # (judge, protocol, ModelConfig, Rubric)
     max_answer_chars: int | None
 
     def warnings(self) -> list[str]:

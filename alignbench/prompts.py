@@ -1,4 +1,4 @@
-"""Rubric x Question x Answer -> JudgeRequest. Pure: no I/O beyond reading templates once.
+"""Rubric x Question x Answer -> ModelRequest. Pure: no I/O beyond reading templates once.
 
 The prompt is ordered for prefix caching: the system message (rules, bands, output format) is the
 same for every request; the user message starts with what is shared by every answer to a question
@@ -17,7 +17,7 @@ from alignbench import structured
 from alignbench.judges.base import merge_system
 from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import Rubric, RubricError
-from alignbench.types import Answer, Decoding, JudgeRequest, Question
+from alignbench.types import Answer, Decoding, ModelRequest, Question
 
 TRUNCATION_MARK = "\n……（回答过长，以下内容已截断）"
 
@@ -127,7 +127,7 @@ def build_request(
     turn: int | None = None,
     structured_output: bool = False,
     logprobs: int | None = None,
-) -> tuple[JudgeRequest, bool]:
+) -> tuple[ModelRequest, bool]:
     """The judge request for one answer, and whether the answer had to be clipped.
 
     ``turn``: the model turn of a multi-turn answer to judge (its dialogue so far is shown).
@@ -147,12 +147,12 @@ def build_request(
         messages = structured.with_note(messages, structured.note(rubric, dims))
     if not system_role:
         messages = merge_system(messages)
-    request = JudgeRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id,
+    request = ModelRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id,
                            question_id=question.id, response_schema=schema, logprobs=logprobs)
     return request, truncated
 
 
-def retry_request(request: JudgeRequest, attempt: int) -> JudgeRequest:
+def retry_request(request: ModelRequest, attempt: int) -> ModelRequest:
     """A fresh sample of the same prompt after an unparseable reply.
 
     A greedy judge answers the same prompt the same way, so the retry changes the seed and, at

@@ -17,7 +17,7 @@ from alignbench.cache import ReplyStore
 from alignbench.cost import spend
 from alignbench.data import InputError
 from alignbench.engine import RETRYABLE_PARSE, Engine, EventHandler, Exchange, ReplySource, RetryPolicy
-from alignbench.judges import JudgeConfig
+from alignbench.judges import ModelConfig
 from alignbench.judges.base import ModelClient
 from alignbench.logprobs import expected_scores
 from alignbench.parse import ParsedScores, parse_scores, parse_sections, parse_structured_scores
@@ -27,9 +27,9 @@ from alignbench.rubrics import Rubric, RubricError
 from alignbench.structured import dimension_pairs
 from alignbench.types import (
     Answer,
-    JudgeRequest,
     Judgment,
     Manifest,
+    ModelRequest,
     Question,
     Status,
     Summary,
@@ -44,7 +44,7 @@ class Item:
 
     question: Question
     answer: Answer
-    request: JudgeRequest
+    request: ModelRequest
     truncated: bool
     turn: int | None = None  # multi-turn rubrics: the model turn judged (1-based)
 
@@ -71,7 +71,7 @@ def judged_turns(rubric: Rubric, question: Question) -> list[int] | None:
     return list(range(1, n + 1)) if rubric.turns == "each" else [n]
 
 
-def plan(pairs: Sequence[tuple[Question, Answer]], rubric: Rubric, config: JudgeConfig,
+def plan(pairs: Sequence[tuple[Question, Answer]], rubric: Rubric, config: ModelConfig,
          max_answer_chars: int | None = None) -> list[Item]:
     """Render every request, ordered by question so answers to one question go out together
     (a judge server with prefix caching then reuses the shared question+reference prefix). A dialogue
@@ -92,7 +92,7 @@ def plan(pairs: Sequence[tuple[Question, Answer]], rubric: Rubric, config: Judge
     return items
 
 
-def read_verdict(text: str, request: JudgeRequest, rubric: Rubric, dims: tuple[str, ...]) -> ParsedScores:
+def read_verdict(text: str, request: ModelRequest, rubric: Rubric, dims: tuple[str, ...]) -> ParsedScores:
     """The verdict of one reply: the JSON one when structured output was asked for and the reply is JSON,
     else the rubric's text convention (a backend that fell back to text, or ignored the schema)."""
     scale = (rubric.scale.min, rubric.scale.max)
@@ -155,7 +155,7 @@ async def judge_items(items: Sequence[Item], rubric: Rubric, client: ModelClient
     engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, serve_hint=serve_hint,
                     refresh_failed=refresh_failed, source=source)
 
-    def request_of(item: Item, attempt: int) -> JudgeRequest:
+    def request_of(item: Item, attempt: int) -> ModelRequest:
         return item.request if attempt == 0 else retry_request(item.request, attempt)
 
     def read(item: Item, exchange: Exchange, previous: Judgment | None) -> Judgment:
@@ -242,7 +242,7 @@ SAMPLE_SEED_STRIDE = 1000
 SAMPLES_FILE = "samples.jsonl"
 
 
-def sample_request(request: JudgeRequest, sample: int) -> JudgeRequest:
+def sample_request(request: ModelRequest, sample: int) -> ModelRequest:
     """The request of sample ``sample`` of one answer: sample 0 is the request itself (so one sample
     per answer is exactly a plain run, cache keys included); the others differ only in their seed."""
     if sample == 0:

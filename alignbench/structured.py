@@ -2,7 +2,7 @@
 
 Why: a judge that is free to write anything sometimes writes something no parser can read (a missing
 dict, a range, a cut-off); a judge constrained to a schema cannot. The schema is built from the rubric
-(the answer type's dimensions, the scale), travels on the request (``JudgeRequest.response_schema``,
+(the answer type's dimensions, the scale), travels on the request (``ModelRequest.response_schema``,
 part of the cache key) and each backend asks for it its own way (docs/protocols.md): OpenAI's
 ``response_format`` JSON schema, vLLM's guided decoding, GLM's JSON mode, constrained generation in the
 transformers backend. A backend that refuses falls back to text, and says why.

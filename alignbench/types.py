@@ -1,6 +1,6 @@
 """Core records passed between pipeline stages.
 
-Data flows one way: load (Question, Answer) -> prompt (JudgeRequest) -> judge (JudgeReply)
+Data flows one way: load (Question, Answer) -> prompt (ModelRequest) -> judge (ModelReply)
 -> parse (Judgment) -> aggregate (Summary dict). Every record is an immutable pydantic model so a
 stage cannot quietly change what an earlier stage produced, and so each record round-trips through
 JSON (the run folder is nothing but these records serialised).
@@ -135,7 +135,7 @@ class Decoding(Frozen):
     seed: int | None = None
 
 
-class JudgeRequest(Frozen):
+class ModelRequest(Frozen):
     """One prompt for a judge. ``key`` addresses the reply in the cache and is computed from content."""
 
     messages: tuple[dict[str, str], ...]
@@ -173,13 +173,13 @@ class JudgeRequest(Frozen):
 class TokenProbs(Frozen):
     """One output token: where it starts in the reply text, itself, and its most likely alternatives."""
 
-    offset: int  # character offset of the token's first character in ``JudgeReply.text``
+    offset: int  # character offset of the token's first character in ``ModelReply.text``
     token: str
     logprob: float
     top: tuple[tuple[str, float], ...] = ()  # (token, logprob), most likely first
 
 
-class JudgeReply(Frozen):
+class ModelReply(Frozen):
     """What a judge said (or why it said nothing). Never holds parsed scores: parsing comes later."""
 
     text: str | None = None

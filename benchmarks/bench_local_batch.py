@@ -28,7 +28,7 @@ from tiny_model import build_tiny_llama  # noqa: E402
 
 from alignbench.cache import NullStore  # noqa: E402
 from alignbench.data import join, load_answers, load_questions  # noqa: E402
-from alignbench.judges import make_judge, resolve_judge  # noqa: E402
+from alignbench.judges import make_judge, resolve_model  # noqa: E402
 from alignbench.rubrics import load_rubric  # noqa: E402
 from alignbench.scoring import judge_items, plan  # noqa: E402
 
@@ -56,7 +56,7 @@ def main() -> None:
 
     folder = build_tiny_llama(Path(tempfile.mkdtemp(prefix="bench-tiny-")) / "model", context=2048,
                               hidden=args.hidden, layers=args.layers)
-    config = resolve_judge(f"hf:{folder}", rubric="critiquellm", system_role=False, max_tokens=args.max_tokens,
+    config = resolve_model(f"hf:{folder}", rubric="critiquellm", system_role=False, max_tokens=args.max_tokens,
                            options={"device": "cpu"})
     rubric = load_rubric(config.rubric)
     questions = load_questions(ZH / "questions.jsonl", rubric)

@@ -31,14 +31,14 @@ from stub_server import StubServer, alignbench_responder, spawn_stub  # noqa: E4
 
 from alignbench.cache import ReplyStore  # noqa: E402
 from alignbench.data import load_questions  # noqa: E402
-from alignbench.judges import make_judge, resolve_judge  # noqa: E402
+from alignbench.judges import make_judge, resolve_model  # noqa: E402
 from alignbench.rubrics import load_rubric  # noqa: E402
 from alignbench.scoring import judge_items, plan  # noqa: E402
 from alignbench.types import Answer, Status  # noqa: E402
 
 
 async def run(urls: list[str], items, rubric, concurrency: int, cache: Path):
-    config = resolve_judge("openai:bench-judge", base_url=urls, concurrency=concurrency)
+    config = resolve_model("openai:bench-judge", base_url=urls, concurrency=concurrency)
     judge = make_judge(config)
     start = time.perf_counter()
     judgments, runner = await judge_items(items, rubric, judge, ReplyStore(cache), config.name,
@@ -81,7 +81,7 @@ def main() -> None:
     args = parser.parse_args()
 
     rubric = load_rubric("alignbench")
-    config = resolve_judge("openai:bench-judge")
+    config = resolve_model("openai:bench-judge")
     questions = load_questions(args.questions, rubric)
     pairs = [(q, Answer(question_id=q.id, model="bench", text=(q.reference or "我不知道。")[:400])) for q in questions]
     items = plan(pairs, rubric, config, 12000)

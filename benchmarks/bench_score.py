@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from stub_server import spawn_stub  # noqa: E402
 
 from alignbench.data import join, load_answers, load_questions  # noqa: E402
-from alignbench.judges import resolve_judge  # noqa: E402
+from alignbench.judges import resolve_model  # noqa: E402
 from alignbench.rubrics import load_rubric  # noqa: E402
 from alignbench.scoring import plan  # noqa: E402
 
@@ -106,7 +106,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-score-"))
     answers = write_answers(args.questions, tmp / "answers.jsonl")
     rubric = load_rubric("alignbench")
-    config = resolve_judge("openai:bench-judge")
+    config = resolve_model("openai:bench-judge")
     pairs = join(load_questions(args.questions, rubric), load_answers(answers)).pairs
     messages = [list(item.request.messages) for item in plan(pairs, rubric, config, 12000)]
     n = len(messages)
@@ -166,9 +166,9 @@ class InstantJudge:
         return []
 
     async def complete(self, request):
-        from alignbench.types import JudgeReply, Usage
+        from alignbench.types import ModelReply, Usage
 
-        return JudgeReply(text="分析……\n{'事实正确性': 7, '满足用户需求': 6, '清晰度': 7, '完备性': 6, '综合得分': 6}",
+        return ModelReply(text="分析……\n{'事实正确性': 7, '满足用户需求': 6, '清晰度': 7, '完备性': 6, '综合得分': 6}",
                           usage=Usage(prompt_tokens=1000, completion_tokens=50), model="instant")
 
     async def aclose(self) -> None:
@@ -179,7 +179,7 @@ async def overhead_only(pairs, rubric, cache: Path) -> float:
     from alignbench.cache import ReplyStore
     from alignbench.scoring import judge_items
 
-    config = resolve_judge("openai:bench-judge")
+    config = resolve_model("openai:bench-judge")
     start = time.perf_counter()
     items = plan(pairs, rubric, config, 12000)
     judgments, _ = await judge_items(items, rubric, InstantJudge(), ReplyStore(cache), "instant", concurrency=64)
@@ -194,7 +194,7 @@ async def pipeline_only(url: str, pairs, rubric, concurrency: int, cache: Path) 
     from alignbench.judges import make_judge
     from alignbench.scoring import judge_items
 
-    config = resolve_judge("openai:bench-judge", base_url=[url], concurrency=concurrency)
+    config = resolve_model("openai:bench-judge", base_url=[url], concurrency=concurrency)
     judge = make_judge(config)
     start = time.perf_counter()
     items = plan(pairs, rubric, config, 12000)

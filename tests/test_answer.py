@@ -30,7 +30,7 @@ from alignbench.answering import (
 )
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, load_answers, load_questions
-from alignbench.judges import JudgeConfigError, make_judge
+from alignbench.judges import ModelConfigError, make_judge
 from alignbench.rubrics import load_rubric
 from alignbench.types import Usage
 
@@ -270,7 +270,7 @@ def test_api_key_is_sent_but_never_written(model: StubServer, tmp_path: Path,
     monkeypatch.setenv("OPENAI_API_KEY", "sk-never-sent")
     generate(model.url, tmp_path / "b.jsonl")
     assert {h["authorization"] for h in model.headers} == {"Bearer EMPTY"}
-    with pytest.raises(JudgeConfigError, match="NOT_SET_ANYWHERE .*is not set"):
+    with pytest.raises(ModelConfigError, match="NOT_SET_ANYWHERE .*is not set"):
         model_config(base_url=model.url, model_id="m", api_key_env="NOT_SET_ANYWHERE")
 
 

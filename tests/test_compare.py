@@ -16,7 +16,7 @@ import pytest
 from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, SHARED, read_jsonl, run_cli, write_jsonl
 from stub_server import StubServer
 
-from alignbench.judges import resolve_judge
+from alignbench.judges import resolve_model
 from alignbench.pairwise.compare import OrderVerdict, combine, match_pairs, plan_pairs
 from alignbench.rubrics import load_rubric
 from alignbench.types import Answer, Question, Status
@@ -143,7 +143,7 @@ def test_both_orders_are_planned_and_prefix_friendly() -> None:
     m, b = Answer(question_id=1, model="m", text="模型的回答"), Answer(question_id=1, model="base", text="基线的回答")
     m2 = Answer(question_id=1, model="m2", text="另一个模型")
     matched = match_pairs([q], {"m": [m], "m2": [m2]}, [b])
-    items = plan_pairs(matched.pairs, rub, resolve_judge("openai:x"))
+    items = plan_pairs(matched.pairs, rub, resolve_model("openai:x"))
     assert [(it.order, it.model_answer.model) for it in items] == [
         ("baseline_first", "m"), ("baseline_first", "m2"), ("model_first", "m"), ("model_first", "m2")]
     system, user = items[2].request.messages

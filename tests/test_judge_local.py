@@ -25,8 +25,8 @@ transformers = pytest.importorskip("transformers")
 from alignbench.aggregate import summarize  # noqa: E402
 from alignbench.cache import ReplyStore  # noqa: E402
 from alignbench.data import join, load_answers, load_questions  # noqa: E402
-from alignbench.judges import JudgeConfigError, make_judge, resolve_judge  # noqa: E402
-from alignbench.judges.base import JudgeCallError  # noqa: E402
+from alignbench.judges import ModelConfigError, make_judge, resolve_model  # noqa: E402
+from alignbench.judges.base import ModelCallError  # noqa: E402
 from alignbench.judges.local import LocalJudge, LocalJudgeError  # noqa: E402
 from alignbench.rubrics import load_rubric  # noqa: E402
 from alignbench.scoring import judge_items, plan  # noqa: E402
@@ -51,7 +51,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _items(model_dir: Path, n: int, rubric_name: str = "critiquellm", max_tokens: int = 8,
            answers: Path = ANSWERS_A, **options):
-    config = resolve_judge(f"hf:{model_dir}", rubric=rubric_name, max_tokens=max_tokens,
+    config = resolve_model(f"hf:{model_dir}", rubric=rubric_name, max_tokens=max_tokens,
                            system_role=rubric_name != "critiquellm", options={"device": "cpu", **options})
     rubric = load_rubric(config.rubric)
     questions = load_questions(QUESTIONS, rubric)
@@ -175,15 +175,15 @@ def test_fingerprint_names_the_model_and_follows_its_files(tiny_model: Path, tmp
 
 
 def test_bad_model_paths_and_options_fail_with_one_clear_line(tmp_path: Path, monkeypatch) -> None:
-    with pytest.raises(JudgeConfigError, match=r"hf model path /no/such/model does not exist"):
-        make_judge(resolve_judge("hf:/no/such/model"))
+    with pytest.raises(ModelConfigError, match=r"hf model path /no/such/model does not exist"):
+        make_judge(resolve_model("hf:/no/such/model"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(JudgeConfigError, match="has no config.json"):
-        make_judge(resolve_judge(f"hf:{tmp_path / 'empty'}"))
-    with pytest.raises(JudgeConfigError, match="not available from the Hugging Face hub"):
-        make_judge(resolve_judge("hf:nobody-has/this-model"))  # offline: no download is attempted
-    with pytest.raises(JudgeConfigError, match="unknown hf option"):
-        make_judge(resolve_judge("hf:/no/such/model", options={"colour": "blue"}))
+    with pytest.raises(ModelConfigError, match="has no config.json"):
+        make_judge(resolve_model(f"hf:{tmp_path / 'empty'}"))
+    with pytest.raises(ModelConfigError, match="not available from the Hugging Face hub"):
+        make_judge(resolve_model("hf:nobody-has/this-model"))  # offline: no download is attempted
+    with pytest.raises(ModelConfigError, match="unknown hf option"):
+        make_judge(resolve_model("hf:/no/such/model", options={"colour": "blue"}))
     monkeypatch.setitem(sys.modules, "transformers", None)  # Python's way to make a package unimportable
     with pytest.raises(LocalJudgeError, match=r"needs transformers: pip install 'alignbench\[local\]'"):
         LocalJudge.from_options("x", str(tmp_path), {})
@@ -205,7 +205,7 @@ def test_load_failure_stops_the_run_once(tmp_path: Path) -> None:
         return await asyncio.gather(*(judge.complete(it.request) for it in items), return_exceptions=True)
 
     errors = asyncio.run(go())
-    assert all(isinstance(e, JudgeCallError) and e.fatal for e in errors)
+    assert all(isinstance(e, ModelCallError) and e.fatal for e in errors)
     assert len({id(e) for e in errors}) == 1  # loaded (and failed) once, not once per request
     assert str(folder) in str(errors[0])
 
@@ -277,8 +277,8 @@ def test_real_smollm2_judges_end_to_end(tmp_path: Path) -> None:
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_cuda_asked_without_a_gpu_stops_with_a_clear_error(tiny_model: Path) -> None:
     judge = LocalJudge.from_options("g", str(tiny_model), {"device": "cuda"})
-    with pytest.raises(JudgeCallError, match="--device cuda was asked but torch sees no CUDA device") as info:
+    with pytest.raises(ModelCallError, match="--device cuda was asked but torch sees no CUDA device") as info:
         asyncio.run(judge.load())
     assert info.value.fatal
-    with pytest.raises(JudgeConfigError, match="--device must be auto, cpu or cuda"):
-        make_judge(resolve_judge(f"hf:{tiny_model}", options={"device": "gpu"}))
+    with pytest.raises(ModelConfigError, match="--device must be auto, cpu or cuda"):
+        make_judge(resolve_model(f"hf:{tiny_model}", options={"device": "gpu"}))

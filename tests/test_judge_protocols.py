@@ -27,7 +27,7 @@ from alignbench.prompts import build_request
 from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import RubricError, available, load_rubric
 from alignbench.scoring import Item, make_judgment
-from alignbench.types import Answer, Decoding, JudgeReply, Status
+from alignbench.types import Answer, Decoding, ModelReply, Status
 
 CASES = Path(__file__).parent / "cases"
 CONVENTION_CASES = yaml.safe_load((CASES / "conventions.yaml").read_text(encoding="utf-8"))
@@ -122,7 +122,7 @@ def test_reasoning_is_never_read_for_scores_nor_shown_to_the_judge() -> None:
     prompt = "".join(m["content"] for m in request.messages)
     assert "秘密推理" not in prompt and "<think>" not in prompt and "x = 3，y = 2。" in prompt
     item = Item(q, answer, request, False)
-    reply = JudgeReply(text="分析……\n{'事实正确性': 8, '满足用户需求': 8, '逻辑连贯性': 8, '完备性': 7, '综合得分': 8}",
+    reply = ModelReply(text="分析……\n{'事实正确性': 8, '满足用户需求': 8, '逻辑连贯性': 8, '完备性': 7, '综合得分': 8}",
                        reasoning="也许 {'综合得分': 2}？")
     judgment = make_judgment(item, reply, rubric, "j")
     assert judgment.overall == 8 and judgment.reasoning == "也许 {'综合得分': 2}？"
@@ -132,7 +132,7 @@ def test_reasoning_is_never_read_for_scores_nor_shown_to_the_judge() -> None:
     assert make_judgment(Item(q, leaked, request, False), reply, rubric, "j").answer_reasoning == "leaked"
     # a plain judgment's JSON has none of the protocol fields: single-turn run folders are unchanged
     plain = make_judgment(Item(q, Answer(question_id=q.id, model="m", text="x = 3"), request, False),
-                          JudgeReply(text=reply.text), rubric, "j")
+                          ModelReply(text=reply.text), rubric, "j")
     assert not {"reasoning", "answer_reasoning", "turn", "turns", "overall_expected", "structured"} & \
         set(json.loads(plain.model_dump_json()))
 
@@ -398,10 +398,10 @@ def test_transformers_judge_structured_per_dimension_and_cached(tiny_judge: Path
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from alignbench.cache import ReplyStore
-    from alignbench.judges import make_judge, resolve_judge
+    from alignbench.judges import make_judge, resolve_model
     from alignbench.scoring import judge_items, plan
 
-    config = resolve_judge(f"hf:{tiny_judge}", rubric="critiquellm", max_tokens=120, structured=True,
+    config = resolve_model(f"hf:{tiny_judge}", rubric="critiquellm", max_tokens=120, structured=True,
                            score_from="logprobs", system_role=False, options={"device": "cpu", "batch_size": 4})
     rubric = load_rubric(config.rubric)
     pairs = join(load_questions(QUESTIONS, rubric), load_answers(ANSWERS_A), ANSWERS_A).pairs[:4]

@@ -11,10 +11,10 @@ import pytest
 from conftest import ANSWERS_A, QUESTIONS, read_jsonl, run_cli
 from stub_server import StubServer, alignbench_responder
 
-from alignbench.judges import JudgeConfigError, make_judge, resolve_judge
-from alignbench.judges.base import JudgeCallError
+from alignbench.judges import ModelConfigError, make_judge, resolve_model
+from alignbench.judges.base import ModelCallError
 from alignbench.judges.zhipuai_api import ZhipuAIJudge
-from alignbench.types import Decoding, JudgeRequest
+from alignbench.types import Decoding, ModelRequest
 
 KEY = "some.test"
 MESSAGES = ({"role": "system", "content": "你是公正的评委。"}, {"role": "user", "content": "请评价这个回答：长城很长。"})
@@ -22,7 +22,7 @@ MESSAGES = ({"role": "system", "content": "你是公正的评委。"}, {"role": 
 
 def _judge(server: StubServer, concurrency: int = 4, timeout: float = 5.0, urls: list[str] | None = None) -> ZhipuAIJudge:
     # named explicitly (as --api-key-env does): ZhipuAI's key otherwise goes only to open.bigmodel.cn
-    config = resolve_judge("glm-4-flash", base_url=urls or [server.root + "/api/paas/v4"],
+    config = resolve_model("glm-4-flash", base_url=urls or [server.root + "/api/paas/v4"],
                            concurrency=concurrency, timeout=timeout, api_key_env="ZHIPUAI_API_KEY",
                            api_key_explicit=True)
     judge = make_judge(config)
@@ -30,11 +30,11 @@ def _judge(server: StubServer, concurrency: int = 4, timeout: float = 5.0, urls:
     return judge
 
 
-def _request(i: int = 1, **decoding) -> JudgeRequest:
-    return JudgeRequest(messages=MESSAGES, decoding=Decoding(max_tokens=256, **decoding), question_id=i)
+def _request(i: int = 1, **decoding) -> ModelRequest:
+    return ModelRequest(messages=MESSAGES, decoding=Decoding(max_tokens=256, **decoding), question_id=i)
 
 
-async def _one(judge: ZhipuAIJudge, request: JudgeRequest):
+async def _one(judge: ZhipuAIJudge, request: ModelRequest):
     try:
         return await judge.complete(request)
     finally:
@@ -61,9 +61,9 @@ def test_round_trip_and_request_shape(stub: StubServer, monkeypatch: pytest.Monk
 def test_sdk_errors_map_to_judge_call_errors(stub: StubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZHIPUAI_API_KEY", KEY)
 
-    def error(setup) -> JudgeCallError:
+    def error(setup) -> ModelCallError:
         setup()
-        with pytest.raises(JudgeCallError) as info:
+        with pytest.raises(ModelCallError) as info:
             asyncio.run(_one(_judge(stub, timeout=0.5), _request()))
         return info.value
 
@@ -93,11 +93,11 @@ def test_connection_refused_is_retryable(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("ZHIPUAI_API_KEY", KEY)
     with StubServer() as server:
         url = server.root + "/api/paas/v4"
-    judge = make_judge(resolve_judge("glm-4", base_url=[url]))
-    with pytest.raises(JudgeCallError) as info:
+    judge = make_judge(resolve_model("glm-4", base_url=[url]))
+    with pytest.raises(ModelCallError) as info:
         asyncio.run(_one(judge, _request()))
     assert info.value.retryable and str(info.value).startswith("cannot connect")
-    assert asyncio.run(make_judge(resolve_judge("glm-4", base_url=[url])).check()) == [url]
+    assert asyncio.run(make_judge(resolve_model("glm-4", base_url=[url])).check()) == [url]
 
 
 def test_concurrency_calls_are_really_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -122,8 +122,8 @@ def test_concurrency_calls_are_really_in_flight(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_missing_key_fails_early_with_a_clear_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    with pytest.raises(JudgeConfigError, match=r"ZHIPUAI_API_KEY is not set"):
-        make_judge(resolve_judge("glm-4"))
+    with pytest.raises(ModelConfigError, match=r"ZHIPUAI_API_KEY is not set"):
+        make_judge(resolve_model("glm-4"))
     proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge", "glm-4-plus",
                    "--out", str(tmp_path / "run"))
     assert proc.returncode == 2 and "ZHIPUAI_API_KEY is not set" in proc.stderr
@@ -167,7 +167,7 @@ def test_bad_key_stops_the_run(stub: StubServer, tmp_path: Path) -> None:
 
 def test_zhipuai_base_url_env_is_honoured(stub: StubServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ZHIPUAI_BASE_URL", stub.root + "/api/paas/v4")  # a gateway; no key needed then
-    judge = make_judge(resolve_judge("glm-4-plus"))
+    judge = make_judge(resolve_model("glm-4-plus"))
     reply = asyncio.run(_one(judge, _request()))
     assert reply.text and reply.endpoint == stub.root + "/api/paas/v4"
     assert stub.requests[0]["model"] == "glm-4-plus"

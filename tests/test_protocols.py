@@ -18,7 +18,7 @@ from alignbench.pairwise.compare import build_pair_request
 from alignbench.prompts import build_request
 from alignbench.rubrics import PROTOCOLS, RubricError, load_rubric, rubric_for_protocol
 from alignbench.scoring import Item, make_judgment
-from alignbench.types import Answer, Decoding, JudgeReply, Question, Status
+from alignbench.types import Answer, Decoding, ModelReply, Question, Status
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases" / "protocols.yaml").read_text(encoding="utf-8"))
 AB = load_rubric("alignbench")
@@ -148,7 +148,7 @@ def test_protocol_output_parses(case: dict) -> None:
                  question="问题", reference="参考")
     answer = Answer(question_id=7, model="m", text="回答")
     request, _ = build_request(rub, q, answer, Decoding())
-    judgment = make_judgment(Item(q, answer, request, False), JudgeReply(text=case["text"]), rub, "j")
+    judgment = make_judgment(Item(q, answer, request, False), ModelReply(text=case["text"]), rub, "j")
     assert judgment.status is Status(case["status"]), judgment.detail
     assert judgment.raw == case["text"]
     if judgment.status is Status.OK:

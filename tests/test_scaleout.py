@@ -12,10 +12,10 @@ import pytest
 from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, read_jsonl, run_cli
 from stub_server import StubServer, alignbench_responder
 
-from alignbench.judges import make_judge, resolve_judge
+from alignbench.judges import make_judge, resolve_model
 from alignbench.judges.openai_api import OpenAIJudge
 from alignbench.judges.pool import Endpoint, EndpointPool
-from alignbench.types import Decoding, JudgeRequest
+from alignbench.types import Decoding, ModelRequest
 
 
 @pytest.fixture
@@ -26,17 +26,17 @@ def pair():
 
 
 def _judge(urls: list[str], concurrency: int) -> OpenAIJudge:
-    judge = make_judge(resolve_judge("openai:judge-x", base_url=urls, concurrency=concurrency))
+    judge = make_judge(resolve_model("openai:judge-x", base_url=urls, concurrency=concurrency))
     assert isinstance(judge, OpenAIJudge)
     return judge
 
 
-def _request(qid: int, i: int = 0) -> JudgeRequest:
-    return JudgeRequest(messages=({"role": "user", "content": f"问题{qid} 回答{i} 事实正确性 满足用户需求"},),
+def _request(qid: int, i: int = 0) -> ModelRequest:
+    return ModelRequest(messages=({"role": "user", "content": f"问题{qid} 回答{i} 事实正确性 满足用户需求"},),
                         decoding=Decoding(max_tokens=64), question_id=qid)
 
 
-async def _all(judge: OpenAIJudge, requests: list[JudgeRequest]):
+async def _all(judge: OpenAIJudge, requests: list[ModelRequest]):
     try:
         return await asyncio.gather(*(judge.complete(r) for r in requests))
     finally:
@@ -82,7 +82,7 @@ def test_failing_server_is_rested_and_probed_one_at_a_time(pair) -> None:
     judge = _judge([a.url, b.url], concurrency=4)
     judge.pool.base_rest, judge.pool.max_rest = 0.2, 0.4
 
-    async def with_retries(request: JudgeRequest):
+    async def with_retries(request: ModelRequest):
         for _ in range(8):
             try:
                 return await judge.complete(request)

@@ -93,14 +93,14 @@ def test_retry_after_is_honoured(stub: StubServer) -> None:
     from alignbench.cache import NullStore
     from alignbench.engine import Engine, RetryPolicy
     from alignbench.judges.openai_api import OpenAIJudge
-    from alignbench.types import JudgeRequest
+    from alignbench.types import ModelRequest
 
     async def go() -> float:
         judge = OpenAIJudge("t", "m", [stub.url], "k", timeout=5)
         runner = Engine(judge, NullStore(), retry=RetryPolicy(initial=0.01, max_wait=5))
         stub.fail_next(1, status=429, retry_after=1.0)
         start = time.monotonic()
-        reply = await runner.get(JudgeRequest(messages=({"role": "user", "content": "你好"},)))
+        reply = await runner.get(ModelRequest(messages=({"role": "user", "content": "你好"},)))
         await judge.aclose()
         assert reply.text and reply.attempts == 2
         return time.monotonic() - start

@@ -54,7 +54,7 @@ def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) ->
     """Generate the missing answers into ``out``; exits with one clear line on any fatal problem."""
     from alignbench import api
     from alignbench.data import InputError
-    from alignbench.engine import FatalJudgeError
+    from alignbench.engine import FatalCallError
 
     def announce(run: Any) -> None:
         if run.dropped_partial:
@@ -75,7 +75,7 @@ def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) ->
         try:
             with progress() as on_event:
                 result = api.answer(questions, model_name, out, on_event=on_event, before_start=announce, **kwargs)
-        except FatalJudgeError as exc:
+        except FatalCallError as exc:
             hint = " (is --model-id the id the server serves? GET /v1/models lists them)" if "404" in str(exc) \
                 else " (pass --api-key-env VAR naming the variable that holds the key)" if str(exc)[:3] in (
                     "401", "403") else ""

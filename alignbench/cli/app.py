@@ -93,8 +93,8 @@ def guarded(saved: str = "every reply received so far is in the cache",
     """Library errors become one line and exit code 2; Ctrl-C exits 130 saying how to resume."""
     from alignbench.cache import CacheError
     from alignbench.data import InputError
-    from alignbench.engine import FatalJudgeError, ServerUnavailable
-    from alignbench.judges import JudgeConfigError
+    from alignbench.engine import FatalCallError, ServerUnavailable
+    from alignbench.judges import ModelConfigError
     from alignbench.rubrics import RubricError
     from alignbench.rundir import RunError
 
@@ -104,9 +104,9 @@ def guarded(saved: str = "every reply received so far is in the cache",
         err_console.print(f"[yellow]interrupted:[/] {saved}; run the same command again to finish without paying "
                           "twice", highlight=False)
         raise typer.Exit(130) from None
-    except FatalJudgeError as exc:
+    except FatalCallError as exc:
         raise fail(f"{exc}. {fatal_hint}") from None
-    except (CacheError, InputError, JudgeConfigError, RubricError, RunError, ServerUnavailable) as exc:
+    except (CacheError, InputError, ModelConfigError, RubricError, RunError, ServerUnavailable) as exc:
         raise fail(str(exc)) from None
 
 

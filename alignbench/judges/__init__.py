@@ -1,8 +1,8 @@
 """Judge presets and the backend registry.
 
 A preset (``judges/presets.yaml``) names a backend, a model id, where it is served, how it is
-decoded and which rubric renders its prompts. ``resolve_judge`` turns a ``--judge`` value plus
-command-line overrides into a ``JudgeConfig``; ``make_client`` builds the backend's client from it.
+decoded and which rubric renders its prompts. ``resolve_model`` turns a ``--judge`` value plus
+command-line overrides into a ``ModelConfig``; ``make_client`` builds the backend's client from it.
 Backends are registered in the same file (module, packages, key variable, default server), and a
 backend's module is imported only when a client is built, so an optional SDK matters only to the
 people who use it: adding a backend is one module plus its entry there.
@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from alignbench.judges.base import JudgeCallError, ModelClient
+from alignbench.judges.base import ModelCallError, ModelClient
 from alignbench.types import Decoding
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster, same result
@@ -34,11 +34,11 @@ DEFAULT_VIA = {"openai": "json_schema", "zhipuai": "json_object", "hf": "constra
 TOP_LOGPROBS = 20
 
 
-class JudgeConfigError(ValueError):
+class ModelConfigError(ValueError):
     """An unknown preset, a missing key or package: the message says what to do."""
 
 
-class JudgeConfig(BaseModel):
+class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
@@ -153,7 +153,7 @@ def backends() -> dict[str, Backend]:
     return _registry()[0]
 
 
-def resolve_judge(judge: str, **overrides: Any) -> JudgeConfig:
+def resolve_model(judge: str, **overrides: Any) -> ModelConfig:
     """A preset name, or ``BACKEND:MODEL`` (e.g. ``openai:qwen2.5-72b-instruct``), plus overrides."""
     presets, known = load_presets(), backends()
     if judge in presets:
@@ -162,39 +162,39 @@ def resolve_judge(judge: str, **overrides: Any) -> JudgeConfig:
         backend, model = judge.split(":", 1)
         spec = {"name": judge, "backend": backend, "model": model, "api_key_env": known[backend].key_env}
     else:
-        raise JudgeConfigError(
+        raise ModelConfigError(
             f"unknown judge {judge!r}. Presets: {', '.join(sorted(presets))}; "
             f"or BACKEND:MODEL with backend one of {', '.join(sorted(known))} (e.g. openai:gpt-4o)")
     options = overrides.pop("options", None) or {}  # merged key by key: a preset's options survive
     spec.update({k: v for k, v in overrides.items() if v is not None and v != []})
     if options:
         spec["options"] = {**spec.get("options", {}), **{k: v for k, v in options.items() if v is not None}}
-    return JudgeConfig(**spec)
+    return ModelConfig(**spec)
 
 
 def judge_config(judge: str, *, judge_model: str | None = None, base_url: Any = None, rubric: str | None = None,
-                 protocol: str | None = None, **overrides: Any) -> JudgeConfig:
-    """``resolve_judge`` with the command-line shapes (URLs repeated or comma-separated) and the rubric
+                 protocol: str | None = None, **overrides: Any) -> ModelConfig:
+    """``resolve_model`` with the command-line shapes (URLs repeated or comma-separated) and the rubric
     switched to ``protocol``'s variant, so a protocol means the same prompts in every command."""
     from alignbench.rubrics import rubric_for_protocol
 
     urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
     urls = [u.strip() for raw in urls for u in raw.split(",") if u.strip()]
-    config = resolve_judge(judge, model=judge_model, base_url=urls or None, rubric=rubric, **overrides)
+    config = resolve_model(judge, model=judge_model, base_url=urls or None, rubric=rubric, **overrides)
     if protocol:
         config = config.model_copy(update={"rubric": rubric_for_protocol(protocol, base=config.rubric)})
     return config
 
 
-def make_client(config: JudgeConfig, lazy: bool = True) -> ModelClient:
-    """Build the client of ``config``'s backend; a missing package or key is a JudgeConfigError
+def make_client(config: ModelConfig, lazy: bool = True) -> ModelClient:
+    """Build the client of ``config``'s backend; a missing package or key is a ModelConfigError
     saying what to do."""
     backend = backends().get(config.backend)
     if backend is None:
-        raise JudgeConfigError(f"{config.name}: unknown backend {config.backend!r}")
+        raise ModelConfigError(f"{config.name}: unknown backend {config.backend!r}")
     missing = backend.missing_packages()
     if missing:
-        raise JudgeConfigError(f"{config.name} needs {' and '.join(missing)}: "
+        raise ModelConfigError(f"{config.name} needs {' and '.join(missing)}: "
                                f"{backend.install or 'pip install ' + ' '.join(missing)}")
     from alignbench.redact import same_host
 
@@ -205,7 +205,7 @@ def make_client(config: JudgeConfig, lazy: bool = True) -> ModelClient:
     if key and not config.api_key_explicit and not all(same_host(u, backend.default_url) for u in servers):
         key = None  # a provider's key goes only to the provider's own host; other servers: --api-key-env
     if backend.key_env and config.key_required and own_server and not key:
-        raise JudgeConfigError(f"{config.name} calls {backend.default_url} but ${config.api_key_env} is not set; "
+        raise ModelConfigError(f"{config.name} calls {backend.default_url} but ${config.api_key_env} is not set; "
                                "export it, or point --judge-base-url at a compatible server")
     if backend.lazy and lazy:
         return LazyClient(config, backend, key)
@@ -218,7 +218,7 @@ class LazyClient:
     ``backend:model``, everything the engine asks before sending (fingerprint, capacity) is known
     without the SDK; any other attribute builds the client and is read from it."""
 
-    def __init__(self, config: JudgeConfig, backend: Backend, api_key: str | None) -> None:
+    def __init__(self, config: ModelConfig, backend: Backend, api_key: str | None) -> None:
         self.name = config.name
         self.model = config.model
         self.fingerprint = f"{config.backend}:{config.model}"
@@ -240,9 +240,9 @@ class LazyClient:
             await self._client.aclose()
 
 
-def make_judge(config: JudgeConfig) -> ModelClient:
+def make_judge(config: ModelConfig) -> ModelClient:
     """The client of ``config`` built now (its SDK imported), not on first use."""
     return make_client(config, lazy=False)
 
-__all__ = ["Backend", "JudgeCallError", "JudgeConfig", "JudgeConfigError", "ModelClient", "backends",
-           "judge_config", "load_presets", "make_client", "make_judge", "resolve_judge"]
+__all__ = ["Backend", "ModelCallError", "ModelConfig", "ModelConfigError", "ModelClient", "backends",
+           "judge_config", "load_presets", "make_client", "make_judge", "resolve_model"]

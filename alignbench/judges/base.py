@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from alignbench.types import JudgeReply, JudgeRequest
+from alignbench.types import ModelReply, ModelRequest
 
 
-class JudgeCallError(Exception):
+class ModelCallError(Exception):
     """A call to a judge failed.
 
     ``retryable`` marks transient failures (429, 5xx, timeouts, dropped connections, malformed
@@ -64,8 +64,8 @@ class ModelClient(Protocol):
         """The servers that do not answer at all."""
         ...
 
-    async def complete(self, request: JudgeRequest) -> JudgeReply:
-        """Send one request; return the reply or raise JudgeCallError."""
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """Send one request; return the reply or raise ModelCallError."""
         ...
 
     async def aclose(self) -> None: ...

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignbench.judges.base import JudgeCallError, merge_system
-from alignbench.types import JudgeReply, JudgeRequest, TokenProbs, Usage
+from alignbench.judges.base import ModelCallError, merge_system
+from alignbench.types import ModelReply, ModelRequest, TokenProbs, Usage
 
 INSTALL_HINT = "pip install 'alignbench[local]'"
 REQUIRED_PACKAGES = ("torch", "transformers")
@@ -150,7 +150,7 @@ class BatchStats:
 @dataclass
 class _Pending:
     seq: int
-    request: JudgeRequest
+    request: ModelRequest
     ids: list[int]
     future: asyncio.Future
 
@@ -193,7 +193,7 @@ class LocalJudge:
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
         self._load_lock: asyncio.Lock | None = None
-        self._load_error: JudgeCallError | None = None
+        self._load_error: ModelCallError | None = None
         # Every torch call runs on this one thread: OpenMP keeps one team of workers per calling
         # thread, and teams left spinning on other threads would halve the speed of a small machine.
         self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignbench-torch")
@@ -292,7 +292,7 @@ class LocalJudge:
             except Exception as exc:
                 message = str(exc) if isinstance(exc, LocalJudgeError) else \
                     f"cannot load hf model {self.source.spec}: {type(exc).__name__}: {exc}"
-                self._load_error = JudgeCallError(message, retryable=False, fatal=True)
+                self._load_error = ModelCallError(message, retryable=False, fatal=True)
                 raise self._load_error from None
 
     async def _in_torch_thread(self, fn: Any, *args: Any) -> Any:
@@ -300,7 +300,7 @@ class LocalJudge:
 
     # -- prompts ---------------------------------------------------------------------------------
 
-    def encode(self, request: JudgeRequest) -> list[int]:
+    def encode(self, request: ModelRequest) -> list[int]:
         """Token ids of the prompt: chat template if the tokenizer has one, else the raw text."""
         messages = [dict(m) for m in request.messages]
         tok = self.tokenizer
@@ -326,7 +326,7 @@ class LocalJudge:
             self._queue = []
             self._arriving = 0
 
-    async def complete(self, request: JudgeRequest) -> JudgeReply:
+    async def complete(self, request: ModelRequest) -> ModelReply:
         self._ensure_runtime()
         assert self._loop is not None and self._wake is not None
         self._arriving += 1  # the worker holds a part-full batch while requests are still on their way
@@ -336,7 +336,7 @@ class LocalJudge:
             assert self.context is not None
             room = min(request.decoding.max_tokens, MIN_ROOM)
             if len(ids) + room > self.context:
-                raise JudgeCallError(f"prompt too long for the judge: {len(ids)} tokens + {room} to answer "
+                raise ModelCallError(f"prompt too long for the judge: {len(ids)} tokens + {room} to answer "
                                      f"> context {self.context}", retryable=False, too_long=True,
                                      endpoint=f"local:{self.device}")
             future = self._loop.create_future()
@@ -375,7 +375,7 @@ class LocalJudge:
             try:
                 replies = await self._in_torch_thread(self._generate, batch)
             except Exception as exc:  # one bad batch (e.g. out of memory) fails its requests, not the run
-                error = JudgeCallError(f"generate failed on a batch of {len(batch)}: {type(exc).__name__}: {exc}",
+                error = ModelCallError(f"generate failed on a batch of {len(batch)}: {type(exc).__name__}: {exc}",
                                        retryable=False, endpoint=f"local:{self.device}")
                 for p in batch:
                     if not p.future.done():
@@ -385,7 +385,7 @@ class LocalJudge:
                 if not p.future.done():
                     p.future.set_result(reply)
 
-    def _generate(self, batch: list[_Pending]) -> list[JudgeReply]:
+    def _generate(self, batch: list[_Pending]) -> list[ModelReply]:
         """One left-padded ``generate`` for the batch (blocking; runs in a thread)."""
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
@@ -431,7 +431,7 @@ class LocalJudge:
             structured = fallback = None
             if p.request.response_schema is not None:
                 structured, fallback = ("constrained", None) if machines[r] is not None else (None, refused[r])
-            replies.append(JudgeReply(text=text, usage=Usage(prompt_tokens=len(p.ids), completion_tokens=cut),
+            replies.append(ModelReply(text=text, usage=Usage(prompt_tokens=len(p.ids), completion_tokens=cut),
                                       model=self.source.spec, endpoint=f"local:{self.device}",
                                       finish_reason="stop" if ended else "length", logprobs=tokens,
                                       structured=structured, structured_fallback=fallback))
@@ -523,11 +523,11 @@ __all__ = ["BatchStats", "LocalJudge", "LocalJudgeError", "ModelSource", "folder
            "resolve_source"]
 
 
-def build(config, api_key: str | None) -> LocalJudge:  # noqa: ANN001 - a JudgeConfig
+def build(config, api_key: str | None) -> LocalJudge:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``); no key: the model runs here."""
     try:
         return LocalJudge.from_options(config.name, config.model, config.options)
     except LocalJudgeError as exc:
-        from alignbench.judges import JudgeConfigError
+        from alignbench.judges import ModelConfigError
 
-        raise JudgeConfigError(str(exc)) from None
+        raise ModelConfigError(str(exc)) from None

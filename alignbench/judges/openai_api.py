@@ -14,10 +14,10 @@ import asyncio
 import httpx
 import openai
 
-from alignbench.judges.base import JudgeCallError, parse_retry_after
+from alignbench.judges.base import ModelCallError, parse_retry_after
 from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge, refused_feature
 from alignbench.redact import redact_url
-from alignbench.types import JudgeReply, JudgeRequest
+from alignbench.types import ModelReply, ModelRequest
 
 _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
                      "prompt is too long", "exceeds the model")
@@ -66,10 +66,10 @@ class OpenAIJudge(PooledJudge):
         results = await asyncio.gather(*(probe(e) for e in self.pool.endpoints))
         return [r for r in results if r]
 
-    async def _send(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+    async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
         return await self._call(endpoint, request)
 
-    async def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+    async def _call(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
         """One call; a protocol feature the server refuses (HTTP 400 naming response_format, guided
         decoding or logprobs) is dropped and the request sent again at once, once per feature: the
         verdict is then read from text, and the reply says why."""
@@ -81,7 +81,7 @@ class OpenAIJudge(PooledJudge):
                 self.unsupported.setdefault(refused.feature, refused.reason)
                 sent = sent - {refused.feature}
 
-    async def _send_once(self, endpoint: Endpoint, request: JudgeRequest, sent: set[str]) -> JudgeReply:
+    async def _send_once(self, endpoint: Endpoint, request: ModelRequest, sent: set[str]) -> ModelReply:
         dec = request.decoding
         kwargs: dict = {"model": self.model, "messages": list(request.messages),
                         "temperature": dec.temperature, "max_tokens": dec.max_tokens}
@@ -107,27 +107,27 @@ class OpenAIJudge(PooledJudge):
         try:
             resp = await endpoint.client.chat.completions.create(**kwargs)
         except openai.RateLimitError as exc:
-            raise JudgeCallError(f"429 rate limited by {url}", retryable=True, endpoint=url, overload=True,
+            raise ModelCallError(f"429 rate limited by {url}", retryable=True, endpoint=url, overload=True,
                                  retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
         except openai.APITimeoutError:
-            raise JudgeCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
+            raise ModelCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
         except openai.APIConnectionError as exc:
-            raise JudgeCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
+            raise ModelCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
                                  endpoint=url) from None
         except openai.APIStatusError as exc:
             message = _error_message(exc)
             if exc.status_code >= 500 or exc.status_code in (408, 409):
-                raise JudgeCallError(f"{exc.status_code} from {url}: {message}", retryable=True, endpoint=url,
+                raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=True, endpoint=url,
                                      overload=exc.status_code == 503, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
             if exc.status_code in (400, 413, 422) and any(m in message.lower() for m in _TOO_LONG_MARKERS):
-                raise JudgeCallError(f"prompt too long for the judge: {message}", retryable=False,
+                raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
             if feature := refused_feature(exc.status_code, message, sent):
                 raise _Refused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
-            raise JudgeCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
+            raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=exc.status_code in (401, 403, 404)) from None
         except (openai.APIResponseValidationError, ValueError) as exc:
-            raise JudgeCallError(f"malformed reply from {url}: {exc}", retryable=True, endpoint=url) from None
+            raise ModelCallError(f"malformed reply from {url}: {exc}", retryable=True, endpoint=url) from None
         return self.reply_from(resp, url)
 
     async def aclose(self) -> None:
@@ -143,7 +143,7 @@ class _Refused(Exception):
         self.feature, self.reason = feature, reason
 
 
-def build(config, api_key: str | None) -> OpenAIJudge:  # noqa: ANN001 - a JudgeConfig
+def build(config, api_key: str | None) -> OpenAIJudge:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``)."""
     return OpenAIJudge(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
                        concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)

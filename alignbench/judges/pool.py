@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignbench.judges.base import JudgeCallError
+from alignbench.judges.base import ModelCallError
 from alignbench.logprobs import from_openai
-from alignbench.types import JudgeReply, JudgeRequest, Usage
+from alignbench.types import ModelReply, ModelRequest, Usage
 
 
 @dataclass
@@ -172,13 +172,13 @@ class PooledJudge:
             self.__dict__["_unsupported"] = {}
         return self.__dict__["_unsupported"]
 
-    def features(self, request: JudgeRequest) -> set[str]:
+    def features(self, request: ModelRequest) -> set[str]:
         """The protocol features ``request`` asks for that no server has refused yet."""
         asked = {"structured"} if request.response_schema is not None else set()
         asked |= {"logprobs"} if request.logprobs else set()
         return asked - set(self.unsupported)
 
-    def annotate(self, reply: JudgeReply, request: JudgeRequest, sent: set[str]) -> JudgeReply:
+    def annotate(self, reply: ModelReply, request: ModelRequest, sent: set[str]) -> ModelReply:
         """Record on the reply how structured output was obtained, or why it was not."""
         if request.response_schema is None:
             return reply
@@ -198,26 +198,26 @@ class PooledJudge:
     def urls(self) -> list[str]:
         return [e.url for e in self.pool.endpoints]
 
-    async def _send(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+    async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
         raise NotImplementedError
 
-    def reply_from(self, resp: Any, url: str) -> JudgeReply:
-        """A JudgeReply from an OpenAI-shaped chat completion (both SDKs return one). An empty reply is
+    def reply_from(self, resp: Any, url: str) -> ModelReply:
+        """A ModelReply from an OpenAI-shaped chat completion (both SDKs return one). An empty reply is
         a transient server fault, retried like a 5xx; content in parts (the multi-part format) is
         joined; content of any other shape is a failed call with the reason, never a crash."""
         choices = getattr(resp, "choices", None)
         message = getattr(choices[0], "message", None) if isinstance(choices, list) and choices else None
         content = getattr(message, "content", None)
         if content is None:
-            raise JudgeCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
+            raise ModelCallError(f"reply from {url} has no message content", retryable=True, endpoint=url)
         if isinstance(content, list):
             parts = [p.get("text") if isinstance(p, dict) else getattr(p, "text", None) for p in content]
             if not parts or not all(isinstance(t, str) for t in parts):
-                raise JudgeCallError(f"reply from {url} has message content in parts that are not all text",
+                raise ModelCallError(f"reply from {url} has message content in parts that are not all text",
                                      retryable=False, endpoint=url)
             content = "".join(parts)
         if not isinstance(content, str):
-            raise JudgeCallError(f"reply from {url} has message content of type {type(content).__name__}, not "
+            raise ModelCallError(f"reply from {url} has message content of type {type(content).__name__}, not "
                                  "text", retryable=False, endpoint=url)
         usage = Usage()
         raw = getattr(resp, "usage", None)
@@ -233,12 +233,12 @@ class PooledJudge:
         # scratchpad beside the content: kept in its own field, never parsed, never shown as an answer.
         reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
         tokens = from_openai(getattr(getattr(choices[0], "logprobs", None), "content", None), content)
-        return JudgeReply(text=content, usage=usage, model=model if isinstance(model, str) and model else self.model,
+        return ModelReply(text=content, usage=usage, model=model if isinstance(model, str) and model else self.model,
                           endpoint=url, finish_reason=finish if isinstance(finish, str) else None,
                           reasoning=reasoning if isinstance(reasoning, str) and reasoning.strip() else None,
                           logprobs=tokens)
 
-    async def complete(self, request: JudgeRequest) -> JudgeReply:
+    async def complete(self, request: ModelRequest) -> ModelReply:
         key = request.prompt_hash if len(self.pool.endpoints) > 1 else None
         endpoint = await self.pool.acquire(request.question_id, key)
         ok, retry_after = False, None
@@ -246,7 +246,7 @@ class PooledJudge:
             reply = await self._send(endpoint, request)
             ok = True
             return reply
-        except JudgeCallError as exc:
+        except ModelCallError as exc:
             retry_after = exc.retry_after
             ok = not exc.retryable  # a bad request says nothing about the server's health
             raise

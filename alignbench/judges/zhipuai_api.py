@@ -6,7 +6,7 @@ the default executor, a handful of threads on a small machine). The HTTP connect
 client is sized the same way, or the SDK's default of 50 connections would queue requests silently.
 
 Like every backend it never retries: the SDK's retries are off (``max_retries=0``) and its errors
-are mapped to ``JudgeCallError`` so that the runner applies one retry policy to every judge.
+are mapped to ``ModelCallError`` so that the runner applies one retry policy to every judge.
 Several base URLs (e.g. a gateway per region) share one ``EndpointPool``.
 """
 
@@ -23,10 +23,10 @@ import httpx
 import zhipuai
 from zhipuai.core import _errors as zerr
 
-from alignbench.judges.base import JudgeCallError, parse_retry_after
+from alignbench.judges.base import ModelCallError, parse_retry_after
 from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge, refused_feature
 from alignbench.redact import redact_url
-from alignbench.types import JudgeReply, JudgeRequest
+from alignbench.types import ModelReply, ModelRequest
 
 DEFAULT_BASE_URL = "https://open.bigmodel.cn/api/paas/v4"
 
@@ -73,11 +73,11 @@ class ZhipuAIJudge(PooledJudge):
                                          for e in self.pool.endpoints))
         return [r for r in results if r]
 
-    async def _send(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+    async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
         # the SDK is synchronous: run it on the judge's own thread pool, sized to its concurrency
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(self._call, endpoint, request))
 
-    def _call(self, endpoint: Endpoint, request: JudgeRequest) -> JudgeReply:
+    def _call(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
         """One blocking SDK call (runs in a worker thread). Structured output goes as GLM's JSON mode
         (``response_format={"type": "json_object"}``; the prompt describes the JSON); a server that
         refuses it is asked again at once without it, and the reply says why. GLM returns no token
@@ -90,7 +90,7 @@ class ZhipuAIJudge(PooledJudge):
                 self.unsupported.setdefault(refused.feature, refused.reason)
                 sent = sent - {refused.feature}
 
-    def _call_once(self, endpoint: Endpoint, request: JudgeRequest, sent: set[str]) -> JudgeReply:
+    def _call_once(self, endpoint: Endpoint, request: ModelRequest, sent: set[str]) -> ModelReply:
         dec = request.decoding
         # The SDK rewrites message contents in place: give it copies, never the request's dicts.
         kwargs: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in request.messages],
@@ -111,33 +111,33 @@ class ZhipuAIJudge(PooledJudge):
         except zerr.APIReachLimitError as exc:
             code, message = _error_detail(exc)
             if code in _FATAL_CODES:
-                raise JudgeCallError(f"429 from {url}: {message}", retryable=False, fatal=True,
+                raise ModelCallError(f"429 from {url}: {message}", retryable=False, fatal=True,
                                      endpoint=url) from None
-            raise JudgeCallError(f"429 rate limited by {url}: {message}", retryable=True, endpoint=url, overload=True,
+            raise ModelCallError(f"429 rate limited by {url}: {message}", retryable=True, endpoint=url, overload=True,
                                  retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
         except zerr.APIAuthenticationError as exc:
-            raise JudgeCallError(f"401 from {url}: {_error_detail(exc)[1]} (check $ZHIPUAI_API_KEY)",
+            raise ModelCallError(f"401 from {url}: {_error_detail(exc)[1]} (check $ZHIPUAI_API_KEY)",
                                  retryable=False, fatal=True, endpoint=url) from None
         except zerr.APIStatusError as exc:  # 400, 500, 503 and every other status
             status = exc.status_code
             code, message = _error_detail(exc)
             if status >= 500 or status in (408, 409):
-                raise JudgeCallError(f"{status} from {url}: {message}", retryable=True, endpoint=url,
+                raise ModelCallError(f"{status} from {url}: {message}", retryable=True, endpoint=url,
                                      overload=status == 503, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
             if code in _TOO_LONG_CODES or any(m in message.lower() for m in _TOO_LONG_MARKERS):
-                raise JudgeCallError(f"prompt too long for the judge: {message}", retryable=False,
+                raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
             if feature := refused_feature(status, message, sent):
                 raise _Refused(feature, f"{status} from {url}: {message}"[:300]) from None
-            raise JudgeCallError(f"{status} from {url}: {message}", retryable=False, endpoint=url,
+            raise ModelCallError(f"{status} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=status in (403, 404) or code in _FATAL_CODES) from None
         except zerr.APITimeoutError:  # a subclass of APIConnectionError: catch it first
-            raise JudgeCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
+            raise ModelCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
         except zerr.APIConnectionError as exc:
-            raise JudgeCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
+            raise ModelCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
                                  endpoint=url) from None
         except (zerr.APIResponseError, ValueError) as exc:  # malformed body: json.JSONDecodeError is a ValueError
-            raise JudgeCallError(f"malformed reply from {url}: {type(exc).__name__}", retryable=True,
+            raise ModelCallError(f"malformed reply from {url}: {type(exc).__name__}", retryable=True,
                                  endpoint=url) from None
         return self.reply_from(resp, url)
 
@@ -171,7 +171,7 @@ class _Refused(Exception):
         self.feature, self.reason = feature, reason
 
 
-def build(config, api_key: str | None) -> ZhipuAIJudge:  # noqa: ANN001 - a JudgeConfig
+def build(config, api_key: str | None) -> ZhipuAIJudge:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``)."""
     return ZhipuAIJudge(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
                         concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)

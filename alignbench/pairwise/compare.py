@@ -47,7 +47,7 @@ from alignbench.cache import ReplyStore
 from alignbench.cost import spend
 from alignbench.data import InputError, read_jsonl
 from alignbench.engine import RETRYABLE_PARSE, Engine, EventHandler, Exchange, ReplySource, RetryPolicy
-from alignbench.judges import JudgeConfig
+from alignbench.judges import ModelConfig
 from alignbench.judges.base import ModelClient, merge_system
 from alignbench.pairwise.winrate import (
     bootstrap_lc,
@@ -64,8 +64,8 @@ from alignbench.types import (
     Answer,
     Decoding,
     Frozen,
-    JudgeReply,
-    JudgeRequest,
+    ModelReply,
+    ModelRequest,
     Question,
     Status,
     Usage,
@@ -140,7 +140,7 @@ class PairItem:
     model_answer: Answer
     baseline_answer: Answer
     order: Order
-    request: JudgeRequest
+    request: ModelRequest
     truncated: bool
 
     @property
@@ -185,7 +185,7 @@ def match_pairs(questions: Sequence[Question], answers: Mapping[str, Sequence[An
 
 
 def build_pair_request(rubric: Rubric, question: Question, first: str, second: str, decoding: Decoding,
-                       system_role: bool = True, structured_output: bool = False) -> JudgeRequest:
+                       system_role: bool = True, structured_output: bool = False) -> ModelRequest:
     """The judge request showing ``first`` as 助手1 and ``second`` as 助手2; ``structured_output`` asks for the
     verdict as JSON in the rubric's verdict words (``alignbench.structured``)."""
     messages = render_pairwise(rubric, question, first, second)
@@ -195,11 +195,11 @@ def build_pair_request(rubric: Rubric, question: Question, first: str, second: s
         messages = structured.with_note(messages, structured.pair_note(rubric))
     if not system_role:
         messages = merge_system(messages)
-    return JudgeRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id, question_id=question.id,
+    return ModelRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id, question_id=question.id,
                         response_schema=schema)
 
 
-def plan_pairs(pairs: Sequence[tuple[Question, Answer, Answer]], rubric: Rubric, config: JudgeConfig,
+def plan_pairs(pairs: Sequence[tuple[Question, Answer, Answer]], rubric: Rubric, config: ModelConfig,
                max_answer_chars: int | None = None) -> list[PairItem]:
     """Both orders of every pair, ordered by question, baseline-first prompts first: for one question
     those share everything up to the model's answer, which a prefix-caching judge server reuses."""
@@ -231,7 +231,7 @@ def _unswap(order: Order, position: str) -> Winner:
     return "model" if position == model_pos else "baseline"
 
 
-def make_verdict(item: PairItem, exchange: Exchange | JudgeReply, earlier: str | None = None) -> OrderVerdict:
+def make_verdict(item: PairItem, exchange: Exchange | ModelReply, earlier: str | None = None) -> OrderVerdict:
     """Parse the last reply of an exchange (or one reply) into an OrderVerdict (pure)."""
     ex = exchange if isinstance(exchange, Exchange) else Exchange((exchange,))
     reply = ex.last
@@ -279,7 +279,7 @@ async def judge_pairs(items: Sequence[PairItem], client: ModelClient, store: Rep
     engine = Engine(client, store, concurrency=concurrency, retry=retry, on_event=on_event, serve_hint=serve_hint,
                     refresh_failed=refresh_failed, source=source)
 
-    def request_of(item: PairItem, attempt: int) -> JudgeRequest:
+    def request_of(item: PairItem, attempt: int) -> ModelRequest:
         return item.request if attempt == 0 else retry_request(item.request, attempt)
 
     def read(item: PairItem, exchange: Exchange, previous: OrderVerdict | None) -> OrderVerdict:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode
 
+import anyio
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, QueryParams
@@ -46,6 +47,11 @@ from starlette.staticfiles import StaticFiles
 from alignbench.view.data import Query, RunView, ViewData, neighbours
 from alignbench.view.render import Links, Pages, Settings
 from alignbench.view.reviews import MAX_NOTE_CHARS, make_review, review_json
+
+# anyio imports its file API (used to serve static files) lazily, on first use. Doing that inside the
+# server's thread while another thread compiles Python source trips a CPython 3.11 bug ("AST constructor
+# recursion depth mismatch", gh-106905) and drops the response, so the import happens here, once.
+_ = anyio.open_file
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "alignbench_view_token"

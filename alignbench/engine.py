@@ -332,14 +332,19 @@ class Engine:
         async with self.limit:
             if self._fatal is not None:  # requests queued behind a fatal error never reach the server
                 raise self._fatal
-            reply = await self._call(request, stats)
-            if self._secrets:  # a server that quotes a key back: the key goes nowhere else
-                reply = reply.model_copy(update={"text": redact(reply.text, self._secrets),
-                                                 "error": redact(reply.error, self._secrets),
-                                                 "reasoning": redact(reply.reasoning, self._secrets)})
+            reply = self.received(await self._call(request, stats))
             self.store.put(key, self.client.fingerprint, reply)
         self._reported(reply)
         return reply
+
+    def received(self, reply: ModelReply) -> ModelReply:
+        """A reply as it may be stored: every known key value redacted (a server that quotes a key back
+        must not put it into the cache, the run folder or a report). Online and batch replies pass here."""
+        if not self._secrets:
+            return reply
+        return reply.model_copy(update={"text": redact(reply.text, self._secrets),
+                                        "error": redact(reply.error, self._secrets),
+                                        "reasoning": redact(reply.reasoning, self._secrets)})
 
     def _reported(self, reply: ModelReply) -> None:
         if reply.text is not None and reply.model:
@@ -453,6 +458,7 @@ class Engine:
                 return got
             del fetched[key]  # another item with the same request reads it from the cache
             stats.calls += 1
+            self._reported(got)
             return got
 
         results: list[R | None] = [None] * len(items)

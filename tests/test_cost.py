@@ -176,7 +176,7 @@ def test_cached_prompt_tokens_are_read_and_priced(tmp_path: Path) -> None:
 
     import alignbench
     from alignbench.batch import BatchOptions
-    from alignbench.judges.openai_api import OpenAIJudge
+    from alignbench.judges.openai_api import OpenAIChat
 
     # online: usage.prompt_tokens_details.cached_tokens of a real SDK response object
     resp = openai.types.chat.ChatCompletion.model_validate({
@@ -184,7 +184,7 @@ def test_cached_prompt_tokens_are_read_and_priced(tmp_path: Path) -> None:
         "choices": [{"index": 0, "message": {"role": "assistant", "content": "好"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 2000, "completion_tokens": 10, "total_tokens": 2010,
                   "prompt_tokens_details": {"cached_tokens": 1024}}})
-    reply = OpenAIJudge("j", "gpt-4o", [None], "k").reply_from(resp, "u")
+    reply = OpenAIChat("j", "gpt-4o", [None], "k").reply_from(resp, "u")
     assert (reply.usage.prompt_tokens, reply.usage.cached_prompt_tokens, reply.usage.batch) == (2000, 1024, False)
     # batch: the output file's usage, priced at the cached-input and batch prices
     with BatchServer(timing=(0.01, 0.02, 0.01), cached_counter=lambda body: 128) as server:

@@ -27,7 +27,7 @@ from alignbench.cache import ReplyStore  # noqa: E402
 from alignbench.data import join, load_answers, load_questions  # noqa: E402
 from alignbench.judges import ModelConfigError, make_judge, resolve_model  # noqa: E402
 from alignbench.judges.base import ModelCallError  # noqa: E402
-from alignbench.judges.local import LocalJudge, LocalJudgeError  # noqa: E402
+from alignbench.judges.local import LocalJudgeError, LocalModel  # noqa: E402
 from alignbench.rubrics import load_rubric  # noqa: E402
 from alignbench.scoring import judge_items, plan  # noqa: E402
 from alignbench.types import Status  # noqa: E402
@@ -59,7 +59,7 @@ def _items(model_dir: Path, n: int, rubric_name: str = "critiquellm", max_tokens
     return config, rubric, plan(pairs, rubric, config)
 
 
-async def _complete_all(judge: LocalJudge, requests) -> list:
+async def _complete_all(judge: LocalModel, requests) -> list:
     try:
         return await asyncio.gather(*(judge.complete(r) for r in requests))
     finally:
@@ -70,7 +70,7 @@ def test_batches_match_one_at_a_time_and_exclude_the_prompt(tiny_model: Path) ->
     config, _, items = _items(tiny_model, 6, batch_size=4)
     requests = [it.request for it in items]
     judge = make_judge(config)
-    assert isinstance(judge, LocalJudge) and judge.capacity >= judge.batch_size == 4
+    assert isinstance(judge, LocalModel) and judge.capacity >= judge.batch_size == 4
     batched = asyncio.run(_complete_all(judge, requests))
     # six concurrent requests with batch size 4: two generate calls, the first one full
     assert judge.stats.generate_calls == 2 and judge.stats.batch_sizes == [4, 2]
@@ -147,10 +147,10 @@ def test_prompt_longer_than_context_is_too_long_and_the_run_goes_on(tiny_model: 
 def test_chat_template_or_raw_prompt(tiny_model: Path) -> None:
     _, _, items = _items(tiny_model, 1)
     request = items[0].request
-    with_template = LocalJudge.from_options("t", str(tiny_model), {"device": "cpu"})
-    raw = LocalJudge.from_options("r", str(tiny_model), {"device": "cpu", "chat_template": "off"})
+    with_template = LocalModel.from_options("t", str(tiny_model), {"device": "cpu"})
+    raw = LocalModel.from_options("r", str(tiny_model), {"device": "cpu", "chat_template": "off"})
 
-    async def encode(judge: LocalJudge) -> str:
+    async def encode(judge: LocalModel) -> str:
         await judge.load()
         return judge.tokenizer.decode(judge.encode(request))
 
@@ -163,15 +163,15 @@ def test_chat_template_or_raw_prompt(tiny_model: Path) -> None:
 
 
 def test_fingerprint_names_the_model_and_follows_its_files(tiny_model: Path, tmp_path: Path) -> None:
-    a = LocalJudge.from_options("a", str(tiny_model), {})
+    a = LocalModel.from_options("a", str(tiny_model), {})
     assert a.fingerprint.startswith(f"hf:{tiny_model.resolve()}@") and a.fingerprint == \
-        LocalJudge.from_options("b", str(tiny_model), {"batch_size": 2}).fingerprint
+        LocalModel.from_options("b", str(tiny_model), {"batch_size": 2}).fingerprint
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model, copy)
-    same_files = LocalJudge.from_options("c", str(copy), {})
+    same_files = LocalModel.from_options("c", str(copy), {})
     assert same_files.fingerprint.split("@")[1] == a.fingerprint.split("@")[1]  # content, not location
     (copy / "chat_template.jinja").write_text(CHAT_TEMPLATE.replace("<|assistant|>", "<|bot|>"), encoding="utf-8")
-    assert LocalJudge.from_options("d", str(copy), {}).fingerprint.split("@")[1] != a.fingerprint.split("@")[1]
+    assert LocalModel.from_options("d", str(copy), {}).fingerprint.split("@")[1] != a.fingerprint.split("@")[1]
 
 
 def test_bad_model_paths_and_options_fail_with_one_clear_line(tmp_path: Path, monkeypatch) -> None:
@@ -186,7 +186,7 @@ def test_bad_model_paths_and_options_fail_with_one_clear_line(tmp_path: Path, mo
         make_judge(resolve_model("hf:/no/such/model", options={"colour": "blue"}))
     monkeypatch.setitem(sys.modules, "transformers", None)  # Python's way to make a package unimportable
     with pytest.raises(LocalJudgeError, match=r"needs transformers: pip install 'alignbench\[local\]'"):
-        LocalJudge.from_options("x", str(tmp_path), {})
+        LocalModel.from_options("x", str(tmp_path), {})
 
     proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge", "hf:/no/such/model",
                    "--out", str(tmp_path / "run"))
@@ -198,7 +198,7 @@ def test_load_failure_stops_the_run_once(tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "llama"}', encoding="utf-8")  # no tokenizer, no weights
-    judge = LocalJudge.from_options("b", str(folder), {"device": "cpu"})
+    judge = LocalModel.from_options("b", str(folder), {"device": "cpu"})
     config, rubric, items = _items(folder, 3)
 
     async def go():
@@ -276,7 +276,7 @@ def test_real_smollm2_judges_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
 def test_cuda_asked_without_a_gpu_stops_with_a_clear_error(tiny_model: Path) -> None:
-    judge = LocalJudge.from_options("g", str(tiny_model), {"device": "cuda"})
+    judge = LocalModel.from_options("g", str(tiny_model), {"device": "cuda"})
     with pytest.raises(ModelCallError, match="--device cuda was asked but torch sees no CUDA device") as info:
         asyncio.run(judge.load())
     assert info.value.fatal

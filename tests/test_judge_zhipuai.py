@@ -13,20 +13,20 @@ from stub_server import StubServer, alignbench_responder
 
 from alignbench.judges import ModelConfigError, make_judge, resolve_model
 from alignbench.judges.base import ModelCallError
-from alignbench.judges.zhipuai_api import ZhipuAIJudge
+from alignbench.judges.zhipuai_api import ZhipuAIChat
 from alignbench.types import Decoding, ModelRequest
 
 KEY = "some.test"
 MESSAGES = ({"role": "system", "content": "你是公正的评委。"}, {"role": "user", "content": "请评价这个回答：长城很长。"})
 
 
-def _judge(server: StubServer, concurrency: int = 4, timeout: float = 5.0, urls: list[str] | None = None) -> ZhipuAIJudge:
+def _judge(server: StubServer, concurrency: int = 4, timeout: float = 5.0, urls: list[str] | None = None) -> ZhipuAIChat:
     # named explicitly (as --api-key-env does): ZhipuAI's key otherwise goes only to open.bigmodel.cn
     config = resolve_model("glm-4-flash", base_url=urls or [server.root + "/api/paas/v4"],
                            concurrency=concurrency, timeout=timeout, api_key_env="ZHIPUAI_API_KEY",
                            api_key_explicit=True)
     judge = make_judge(config)
-    assert isinstance(judge, ZhipuAIJudge)
+    assert isinstance(judge, ZhipuAIChat)
     return judge
 
 
@@ -34,7 +34,7 @@ def _request(i: int = 1, **decoding) -> ModelRequest:
     return ModelRequest(messages=MESSAGES, decoding=Decoding(max_tokens=256, **decoding), question_id=i)
 
 
-async def _one(judge: ZhipuAIJudge, request: ModelRequest):
+async def _one(judge: ZhipuAIChat, request: ModelRequest):
     try:
         return await judge.complete(request)
     finally:

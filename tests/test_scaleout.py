@@ -13,7 +13,7 @@ from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, read_jsonl, run_cli
 from stub_server import StubServer, alignbench_responder
 
 from alignbench.judges import make_judge, resolve_model
-from alignbench.judges.openai_api import OpenAIJudge
+from alignbench.judges.openai_api import OpenAIChat
 from alignbench.judges.pool import Endpoint, EndpointPool
 from alignbench.types import Decoding, ModelRequest
 
@@ -25,9 +25,9 @@ def pair():
         yield a, b
 
 
-def _judge(urls: list[str], concurrency: int) -> OpenAIJudge:
+def _judge(urls: list[str], concurrency: int) -> OpenAIChat:
     judge = make_judge(resolve_model("openai:judge-x", base_url=urls, concurrency=concurrency))
-    assert isinstance(judge, OpenAIJudge)
+    assert isinstance(judge, OpenAIChat)
     return judge
 
 
@@ -36,7 +36,7 @@ def _request(qid: int, i: int = 0) -> ModelRequest:
                         decoding=Decoding(max_tokens=64), question_id=qid)
 
 
-async def _all(judge: OpenAIJudge, requests: list[ModelRequest]):
+async def _all(judge: OpenAIChat, requests: list[ModelRequest]):
     try:
         return await asyncio.gather(*(judge.complete(r) for r in requests))
     finally:

@@ -92,11 +92,11 @@ def test_transient_errors_are_retried(stub: StubServer, tmp_path: Path) -> None:
 def test_retry_after_is_honoured(stub: StubServer) -> None:
     from alignbench.cache import NullStore
     from alignbench.engine import Engine, RetryPolicy
-    from alignbench.judges.openai_api import OpenAIJudge
+    from alignbench.judges.openai_api import OpenAIChat
     from alignbench.types import ModelRequest
 
     async def go() -> float:
-        judge = OpenAIJudge("t", "m", [stub.url], "k", timeout=5)
+        judge = OpenAIChat("t", "m", [stub.url], "k", timeout=5)
         runner = Engine(judge, NullStore(), retry=RetryPolicy(initial=0.01, max_wait=5))
         stub.fail_next(1, status=429, retry_after=1.0)
         start = time.monotonic()

@@ -155,7 +155,7 @@ class _Pending:
     future: asyncio.Future
 
 
-class LocalJudge:
+class LocalModel:
     """A transformers causal LM as a judge, batched behind the one-request-at-a-time protocol."""
 
     backend = "hf"
@@ -199,7 +199,7 @@ class LocalJudge:
         self._torch_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alignbench-torch")
 
     @classmethod
-    def from_options(cls, name: str, model: str, options: dict[str, Any]) -> LocalJudge:
+    def from_options(cls, name: str, model: str, options: dict[str, Any]) -> LocalModel:
         """Build from a preset/CLI ``options`` dict (unknown keys are an error, not ignored)."""
         unknown = set(options) - OPTIONS
         if unknown:
@@ -519,14 +519,14 @@ def _context_length(config: Any, tokenizer: Any) -> int:
     return 2048
 
 
-__all__ = ["BatchStats", "LocalJudge", "LocalJudgeError", "ModelSource", "folder_digest", "missing_packages",
+__all__ = ["BatchStats", "LocalModel", "LocalJudgeError", "ModelSource", "folder_digest", "missing_packages",
            "resolve_source"]
 
 
-def build(config, api_key: str | None) -> LocalJudge:  # noqa: ANN001 - a ModelConfig
+def build(config, api_key: str | None) -> LocalModel:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``); no key: the model runs here."""
     try:
-        return LocalJudge.from_options(config.name, config.model, config.options)
+        return LocalModel.from_options(config.name, config.model, config.options)
     except LocalJudgeError as exc:
         from alignbench.judges import ModelConfigError
 

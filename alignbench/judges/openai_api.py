@@ -15,7 +15,7 @@ import httpx
 import openai
 
 from alignbench.judges.base import ModelCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge, refused_feature
+from alignbench.judges.pool import Endpoint, EndpointPool, PooledClient, refused_feature
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
 
@@ -23,7 +23,7 @@ _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "co
                      "prompt is too long", "exceeds the model")
 
 
-class OpenAIJudge(PooledJudge):
+class OpenAIChat(PooledClient):
     """A judge model reached through the OpenAI chat-completions API."""
 
     backend = "openai"
@@ -143,13 +143,13 @@ class _Refused(Exception):
         self.feature, self.reason = feature, reason
 
 
-def build(config, api_key: str | None) -> OpenAIJudge:  # noqa: ANN001 - a ModelConfig
+def build(config, api_key: str | None) -> OpenAIChat:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``)."""
-    return OpenAIJudge(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
+    return OpenAIChat(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
                        concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)
 
 
-__all__ = ["Endpoint", "EndpointPool", "OpenAIJudge", "build"]
+__all__ = ["Endpoint", "EndpointPool", "OpenAIChat", "build"]
 
 
 async def _advertised_slots(ep: Endpoint) -> int | None:

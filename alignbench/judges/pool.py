@@ -1,4 +1,4 @@
-"""Several servers serving one judge, seen as one: per-server concurrency, affinity, resting.
+"""Several servers serving one model (a judge or the model under test), seen as one: per-server concurrency, affinity, resting.
 
 Used by every HTTP backend (OpenAI-compatible servers, ZhipuAI). Why each rule exists:
 
@@ -152,8 +152,8 @@ def refused_feature(status: int, message: str, asked: set[str]) -> str | None:
     return next((f for f in sorted(asked) if any(m in low for m in _FEATURE_MARKERS[f])), None)
 
 
-class PooledJudge:
-    """What every API judge spreading requests over an ``EndpointPool`` shares.
+class PooledClient:
+    """What every API client spreading requests over an ``EndpointPool`` shares.
 
     Subclasses set ``backend``, ``model`` and ``pool`` and implement ``_send`` (one call to one
     server); ``complete`` takes a server slot, sends, and reports the server's health back, so the

@@ -24,7 +24,7 @@ import zhipuai
 from zhipuai.core import _errors as zerr
 
 from alignbench.judges.base import ModelCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool, PooledJudge, refused_feature
+from alignbench.judges.pool import Endpoint, EndpointPool, PooledClient, refused_feature
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
 
@@ -36,7 +36,7 @@ _FATAL_CODES = {"1211", "1113", "1000", "1001", "1002", "1003", "1004"}  # unkno
 _TOO_LONG_MARKERS = ("超长", "too long", "context length", "maximum context", "exceeds the model")
 
 
-class ZhipuAIJudge(PooledJudge):
+class ZhipuAIChat(PooledClient):
     """A GLM model judged through ``zhipuai.ZhipuAI().chat.completions.create``."""
 
     backend = "zhipuai"
@@ -171,10 +171,10 @@ class _Refused(Exception):
         self.feature, self.reason = feature, reason
 
 
-def build(config, api_key: str | None) -> ZhipuAIJudge:  # noqa: ANN001 - a ModelConfig
+def build(config, api_key: str | None) -> ZhipuAIChat:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``)."""
-    return ZhipuAIJudge(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
+    return ZhipuAIChat(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
                         concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)
 
 
-__all__ = ["ZhipuAIJudge", "build"]
+__all__ = ["ZhipuAIChat", "build"]

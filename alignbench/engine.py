@@ -380,14 +380,28 @@ class Engine:
 
     async def _call(self, request: ModelRequest, stats: CallStats) -> ModelReply:
         attempts = 0
+
+        async def once() -> ModelReply:
+            nonlocal attempts
+            attempts += 1
+            stats.calls += 1
+            stats.retries += attempts > 1
+            return await self._attempt(request)
+
         try:
+            try:  # most calls succeed at once: the retry machinery is only set up after a failure
+                reply = await once()
+                return reply if reply.attempts == 1 else reply.model_copy(update={"attempts": 1})
+            except ModelCallError as exc:
+                if not exc.retryable:
+                    raise
+                first = exc
             async for attempt in AsyncRetrying(stop=self._stop, wait=self._wait,
                                                retry=retry_if_exception(_is_retryable), reraise=True):
                 with attempt:
-                    attempts += 1
-                    stats.calls += 1
-                    stats.retries += attempts > 1
-                    reply = await self._attempt(request)
+                    if attempt.retry_state.attempt_number == 1:
+                        raise first  # the failure above is attempt 1: the policy decides on it as on any other
+                    reply = await once()
         except ModelCallError as exc:
             if exc.fatal:
                 self._fatal = self._fatal or FatalCallError(str(exc))

@@ -324,7 +324,7 @@ def test_multi_turn_answer_score_report_end_to_end(tmp_path: Path) -> None:
     proc = run_cli("report", str(tmp_path / "run"), "--no-charts")
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
-    assert "mt-model" in report and "6 段多轮对话，每段得分为所评各轮的均值；各轮：第1轮" in report
+    assert "mt-model" in report and "## 多轮对话：各轮得分" in report and "| 第1轮 |" in report
 
 
 def test_multi_turn_rubric_judging_the_last_turn_and_input_errors(tmp_path: Path) -> None:

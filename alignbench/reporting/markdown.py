@@ -1,7 +1,8 @@
 """``alignbench report``: a Markdown page from finished run folders, ready to paste into release notes.
 
 Reads only run folders (never calls a judge). The page: what was run (enough to reproduce it), a
-leaderboard in AlignBench's column order with 95% CIs, per-category × dimension tables, charts,
+leaderboard in AlignBench's column order with 95% CIs, per-turn scores when a run judged multi-turn
+dialogues, per-category × dimension tables, charts,
 pairwise win rates when a run folder holds them, weak spots with the judge's reasons, and the
 comparison with a baseline run (paired tests, see ``compare.py``).
 
@@ -52,6 +53,10 @@ STRINGS: dict[str, dict[str, str]] = {
         "yes": "是", "no": "否", "failures_none": "无", "no_answer": "无回答",
         "pw_model": "模型", "pw_wr": "胜率", "pw_lc": "LC 胜率", "pw_wtl": "胜 / 平 / 负", "pw_incons": "位置不一致",
         "charts_skipped": "图表已跳过：",
+        "dialogues": "多轮对话：各轮得分", "turn": "轮次", "turn_k": "第{k}轮", "failed_col": "失败",
+        "dialogues_note": "每格为该轮在各段对话中的均值及 95% 置信区间（对该轮的回答做 bootstrap）；评审失败的轮次不计入均值，"
+                          "其所在的整段对话在其他表格中也记为失败。每段对话的得分为其所评各轮的均值。",
+        "dialogues_run": "{label}：{n} 段对话，共评审 {judged} 个轮次",
     },
     "en": {
         "title": "AlignBench report", "generated": "Generated", "scale_note": "1–10 scale",
@@ -74,6 +79,12 @@ STRINGS: dict[str, dict[str, str]] = {
         "yes": "yes", "no": "no", "failures_none": "none", "no_answer": "no answer",
         "pw_model": "model", "pw_wr": "win rate", "pw_lc": "LC win rate", "pw_wtl": "wins / ties / losses",
         "pw_incons": "position inconsistency", "charts_skipped": "Charts skipped:",
+        "dialogues": "Multi-turn dialogues: score per turn", "turn": "turn", "turn_k": "turn {k}",
+        "failed_col": "failed",
+        "dialogues_note": "Each cell: the mean of that turn over the dialogues and its 95% CI (bootstrap over the "
+                          "turn's answers); a failed turn is left out of the mean and fails its whole dialogue in "
+                          "the other tables. A dialogue scores the mean of its judged turns.",
+        "dialogues_run": "{label}: {n} dialogues, {judged} judged turns",
     },
 }
 
@@ -149,6 +160,11 @@ def _score(summary: Summary, key: str) -> tuple[float | None, list[float] | None
     return (c.score, c.ci, True) if c else (None, None, True)
 
 
+def _run_label(r: Run, t: dict[str, str], baseline: Run | None) -> str:
+    """A run's name as every table shows it: escaped, and marked when it is the baseline."""
+    return md_text(r.label) + (f" ({t['baseline_mark']})" if baseline is not None and r is baseline else "")
+
+
 def _leaderboard(runs: Sequence[Run], rubric: Rubric, t: dict[str, str], zh: bool,
                  baseline: Run | None) -> dict[str, Any]:
     cols = _score_columns(rubric, t, zh)
@@ -160,8 +176,7 @@ def _leaderboard(runs: Sequence[Run], rubric: Rubric, t: dict[str, str], zh: boo
                 best[key] = max(values)
     rows, incomplete = [], False
     for r in runs:
-        label = md_text(r.label) + (f" ({t['baseline_mark']})" if baseline is not None and r is baseline else "")
-        cells = [label]
+        cells = [_run_label(r, t, baseline)]
         for key, _ in cols:
             value, ci, complete = _score(r.summary, key)
             text = fmt(value)
@@ -194,8 +209,8 @@ def _runs_table(runs: Sequence[Run], t: dict[str, str], baseline: Run | None) ->
             f" · T={temp}" if temp is not None else "")
         questions = run.questions
         created = str(run.created)[:10]
-        label = md_text(r.label) + (f" ({t['baseline_mark']})" if baseline is not None and r is baseline else "")
-        rows.append([label, md_text(judge_text), md_text(run.rubric or "?"), md_text(questions.get("path", "?")),
+        rows.append([_run_label(r, t, baseline), md_text(judge_text), md_text(run.rubric or "?"),
+                     md_text(questions.get("path", "?")),
                      f"`{questions.get('sha256', '?')}`" if re.fullmatch(r"[0-9a-f]*", questions.get("sha256", "x"))
                      else md_text(questions.get("sha256")), md_text(run.answers if isinstance(run.answers, str) else "?"), md_text(created),
                      str(r.summary.n), md_text(_failures(r.summary, t)), md_text(_spend(r.summary))])
@@ -214,7 +229,7 @@ def _spend(summary: Summary) -> str:
 
 def _protocol_notes(r: Run, zh: bool) -> list[str]:
     """Judge-protocol facts of a run (docs/protocols.md): answers whose reasoning was hidden from the judge
-    or leaked into the final text, per-turn scores of dialogues, scores from log-probabilities."""
+    or leaked into the final text, scores from log-probabilities (per-turn scores have their own table)."""
     extra = r.summary.model_extra or {}
     out = []
     reasoning = extra.get("answer_reasoning") or {}
@@ -223,13 +238,6 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
             f"{r.label}: {reasoning.get('removed', 0)} 个回答的思考过程未展示给评审；{reasoning.get('leaked', 0)} 个回答的"
             "思考内容泄漏到最终回答中" if zh else f"{r.label}: {reasoning.get('removed', 0)} answer(s) had their reasoning "
             f"hidden from the judge; {reasoning.get('leaked', 0)} had reasoning leaked into the final text"))
-    dialogues = extra.get("dialogues") or {}
-    if dialogues.get("turns"):
-        turns = "; ".join(f"{'第' + k + '轮' if zh else 'turn ' + k} {v['score']} (n={v['n']})"
-                          for k, v in dialogues["turns"].items() if v.get("score") is not None)
-        out.append(md_text(f"{r.label}: {dialogues['n']} 段多轮对话，每段得分为所评各轮的均值；各轮：{turns}" if zh else
-                           f"{r.label}: {dialogues['n']} dialogues, each scored as the mean of its judged turns; "
-                           f"per turn: {turns}"))
     source = extra.get("score_from") or {}
     if source.get("source") == "logprobs":
         out.append(md_text(f"{r.label}: 分数取评审在评分词元上的概率期望（{source['n_expected']} 条；{source['n_verdict']} 条无概率，"
@@ -271,6 +279,42 @@ def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
             notes.append(md_text(f"运行之间的{zh_what}不同：排行榜上的行不能直接比较" if zh else
                                  f"the runs differ in {what}: leaderboard rows are not directly comparable"))
     return notes
+
+
+def _turns(summary: Summary) -> dict[str, Any]:
+    """Per-turn scores of a run's dialogues (``summary.json`` → ``dialogues.turns``, written by
+    ``aggregate._protocol_sections``); empty for a run without dialogues."""
+    extra = summary.model_extra or {}
+    return (extra.get("dialogues") or {}).get("turns") or {}
+
+
+def _dialogue_section(runs: Sequence[Run], t: dict[str, str], baseline: Run | None) -> dict[str, Any] | None:
+    """The per-turn table, or None when no run has dialogues (a single-turn report stays as it was).
+
+    Why a section: a dialogue's score is the mean of its turns, so the leaderboard hides whether a model
+    holds up as the dialogue goes on; the rows here are turn 1, 2, … with each run's score, 95% CI, n and
+    failures as a column group (runs without dialogues have no group). With one run in the report the
+    columns are not prefixed with its name."""
+    mine = [r for r in runs if _turns(r.summary)]
+    if not mine:
+        return None
+    cols = [t["score"], "95% CI", "n", t["failed_col"]]
+    header = [t["turn"], *(f"{_run_label(r, t, baseline)} · {c}" for r in mine for c in cols)] if len(runs) > 1 \
+        else [t["turn"], *cols]
+    rows = []
+    for k in sorted({k for r in mine for k in _turns(r.summary)}, key=int):
+        cells = [md_text(t["turn_k"].format(k=k))]
+        for r in mine:
+            v = _turns(r.summary).get(k) or {}  # a run whose dialogues are all shorter has no turn k
+            ci = v.get("ci")
+            cells += [fmt(v.get("score")), f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "—", str(v.get("n", 0)),
+                      str(v.get("n_failed", 0))]
+        rows.append(cells)
+    notes = [md_text(t["dialogues_note"])]
+    for r in mine:
+        d = (r.summary.model_extra or {})["dialogues"]
+        notes.append(md_text(t["dialogues_run"].format(label=r.label, n=d.get("n", 0), judged=d.get("judged_turns", 0))))
+    return {"header": header, "rows": rows, "align": ["l", *["r"] * (len(header) - 1)], "notes": notes}
 
 
 def _dimension_table(r: Run, rubric: Rubric, t: dict[str, str], zh: bool) -> dict[str, Any]:
@@ -758,6 +802,7 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
         "weak_spots": [_weak_spots(r, t) for r in runs],
         "comparisons": [_comparison_block(c, t, zh) for c in comparisons],
         "audits": [_audit_block(a, t, zh) for a in audits],
+        "dialogues": _dialogue_section(shown, t, baseline),
     }
     return render_markdown(context), result
 

@@ -71,14 +71,42 @@ def dimension_table(summary: Summary, rubric: Rubric) -> Table:
     return table
 
 
+def dialogue_table(summary: Summary) -> Table | None:
+    """Per-turn scores of a run's multi-turn dialogues (``summary.json`` → ``dialogues``), None without any.
+
+    A dialogue's score is the mean of its judged turns, so the category table cannot show whether the
+    model holds up as the dialogue goes on; this table can: turn k's mean, 95% CI, n and failures."""
+    dialogues = (summary.model_extra or {}).get("dialogues") or {}
+    turns = dialogues.get("turns") or {}
+    if not turns:
+        return None
+    table = Table(title=escape(f"各轮得分 per turn · {summary.model or '?'}"), header_style="bold", title_style="bold",
+                  caption=f"{dialogues.get('n', 0)} dialogues, {dialogues.get('judged_turns', 0)} judged turns · "
+                          "dialogue = mean of its turns · 95% bootstrap CI · failed turns excluded")
+    table.add_column("轮次 turn", no_wrap=True)
+    table.add_column("score", justify="right")
+    table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
+    table.add_column("n", justify="right")
+    table.add_column("failed", justify="right")
+    for k in sorted(turns, key=int):
+        v = turns[k]
+        table.add_row(f"第{escape(k)}轮 [dim]turn {escape(k)}[/]", _fmt(v.get("score")), _ci(v.get("ci")),
+                      str(v.get("n", 0)), _failed(v.get("n_failed", 0)))
+    return table
+
+
 def _failed(n: int) -> str:
     return f"[red]{n}[/]" if n else "0"
 
 
 def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
+    """The score and dimension tables of one run, its per-turn table when it judged dialogues, and notes on
+    what was excluded, answers' reasoning and the judge's usage."""
     console.print(score_table(summary, rubric))
     if summary.dimensions:
         console.print(dimension_table(summary, rubric))
+    if (turns := dialogue_table(summary)) is not None:
+        console.print(turns)
     notes = []
     if summary.n_failed:
         by = ", ".join(f"{k} {v}" for k, v in summary.failed_by_status.items())
@@ -88,6 +116,11 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
     incomplete = [g.name for g in summary.groups.values() if g.score is not None and g.complete is False]
     if incomplete:
         notes.append(f"groups {', '.join(incomplete)} lack some categories: not comparable with full AlignBench")
+    reasoning = (summary.model_extra or {}).get("answer_reasoning") or {}
+    if reasoning.get("removed") or reasoning.get("leaked"):
+        notes.append(f"answers' reasoning: {reasoning.get('removed', 0)} hidden from the judge (leading think block "
+                     f"removed), {reasoning.get('leaked', 0)} leaked into the final text (think tags after the answer "
+                     "began; judged as written)")
     u = summary.usage
     from alignbench.cost import spend_line
 

@@ -9,6 +9,14 @@ reply into the reply cache under its request's key. The engine then reads them l
 parsing, statuses and parse retries are the same as online; a parse-retry round becomes a follow-up batch
 (or goes online with ``fallback="online"``).
 
+One request, two ways to send it: a line's body is what the engine's own client would post online for the
+same request (``body_for`` of the backend: the same keyword arguments, structured output and
+log-probabilities included), and an output line is read by the client's own reader (``read_body``), so a
+batch reply equals an online one. A protocol feature the provider refuses for an item (a 400 naming
+``response_format`` or ``logprobs``) is remembered as the online client remembers it, and the item is asked
+again without it (follow-up batch, or online) with the reason on the reply. Every reply passes through
+``Engine.received`` (key values redacted) before it is stored.
+
 Why it can never pay twice: every batch is recorded in the cache database (tables ``batches`` and
 ``batch_requests``) before anything leaves this machine, and each step is recorded as it happens
 (uploading → submitting with the file id → the provider's batch id and state). Running the same command
@@ -44,7 +52,9 @@ from alignbench.cost import (
     price_for,
 )
 from alignbench.engine import FatalCallError
-from alignbench.judges import ModelConfig, ModelConfigError
+from alignbench.judges import ModelCallError, ModelConfig, ModelConfigError, key_to_send
+from alignbench.judges.pool import refused_feature
+from alignbench.redact import redact, redact_url
 from alignbench.types import ModelReply, ModelRequest, Status, Usage
 
 if TYPE_CHECKING:
@@ -86,6 +96,12 @@ CREATE TABLE IF NOT EXISTS batch_requests (
     PRIMARY KEY (local_id, key)
 );
 CREATE INDEX IF NOT EXISTS batch_requests_key ON batch_requests (key);
+CREATE TABLE IF NOT EXISTS batch_protocols (
+    local_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    PRIMARY KEY (local_id, key)
+);
 """
 
 
@@ -155,8 +171,14 @@ class Ledger:
         self._db.row_factory = sqlite3.Row
 
     def add(self, local_id: str, provider: str, base_url: str | None, key_env: str | None, judge: str,
-            keys: Sequence[str]) -> None:
+            keys: Sequence[str], protocols: dict[str, str] | None = None) -> None:
+        """Record a batch before anything is sent. ``protocols``: per key, what its line asked beyond the
+        plain request (JSON: features sent, and how structured output was or was not asked), so whoever
+        collects the batch — this process or a re-run after a kill — annotates the reply as it was sent.
+        They have their own table: a database written before lines carried them needs no migration (its
+        batches have no rows there, and their lines asked nothing beyond the plain request)."""
         now = time.time()
+        protocols = protocols or {}
         with self._db:  # one transaction: the row and its keys, or nothing
             self._db.execute("BEGIN")
             self._db.execute("INSERT INTO batches (local_id, provider, base_url, key_env, judge, state, n, owner, "
@@ -164,6 +186,8 @@ class Ledger:
                              (local_id, provider, base_url, key_env, judge, "uploading", len(keys), _owner(), now, now))
             self._db.executemany("INSERT INTO batch_requests (local_id, key) VALUES (?,?)",
                                  [(local_id, k) for k in keys])
+            self._db.executemany("INSERT INTO batch_protocols (local_id, key, protocol) VALUES (?,?,?)",
+                                 [(local_id, k, protocols[k]) for k in keys if k in protocols])
 
     def update(self, local_id: str, **fields: Any) -> None:
         fields["updated"] = time.time()
@@ -174,6 +198,7 @@ class Ledger:
         with self._db:
             self._db.execute("BEGIN")
             self._db.execute("DELETE FROM batch_requests WHERE local_id = ?", (local_id,))
+            self._db.execute("DELETE FROM batch_protocols WHERE local_id = ?", (local_id,))
             self._db.execute("DELETE FROM batches WHERE local_id = ?", (local_id,))
 
     def row(self, local_id: str) -> dict[str, Any]:
@@ -182,6 +207,11 @@ class Ledger:
     def keys(self, local_id: str) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT key FROM batch_requests WHERE local_id = ? ORDER BY rowid",
                                                (local_id,))]
+
+    def protocols(self, local_id: str) -> dict[str, dict[str, Any]]:
+        """Per key of the batch, what its line asked beyond the plain request (keys without: absent)."""
+        return {key: json.loads(text) for key, text in self._db.execute(
+            "SELECT key, protocol FROM batch_protocols WHERE local_id = ?", (local_id,))}
 
     def live(self, keys: Sequence[str], judge: str) -> list[dict[str, Any]]:
         """Batches not yet collected that hold any of ``keys`` (their replies are still to come)."""
@@ -260,21 +290,25 @@ def _transient(exc: BaseException) -> bool:
     return type(exc).__name__ in ("APIConnectionError", "APITimeoutError", "ConnectError", "ReadTimeout")
 
 
-def _fatal(provider: str, url: str, what: str, exc: BaseException) -> FatalCallError:
+def _fatal(provider: str, url: str, what: str, exc: BaseException, secrets: tuple[str, ...] = ()) -> FatalCallError:
     status = getattr(exc, "status_code", None)
     if status == 404 and what in ("upload", "create"):
         return FatalCallError(f"{url} has no batch API (404 on {what}); drop --batch for this server")
-    return FatalCallError(f"{provider} batch {what} at {url} failed: {status or ''} {exc}".replace("  ", " "))
+    text = redact(f"{provider} batch {what} at {url} failed: {status or ''} {exc}", secrets) or ""
+    return FatalCallError(text.replace("  ", " "))
 
 
 class Provider:
     """One provider's files and batches endpoints, normalised; management calls are retried on
-    transient errors, except ``create``, which is never sent twice (see ``BatchSource._create``)."""
+    transient errors, except ``create``, which is never sent twice (see ``BatchSource._create``).
+    ``url`` is shown and recorded, so it never holds credentials; the key is kept only to mask it in the
+    provider's own error messages (a server may quote it back)."""
 
     name = ""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, key: str | None = None) -> None:
+        self.url = redact_url(url) or url
+        self.secrets = (key,) if key else ()
 
     async def _call(self, what: str, fn: Callable[[], Awaitable[Any]], retry: bool = True) -> Any:
         delay, tries = 0.5, 6 if retry else 1
@@ -283,11 +317,12 @@ class Provider:
                 return await fn()
             except Exception as exc:  # noqa: BLE001 - both SDKs' errors, classified here
                 if not _transient(exc):
-                    raise _fatal(self.name, self.url, what, exc) from None
+                    raise _fatal(self.name, self.url, what, exc, self.secrets) from None
                 if attempt == tries:
-                    raise BatchIncomplete(f"{self.name} batch {what} at {self.url} failed after {tries} "
-                                          f"attempt(s): {type(exc).__name__}: {exc}. The batches submitted so far "
-                                          "are recorded: run the same command again to resume") from None
+                    raise BatchIncomplete(redact(f"{self.name} batch {what} at {self.url} failed after {tries} "
+                                                 f"attempt(s): {type(exc).__name__}: {exc}. The batches submitted so "
+                                                 "far are recorded: run the same command again to resume",
+                                                 self.secrets)) from None
                 await asyncio.sleep(delay)
                 delay = min(8.0, delay * 2)
         raise AssertionError("unreachable")
@@ -308,7 +343,7 @@ class OpenAIProvider(Provider):
         import openai
 
         self.client = openai.AsyncOpenAI(api_key=key or "EMPTY", base_url=url, timeout=timeout, max_retries=0)
-        super().__init__(str(self.client.base_url).rstrip("/"))
+        super().__init__(str(self.client.base_url).rstrip("/"), key)
 
     async def upload(self, data: bytes, filename: str) -> str:
         f = await self._call("upload", lambda: self.client.files.create(file=(filename, data, "application/jsonl"),
@@ -354,7 +389,7 @@ class ZhipuAIProvider(Provider):
 
         url = url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL
         self.client = zhipuai.ZhipuAI(api_key=key or "EMPTY", base_url=url, timeout=timeout, max_retries=0)
-        super().__init__(url.rstrip("/"))
+        super().__init__(url.rstrip("/"), key)
 
     def _thread(self, fn: Callable[[], Any]) -> Callable[[], Awaitable[Any]]:
         return lambda: asyncio.to_thread(fn)
@@ -407,10 +442,13 @@ class _Failure:
     message: str
     transient: bool
     too_long: bool = False
+    refused: str | None = None  # a protocol feature the provider refused for this line (structured, logprobs)
+    reason: str = ""  # for a refusal: what the reply's structured_fallback says, as online
 
 
-def _failure(obj: dict[str, Any]) -> _Failure:
-    """Why one line of an output or error file holds no reply."""
+def _failure(obj: dict[str, Any], sent: set[str] | frozenset[str] = frozenset(), where: str = "") -> _Failure:
+    """Why one line of an output or error file holds no reply; ``sent`` are the protocol features its line
+    carried, so a 400 refusing one of them is told apart from a bad request (it is asked again without)."""
     err = obj.get("error")
     if isinstance(err, dict) and err:
         code = str(err.get("code") or "")
@@ -423,12 +461,20 @@ def _failure(obj: dict[str, Any]) -> _Failure:
     message = str(inner.get("message") or inner or f"status {status}") if isinstance(inner, dict) else str(inner)
     code = str(inner.get("code") or "") if isinstance(inner, dict) else ""
     too_long = any(m in (message + code).lower() for m in _TOO_LONG)
+    feature = None if too_long or not isinstance(status, int) else refused_feature(status, message, set(sent))
+    if feature is not None:
+        return _Failure(f"{status}: {message}", transient=False, refused=feature,
+                        reason=f"{status} from {where}: {message}"[:300])
     transient = not isinstance(status, int) or status >= 500 or status in (408, 409, 429)
     return _Failure(f"{status}: {message}", transient=transient and not too_long, too_long=too_long)
 
 
 class BatchSource:
-    """Gets replies through the provider's batch API for ``Engine(source=...)``; see the module docstring."""
+    """Gets replies through the provider's batch API for ``Engine(source=...)``; see the module docstring.
+
+    What a line carries and how an output line is read are the engine's client's (``sendable``,
+    ``body_for``, ``read_body`` of ``OpenAIChat`` and ``ZhipuAIChat``): the client that would send the
+    same request online, with the protocol features no server has refused so far."""
 
     def __init__(self, config: ModelConfig, store: ReplyStore, options: BatchOptions | None = None,
                  budget: Budget | None = None) -> None:
@@ -444,6 +490,8 @@ class BatchSource:
         self.budget = budget
         self.fingerprint = f"{config.backend}:{config.model}"
         self.url = next((u for u in config.base_url if u), None)
+        self.key = key_to_send(config)
+        self.secrets: tuple[str, ...] = (self.key,) if self.key else ()
         self.ledger = Ledger(store.path)
         self.price = price_for(self.fingerprint)
         self.counter = counter_for(config.backend, config.model)
@@ -455,12 +503,16 @@ class BatchSource:
     @property
     def provider(self) -> Provider:
         if self._provider is None:
-            self._provider = provider_for(self.config.backend, self.url, self.config.api_key(), self.config.timeout)
+            self._provider = provider_for(self.config.backend, self.url, self.key, self.config.timeout)
         return self._provider
 
     def note(self, message: str) -> None:
         if self.options.on_note is not None:
-            self.options.on_note(message)
+            self.options.on_note(self._redact(message))
+
+    def _redact(self, text: str) -> str:
+        """Messages made here quote the provider (errors, batch failures): no key value in them."""
+        return redact(text, self.secrets) or ""
 
     async def aclose(self) -> None:
         if self._provider is not None:
@@ -469,29 +521,25 @@ class BatchSource:
 
     # -- the request lines ---------------------------------------------------------------------
 
-    def body(self, request: ModelRequest) -> dict[str, Any]:
-        """The chat-completions body the online client would send (ZhipuAI's SDK rewrites temperature
-        and top_p into its open interval (0, 1), and temperature 0 into greedy decoding: done here too)."""
-        dec = request.decoding
-        body: dict[str, Any] = {"model": self.config.model, "messages": [dict(m) for m in request.messages],
-                                "temperature": dec.temperature, "max_tokens": dec.max_tokens}
-        if dec.top_p is not None:
-            body["top_p"] = dec.top_p
-        if dec.seed is not None:
-            body["seed"] = dec.seed
-        if self.config.backend == "zhipuai":
-            if dec.temperature <= 0:
-                body.update(do_sample=False, temperature=0.01)
-            elif dec.temperature >= 1:
-                body["temperature"] = 0.99
-            if dec.top_p is not None:
-                body["top_p"] = min(0.99, max(0.01, dec.top_p))
-        body.update(self.config.extra_body)
-        return body
+    def body(self, client: Any, request: ModelRequest) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The chat-completions body ``client`` would post online for ``request`` now (the features no
+        server has refused), and what to record of it: the features sent and how the reply must say
+        structured output was obtained (None for a plain request)."""
+        sent = client.sendable(request)
+        body = client.body_for(request, sent)
+        if request.response_schema is None and not request.logprobs:
+            return body, None
+        marked = client.annotate(ModelReply(), request, sent)
+        record: dict[str, Any] = {"sent": sorted(sent)}
+        record.update({k: v for k in ("structured", "structured_fallback")
+                       if (v := getattr(marked, k)) is not None})
+        return body, record
 
-    def line(self, key: str, request: ModelRequest) -> bytes:
-        return (json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT[self.config.backend],
-                            "body": self.body(request)}, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    def line(self, client: Any, key: str, request: ModelRequest) -> tuple[bytes, str | None]:
+        body, record = self.body(client, request)
+        data = (json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT[self.config.backend], "body": body},
+                           ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        return data, None if record is None else json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
     def chunks(self, lines: list[tuple[str, bytes]]) -> list[list[tuple[str, bytes]]]:
         """Split within the provider's limits: at most so many requests and so many bytes a file."""
@@ -514,6 +562,7 @@ class BatchSource:
                     attempt: int) -> dict[str, ModelReply]:
         if attempt and self.options.fallback == "online":
             return {}  # parse retries go online
+        client = engine.client
         wanted: dict[str, ModelRequest] = {}
         for r in requests:
             wanted.setdefault(engine.key(r), r)
@@ -524,7 +573,7 @@ class BatchSource:
             rows = await self._attach(pending)
             held = {k for row in rows for k in self.ledger.keys(row["local_id"])}
             new = [k for k in wanted if k in pending and k not in held]
-            submitted, refused = await self._submit([(k, wanted[k]) for k in new]) if new else ([], [])
+            submitted, refused = await self._submit(client, [(k, wanted[k]) for k in new]) if new else ([], [])
             for k in refused:
                 result[k] = ModelReply(error=f"not sent: --max-cost {self.budget.fmt(self.budget.limit)} reached"
                                        if self.budget else "not sent", error_status=Status.JUDGE_ERROR)
@@ -533,32 +582,46 @@ class BatchSource:
             if not rows:
                 break
             rows = await self._wait(rows)
-            got, failures = await self._collect(rows, pending)
+            got, failures = await self._collect(engine, rows, pending)
             result.update(got)
             pending -= set(got)
+            without: dict[str, int] = {}  # refused feature -> items to ask again without it
             for k, f in failures.items():
-                if k in pending and not f.transient:
-                    result[k] = ModelReply(error=f"batch request failed: {f.message}", endpoint=self.provider.url,
-                                           error_status=Status.TOO_LONG if f.too_long else Status.JUDGE_ERROR)
+                if k not in pending:
+                    continue
+                if f.refused is not None:  # as online: remembered, and the item asked again without it
+                    client.unsupported.setdefault(f.refused, self._redact(f.reason))
+                    without[f.refused] = without.get(f.refused, 0) + 1
+                elif not f.transient:
+                    result[k] = engine.received(ModelReply(
+                        error=f"batch request failed: {f.message}", endpoint=self.provider.url,
+                        error_status=Status.TOO_LONG if f.too_long else Status.JUDGE_ERROR))
                     pending.discard(k)
             broken = [r for r in rows if r["state"] in BROKEN]
             if broken and pending:
-                message = self._broken_message(broken, pending)
+                message = self._redact(self._broken_message(broken, pending))
                 if self.options.fallback == "online":
                     self.note(message + "; sending them online (--batch-fallback online)")
                     return result
                 raise BatchIncomplete(message)
+            for feature, n in without.items():
+                self.note(f"{n} request(s): the provider refused {feature} ({client.unsupported[feature]}); asking "
+                          + ("them online without it" if self.options.fallback == "online" else
+                             "them again without it in a follow-up batch"))
             if not pending or self.options.fallback == "online":
                 return result  # what failed goes online
+            if without and all(k in failures and failures[k].refused for k in pending):
+                continue  # only refusals: a follow-up without the feature, not a resubmission of the same lines
             follow_ups += 1
             if follow_ups > self.options.resubmits:
                 for k in pending:
-                    result[k] = ModelReply(error=f"batch request failed {follow_ups} times: "
-                                           f"{failures[k].message if k in failures else 'no result'}",
-                                           endpoint=self.provider.url, error_status=Status.JUDGE_ERROR)
+                    result[k] = engine.received(ModelReply(
+                        error=f"batch request failed {follow_ups} times: "
+                              f"{failures[k].message if k in failures else 'no result'}",
+                        endpoint=self.provider.url, error_status=Status.JUDGE_ERROR))
                 return result
-            self.note(f"{len(pending)} request(s) failed in the batch ({next(iter(failures.values())).message if failures else 'no result'}); "
-                      "submitting them in a follow-up batch")
+            first = next(iter(failures.values())).message if failures else "no result"
+            self.note(f"{len(pending)} request(s) failed in the batch ({first}); submitting them in a follow-up batch")
         return result
 
     def _broken_message(self, broken: list[dict[str, Any]], pending: set[str]) -> str:
@@ -604,8 +667,14 @@ class BatchSource:
         return sum(self.price.cost(Usage(prompt_tokens=self.counter.prompt_upper(r),
                                          completion_tokens=r.decoding.max_tokens, batch=True)) for r in requests)
 
-    async def _submit(self, items: list[tuple[str, ModelRequest]]) -> tuple[list[dict[str, Any]], list[str]]:
-        lines = [(k, self.line(k, r)) for k, r in items]
+    async def _submit(self, client: Any, items: list[tuple[str, ModelRequest]]) -> tuple[list[dict[str, Any]],
+                                                                                     list[str]]:
+        lines, protocols = [], {}
+        for k, r in items:
+            data, protocol = self.line(client, k, r)
+            lines.append((k, data))
+            if protocol is not None:
+                protocols[k] = protocol
         by_key = dict(items)
         rows, refused = [], []
         for chunk in self.chunks(lines):
@@ -617,7 +686,10 @@ class BatchSource:
                     refused.extend(keys)
                     continue
             local_id = uuid.uuid4().hex[:12]
-            self.ledger.add(local_id, self.config.backend, self.url, self.config.api_key_env, self.fingerprint, keys)
+            # no credentials in the database; the key's variable only when the key goes to this server
+            self.ledger.add(local_id, self.config.backend, redact_url(self.url),
+                            self.config.api_key_env if self.key else None, self.fingerprint, keys,
+                            {k: protocols[k] for k in keys if k in protocols})
             file_id = await self.provider.upload(b"".join(d for _, d in chunk), f"alignbench-{local_id}.jsonl")
             self.ledger.update(local_id, input_file_id=file_id, state="submitting")
             info = await self._create(local_id, file_id)
@@ -645,7 +717,7 @@ class BatchSource:
         if info.total:
             fields.update(completed=info.completed, failed=info.failed)
         if info.errors:
-            fields["message"] = info.errors
+            fields["message"] = self._redact(info.errors)  # the provider's words, kept in the database
         self.ledger.update(local_id, **fields)
 
     async def _wait(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -676,14 +748,16 @@ class BatchSource:
             await asyncio.sleep(delay)
             delay = min(longest, delay * 1.5)
 
-    async def _collect(self, rows: list[dict[str, Any]], wanted: set[str]) -> tuple[dict[str, ModelReply],
-                                                                                     dict[str, _Failure]]:
-        """Download each finished batch's output and error files, store every reply under its key, and
-        mark the batch collected; returns the replies and failures of ``wanted`` keys."""
+    async def _collect(self, engine: Engine, rows: list[dict[str, Any]],
+                       wanted: set[str]) -> tuple[dict[str, ModelReply], dict[str, _Failure]]:
+        """Download each finished batch's output and error files, store every reply under its key (after
+        ``engine.received``: a reply quoting a key must not put it into the cache), and mark the batch
+        collected; returns the replies and failures of ``wanted`` keys."""
         got: dict[str, ModelReply] = {}
         failures: dict[str, _Failure] = {}
         for row in rows:
             keys = self.ledger.keys(row["local_id"])
+            protocols = self.ledger.protocols(row["local_id"])
             mine = set(keys)
             seen: set[str] = set()
             cost = 0.0
@@ -699,10 +773,11 @@ class BatchSource:
                     if key not in mine:
                         continue
                     seen.add(key)
-                    reply = self._reply(obj, row)
-                    if reply is None:
-                        failures[key] = _failure(obj)
+                    reply = self._reply(engine.client, obj, row, protocols.get(key) or {})
+                    if isinstance(reply, _Failure):
+                        failures[key] = reply
                         continue
+                    reply = engine.received(reply)
                     self.store.put(key, self.fingerprint, reply)
                     if self.price is not None:
                         cost += self.price.cost(reply.usage)
@@ -717,28 +792,21 @@ class BatchSource:
             self.ledger.update(row["local_id"], collected=1)
         return got, {k: f for k, f in failures.items() if k in wanted}
 
-    def _reply(self, obj: dict[str, Any], row: dict[str, Any]) -> ModelReply | None:
-        """The reply in one output line, or None when it holds none (an error, an empty message)."""
+    def _reply(self, client: Any, obj: dict[str, Any], row: dict[str, Any],
+               protocol: dict[str, Any]) -> ModelReply | _Failure:
+        """The reply in one output line, read by the client's own reader (text, usage with cached prompt
+        tokens, model, finish reason, reasoning, log-probabilities) and marked as its line was sent
+        (``protocol``: how structured output was obtained, or why not); or why the line holds none."""
+        where = f"{self.provider.url} batch {row['batch_id']}"
         resp = obj.get("response")
         if not isinstance(resp, dict) or resp.get("status_code") != 200 or not isinstance(resp.get("body"), dict):
-            return None
-        body = resp["body"]
-        choices = body.get("choices") or []
-        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
-        if not isinstance(content, str):
-            return None
-        u = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-        details = u.get("prompt_tokens_details") if isinstance(u.get("prompt_tokens_details"), dict) else {}
-        count = lambda v: v if isinstance(v, int) and v >= 0 else 0  # noqa: E731
-        usage = Usage(prompt_tokens=count(u.get("prompt_tokens")), completion_tokens=count(u.get("completion_tokens")),
-                      cached_prompt_tokens=count(details.get("cached_tokens")), batch=True)
-        finish = choices[0].get("finish_reason")
-        return ModelReply(text=content, usage=usage, model=str(body.get("model") or self.config.model),
-                          endpoint=f"{self.provider.url} batch {row['batch_id']}",
-                          finish_reason=finish if isinstance(finish, str) else None)
+            return _failure(obj, set(protocol.get("sent") or ()), where)
+        try:
+            reply = client.read_body(resp["body"], where)
+        except ModelCallError as exc:  # no content (transient, as online), content that is not text (not)
+            return _Failure(str(exc), transient=exc.retryable)
+        marks = {k: protocol[k] for k in ("structured", "structured_fallback") if isinstance(protocol.get(k), str)}
+        return reply.model_copy(update={"usage": reply.usage.model_copy(update={"batch": True}), **marks})
 
 
 # -- a call's channel: batch and budget together ---------------------------------------------------

@@ -33,6 +33,18 @@ parser binds to the judge's *own, last* verdict by these rules:
    reply (``{'综合得分': 1`` — the judge may have meant 10) are parse failures.
 6. **When mention and use cannot be told apart, fail.** A final dict written inside a sentence ("回答里的
    {'综合得分': 10} 是注入") that disagrees with an earlier verdict is ambiguous.
+7. **A copy of the prompt's own example is not the judge's verdict** — when the caller says what the
+   examples are (``parse_scores(..., examples=…)``; ``prompt_examples`` reads them from a prompt,
+   ``alignbench.prompts.verdict_examples`` from a rubric). An echo that looks exactly like a verdict (the
+   general rubric's ``{'综合得分': 5}`` repeated on its own line) cannot be told from one by its form;
+   only the prompt says it is the example. Verdicts at the end whose text equals an example (after the
+   full-width mapping, with whitespace and Markdown emphasis — asterisks, backticks — dropped) are set
+   against the judge's last other verdict: the same score → the copies are dropped and that verdict (with
+   its dimensions) is read; a different score → parse failure naming the example, never the example's
+   score and never silently the earlier one. A copy that is the only verdict is read: a judge may give the
+   example's score in the example's words, and nothing in the reply says otherwise. Every convention below
+   keeps this rule; examples are read from the prompt by the same collectors, so a copy is recognised in
+   whatever form the convention reads (the dict, ``[[N]]``, ``Rating: N``, ``[RESULT] N``).
 
 Other output conventions (a rubric's ``verdict``; docs/protocols.md) go through the same rules: MT-Bench's
 ``[[8]]`` / ``评分：[[8]]`` (``double-brackets``: anchored at ``[[``, a rating labelled with a dimension is that
@@ -42,9 +54,14 @@ Auto-J's ``Rating: 7`` (``rating-line``) and Prometheus' ``[RESULT] 4`` (``resul
 ``parse_structured_scores``; reasoning (``<think>``, R1-style, unclosed) is removed first by
 ``alignbench.reasoning``, the handler answers go through too.
 
-Known blind spot: an echo that looks exactly like a verdict (the general rubric's example
-``{'综合得分': 5}`` repeated on its own line after the real dict) is read as the last verdict; telling
-them apart needs the prompt, which the parser never sees.
+Remaining limits of rule 7, by design: a reply whose only verdict is a copy of the example is scored with
+the example's score (right when the judge meant it, wrong when it only echoed the format and gave no
+verdict of its own — the text alone cannot say which); a judge that revises an earlier score to exactly
+the example's, written exactly as the example, is a parse failure (retried and counted, not a wrong
+score); an echo that is not verbatim (``综合得分：5`` after a real dict when the example is
+``{'综合得分': 5}``) is read as the last verdict, as before; and without ``examples`` (other callers of
+``parse_scores``) nothing changes. The comparison costs one pass over the trailing verdicts, so rule 1's
+bound holds.
 """
 
 from __future__ import annotations
@@ -52,8 +69,10 @@ from __future__ import annotations
 import json
 import re
 from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from types import MappingProxyType
 
 from alignbench.reasoning import split_reasoning
 from alignbench.types import Status
@@ -106,10 +125,12 @@ _BLOCKQUOTE = re.compile(r"(?m)^[ \t]*>[^\n]*")
 class _Quoted:
     """Spans of quoted material (rule 2), merged so that containment is one binary search."""
 
-    def __init__(self, raw: str, norm: str) -> None:
+    def __init__(self, raw: str, norm: str, markers_only: bool = False) -> None:
         # Chinese quotation marks are read from the raw text: normalisation turns “” into plain ".
-        spans = [m.span() for m in _CN_QUOTES.finditer(raw)]
-        spans += [m.span() for m in _BLOCKQUOTE.finditer(norm)]
+        # ``markers_only``: a prompt read for its examples (``prompt_examples``) quotes them in “…” to show
+        # them; there only the blocks that hold the answer and the reference are somebody else's words.
+        spans = [] if markers_only else [m.span() for m in _CN_QUOTES.finditer(raw)]
+        spans += [] if markers_only else [m.span() for m in _BLOCKQUOTE.finditer(norm)]
         closes = [m.end() for m in _MARK_CLOSE.finditer(norm)]
         covered = 0
         for m in _MARK_OPEN.finditer(norm):
@@ -373,6 +394,7 @@ class _Found:
     quoted: int = 0
     templates: int = 0
     cut_off: str | None = None
+    copies: int = 0  # rule 7: copies of a prompt example after the verdict, dropped (they gave the same score)
 
     def skipped(self) -> str:
         notes = []
@@ -380,6 +402,8 @@ class _Found:
             notes.append(f"{self.templates} echoed format template(s) or placeholder dict(s)")
         if self.quoted:
             notes.append(f"{self.quoted} score(s) inside quoted material")
+        if self.copies:
+            notes.append(f"{self.copies} cop{'ies' if self.copies > 1 else 'y'} of the prompt's example verdict")
         return f"ignored {' and '.join(notes)}" if notes else ""
 
 
@@ -391,7 +415,8 @@ def _looks_like_dict(norm: str, start: int, known: set[str]) -> bool:
 
 def _collect(norm: str, quoted: _Quoted, known: set[str], overall_keys: set[str],
              scale: tuple[float, float]) -> _Found:
-    """Every score dict and score line in the verdict window, outside quoted material."""
+    """Every score dict and score line in the verdict window, outside quoted material. A prompt read for its
+    examples goes through here unchanged: an echo-marked dict (``例如：{…}``) is a candidate in a reply too."""
     found = _Found()
     w0 = _window_start(norm)
     spans: list[tuple[int, int]] = []
@@ -469,13 +494,15 @@ _LABEL_AT_END = re.compile(r"(?:rating|score|评分|得分|\[result\])[ \t*'\"]*
                            re.IGNORECASE)
 
 
-def _collect_brackets(norm: str, quoted: _Quoted, dims: set[str], scale: tuple[float, float]) -> _Found:
+def _collect_brackets(norm: str, quoted: _Quoted, dims: set[str], scale: tuple[float, float],
+                      prompt: bool = False) -> _Found:
     """Every ``[[N]]`` rating in the verdict window (MT-Bench style), with the same rules as a score line:
     a rating labelled with a dimension (``事实正确性：[[7]]``) is that dimension's, any other
     (``[[8]]``, ``Rating: [[8]]``, ``评分：[[8]]``) is the overall one; quoted material, echoed examples
     (``例如：评分：[[5]]``, ``[[5]] 表示…``) and placeholders (``[[rating]]``, ``[[1-10]]``) are skipped;
     an opening ``[[`` the reply ends inside is a cut-off. Anchored at the literal ``[[`` and reading at most
-    ``_LOOKAHEAD`` characters, so the work stays linear."""
+    ``_LOOKAHEAD`` characters, so the work stays linear. With ``prompt`` (a prompt read for its examples) the
+    echo-marked ratings are kept: there, being marked as an example is what makes one."""
     found = _Found()
     w0 = _window_start(norm)
     by_length = sorted(dims, key=len, reverse=True)
@@ -501,7 +528,7 @@ def _collect_brackets(norm: str, quoted: _Quoted, dims: set[str], scale: tuple[f
         if quoted.covers(at - 2, end):
             found.quoted += 1
             continue
-        if _ECHO_LEAD.search(head) or _EXPLAINED.match(norm, end, min(len(norm), end + 40)):
+        if not prompt and (_ECHO_LEAD.search(head) or _EXPLAINED.match(norm, end, min(len(norm), end + 40))):
             found.templates += 1
             continue
         label = head.rstrip(_LABEL_TRIM)
@@ -535,13 +562,18 @@ class ParsedScores:
 
 def parse_scores(text: str | None, dimensions: tuple[str, ...] | list[str], overall_key: str = "综合得分",
                  scale: tuple[float, float] = (1, 10), convention: str = "alignbench-dict",
-                 labels: tuple[str, ...] | list[str] = ()) -> ParsedScores:
+                 labels: tuple[str, ...] | list[str] = (), *, examples: Sequence[str] = ()) -> ParsedScores:
     """Read per-dimension and overall scores from a pointwise judgment (rules in the module docstring).
 
     ``convention`` is how the rubric asks the judge to write its verdict: ``alignbench-dict`` (the closing
     score dict, or a ``综合得分：7`` line), ``double-brackets`` (``[[8]]``, ``Rating: [[8]]``, ``评分：[[8]]``),
     ``rating-line`` (``Rating: 7``, ``评分：7``) or ``result-tag`` (Prometheus' ``[RESULT] 4``); ``labels``
     replaces the convention's own labels. Every convention keeps every rule above.
+
+    ``examples``: the example verdicts the judge's prompt shows (``prompt_examples`` reads them from a
+    prompt, ``alignbench.prompts.verdict_examples`` from a rubric), read under the same convention. With them,
+    a last verdict that is a verbatim copy of one is told apart from the judge's own (rule 7); without them
+    (the default) an exact echo cannot be recognised and is read like any verdict.
 
     Returns ``ok`` with the overall score and whichever dimensions were given; ``out_of_range`` with the
     values when one lies outside ``scale``; ``refused`` when no score was given and the judge says it
@@ -553,29 +585,113 @@ def parse_scores(text: str | None, dimensions: tuple[str, ...] | list[str], over
     split = split_reasoning(text)
     if split.unclosed:
         return ParsedScores(Status.PARSE_FAILED, detail="cut off: the reply ends inside its <think> block")
-    body = split.text
-    norm = body.translate(_FULLWIDTH)
-    if convention == "double-brackets":
-        found = _collect_brackets(norm, _Quoted(body, norm), set(dimensions), scale)
-    else:
-        own = {"alignbench-dict": (), "rating-line": RATING_LABELS, "result-tag": RESULT_LABELS}[convention]
-        overall_keys = {overall_key, *(labels or own)}
-        found = _collect(norm, _Quoted(body, norm), set(dimensions) | overall_keys, overall_keys, scale)
+    norm, found = _find(split.text, tuple(dimensions), overall_key, scale, convention, tuple(labels))
     missing = {"alignbench-dict": f"no score block and no {overall_key} line", "double-brackets": "no [[N]] rating",
                "rating-line": f"no rating line ('Rating: N', '{overall_key}：N')",
                "result-tag": "no '[RESULT] N'"}[convention]
-    parsed = _verdict_of(found, norm, dimensions, overall_key, scale, missing)
+    echoes = _example_keys(tuple(examples), tuple(dimensions), overall_key, tuple(scale), convention,
+                           tuple(labels)) if examples else MappingProxyType({})
+    parsed = _verdict_of(found, norm, dimensions, overall_key, scale, missing, echoes)
     if parsed.spans and split.start:
         parsed = replace(parsed, spans={k: v + split.start for k, v in parsed.spans.items()})
     return parsed
 
 
+def _find(body: str, dimensions: tuple[str, ...], overall_key: str, scale: tuple[float, float], convention: str,
+          labels: tuple[str, ...], prompt: bool = False) -> tuple[str, _Found]:
+    """The normalised text and every verdict the convention's collector finds in it. ``prompt``: the text is
+    a prompt read for its examples, where showing a verdict in “…” or after 例如 is how an example is given."""
+    norm = body.translate(_FULLWIDTH)
+    quoted = _Quoted(body, norm, markers_only=prompt)
+    if convention == "double-brackets":
+        return norm, _collect_brackets(norm, quoted, set(dimensions), scale, prompt=prompt)
+    own = {"alignbench-dict": (), "rating-line": RATING_LABELS, "result-tag": RESULT_LABELS}[convention]
+    overall_keys = {overall_key, *(labels or own)}
+    return norm, _collect(norm, quoted, set(dimensions) | overall_keys, overall_keys, scale)
+
+
+_VERBATIM_DROP = re.compile(r"[\s*`]+")
+
+
+def _verbatim(text: str) -> str:
+    """A verdict's text as the echo comparison sees it (rule 7): full-width forms already mapped by the
+    caller, whitespace and Markdown emphasis dropped. A judge that re-spaces or bolds the prompt's example
+    has still copied it; a different key, quote style or number is a different text."""
+    return _VERBATIM_DROP.sub("", text)
+
+
+def prompt_examples(prompt: str, dimensions: tuple[str, ...] | list[str], overall_key: str = "综合得分",
+                    scale: tuple[float, float] = (1, 10), convention: str = "alignbench-dict",
+                    labels: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """The example verdicts a prompt shows, each once, in the prompt's own words (``{'综合得分': 5}``,
+    ``[[5]]``, ``Rating: 5``): what ``parse_scores(..., examples=…)`` tells echoes by.
+
+    Read by the same collector as a reply, so an example is exactly what a copy of it in a reply would be
+    read as. Unlike in a reply, a verdict shown in “…” or after ``例如`` counts (that is how prompts show
+    examples); placeholders (``[[N]]``, ``1-10``) and elliptic templates are no verdict either way, so a
+    prompt without a readable example gives none. Only the answer and reference blocks are skipped: pass the
+    rubric's own text (``alignbench.prompts.verdict_examples`` stands in a placeholder for the question's),
+    or a score the judged answer wrote would count as an example."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown verdict convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    norm, found = _find(prompt, tuple(dimensions), overall_key, scale, convention, tuple(labels), prompt=True)
+    shown: dict[str, str] = {}
+    for c in found.candidates:
+        if c.overall.kind == "ok":
+            shown.setdefault(_verbatim(norm[c.start:c.end]), prompt[c.start:c.end])
+    return tuple(shown.values())
+
+
+@lru_cache(maxsize=256)
+def _example_keys(examples: tuple[str, ...], dimensions: tuple[str, ...], overall_key: str,
+                  scale: tuple[float, float], convention: str,
+                  labels: tuple[str, ...]) -> MappingProxyType[str, str]:
+    """The comparable text of every verdict in ``examples`` -> that verdict as the example writes it (each
+    example is read like a prompt, so a caller may pass a whole instruction line such as
+    ``例如：评分：[[5]]`` as well as the bare verdict). Read-only: the cache hands the same mapping to
+    every caller."""
+    keys: dict[str, str] = {}
+    for example in examples:
+        norm, found = _find(example, dimensions, overall_key, scale, convention, labels, prompt=True)
+        for c in found.candidates:
+            if c.overall.kind == "ok":
+                keys.setdefault(_verbatim(norm[c.start:c.end]), example[c.start:c.end])
+    return MappingProxyType(keys)
+
+
+def _drop_echoes(found: _Found, norm: str, echoes: Mapping[str, str]) -> tuple[_Found, str | None]:
+    """Rule 7: the verdicts at the end that copy a prompt example, set against the judge's last other verdict.
+
+    None of them: nothing changes. Nothing but copies: they are the verdict (a judge may give the
+    example's score in the example's words). Copies that all agree with the judge's verdict before them:
+    dropped, so that verdict (with its dimensions) is read — the same score either way. A copy that
+    disagrees: the reason for a parse failure, as neither reading is safe."""
+    candidates = found.candidates
+    n = len(candidates)
+    while n and _verbatim(norm[candidates[n - 1].start:candidates[n - 1].end]) in echoes:
+        n -= 1
+    if n in (0, len(candidates)):
+        return found, None
+    own = candidates[n - 1]
+    differ = [c for c in candidates[n:] if not c.overall.same(own.overall)]
+    if differ:
+        copy = differ[-1]
+        example = echoes[_verbatim(norm[copy.start:copy.end])]
+        return found, (f"ambiguous: the verdict {copy.overall.show()} at the end is a verbatim copy of the prompt's "
+                       f"example {example}, and the judge's verdict before it says {own.overall.show()}")
+    return replace(found, candidates=candidates[:n], copies=len(candidates) - n), None
+
+
 def _verdict_of(found: _Found, norm: str, dimensions: tuple[str, ...] | list[str], overall_key: str,
-                scale: tuple[float, float], missing: str) -> ParsedScores:
-    """The verdict among what ``_collect`` found: the judge's own last one (rules 4–6)."""
-    skipped = found.skipped()
+                scale: tuple[float, float], missing: str, echoes: Mapping[str, str] | None = None) -> ParsedScores:
+    """The verdict among what ``_collect`` found: the judge's own last one (rules 4–7)."""
     if found.cut_off is not None:
         return ParsedScores(Status.PARSE_FAILED, detail=f"cut off: the reply ends inside {found.cut_off!r}")
+    if echoes:
+        found, echoed = _drop_echoes(found, norm, echoes)
+        if echoed:
+            return ParsedScores(Status.PARSE_FAILED, detail=echoed)
+    skipped = found.skipped()
     if not found.candidates:
         dims = {}
         for block in found.dim_dicts[-1:]:

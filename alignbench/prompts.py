@@ -15,9 +15,10 @@ import jinja2
 
 from alignbench import structured
 from alignbench.judges.base import merge_system
+from alignbench.parse import prompt_examples
 from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import Rubric, RubricError
-from alignbench.types import Answer, Decoding, ModelRequest, Question
+from alignbench.types import Answer, Decoding, ModelRequest, Question, Turn
 
 TRUNCATION_MARK = "\n……（回答过长，以下内容已截断）"
 
@@ -114,6 +115,39 @@ def render_pairwise(rubric: Rubric, question: Question, first: str, second: str)
                          "content": env.get_template(rubric.templates.pairwise_system).render(variables)})
     messages.append({"role": "user", "content": env.get_template(rubric.templates.pairwise_user).render(variables)})
     return messages
+
+
+STAND_IN = "……"
+"""What stands in for the question's own text (question, reference, dialogue, answer) when a prompt is
+rendered only to read the examples it shows: an example is the rubric's words, never data."""
+
+_EXAMPLES: dict[tuple[str, str, str], tuple[str, ...]] = {}  # (rubric id, folder, stand-in question) -> examples
+
+
+def verdict_examples(rubric: Rubric, question: Question) -> tuple[str, ...]:
+    """The example verdicts the rubric's pointwise prompt shows the judge for ``question`` (alignbench-general's
+    ``{'综合得分': 5}``; none for a rubric whose examples are placeholders such as ``评分：[[N]]``), for
+    ``parse_scores(..., examples=…)``: a judge that copies one after its own verdict is then not read as
+    having given the example's score.
+
+    Read from the prompt itself, rendered for the question's category and answer type (which decide the
+    dimensions and may decide the wording), with ``STAND_IN`` for every text that comes from the data: the
+    templates stay the one place examples are written, and a score dict inside a question or an answer never
+    becomes an "example". Cached per rubric and question shape; a rubric without a pointwise prompt gives none."""
+    if not rubric.templates.user:
+        return ()
+    blank = Question(id=question.id, category=question.category, subcategory=question.subcategory,
+                     question=STAND_IN, reference=STAND_IN if question.reference else "",
+                     turns=tuple(Turn(role=t.role, content=STAND_IN) for t in question.turns),
+                     references=tuple(STAND_IN if r else "" for r in question.references))
+    key = (rubric.id, str(rubric.folder), blank.model_dump_json(exclude={"id"}))
+    if key not in _EXAMPLES:
+        messages = render(rubric, blank, STAND_IN, turn=blank.model_turns if rubric.turns else None,
+                          replies=(STAND_IN,) * blank.model_turns)
+        dims = rubric.dimensions_for(question.category, question.subcategory)
+        _EXAMPLES[key] = prompt_examples("\n".join(m["content"] for m in messages), dims, rubric.overall_key,
+                                         (rubric.scale.min, rubric.scale.max), rubric.verdict, rubric.verdict_labels)
+    return _EXAMPLES[key]
 
 
 def build_request(

@@ -18,9 +18,21 @@ _QUERY_SECRET = re.compile(r"(key|token|secret|password|sig)", re.IGNORECASE)
 MASK = "***"
 
 
+_IN_USE: set[str] = set()  # keys read for a client this process, whatever their variable is called
+
+
+def remember(key: str | None) -> str | None:
+    """Mark a key value read for a client as secret (``--api-key-env MY_KEY`` need not look like a key's
+    name), so ``redact`` masks it wherever it shows up; returns it unchanged."""
+    if key and len(key) >= 8:
+        _IN_USE.add(key)
+    return key
+
+
 def known_secrets(extra: tuple[str, ...] = ()) -> list[str]:
-    """Values of environment variables that look like keys (long enough to be one), longest first."""
-    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8}
+    """Values of environment variables that look like keys (long enough to be one) and of every key read
+    for a client, longest first."""
+    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= 8} | _IN_USE
     values.update(v for v in extra if v and len(v) >= 8)
     return sorted(values, key=len, reverse=True)
 

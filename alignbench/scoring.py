@@ -21,7 +21,7 @@ from alignbench.judges import ModelConfig
 from alignbench.judges.base import ModelClient
 from alignbench.logprobs import expected_scores
 from alignbench.parse import ParsedScores, parse_scores, parse_sections, parse_structured_scores
-from alignbench.prompts import answer_view, build_request, retry_request
+from alignbench.prompts import answer_view, build_request, retry_request, verdict_examples
 from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import Rubric, RubricError
 from alignbench.structured import dimension_pairs
@@ -92,15 +92,17 @@ def plan(pairs: Sequence[tuple[Question, Answer]], rubric: Rubric, config: Model
     return items
 
 
-def read_verdict(text: str, request: ModelRequest, rubric: Rubric, dims: tuple[str, ...]) -> ParsedScores:
+def read_verdict(text: str, request: ModelRequest, rubric: Rubric, dims: tuple[str, ...],
+                 examples: tuple[str, ...] = ()) -> ParsedScores:
     """The verdict of one reply: the JSON one when structured output was asked for and the reply is JSON,
-    else the rubric's text convention (a backend that fell back to text, or ignored the schema)."""
+    else the rubric's text convention (a backend that fell back to text, or ignored the schema). ``examples``:
+    the verdicts the prompt shows (``prompts.verdict_examples``), so a copied example is not read as the score."""
     scale = (rubric.scale.min, rubric.scale.max)
     if request.response_schema is not None:
         parsed = parse_structured_scores(text, dimension_pairs(rubric, dims), rubric.overall_key, scale)
         if parsed is not None:
             return parsed
-    return parse_scores(text, dims, rubric.overall_key, scale, rubric.verdict, rubric.verdict_labels)
+    return parse_scores(text, dims, rubric.overall_key, scale, rubric.verdict, rubric.verdict_labels, examples=examples)
 
 
 def make_judgment(item: Item, reply: Exchange | object, rubric: Rubric, judge_name: str,
@@ -127,7 +129,7 @@ def make_judgment(item: Item, reply: Exchange | object, rubric: Rubric, judge_na
                  "--max-tokens"
         return Judgment(**base, status=Status.TRUNCATED, raw=last.text,
                         detail=detail if not earlier else f"{detail}; first reply: {earlier}")
-    parsed = read_verdict(last.text, item.request, rubric, dims)
+    parsed = read_verdict(last.text, item.request, rubric, dims, verdict_examples(rubric, q))
     detail = parsed.detail
     if item.request.response_schema is not None and last.structured is None:
         why = last.structured_fallback or "the backend did not apply the schema"

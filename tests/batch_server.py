@@ -13,7 +13,15 @@ that failed. Knobs for the cases a client must survive:
 * ``max_requests``: a larger input file fails validation (checks that the client splits);
 * ``create_delay`` / ``download_delay``: the server records the batch (or starts the download) and then
   waits, so a client can be killed in the middle; ``created_event`` / ``download_event`` tell when;
-* ``cancel``: ``cancelling`` for ``timing[2]`` seconds, then ``cancelled`` with half the requests done.
+* ``cancel``: ``cancelling`` for ``timing[2]`` seconds, then ``cancelled`` with half the requests done;
+* ``echo_key``: every reply and every item error quotes the key the batch was created with (a provider that
+  echoes what it received; the client must keep it out of every file it writes).
+
+Output lines come from the same responder as the online endpoint, in the same shape: a responder returning a
+dict (``content``, ``reasoning_content``, ``logprobs``, ``finish_reason``; e.g. ``tests/protocol_judge.py``, which
+honours ``response_format``, ``guided_json`` and ``logprobs``) gives those fields, and one raising
+``stub_server.Refuse`` puts that status and message into the error file, as a provider reports a request it
+rejects.
 
 Everything received is kept for assertions: ``uploads`` (each input file, parsed), ``created`` (batch ids
 in order), ``downloads`` (file ids), ``retrieves`` (count).
@@ -32,7 +40,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from stub_server import StubServer, _content_text, _Handler, _messages, alignbench_responder
+from stub_server import Refuse, StubServer, _content_text, _Handler, _messages, alignbench_responder
 
 _PREFIX = re.compile(r"^(?P<prefix>/v1|/api/paas/v4)(?P<rest>/.*)?$")
 ENDPOINTS = {"/v1": "/v1/chat/completions", "/api/paas/v4": "/v4/chat/completions"}
@@ -41,6 +49,11 @@ ENDPOINTS = {"/v1": "/v1/chat/completions", "/api/paas/v4": "/v4/chat/completion
 def char_count(body: dict) -> int:
     """Prompt tokens as the online stub counts them: characters of every message."""
     return sum(len(_content_text(m.get("content"))) for m in _messages(body))
+
+
+def _bearer(header: str | None) -> str | None:
+    """The key a client sent (``Authorization: Bearer KEY``), for ``echo_key``."""
+    return header[7:].strip() if header and header.lower().startswith("bearer ") else None
 
 
 class _BatchHandler(_Handler):
@@ -100,6 +113,7 @@ class BatchServer(StubServer):
         self.download_event = threading.Event()
         self.batch_prompt_tokens = 0
         self.busy_seconds = 0.0  # the server's own time making outputs (benchmarks subtract it)
+        self.echo_key = False
         self._held = False
         self._fail_items: dict[str, int] = {}
         self._expire = 0
@@ -175,15 +189,22 @@ class BatchServer(StubServer):
                 err.append({"id": f"batch_req_{i}", "custom_id": cid, "response": None,
                             "error": {"code": code, "message": f"This request was not executed: the batch {status}."}})
                 continue
+            echo = f"（你的密钥是 {b['key']}）" if self.echo_key and b.get("key") else ""
             failing = self._fail_items.pop(cid, None)
+            try:
+                body = None if failing is not None else self._completion(line, echo)
+            except Refuse as exc:
+                failing, message = exc.status, exc.message
+            else:
+                message = f"stub batch item error {failing}{echo}"
             if failing is not None:
                 err.append({"id": f"batch_req_{i}", "custom_id": cid, "error": None, "response": {
                     "status_code": failing, "request_id": f"req_{i}",
-                    "body": {"error": {"message": f"stub batch item error {failing}", "type": "server_error",
-                                       "code": str(failing)}}}})
+                    "body": {"error": {"message": message, "type": "server_error" if failing >= 500 else
+                                       "invalid_request_error", "code": str(failing)}}}})
                 continue
             out.append({"id": f"batch_req_{i}", "custom_id": cid, "error": None,
-                        "response": {"status_code": 200, "request_id": f"req_{i}", "body": self._completion(line)}})
+                        "response": {"status_code": 200, "request_id": f"req_{i}", "body": body}})
         now = int(time.time())
         for name, rows in (("output_file_id", out), ("error_file_id", err)):
             if rows:
@@ -197,17 +218,28 @@ class BatchServer(StubServer):
         b[f"{status}_at"] = now
         self.busy_seconds += time.perf_counter() - started
 
-    def _completion(self, line: dict[str, Any]) -> dict[str, Any]:
+    def _completion(self, line: dict[str, Any], echo: str = "") -> dict[str, Any]:
         body = line["body"]
-        text = self.responder(body)
+        out = self.responder(body)  # may raise Refuse: the caller puts it into the error file
+        extra: dict[str, Any] = out if isinstance(out, dict) else {}
+        # a dict's content is sent as it is (None, or a list of parts, are what broken providers send)
+        content = extra.get("content", "") if isinstance(out, dict) else str(out)
+        if echo and isinstance(content, str):
+            content = f"{echo}\n{content}"
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if extra.get("reasoning_content") or echo:
+            message["reasoning_content"] = (extra.get("reasoning_content") or "") + echo
         prompt = self.prompt_counter(body)
         self.batch_prompt_tokens += prompt
-        usage = {"prompt_tokens": prompt, "completion_tokens": len(text), "total_tokens": prompt + len(text)}
+        n = len(content) if isinstance(content, str) else 0
+        usage = {"prompt_tokens": prompt, "completion_tokens": n, "total_tokens": prompt + n}
         if self.cached_counter is not None:
             usage["prompt_tokens_details"] = {"cached_tokens": self.cached_counter(body)}
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": extra.get("finish_reason", "stop")}
+        if extra.get("logprobs"):
+            choice["logprobs"] = {"content": extra["logprobs"]}
         return {"id": f"chatcmpl-batch-{line['custom_id'][:8]}", "object": "chat.completion",
-                "created": int(time.time()), "model": body.get("model") or "stub-model",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "created": int(time.time()), "model": body.get("model") or "stub-model", "choices": [choice],
                 "usage": usage}
 
     def _object(self, b: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +304,8 @@ class BatchServer(StubServer):
                                  "input_file_id": fid, "completion_window": body.get("completion_window"),
                                  "status": "validating", "created_at": now, "expires_at": now + 86400,
                                  "metadata": body.get("metadata"), "n": len(lines), "mono": time.monotonic(),
-                                 "held": self._held, "expire": expire, "invalid": bool(errors), "errors": errors}
+                                 "held": self._held, "expire": expire, "invalid": bool(errors), "errors": errors,
+                                 "key": _bearer(handler.headers.get("Authorization"))}
             self.created.append(bid)
         self.created_event.set()
         if self.create_delay and self._stopping.wait(self.create_delay):

@@ -505,6 +505,16 @@ def test_run_with_unknown_judge_fails_before_any_answer(model: StubServer, tmp_p
     assert model.calls == 0
 
 
+def test_run_with_a_bad_max_failed_fails_before_any_call(model: StubServer, tmp_path: Path) -> None:
+    with StubServer(responder=alignbench_responder) as judge:
+        proc = run_cli("run", "-q", str(QUESTIONS), "--model-name", "tiny-chat", "--base-url", model.url,
+                       "--judge", "openai:judge-x", "--judge-base-url", judge.url, "--out", str(tmp_path / "run"),
+                       "--max-failed", "lots")
+        assert judge.calls == 0
+    assert proc.returncode == 2 and "--max-failed" in proc.stderr and "Traceback" not in proc.stderr
+    assert model.calls == 0 and not (tmp_path / "run").exists()
+
+
 # -- a local transformers model (backend "hf"), built offline --------------------------------------
 
 

@@ -39,14 +39,17 @@ def one_answer(tmp_path: Path) -> Path:
 # -- secrets --------------------------------------------------------------------------------------------
 
 
-def test_keys_and_url_credentials_never_reach_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize("env", [{"MY_KEY": SECRET, "OPENAI_API_KEY": SECRET},
+                                 {"MY_KEY": SECRET}],  # a key named by --api-key-env only, not a key-like name
+                         ids=["key-like-name", "any-name"])
+def test_keys_and_url_credentials_never_reach_output(tmp_path: Path, env: dict) -> None:
     def echo_secret(body: dict) -> str:  # a server that quotes the key back inside its verdict
         return f"你的密钥是 {SECRET}，分析……\n{{'综合得分': 6}}"
 
     with StubServer(responder=echo_secret) as stub:
         url = stub.url.replace("http://", f"http://user:{SECRET}@")
         out = tmp_path / "run"
-        proc = score(url, out, "--api-key-env", "MY_KEY", env={"MY_KEY": SECRET, "OPENAI_API_KEY": SECRET})
+        proc = score(url, out, "--api-key-env", "MY_KEY", env=env)
         assert proc.returncode == 0, proc.stderr
         report = run_cli("report", str(out), "--no-charts")
         assert report.returncode == 0, report.stderr

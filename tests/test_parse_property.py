@@ -2,7 +2,9 @@
 
 The golden cases pin what real and hostile judges write; these check the binding rule itself on text
 nobody thought of: whatever a judge writes *before* its verdict, or after it without naming a score,
-cannot move the score, and text that never gives the overall key a number never yields a score.
+cannot move the score, and text that never gives the overall key a number never yields a score. With the
+prompt's examples given (rule 7), a verdict that is not a copy of one is read as without them, and a copy
+after the verdict never turns into the verdict's score: the same score stays, a different one fails.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alignbench.parse import parse_scores, parse_sections, parse_verdict
+from alignbench.parse import parse_scores, parse_sections, parse_verdict, prompt_examples
 from alignbench.types import Status
 
 FACTUAL = ["事实正确性", "满足用户需求", "清晰度", "完备性"]
@@ -77,6 +79,45 @@ def test_text_without_an_overall_number_never_yields_a_score(parts: list[str]) -
     assert parsed.status in (Status.PARSE_FAILED, Status.REFUSED)
 
 
+# -- echoes of the prompt's example (rule 7) ----------------------------------------------------------
+
+GENERAL_PROMPT = "回复的最后一行必须是一个只含综合得分的字典，只写数字，例如：\n{'综合得分': 5}"
+EXAMPLES = prompt_examples(GENERAL_PROMPT, FACTUAL)
+# the example as judges copy it: re-spaced, full width, with trailing blanks; the text stays the example's
+example_copies = st.sampled_from(["{'综合得分': 5}", "{'综合得分':5}", "｛'综合得分'：５｝", "{ '综合得分' : 5 }",
+                                  "{'综合得分': 5}  ", "  {'综合得分': 5}"])
+
+
+@SETTINGS
+@given(prefix=noise, verdict=verdict_dicts())
+def test_examples_never_move_a_verdict_that_is_not_a_copy(prefix: str, verdict: str) -> None:
+    assert EXAMPLES == ("{'综合得分': 5}",)
+    text = prefix + "\n" + verdict
+    assert _same(parse_scores(text, FACTUAL, examples=EXAMPLES), parse_scores(text, FACTUAL))
+
+
+@SETTINGS
+@given(prefix=noise, verdict=verdict_dicts(), copies=st.lists(example_copies, min_size=1, max_size=3))
+def test_a_copied_example_after_the_verdict_never_becomes_the_score(prefix: str, verdict: str,
+                                                                     copies: list[str]) -> None:
+    alone = parse_scores(verdict, FACTUAL)
+    parsed = parse_scores(prefix + "\n" + verdict + "".join("\n" + c for c in copies), FACTUAL, examples=EXAMPLES)
+    if alone.overall == 5:  # the judge's own verdict gives the example's score: read it, dimensions and all
+        assert _same(parsed, alone)
+    else:
+        assert parsed.status is Status.PARSE_FAILED and parsed.overall is None, parsed.detail
+        assert "example {'综合得分': 5}" in parsed.detail and f"says {alone.overall:g}" in parsed.detail
+
+
+# (convention, overall key, scale, prompt, the judge's own verdict with {v}, a copy of the prompt's example)
+OTHER_CONVENTIONS = [
+    ("double-brackets", "评分", (1, 10), "例如：\n“评分：[[5]]”", "评分：[[{v}]]", "评分：[[5]]"),
+    ("rating-line", "评分", (1, 10), "e.g.\nRating: 5", "Rating: {v}", "Rating: 5"),
+    ("result-tag", "评分", (1, 5), "例如：\nFeedback: 回答准确。 [RESULT] 5", "Feedback: 反馈。 [RESULT] {v}",
+     "Feedback: 回答准确。 [RESULT] 5"),
+]
+
+
 # Pairwise: noise that cannot hold a verdict of its own (no brackets, braces, "最", "综", "<").
 verdict_free = st.text(alphabet="".join(c for c in NOISE if c not in "[]{}｛｝最综"), max_size=300)
 
@@ -100,3 +141,20 @@ def test_any_text_gets_a_status_and_never_an_exception(text: str) -> None:
     verdict = parse_verdict(text)
     assert (verdict.winner is not None) == verdict.ok
     assert isinstance(parse_sections(text, {"plan": "评估计划", "execution": "执行"}), dict)
+
+
+@SETTINGS
+@given(prefix=verdict_free, fmt=st.sampled_from(OTHER_CONVENTIONS), value=st.sampled_from(["2", "4", "5"]),
+       echoes=st.integers(min_value=0, max_value=2))
+def test_every_convention_tells_a_copied_example_from_the_verdict(prefix: str, fmt: tuple, value: str,
+                                                                  echoes: int) -> None:
+    convention, key, scale, prompt, own, copy = fmt
+    examples = prompt_examples(prompt, [], key, scale, convention)
+    assert len(examples) == 1
+    text = prefix + "\n" + own.format(v=value) + ("\n" + copy) * echoes
+    parsed = parse_scores(text, [], key, scale, convention, examples=examples)
+    if echoes and value != "5":
+        assert parsed.status is Status.PARSE_FAILED and "verbatim copy" in parsed.detail, parsed.detail
+    else:  # no copy, or a copy that agrees with the judge: the judge's own verdict, as without examples
+        assert parsed.status is Status.OK and parsed.overall == float(value), parsed.detail
+        assert _same(parsed, parse_scores(prefix + "\n" + own.format(v=value), [], key, scale, convention))

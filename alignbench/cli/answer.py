@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, exit_on_run_failures, fail, guarded, progress
+from alignbench.cli.app import app, console, err_console, exit_on_run_failures, fail, guarded, progress, warn
 from alignbench.cli.options import (
+    AttemptsOpt,
     BatchFallbackOpt,
     BatchOpt,
     FormatOpt,
@@ -19,10 +19,15 @@ from alignbench.cli.options import (
     MaxCostOpt,
     MaxFailedOpt,
     NoWaitOpt,
+    ParseRetriesOpt,
     QuestionsOpt,
     RubricOpt,
+    allowed_failures,
     batch_arg,
+    cache_arg,
     paying,
+    print_json,
+    show_estimates,
 )
 
 ModelNameOpt = Annotated[str, typer.Option(
@@ -45,7 +50,6 @@ TemperaturesOpt = Annotated[Path | None, typer.Option(
 KeepThinkOpt = Annotated[bool, typer.Option(
     "--keep-think/--strip-think", help="Keep a leading <think>…</think> block in the answer (default: move it to 'reasoning').")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds per answer request.")]
-AttemptsOpt = Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="--hf models: auto, cpu or cuda.")]
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="--hf models: prompts per generate call.")]
 
@@ -104,15 +108,14 @@ def _report_answers(run: Any, out: Path) -> None:
         err_console.print(f"{run.reasoning} answers began with a <think> block, moved to the 'reasoning' field "
                           "(--keep-think keeps it in the answer)", highlight=False, soft_wrap=True)
     if getattr(run, "leaked", 0):
-        err_console.print(f"[yellow]warning:[/] {run.leaked} answers have reasoning leaked into their final text (think "
-                          "tags after the answer began, or beside a separate reasoning_content); marked "
-                          "reasoning_leaked", highlight=False, soft_wrap=True)
+        warn(f"{run.leaked} answers have reasoning leaked into their final text (think tags after the answer began, "
+             "or beside a separate reasoning_content); marked reasoning_leaked")
     if run.unclosed:
-        err_console.print(f"[yellow]warning:[/] {run.unclosed} answers never closed <think> (the model ran out of "
-                          "tokens while thinking); their answer is empty: raise --max-tokens", highlight=False, soft_wrap=True)
+        warn(f"{run.unclosed} answers never closed <think> (the model ran out of tokens while thinking); their "
+             "answer is empty: raise --max-tokens")
     if run.empty - run.unclosed > 0:
-        err_console.print(f"[yellow]warning:[/] {run.empty - run.unclosed} answers are empty even after "
-                          "fresh samples; they are kept and will be judged as they are", highlight=False, soft_wrap=True)
+        warn(f"{run.empty - run.unclosed} answers are empty even after fresh samples; they are kept and will be "
+             "judged as they are")
 
 
 @app.command()
@@ -159,10 +162,7 @@ def answer(
 
         with guarded(), paying():
             estimate = api.answer(questions, model_name, out, dry_run=True, **settings)
-        if fmt == "json":
-            print(json.dumps({"dry_run": True, "estimates": [estimate.as_dict()]}, ensure_ascii=False, indent=2))
-        else:
-            print("\n".join(estimate.lines()))
+        show_estimates([estimate], fmt)
         return
     _answer_phase(questions, model_name, out, **settings)
 
@@ -193,7 +193,7 @@ def run(
     judge_timeout: Annotated[float, typer.Option("--judge-timeout", min=0.001, help="Seconds per judge request.")] = 120.0,
     judge_max_tokens: Annotated[int | None, typer.Option("--judge-max-tokens", min=1, help="Judge output token limit (default: the preset's).")] = None,
     max_failed: MaxFailedOpt = "5%",
-    parse_retries: Annotated[int, typer.Option("--parse-retries", min=0, help="Fresh judge samples after an unparseable judgment.")] = 1,
+    parse_retries: ParseRetriesOpt = 1,
     max_answer_chars: Annotated[int | None, typer.Option("--max-answer-chars", help="Clip longer answers in the judge prompt.")] = 12000,
     cache: Annotated[Path | None, typer.Option("--cache", help="SQLite judge reply cache (default $ALIGNBENCH_CACHE or ~/.cache/alignbench/replies.sqlite).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the judge reply cache.")] = False,
@@ -209,6 +209,7 @@ def run(
     from alignbench.judges import make_client
     from alignbench.rundir import default_run_dir
 
+    allowed_failures(max_failed, 1)  # a bad value fails now, not after the answering and the judging
     with guarded():
         config = api.judge_config(judge, judge_model=judge_model, base_url=judge_base_url, rubric=rubric,
                                   concurrency=judge_concurrency, timeout=judge_timeout, max_tokens=judge_max_tokens)
@@ -225,13 +226,13 @@ def run(
                          base_url=judge_base_url, rubric=rubric, out=run_dir, concurrency=judge_concurrency,
                          timeout=judge_timeout, max_tokens=judge_max_tokens, attempts=attempts,
                          parse_retries=parse_retries,
-                         max_answer_chars=max_answer_chars, cache=False if no_cache else cache, allow_empty=True,
+                         max_answer_chars=max_answer_chars, cache=cache_arg(cache, no_cache), allow_empty=True,
                          seed=seed, on_event=on_event,
                          extra_manifest={"generation": _generation_record(result.settings)})
     summary = runs[model_name].summary
     report = _write_report(run_dir, seed)
     if fmt == "json":
-        print(json.dumps(summary.as_json(), ensure_ascii=False, indent=2))
+        print_json(summary.as_json())
         exit_on_run_failures(runs, max_failed)
         return
     from alignbench.reporting.terminal import print_summary

@@ -10,7 +10,7 @@ imported inside the commands, so ``alignbench --help`` (and each command) loads 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -74,17 +74,23 @@ def exit_on_failures(failed: int, total: int, by_status: dict[str, int], max_fai
         raise typer.Exit(3)
 
 
+def exit_on_failed(judgments: list[Any], max_failed: str, show: Callable[[Any], str]) -> None:
+    """``exit_on_failures`` over judgments (anything with a ``status``); ``show(first failed one)`` says
+    how to look at it."""
+    failed = [j for j in judgments if j.status.value != "ok"]
+    by_status: dict[str, int] = {}
+    for j in failed:
+        by_status[j.status.value] = by_status.get(j.status.value, 0) + 1
+    exit_on_failures(len(failed), len(judgments), by_status, max_failed, show(failed[0]) if failed else "")
+
+
 def exit_on_run_failures(runs: Any, max_failed: str) -> None:
     """``exit_on_failures`` over the judgments of score runs (a dict of ``Run``)."""
     import shlex
 
-    failed = [(r, j) for r in runs.values() for j in r.judgments if j.status.value != "ok"]
-    by_status: dict[str, int] = {}
-    for _, j in failed:
-        by_status[j.status.value] = by_status.get(j.status.value, 0) + 1
-    show = (f"alignbench show {shlex.quote(str(failed[0][0].dir))} --question-id {failed[0][1].question_id}"
-            if failed else "")
-    exit_on_failures(len(failed), sum(len(r.judgments) for r in runs.values()), by_status, max_failed, show)
+    folder = {id(j): r.dir for r in runs.values() for j in r.judgments}
+    exit_on_failed([j for r in runs.values() for j in r.judgments], max_failed,
+                   lambda j: f"alignbench show {shlex.quote(str(folder[id(j)]))} --question-id {j.question_id}")
 
 
 @contextmanager

@@ -7,7 +7,6 @@ so this listing is where a user finds what is in flight after ``--no-wait``, a k
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from alignbench.cli.app import app, console, guarded, note
-from alignbench.cli.options import CacheOpt, FormatOpt
+from alignbench.cli.options import CacheOpt, FormatOpt, print_json
 
 batches_app = typer.Typer(help="Provider batches submitted by --batch: state, counts, age; cancel one.",
                           invoke_without_command=True)
@@ -51,7 +50,7 @@ def batches(
     with guarded():
         rows = run_sync(list_batches(_path(cache), refresh=refresh, limit=limit))
     if fmt == "json":
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print_json(rows)
         return
     if not rows:
         note(f"no batches recorded in {_path(cache)}")

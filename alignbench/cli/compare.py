@@ -3,14 +3,12 @@ and LC win rates from AlpacaEval annotation files or our own pairwise judgments)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from alignbench.cli.app import app, console, err_console, exit_on_failures, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, exit_on_failed, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AllowEmptyOpt,
     AttemptsOpt,
@@ -38,11 +36,13 @@ from alignbench.cli.options import (
     StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    allowed_failures,
     batch_arg,
     cache_arg,
     key_settings,
     paying,
     print_estimates,
+    print_json,
     print_messages,
 )
 
@@ -107,7 +107,6 @@ def compare(
     _check_choice(length_unit, "--length-unit", ("words", "chars"))
     _check_choice(fmt, "--format", ("table", "json"))
     from alignbench import api
-    from alignbench.cli.options import allowed_failures
 
     allowed_failures(max_failed, 1)
     paid = batch_arg(batch, no_wait, batch_fallback)
@@ -139,23 +138,18 @@ def compare(
     summary = result.summary
     if fmt == "json":
         _warn_lc(summary)  # the table prints the same warnings as notes
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        print_json(summary)
     else:
         print_pairwise(summary, console)
         console.print(f"run folder: {result.dir}", style="dim", markup=False, highlight=False)
-    failed = [j for j in result.judgments if j.status.value != "ok"]
-    by_status: dict[str, int] = {}
-    for j in failed:
-        by_status[j.status.value] = by_status.get(j.status.value, 0) + 1
-    show = f"the {failed[0].model} pair on question {failed[0].question_id} in {result.dir}/pairwise_judgments.jsonl" \
-        if failed else ""
-    exit_on_failures(len(failed), len(result.judgments), by_status, max_failed, show)
+    exit_on_failed(result.judgments, max_failed,
+                   lambda j: f"the {j.model} pair on question {j.question_id} in {result.dir}/{JUDGMENTS_FILE}")
 
 
 def _warn_lc(summary: dict[str, Any]) -> None:
     for name, m in summary.get("models", {}).items():
         if m.get("lc_warning"):
-            err_console.print(f"[yellow]warning:[/] {escape(name)}: {escape(m['lc_warning'])}", highlight=False)
+            warn(f"{name}: {m['lc_warning']}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -262,7 +256,7 @@ def winrate(
     summary["length_unit"] = units
     if fmt == "json":
         _warn_lc(summary)
-        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        print_json(summary)
         return
     flat = {**summary, "glm": next(iter(summary["glm"].values())) if len(groups) == 1 else {}}
     print_pairwise(flat, console, categories=False)

@@ -6,7 +6,6 @@ whether the environment variable is set; the key itself is never read into the o
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ import typer
 from rich.table import Table
 
 from alignbench.cli.app import app, console
+from alignbench.cli.options import print_json
 
 
 def _package_status(backend: str) -> tuple[bool, list[str]]:
@@ -63,7 +63,7 @@ def judges(
 
     rows = judge_rows()
     if fmt == "json":
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        print_json(rows)
         return
     table = Table(title="judge presets", title_justify="left")
     for column in ("preset", "backend", "model"):

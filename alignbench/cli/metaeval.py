@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from alignbench.cli.options import (
     BatchOpt,
     CacheOpt,
     ConcurrencyOpt,
+    DryRunOpt,
     FormatOpt,
     JudgeModelOpt,
     JudgeUrlOpt,
@@ -29,10 +29,13 @@ from alignbench.cli.options import (
     StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    allowed_failures,
     batch_arg,
     cache_arg,
+    check_choice,
     paying,
     print_estimates,
+    print_json,
     print_messages,
 )
 
@@ -58,7 +61,7 @@ def meta_eval(
     bootstrap: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% CIs (0: none; default 1000).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write meta_eval.json and every judgment (per judge and protocol) here.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent and the first prompt; call nothing.")] = False,
+    dry_run: DryRunOpt = False,
     fmt: FormatOpt = "table",
     max_failed: MaxFailedOpt = "5%",
     batch: BatchOpt = False,
@@ -73,11 +76,9 @@ def meta_eval(
     Same cache as ``score``: a re-run (or a run killed half-way) pays only for what is missing.
     """
     from alignbench import api
-    from alignbench.cli.options import allowed_failures
     from alignbench.metaeval import plan_meta_eval
 
-    if fmt not in ("table", "json"):
-        raise fail(f"--format must be table or json, not {fmt!r}")
+    check_choice(fmt, "--format", "table", "json")
     allowed_failures(max_failed, 1)
     paid = batch_arg(batch, no_wait, batch_fallback)
     names = [j.strip() for j in judge.split(",") if j.strip()]
@@ -120,7 +121,7 @@ def meta_eval(
                                     bootstrap=bootstrap, seed=seed, out=out, on_event=on_event, on_combo=announce,
                                     batch=paid, max_cost=max_cost, **tuning)
     if fmt == "json":
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print_json(payload)
     else:
         from alignbench.reporting.terminal import print_meta_bias, print_meta_eval
 

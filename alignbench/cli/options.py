@@ -1,11 +1,13 @@
-"""Option types shared by the commands that call a judge (score, compare, meta-eval, run)."""
+"""Option types shared by several commands (most by those that call a judge: score, compare, meta-eval,
+run), the checks that turn option values into API arguments, and what commands write plainly to stdout
+(JSON, prompts, estimates)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -61,6 +63,15 @@ def allowed_failures(max_failed: str, total: int) -> int:
     return int(total * value) if value < 1 else int(value)
 
 
+def check_choice(value: str | None, option: str, *choices: str) -> None:
+    """One error line (exit 2) when an option of fixed choices (``--format`` table or json …) is given
+    anything else; None (not given) passes."""
+    if value is not None and value not in choices:
+        from alignbench.cli.app import fail
+
+        raise fail(f"{option} must be {' or '.join(choices)}, not {value!r}")
+
+
 def key_settings(api_key_env: str | None) -> dict[str, object]:
     """``judge_config`` overrides for ``--api-key-env`` (the named key goes to the named server)."""
     import os
@@ -73,6 +84,13 @@ def key_settings(api_key_env: str | None) -> dict[str, object]:
 def cache_arg(cache: Path | None, no_cache: bool) -> Path | bool | None:
     """The API's ``cache=`` from the two cache options."""
     return False if no_cache else cache
+
+
+def print_json(payload: Any) -> None:
+    """``--format json``: the payload on stdout, indented, Chinese as is."""
+    import json
+
+    print(json.dumps(payload, ensure_ascii=False, indent=2))
 
 
 def print_messages(messages: object) -> None:
@@ -139,9 +157,6 @@ def print_estimates(work: list[tuple[object, list[object]]], cache: Path | bool 
                     fmt: str) -> None:
     """``--dry-run``'s estimate: per judge, requests after the cache, tokens, expected completion and the
     cost online, with batch, and with cached prompts (``--format json``: the same numbers on stdout)."""
-    import json
-    import sys
-
     from alignbench.api import open_store
     from alignbench.batch import estimate_for
 
@@ -151,9 +166,16 @@ def print_estimates(work: list[tuple[object, list[object]]], cache: Path | bool 
     finally:
         if owned:
             store.close()
+    show_estimates(estimates, fmt)
+
+
+def show_estimates(estimates: list[Any], fmt: str) -> None:
+    """Estimates (``alignbench.cost.Estimate``) on stdout: their lines, or with ``--format json``
+    ``{"dry_run": true, "estimates": [...]}``."""
+    import sys
+
     if fmt == "json":
-        sys.stdout.write(json.dumps({"dry_run": True, "estimates": [e.as_dict() for e in estimates]},
-                                    ensure_ascii=False, indent=2) + "\n")
+        print_json({"dry_run": True, "estimates": [e.as_dict() for e in estimates]})
         return
     for e in estimates:
         sys.stdout.write("\n".join(e.lines()) + "\n")

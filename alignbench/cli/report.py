@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from alignbench.cli.app import app, console, fail, guarded, warn
+from alignbench.cli.app import app, console, guarded, warn
+from alignbench.cli.options import SeedOpt, check_choice
 
 
 @app.command()
@@ -20,7 +21,7 @@ def report(
                             "run, reports/report.md for several.")] = None,
     lang: Annotated[str, typer.Option("--lang", help="zh or en: headings, labels and chart text.")] = "zh",
     charts: Annotated[bool, typer.Option("--charts/--no-charts", help="Draw PNG charts (needs matplotlib).")] = True,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap and permutation tests.")] = 0,
+    seed: SeedOpt = 0,
     bridge: Annotated[Path | None, typer.Option(
         "--bridge", help="A bridge from `alignbench bridge --save`: runs of its old judge are put on the new "
                          "judge's scale, marked as bridged.")] = None,
@@ -40,8 +41,7 @@ def report(
     with --labels a calibrated column. Never calls a judge."""
     from alignbench import api
 
-    if lang not in ("zh", "en"):
-        raise fail(f"--lang must be zh or en, not {lang!r}")
+    check_choice(lang, "--lang", "zh", "en")
     with guarded():
         result = api.report(run_dirs, out, baseline_run=baseline_run, lang=lang, charts=charts, seed=seed, warn=warn,
                             bridge=bridge, labels=labels, label_scale=label_scale, compare_runs=compare_run or [],

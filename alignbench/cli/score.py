@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, exit_on_run_failures, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, exit_on_run_failures, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AllowEmptyOpt,
     AttemptsOpt,
@@ -40,11 +40,14 @@ from alignbench.cli.options import (
     StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    allowed_failures,
     batch_arg,
     cache_arg,
+    check_choice,
     key_settings,
     paying,
     print_estimates,
+    print_json,
     print_messages,
 )
 
@@ -95,14 +98,12 @@ def score(
     a killed run picks up where it stopped. `--judge a,b` averages an ensemble of judges.
     """
     from alignbench import api
-    from alignbench.cli.options import allowed_failures
 
     allowed_failures(max_failed, 1)  # a bad value fails now, not after the judging
     paid = batch_arg(batch, no_wait, batch_fallback)
     if refresh not in (None, "failed"):
         raise fail(f"--refresh: only 'failed' is known, not {refresh!r}")
-    if score_from not in (None, "verdict", "logprobs"):
-        raise fail(f"--score-from must be verdict or logprobs, not {score_from!r}")
+    check_choice(score_from, "--score-from", "verdict", "logprobs")
     settings = dict(model=model, judge_model=judge_model, base_url=judge_base_url, rubric=rubric, protocol=protocol,
                     max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
                     timeout=timeout, temperature=temperature, max_tokens=max_tokens, **key_settings(api_key_env),
@@ -139,8 +140,7 @@ def score(
             warn(message)
     if fmt == "json":
         payloads = {m: r.summary.as_json() for m, r in runs.items()}
-        print(json.dumps(next(iter(payloads.values())) if len(payloads) == 1 else {"models": payloads},
-                         ensure_ascii=False, indent=2))
+        print_json(next(iter(payloads.values())) if len(payloads) == 1 else {"models": payloads})
         exit_on_run_failures(runs, max_failed)
         return
     from alignbench.reporting.terminal import print_disagreement, print_summary
@@ -199,8 +199,7 @@ def prompt(
             answer = found[0]
     request, _ = build_request(rub, qs[question_id], answer, config.decoding, system_role=config.system_role)
     if fmt == "json":
-        print(json.dumps({"messages": list(request.messages), "rubric": rub.id, **config.decoding.model_dump()},
-                         ensure_ascii=False, indent=2))
+        print_json({"messages": list(request.messages), "rubric": rub.id, **config.decoding.model_dump()})
     else:
         print_messages(request.messages)
 
@@ -235,7 +234,7 @@ def show(
         if not mine:
             raise fail(f"{run_dir}: no judgment of question {question_id}")
         if fmt == "json":
-            print(json.dumps([j.model_dump(mode="json") for j in mine], ensure_ascii=False, indent=2))
+            print_json([j.model_dump(mode="json") for j in mine])
         else:
             print_judgments(mine, console)
         return
@@ -254,7 +253,7 @@ def show(
         if cmp is not None:
             payload["comparison"] = cmp.as_dict()
         payload["trust"] = trust.as_dict()
-        print(json.dumps(payload, ensure_ascii=False, indent=2))
+        print_json(payload)
         return
     print_summary(run.summary, rub, console)
     if run.summary.ensemble:
@@ -297,5 +296,3 @@ def cache_clear(
         n = store.clear(judge)
     console.print(f"deleted {n} replies")
 
-
-__all__ = ["err_console"]

@@ -8,14 +8,13 @@ The statistics are ``alignbench.trust``'s, reached through ``alignbench.api``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from alignbench.cli.app import app, console, fail, guarded
-from alignbench.cli.options import FormatOpt, SeedOpt
+from alignbench.cli.options import FormatOpt, SeedOpt, check_choice, print_json
 
 PICKED = ("sample", "queue", "browse")
 
@@ -59,13 +58,12 @@ def calibrate(
     judge. The labelled answers must be a random sample within each category."""
     from alignbench import api
 
-    if fmt not in ("table", "json"):
-        raise fail(f"--format must be table or json, not {fmt!r}")
+    check_choice(fmt, "--format", "table", "json")
     with guarded():
         cset = api.calibrate(run_dirs, labels, label_scale=label_scale, lam=lam, method=ci, min_labels=min_labels,
                              picked=_picked(picked), seed=seed)
     if fmt == "json":
-        print(json.dumps(cset.as_dict(), ensure_ascii=False, indent=2))
+        print_json(cset.as_dict())
         return
     from alignbench.reporting.terminal import print_calibrations
 
@@ -89,12 +87,11 @@ def bridge(
     category, and every category and overall score on both scales. Never calls a judge."""
     from alignbench import api
 
-    if fmt not in ("table", "json"):
-        raise fail(f"--format must be table or json, not {fmt!r}")
+    check_choice(fmt, "--format", "table", "json")
     with guarded():
         fit = api.bridge(old_run, new_run, save=save, n_boot=bootstrap, seed=seed)
     if fmt == "json":
-        print(json.dumps({**fit.as_dict(), "saved": str(save) if save else None}, ensure_ascii=False, indent=2))
+        print_json({**fit.as_dict(), "saved": str(save) if save else None})
         return
     from alignbench.reporting.terminal import print_bridge
 

@@ -103,7 +103,10 @@ class ModelConfig(BaseModel):
         return self.structured_via or DEFAULT_VIA.get(self.backend, "json_schema")
 
     def api_key(self) -> str | None:
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
+        """The key from ``api_key_env``; the one place a key is read, so it is also marked for redaction."""
+        from alignbench.redact import remember
+
+        return remember(os.environ.get(self.api_key_env)) if self.api_key_env else None
 
     def public(self) -> dict[str, Any]:
         """What goes into summaries and reports: everything but secrets (keys are never held here)."""
@@ -186,6 +189,22 @@ def judge_config(judge: str, *, judge_model: str | None = None, base_url: Any = 
     return config
 
 
+def key_to_send(config: ModelConfig) -> str | None:
+    """The key requests to ``config``'s servers carry, online or through a batch API: a provider's key goes
+    only to the provider's own host (a local or third-party server would receive it over plain HTTP);
+    any other server gets the key named for it with ``--api-key-env``, or none."""
+    key = config.api_key()
+    if not key or config.api_key_explicit:
+        return key
+    from alignbench.redact import same_host
+
+    backend = backends().get(config.backend)
+    default = backend.default_url if backend else None
+    moved = os.environ.get(backend.base_url_env) if backend and backend.base_url_env else None
+    servers = [u for u in config.base_url if u] or [moved or default]
+    return key if all(same_host(u, default) for u in servers) else None
+
+
 def make_client(config: ModelConfig, lazy: bool = True) -> ModelClient:
     """Build the client of ``config``'s backend; a missing package or key is a ModelConfigError
     saying what to do."""
@@ -196,14 +215,8 @@ def make_client(config: ModelConfig, lazy: bool = True) -> ModelClient:
     if missing:
         raise ModelConfigError(f"{config.name} needs {' and '.join(missing)}: "
                                f"{backend.install or 'pip install ' + ' '.join(missing)}")
-    from alignbench.redact import same_host
-
-    key = config.api_key()
-    moved = backend.base_url_env and os.environ.get(backend.base_url_env)
-    own_server = not any(config.base_url) and not moved
-    servers = [u for u in config.base_url if u] or [moved or backend.default_url]
-    if key and not config.api_key_explicit and not all(same_host(u, backend.default_url) for u in servers):
-        key = None  # a provider's key goes only to the provider's own host; other servers: --api-key-env
+    key = key_to_send(config)
+    own_server = not any(config.base_url) and not (backend.base_url_env and os.environ.get(backend.base_url_env))
     if backend.key_env and config.key_required and own_server and not key:
         raise ModelConfigError(f"{config.name} calls {backend.default_url} but ${config.api_key_env} is not set; "
                                "export it, or point --judge-base-url at a compatible server")
@@ -245,4 +258,4 @@ def make_judge(config: ModelConfig) -> ModelClient:
     return make_client(config, lazy=False)
 
 __all__ = ["Backend", "ModelCallError", "ModelConfig", "ModelConfigError", "ModelClient", "backends",
-           "judge_config", "load_presets", "make_client", "make_judge", "resolve_model"]
+           "judge_config", "key_to_send", "load_presets", "make_client", "make_judge", "resolve_model"]

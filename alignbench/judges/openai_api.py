@@ -10,9 +10,11 @@ healthy.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletion
 
 from alignbench.judges.base import ModelCallError, parse_retry_after
 from alignbench.judges.pool import Endpoint, EndpointPool, PooledClient, refused_feature
@@ -50,18 +52,22 @@ class OpenAIChat(PooledClient):
         self.served: dict[str, list[str]] = {}
 
         async def probe(ep: Endpoint) -> str | None:
+            # The model list and the slot count are asked at once: this check is time added before the
+            # first judge request, so it costs one round trip, not three.
+            slots = asyncio.ensure_future(_advertised_slots(ep))
             try:
                 listed = await ep.client.with_options(timeout=5.0).models.list()
+                ids = [m.id for m in getattr(listed, "data", None) or [] if isinstance(getattr(m, "id", None), str)]
+                if ids:
+                    self.served[ep.url] = ids
+                if n := await slots:  # never more in flight than the server runs at once
+                    ep.limit = min(ep.limit, n)
             except (openai.APIConnectionError, openai.APITimeoutError):
                 return ep.url
             except (openai.APIError, ValueError, TypeError):
-                return None
-            ids = [m.id for m in getattr(listed, "data", None) or [] if isinstance(getattr(m, "id", None), str)]
-            if ids:
-                self.served[ep.url] = ids
-            slots = await _advertised_slots(ep)
-            if slots:  # never more in flight than the server runs at once: the rest would queue and time out
-                ep.limit = min(ep.limit, slots)
+                pass
+            finally:
+                slots.cancel()
             return None
         results = await asyncio.gather(*(probe(e) for e in self.pool.endpoints))
         return [r for r in results if r]
@@ -73,7 +79,7 @@ class OpenAIChat(PooledClient):
         """One call; a protocol feature the server refuses (HTTP 400 naming response_format, guided
         decoding or logprobs) is dropped and the request sent again at once, once per feature: the
         verdict is then read from text, and the reply says why."""
-        sent = self.features(request)
+        sent = self.sendable(request)
         while True:
             try:
                 return self.annotate(await self._send_once(endpoint, request, sent), request, sent)
@@ -81,28 +87,27 @@ class OpenAIChat(PooledClient):
                 self.unsupported.setdefault(refused.feature, refused.reason)
                 sent = sent - {refused.feature}
 
+    def sendable(self, request: ModelRequest) -> set[str]:
+        """The protocol features to put on ``request`` now (asked for, and not refused by a server so far).
+        The batch path asks the same method, so a feature refused online is not sent in a batch either."""
+        return self.features(request)
+
+    def kwargs_for(self, request: ModelRequest, sent: set[str]) -> dict[str, Any]:
+        """This judge's ``chat.completions.create`` keyword arguments for ``request`` (see ``chat_kwargs``)."""
+        return chat_kwargs(request, self.model, extra_body=self.extra_body, structured_via=self.structured_via,
+                           sent=sent)
+
+    def body_for(self, request: ModelRequest, sent: set[str]) -> dict[str, Any]:
+        """The JSON body the SDK would post for ``request``: a batch line's ``body``."""
+        return request_body(self.kwargs_for(request, sent))
+
+    def read_body(self, body: dict[str, Any], url: str) -> ModelReply:
+        """A reply from a chat completion that arrived as JSON (a batch output line), read by the same code
+        as an online reply: the SDK's own loose construction of its response type, then ``reply_from``."""
+        return self.reply_from(ChatCompletion.construct(**body), url)
+
     async def _send_once(self, endpoint: Endpoint, request: ModelRequest, sent: set[str]) -> ModelReply:
-        dec = request.decoding
-        kwargs: dict = {"model": self.model, "messages": list(request.messages),
-                        "temperature": dec.temperature, "max_tokens": dec.max_tokens}
-        if dec.top_p is not None:
-            kwargs["top_p"] = dec.top_p
-        if dec.seed is not None:
-            kwargs["seed"] = dec.seed
-        extra = dict(self.extra_body)
-        if "structured" in sent:
-            schema = request.response_schema
-            if self.structured_via == "guided_json":  # vLLM's guided decoding
-                extra["guided_json"] = schema
-            elif self.structured_via == "json_object":
-                kwargs["response_format"] = {"type": "json_object"}
-            else:
-                kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                    "name": "alignbench_verdict", "schema": schema, "strict": True}}
-        if "logprobs" in sent:
-            kwargs.update(logprobs=True, top_logprobs=request.logprobs)
-        if extra:
-            kwargs["extra_body"] = extra
+        kwargs = self.kwargs_for(request, sent)
         url = endpoint.url
         try:
             resp = await endpoint.client.chat.completions.create(**kwargs)
@@ -149,22 +154,62 @@ def build(config, api_key: str | None) -> OpenAIChat:  # noqa: ANN001 - a ModelC
                        concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)
 
 
-__all__ = ["Endpoint", "EndpointPool", "OpenAIChat", "build"]
+def chat_kwargs(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,
+                structured_via: str = "json_schema", sent: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The keyword arguments of ``chat.completions.create`` for ``request``, with the protocol features in
+    ``sent`` ("structured", "logprobs"). The one place an OpenAI-compatible request is made: the online
+    call passes them to the SDK and a batch line's body is ``request_body`` of them, so the two cannot
+    drift apart (a batch line once lacked the schema and the log-probabilities an online call carried)."""
+    dec = request.decoding
+    kwargs: dict[str, Any] = {"model": model, "messages": [dict(m) for m in request.messages],
+                              "temperature": dec.temperature, "max_tokens": dec.max_tokens}
+    if dec.top_p is not None:
+        kwargs["top_p"] = dec.top_p
+    if dec.seed is not None:
+        kwargs["seed"] = dec.seed
+    extra = dict(extra_body or {})
+    if "structured" in sent and request.response_schema is not None:
+        schema = request.response_schema
+        if structured_via == "guided_json":  # vLLM's guided decoding
+            extra["guided_json"] = schema
+        elif structured_via == "json_object":
+            kwargs["response_format"] = {"type": "json_object"}
+        else:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "alignbench_verdict", "schema": schema, "strict": True}}
+    if "logprobs" in sent and request.logprobs:
+        kwargs.update(logprobs=True, top_logprobs=request.logprobs)
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
+
+
+def request_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body the openai SDK posts for ``kwargs``: ``extra_body`` merged over the top level, as the
+    SDK merges it. A batch line must carry exactly what an online call sends."""
+    body = {k: v for k, v in kwargs.items() if k != "extra_body"}
+    body.update(kwargs.get("extra_body") or {})
+    return body
+
+
+__all__ = ["Endpoint", "EndpointPool", "OpenAIChat", "build", "chat_kwargs", "request_body"]
 
 
 async def _advertised_slots(ep: Endpoint) -> int | None:
     """The parallel slots a server says it has: llama.cpp's ``/props`` (``total_slots``), SGLang's
     ``/get_server_info`` (``max_running_requests``). None when it does not say (vLLM, OpenAI)."""
     root = str(ep.client.base_url).rstrip("/").removesuffix("/v1")
-    for path, key in (("/props", "total_slots"), ("/get_server_info", "max_running_requests")):
+
+    async def ask(path: str, key: str) -> int | None:
         try:
             resp = await ep.client.get(root + path, cast_to=httpx.Response, options={"timeout": 3.0})
             value = resp.json().get(key) if resp.status_code == 200 else None
         except (openai.APIError, ValueError, AttributeError):
-            continue
-        if isinstance(value, int) and value > 0:
-            return value
-    return None
+            return None
+        return value if isinstance(value, int) and value > 0 else None
+
+    found = await asyncio.gather(ask("/props", "total_slots"), ask("/get_server_info", "max_running_requests"))
+    return next((n for n in found if n), None)
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

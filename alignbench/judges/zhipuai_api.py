@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import zhipuai
 from zhipuai.core import _errors as zerr
+from zhipuai.types.chat.chat_completion import Completion
 
 from alignbench.judges.base import ModelCallError, parse_retry_after
 from alignbench.judges.pool import Endpoint, EndpointPool, PooledClient, refused_feature
@@ -80,9 +81,8 @@ class ZhipuAIChat(PooledClient):
     def _call(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
         """One blocking SDK call (runs in a worker thread). Structured output goes as GLM's JSON mode
         (``response_format={"type": "json_object"}``; the prompt describes the JSON); a server that
-        refuses it is asked again at once without it, and the reply says why. GLM returns no token
-        log-probabilities, so ``--score-from logprobs`` falls back to the verdicts."""
-        sent = self.features(request) - {"logprobs"}
+        refuses it is asked again at once without it, and the reply says why."""
+        sent = self.sendable(request)
         while True:
             try:
                 return self.annotate(self._call_once(endpoint, request, sent), request, sent)
@@ -90,21 +90,39 @@ class ZhipuAIChat(PooledClient):
                 self.unsupported.setdefault(refused.feature, refused.reason)
                 sent = sent - {refused.feature}
 
+    def sendable(self, request: ModelRequest) -> set[str]:
+        """The protocol features to put on ``request`` now. GLM returns no token log-probabilities, so they
+        are never asked (``--score-from logprobs`` falls back to the verdicts); the batch path asks the same
+        method, so a batch line carries what an online call would."""
+        return self.features(request) - {"logprobs"}
+
+    def kwargs_for(self, request: ModelRequest, sent: set[str]) -> dict[str, Any]:
+        """This judge's ``chat.completions.create`` keyword arguments for ``request`` (see ``chat_kwargs``)."""
+        return chat_kwargs(request, self.model, extra_body=self.extra_body, structured_via=self.structured_via,
+                           sent=sent)
+
+    def body_for(self, request: ModelRequest, sent: set[str]) -> dict[str, Any]:
+        """The JSON body the SDK would post for ``request``: a batch line's ``body``."""
+        return request_body(self.kwargs_for(request, sent))
+
+    def read_body(self, body: dict[str, Any], url: str) -> ModelReply:
+        """A reply from a chat completion that arrived as JSON (a batch output line), read by the same code
+        as an online reply: the SDK's own loose construction of its response type, then ``reply_from``."""
+        return self.reply_from(Completion.construct(**body), url)
+
+    def reply_from(self, resp: Any, url: str) -> ModelReply:
+        """The shared reader, plus the cached prompt tokens: the zhipuai SDK keeps ``usage.prompt_tokens_details``
+        as a plain dict, which the shared reader (attribute access) would count as none, so GLM's context
+        cache would be billed at the full price in every summary."""
+        reply = super().reply_from(resp, url)
+        details = getattr(getattr(resp, "usage", None), "prompt_tokens_details", None)
+        cached = details.get("cached_tokens") if isinstance(details, dict) else None
+        if reply.usage.cached_prompt_tokens or not isinstance(cached, int) or isinstance(cached, bool) or cached <= 0:
+            return reply
+        return reply.model_copy(update={"usage": reply.usage.model_copy(update={"cached_prompt_tokens": cached})})
+
     def _call_once(self, endpoint: Endpoint, request: ModelRequest, sent: set[str]) -> ModelReply:
-        dec = request.decoding
-        # The SDK rewrites message contents in place: give it copies, never the request's dicts.
-        kwargs: dict[str, Any] = {"model": self.model, "messages": [dict(m) for m in request.messages],
-                                  "temperature": dec.temperature, "max_tokens": dec.max_tokens}
-        # temperature 0 is sent by the SDK as do_sample=false (GLM rejects temperature 0 itself).
-        if dec.top_p is not None:
-            kwargs["top_p"] = dec.top_p
-        if dec.seed is not None:
-            kwargs["seed"] = dec.seed
-        if self.extra_body:
-            kwargs["extra_body"] = self.extra_body
-        if "structured" in sent:
-            kwargs["response_format"] = {"type": "json_object"} if self.structured_via != "json_schema" else {
-                "type": "json_schema", "json_schema": {"name": "alignbench_verdict", "schema": request.response_schema}}
+        kwargs = self.kwargs_for(request, sent)
         url = endpoint.url
         try:
             resp = endpoint.client.chat.completions.create(**kwargs)
@@ -177,4 +195,41 @@ def build(config, api_key: str | None) -> ZhipuAIChat:  # noqa: ANN001 - a Model
                         concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)
 
 
-__all__ = ["ZhipuAIChat", "build"]
+def chat_kwargs(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,
+                structured_via: str = "json_object", sent: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The keyword arguments of the zhipuai SDK's ``chat.completions.create`` for ``request``. The one place
+    a GLM request is made: the online call passes them to the SDK and a batch line's body is
+    ``request_body`` of them, so the two cannot drift apart.
+
+    Temperature and top_p are already in the open interval (0, 1) GLM accepts, rewritten as the SDK
+    rewrites them (temperature 0 is greedy decoding: ``do_sample=False``); the SDK then finds nothing to
+    change, so the online body and the batch body are the same dict by construction, not by imitation."""
+    dec = request.decoding
+    # The SDK rewrites message contents in place: give it copies, never the request's dicts.
+    kwargs: dict[str, Any] = {"model": model, "messages": [dict(m) for m in request.messages],
+                              "temperature": dec.temperature, "max_tokens": dec.max_tokens}
+    if dec.temperature <= 0:  # GLM rejects temperature 0 itself
+        kwargs.update(do_sample=False, temperature=0.01)
+    elif dec.temperature >= 1:
+        kwargs["temperature"] = 0.99
+    if dec.top_p is not None:
+        kwargs["top_p"] = 0.99 if dec.top_p >= 1 else 0.01 if dec.top_p <= 0 else dec.top_p
+    if dec.seed is not None:
+        kwargs["seed"] = dec.seed
+    if extra_body:
+        kwargs["extra_body"] = dict(extra_body)
+    if "structured" in sent and request.response_schema is not None:
+        kwargs["response_format"] = {"type": "json_object"} if structured_via != "json_schema" else {
+            "type": "json_schema", "json_schema": {"name": "alignbench_verdict", "schema": request.response_schema}}
+    return kwargs
+
+
+def request_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body the zhipuai SDK posts for ``kwargs`` (``extra_body`` merged over the top level; the
+    ``null`` fields the SDK always adds are left out, which the API reads the same)."""
+    body = {k: v for k, v in kwargs.items() if k != "extra_body"}
+    body.update(kwargs.get("extra_body") or {})
+    return body
+
+
+__all__ = ["ZhipuAIChat", "build", "chat_kwargs", "request_body"]

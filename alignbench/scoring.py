@@ -7,6 +7,7 @@ same judgments from the cache without new calls.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -211,7 +212,11 @@ def dialogue_judgment(turns: Sequence[Judgment]) -> Judgment:
         "attempts": sum(t.attempts for t in turns), "cached": all(t.cached for t in turns),
         "answer_chars": sum(t.answer_chars for t in turns), "truncated_answer": any(t.truncated_answer for t in turns),
         "answer_reasoning": "leaked" if "leaked" in flags else "removed" if "removed" in flags else None,
-        "earlier_replies": [], "reasoning": None, "overall_expected": None, "scores_expected": {}}
+        "earlier_replies": [], "reasoning": None, "overall_expected": None, "scores_expected": {},
+        # the dialogue's prompts, all of them: a review of the dialogue goes stale when any judged turn's
+        # prompt changes (an earlier turn's reference, say), not only the last one's
+        "prompt_hash": last.prompt_hash if len(turns) == 1 else hashlib.sha256(
+            "/".join(t.prompt_hash for t in turns).encode()).hexdigest()[:16]}
     if failed is not None:
         return last.model_copy(update={**common, "status": failed.status, "scores": {}, "overall": None,
                                        "detail": f"turn {failed.turn}: {failed.status.value} ({failed.detail})"})

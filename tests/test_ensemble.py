@@ -149,3 +149,25 @@ def test_ensemble_bad_judge_fails_before_any_call(stub: StubServer, tmp_path: Pa
                    "--judge-base-url", stub.url, "--out", str(tmp_path / "r"))
     assert proc.returncode == 2 and "unknown judge 'nonesuch'" in proc.stderr and "Traceback" not in proc.stderr
     assert stub.calls == 0 and not (tmp_path / "r").exists()
+
+
+def test_an_ensemble_of_dialogues_keeps_per_turn_scores(tmp_path: Path) -> None:
+    zh = QUESTIONS.parent
+    out = tmp_path / "ens"
+    with StubServer(responder=scripted_judge) as stub:
+        proc = run_cli("score", "-q", str(zh / "multiturn_questions.jsonl"), "-a",
+                       str(zh / "answers" / "multiturn-model-a.jsonl"), "--rubric", "alignbench-multiturn",
+                       "--judge", "openai:length,openai:noise", "--judge-base-url", stub.url, "--out", str(out),
+                       "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)  # one model: its summary
+    mine = read_jsonl(out / "judgments.jsonl")  # one model: the folder is the run
+    per = [read_jsonl(out / "judges" / folder_name(name) / "judgments.jsonl") for name in ("openai:length", "openai:noise")]
+    assert sum(len(e["turns"]) for e in mine) == summary["dialogues"]["judged_turns"] == 13
+    for e, a, b in zip(mine, *per, strict=True):
+        assert [t["turn"] for t in e["turns"]] == [t["turn"] for t in a["turns"]]
+        for te, ta, tb in zip(e["turns"], a["turns"], b["turns"], strict=True):
+            assert te["overall"] == pytest.approx((ta["overall"] + tb["overall"]) / 2, abs=1e-4)
+        assert e["overall"] == pytest.approx((a["overall"] + b["overall"]) / 2, abs=1e-4)
+    turn1 = [t["overall"] for e in mine for t in e["turns"] if t["turn"] == 1]
+    assert summary["dialogues"]["turns"]["1"]["score"] == pytest.approx(np.mean(turn1), abs=1e-2)

@@ -146,6 +146,13 @@ class RunView:
         lo, hi = (self.summary.get("scale") or [1, 10])[:2]
         return float(lo), float(hi)
 
+    @property
+    def dialogues(self) -> dict[str, Any]:
+        """The summary's ``dialogues`` section (per-turn scores of a run with multi-turn dialogues; empty
+        otherwise). Read from the summary's extra keys, as the Markdown report does: ``Summary`` does not
+        name the section, so the viewer must not depend on a field that runs without dialogues lack."""
+        return (self.run.summary.model_extra or {}).get("dialogues") or {}
+
     def agreement(self) -> Any:
         assert self.reviews is not None
         self.reviews.refresh()
@@ -165,6 +172,7 @@ class Item:
     inconsistent: bool = False  # pairwise: the verdict depends on the order
     priority: float = 0.0
     reasons: tuple[str, ...] = ()
+    n_turns: int = 0  # a dialogue: its model turns (0: a single answer)
 
     @property
     def qid(self) -> int:
@@ -404,7 +412,7 @@ class ViewData:
             for rv in self.runs:
                 j = rv.by_qid.get(qid)
                 if j is not None:
-                    item = Item(run=rv, j=j)
+                    item = Item(run=rv, j=j, n_turns=dialogue_turns(self.questions.get(qid), j))
                     self.items.append(item)
                     self.by_q.setdefault(qid, []).append(item)
         self.pairs_by_q: dict[int, list[tuple[PairFolder, Any]]] = {}
@@ -508,12 +516,14 @@ class ViewData:
         text of the judge, all in ``norm`` form (about 0.2 s for 10 runs × 683 judgments)."""
         for qid in self.qids:
             q = self.questions.get(qid)
-            self._qhay[qid] = norm(f"{q.question}\n{q.reference}") if q else ""
+            self._qhay[qid] = norm("\n".join([q.question, q.reference, *(t.content for t in q.turns),
+                                              *q.references])) if q else ""
         for it in self.items:
             ans = it.run.answers.get(it.qid)
-            judge = "\n".join([it.j.raw or "", it.j.detail or "", *it.j.sections.values()])
+            judge = "\n".join(text for j in (it.j, *it.j.turns)
+                              for text in (j.raw or "", j.detail or "", j.reasoning or "", *j.sections.values()))
             meta = norm(f"{it.j.category} {it.j.subcategory} {it.j.model} {it.run.label} {it.j.answer_type}")
-            self._hay[id(it)] = (meta, norm(ans.text) if ans else "", norm(judge))
+            self._hay[id(it)] = (meta, norm("\n".join(replies(ans))) if ans else "", norm(judge))
 
     def category_deltas(self, rv: RunView) -> dict[str, float]:
         """Mean per-question change of each category (this run − baseline)."""
@@ -773,6 +783,20 @@ class Query:
     @property
     def is_default(self) -> bool:
         return not self.params(page=1)
+
+
+def dialogue_turns(question: Question | None, judgment: Judgment) -> int:
+    """How many model turns the dialogue behind a judgment has (0: a single answer). From the question
+    when it is at hand; else from the judged turns, whose last is the dialogue's last under either
+    ``turns: each`` or ``turns: last``."""
+    if question is not None and question.multi_turn:
+        return question.model_turns
+    return max((t.turn or 0 for t in judgment.turns), default=0)
+
+
+def replies(answer: Answer) -> tuple[str, ...]:
+    """Every reply of an answer: one per model turn of a dialogue, else the answer's one text."""
+    return answer.turns or (answer.text,)
 
 
 _SNIPPET_SPACE = re.compile(r"\s+")

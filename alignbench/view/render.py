@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 from alignbench import __version__
 from alignbench.rubrics import RubricError, load_rubric
-from alignbench.types import Status
+from alignbench.types import Question, Status
 from alignbench.view.data import (
     FAILED,
     QUEUES,
@@ -248,7 +248,19 @@ class Pages:
                         c.best = True
         return self._render("leaderboard.html", title="Leaderboard", runs=runs, cells=cells, cols=cols,
                             radar=self.radar(runs), agreements={rv.key: rv.agreement() for rv in runs},
-                            pair_tables=self.pair_tables())
+                            pair_tables=self.pair_tables(), turns=self.turn_table(runs))
+
+    def turn_table(self, runs: Sequence[RunView]) -> dict[str, Any] | None:
+        """Per-turn scores of the runs with dialogues (``summary.json`` → ``dialogues.turns``): rows turn
+        1, 2, …, a column group per such run; None when no run has dialogues. Why: a dialogue's score is
+        the mean of its turns, so the leaderboard alone hides whether a model holds up as a dialogue goes
+        on (the same table as ``alignbench report``'s)."""
+        mine = [rv for rv in runs if rv.dialogues.get("turns")]
+        if not mine:
+            return None
+        ks = sorted({k for rv in mine for k in rv.dialogues["turns"]}, key=int)
+        rows = [(k, [rv.dialogues["turns"].get(k) for rv in mine]) for k in ks]
+        return {"runs": mine, "rows": rows}
 
     def radar(self, runs: Sequence[RunView]) -> dict[str, Any] | None:
         """Coordinates of the category radar (an inline SVG, drawn by the template)."""
@@ -307,6 +319,7 @@ class Pages:
         return self._render("run.html", title=rv.label, rv=rv, s=s, cats=cats, dims=dims,
                             cells=self.cells(rv), cols=self.columns(), agreement=rv.agreement(),
                             recent=recent, problems=rv.reviews.problems, cmp=rv.comparison,
+                            turns=self.turn_table([rv]),
                             subcats=sorted((s.get("subcategories") or {}).values(),
                                            key=lambda x: (x.get("score") is None, x.get("score") or 0)))
 
@@ -362,8 +375,8 @@ class Pages:
             j = rv.by_qid.get(qid)
             item = next((it for it in items if it.run is rv), None)
             ans = rv.answers.get(qid)
-            mismatch = bool(ans is not None and j is not None and j.answer_chars
-                            and len(ans.text) != j.answer_chars)
+            mismatch = bool(ans is not None and j is not None and j.answer_chars and not j.turns
+                            and len(ans.text) != j.answer_chars)  # a dialogue's is checked per turn
             assert rv.reviews is not None
             titles = self.section_titles(j.rubric) if j is not None else {}
             members = [(judge, m.get(qid)) for judge, m in rv.members.items()]
@@ -382,6 +395,9 @@ class Pages:
                 dims += [k for k in c["j"].scores if k not in dims]
         order = {dim: i for i, dim in enumerate(d.rubric.all_dimensions())}
         dims.sort(key=lambda x: order.get(x, 99))
+        dialogue = self.dialogue(question, cols)
+        turn_scores = [(row["turn"], [cell["j"] for cell in row["cells"]])
+                       for row in dialogue or [] if row["kind"] == "model"]
         pairs = [{"folder": f, "p": p} for f, p in d.pairs_by_q.get(qid, [])]
         saved_elsewhere = None  # the queue moved on after a review: say it was saved
         if saved and not any(c["saved"] for c in cols):
@@ -390,9 +406,52 @@ class Pages:
             if rv_saved is not None and sq.isdigit():
                 saved_elsewhere = f"review of Q{sq} ({rv_saved.label}) saved"
         return self._render("question.html", title=f"Q{qid}", qid=qid, question=question, first=first,
-                            cols=cols, dims=dims, pairs=pairs, query=query, prev=self.links.stop(prev, query),
+                            cols=cols, dims=dims, dialogue=dialogue, turn_scores=turn_scores, pairs=pairs,
+                            n_turns=max((it.n_turns for it in items), default=0), query=query,
+                            prev=self.links.stop(prev, query),
                             next=self.links.stop(nxt, query), pos=pos, total=len(stops), words=terms(query.q),
                             at=focus, back=self._back(query), next_stop=nxt, saved_elsewhere=saved_elsewhere)
+
+    def dialogue(self, question: Question | None, cols: Sequence[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """The rows of a dialogue's page in reading order, or None for a single answer: user turns and
+        fixed assistant turns once each, and per model turn every run's reply beside that turn's verdict
+        (the judgment in the dialogue judgment's ``turns``).
+
+        Why one row per model turn and not the whole dialogue in each run's column: a reviewer compares
+        the runs' replies to the same user turn, which only lines up when they sit side by side. Without
+        the question file the user turns are unknown; the model turns are then still listed, as many as
+        the judgments and answers show."""
+        judged = [c["j"] for c in cols if c["j"] is not None and c["j"].turns]
+        source = question if question is not None and question.multi_turn else None
+        if source is not None:
+            messages = source.dialogue()
+        elif judged:
+            n = max([t.turn or 0 for j in judged for t in j.turns]
+                    + [len(c["answer"].turns) for c in cols if c["answer"] is not None])
+            messages = [("assistant", "", k) for k in range(1, n + 1)]
+        else:
+            return None
+        rows: list[dict[str, Any]] = []
+        for role, content, k in messages:
+            if k is None:
+                rows.append({"kind": role, "text": content})
+                continue
+            rows.append({"kind": "model", "turn": k, "reference": source.reference_for(k) if source else "",
+                         "cells": [self._turn_cell(c, k) for c in cols]})
+        return rows
+
+    def _turn_cell(self, col: dict[str, Any], k: int) -> dict[str, Any]:
+        """One run's reply to model turn ``k`` and the judgment of that turn (None where the run did not
+        judge it: no judgment of the dialogue, or a rubric with ``turns: last``)."""
+        j, ans = col["j"], col["answer"]
+        tj = next((t for t in j.turns if t.turn == k), None) if j is not None else None
+        reply = ans.turns[k - 1] if ans is not None and k - 1 < len(ans.turns) else None
+        titles = self.section_titles(tj.rubric) if tj is not None else {}
+        return {"rv": col["rv"], "j": tj, "judged": j is not None, "reply": reply, "focus": col["focus"],
+                "answer_note": col["answer_note"],
+                "mismatch": bool(tj is not None and reply is not None and tj.answer_chars
+                                 and len(reply) != tj.answer_chars),
+                "sections": [(titles.get(s, s), v) for s, v in (tj.sections.items() if tj else [])]}
 
     def _back(self, query: Query) -> str:
         if query.sort in QUEUES:

@@ -418,7 +418,7 @@ def create_app(data: ViewData, config: ServeConfig) -> Starlette:
                          "category": it.j.category, "subcategory": it.j.subcategory,
                          "status": it.j.status.value, "overall": it.score, "delta": it.delta,
                          "spread": it.spread, "flip": it.flip, "inconsistent": it.inconsistent,
-                         "attempts": it.j.attempts,
+                         "attempts": it.j.attempts, "turns": it.n_turns,
                          "reviewed": None if st is None else ("stale" if st.stale else "yes"),
                          "review_score": st.review.score if st else None,
                          "priority": it.priority, "reasons": list(it.reasons),
@@ -443,6 +443,7 @@ def create_app(data: ViewData, config: ServeConfig) -> Starlette:
             ans = rv.answers.get(qid)
             runs.append({"key": rv.key, "label": rv.label, "baseline": rv.is_baseline,
                          "judgment": j.model_dump(mode="json"), "answer": ans.text if ans else None,
+                         "answer_turns": list(ans.turns) if ans else None,  # a dialogue: one reply per turn
                          "answer_note": rv.answers_note if ans is None else None, "delta": rv.qdelta.get(qid),
                          "judges": {name: (m[qid].model_dump(mode="json") if qid in m else None)
                                     for name, m in rv.members.items()},

@@ -75,14 +75,20 @@
       window.scrollTo(0, 0);
       columns.scrollLeft = Math.max(0, focus.offsetLeft - columns.offsetLeft - 16);
     }
+    Array.prototype.forEach.call(document.querySelectorAll(".turn-cols"), function (row) {
+      var cell = row.querySelector(".tcell.focus");  // a dialogue: each turn's row shows the run in focus
+      if (cell) row.scrollLeft = Math.max(0, cell.offsetLeft - row.offsetLeft - 16);
+    });
     var picker = document.getElementById("colpick");
     var boxes = picker ? picker.querySelectorAll("input[data-col]") : [];
     var hiddenCols = [];
     try { hiddenCols = JSON.parse(localStorage.getItem("alignbench.hiddenCols") || "[]"); } catch (e) { hiddenCols = []; }
     function apply() {
       Array.prototype.forEach.call(boxes, function (box) {
-        var col = document.querySelector('.col[data-col="' + box.getAttribute("data-col") + '"]');
-        if (col) col.hidden = !box.checked;
+        // a run's column, and on a dialogue its cell in every model turn's row
+        var key = box.getAttribute("data-col");
+        Array.prototype.forEach.call(document.querySelectorAll('.col[data-col="' + key + '"], .tcell[data-col="' + key + '"]'),
+          function (el) { el.hidden = !box.checked; });
       });
     }
     if (boxes.length > 1) {

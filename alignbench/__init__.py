@@ -1,8 +1,8 @@
 """alignbench: Chinese-first, multi-dimension LLM-as-judge scoring (AlignBench rubrics).
 
 Data flows one way: load -> prompt -> judge -> parse -> aggregate -> report. The Python API
-(``score``, ``compare``, ``meta_eval``, ``answer``, ``report``, ``load_run`` and their ``*_async``
-forms) is re-exported here from ``alignbench.api``, imported on first use so that ``import
+(``score``, ``compare``, ``meta_eval``, ``answer``, ``report``, ``winrate``, ``calibrate``, ``bridge``,
+``audit``, ``load_run`` and the ``*_async`` forms) is re-exported here from ``alignbench.api``, imported on first use so that ``import
 alignbench`` (and ``alignbench --help``) stays cheap.
 """
 
@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 
 _TYPES = {"Answer", "ModelReply", "ModelRequest", "Judgment", "Question", "Status", "Summary"}
 _API = {"score", "score_async", "compare", "compare_async", "meta_eval", "meta_eval_async", "answer", "answer_async",
-        "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare", "calibrate", "bridge",
-        "audit"}
+        "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare", "plan_meta_eval",
+        "calibrate", "bridge", "audit", "winrate", "read_preferences"}
 
 
 def __getattr__(name: str) -> Any:

@@ -42,6 +42,9 @@ from alignbench.scoring import (
 from alignbench.types import Answer, Judgment, Question
 
 if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench` stays cheap
+    import pandas as pd
+
+    from alignbench.metaeval import MetaEvalResult, MetaPlan
     from alignbench.trust import BridgeFit
     from alignbench.trust_runs import BiasAudit, CalibrationSet
 
@@ -465,6 +468,22 @@ def compare(*args: Any, **kwargs: Any) -> PairwiseRun:
 # -- meta-eval ----------------------------------------------------------------------------------
 
 
+def plan_meta_eval(data: Sequence[PathLike], judges: str | Sequence[str] = "critiquellm",
+                   protocols: str | Sequence[str] = "multi-dimension", *, judge_model: str | None = None,
+                   base_url: Sequence[str] | str | None = None, rubric: str | None = None, category: str | None = None,
+                   max_answer_chars: int | None = 12000, **overrides: Any) -> MetaPlan:
+    """Check the judges, protocols and human-labelled files of a meta-eval; call nothing. The plan's
+    ``combos`` are the (judge, protocol, ModelConfig, Rubric) to run, ``requests()`` every request per
+    judge (what ``--dry-run`` estimates) and ``warnings()`` what the CLI prints before it starts.
+    ``overrides`` are judge settings (``concurrency``, ``timeout``, ``temperature``, ``max_tokens``,
+    ``structured``)."""
+    from alignbench.metaeval import plan_meta_eval as plan_meta
+
+    return plan_meta([Path(d) for d in data], _judges(judges), _judges(protocols), judge_model=judge_model,
+                     base_url=base_url, rubric=rubric, category=category, max_answer_chars=max_answer_chars,
+                     **overrides)
+
+
 async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] = "critiquellm",
                           protocols: str | Sequence[str] = "multi-dimension", *, judge_model: str | None = None,
                           base_url: Sequence[str] | str | None = None, rubric: str | None = None,
@@ -474,16 +493,17 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
                           bootstrap: int | None = None, seed: int = 0, out: PathLike | None = None,
                           on_event: EventHandler | None = None, on_combo: Any = None,
                           batch: bool | BatchOptions = False, max_cost: float | None = None,
-                          structured: bool | None = None) -> dict[str, Any]:
+                          structured: bool | None = None) -> MetaEvalResult:
     """How well each judge × protocol agrees with human labels; returns (and with ``out`` writes) the
-    figures as ``meta_eval.json`` holds them. ``batch`` and ``max_cost`` as in ``score``; ``structured``
-    asks for JSON verdicts (None: each preset's default)."""
+    figures as ``meta_eval.json`` holds them: a ``metaeval.MetaEvalResult``, a dict whose ``failed``,
+    ``total`` and ``by_status`` count the judgments that failed (what ``--max-failed`` decides on).
+    ``batch`` and ``max_cost`` as in ``score``; ``structured`` asks for JSON verdicts (None: each
+    preset's default)."""
     from alignbench import metaeval as M
 
-    p = M.plan_meta_eval(data, _judges(judges), _judges(protocols), judge_model=judge_model, base_url=base_url,
-                         rubric=rubric, category=category, max_answer_chars=max_answer_chars,
-                         concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                         structured=structured)
+    p = plan_meta_eval(data, judges, protocols, judge_model=judge_model, base_url=base_url, rubric=rubric,
+                       category=category, max_answer_chars=max_answer_chars, concurrency=concurrency,
+                       timeout=timeout, temperature=temperature, max_tokens=max_tokens, structured=structured)
     store, owned = open_store(cache)
     with ExitStack() as stack:
         if owned:
@@ -492,10 +512,7 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
         channel = channel_for(batch, max_cost, [config for _, _, config, _ in p.combos])
         try:
             if channel:
-                channel.check_start([(config, [it.request for it in (p.point_items(config, rub) if p.data.points
-                                                                      else []) + (p.pair_items(config, rub)
-                                                                                  if p.data.pairs else [])])
-                                     for _, _, config, rub in p.combos], store)
+                channel.check_start(p.requests(), store)
             payload = await M.run_meta_eval(p, store, attempts=attempts, parse_retries=parse_retries,
                                             n_boot=M.N_BOOTSTRAP if bootstrap is None else bootstrap, seed=seed,
                                             folder=folder, on_event=on_event, on_combo=on_combo,
@@ -509,9 +526,130 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
     return payload
 
 
-def meta_eval(*args: Any, **kwargs: Any) -> dict[str, Any]:
+def meta_eval(*args: Any, **kwargs: Any) -> MetaEvalResult:
     """``meta_eval_async`` for synchronous callers."""
     return run_sync(meta_eval_async(*args, **kwargs))
+
+
+# -- winrate ------------------------------------------------------------------------------------
+
+_PREFERENCE_COLUMNS = ["model", "baseline", "question_id", "preference", "len_model", "len_baseline", "category"]
+
+
+class PreferenceError(InputError):
+    """Win-rate input that is wrong as a whole rather than at one file's line (a model judged twice, a
+    baseline not in the files, a model against two baselines): an ``InputError`` whose message stands
+    alone. ``path`` names the file(s) when one is to blame."""
+
+    def __init__(self, message: str, path: PathLike | None = None) -> None:
+        ValueError.__init__(self, message)
+        self.path, self.line = ("" if path is None else str(path)), None
+
+
+def _choice(value: str | None, option: str, choices: tuple[str, ...]) -> None:
+    if value is not None and value not in choices:
+        raise InputError(option, None, f"must be {' or '.join(choices)}, not {value!r}")
+
+
+def read_preferences(files: PathLike | Sequence[PathLike], *, length_unit: str | None = None,
+                     name_by: str = "generator") -> tuple[pd.DataFrame, str]:
+    """AlpacaEval annotation files (a JSON list) and our pairwise judgments (``pairwise_judgments.jsonl``
+    or the ``compare`` folder holding it), told apart by content, as one preference table (the columns of
+    ``pairwise.winrate``), plus the length unit(s) used: ``length_unit`` or by default chars for AlpacaEval
+    files (as AlpacaEval) and words for ours. ``name_by="file"`` names AlpacaEval models by file stem.
+    Every problem is an ``InputError`` naming the file (and line)."""
+    import pandas as pd
+
+    from alignbench.pairwise.alpaca import read_alpaca_annotations
+    from alignbench.pairwise.compare import (
+        JUDGMENTS_FILE,
+        is_pairwise_judgments,
+        preference_frame,
+        read_pairwise_judgments,
+    )
+
+    _choice(length_unit, "--length-unit", ("words", "chars"))
+    _choice(name_by, "--name-by", ("generator", "file"))
+    paths = [Path(files)] if isinstance(files, str | Path) else [Path(f) for f in files]
+    if not paths:
+        raise PreferenceError("no file given: pass AlpacaEval annotation files, pairwise_judgments.jsonl files "
+                              "or compare folders")
+    frames, alpaca = [], []
+    for path in paths:
+        target = path / JUDGMENTS_FILE if path.is_dir() else path
+        if not target.is_file():
+            raise InputError(target, None, "file not found")
+        with target.open("rb") as fh:
+            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(b"["):
+            alpaca.append(target)
+        elif is_pairwise_judgments(target):
+            frames.append(preference_frame(read_pairwise_judgments(target), length_unit or "words"))  # type: ignore[arg-type]
+        else:
+            raise InputError(target, None, "neither an AlpacaEval annotation file (a JSON list with output_1, "
+                             f"output_2, generator_1, generator_2, preference) nor a {JUDGMENTS_FILE} written by "
+                             "`alignbench compare`")
+    if alpaca:
+        try:
+            df = read_alpaca_annotations(alpaca, length_unit=length_unit or "chars",  # type: ignore[arg-type]
+                                         model_name=name_by)  # type: ignore[arg-type]
+        except ValueError as exc:  # the reader's messages name the file, except when no record was read
+            named = any(str(p) in str(exc) for p in alpaca)
+            where = ", ".join(map(str, alpaca))
+            raise (PreferenceError(str(exc), where) if named else InputError(where, None, str(exc))) from None
+        frames.append(df.assign(category=df["dataset"]).reindex(columns=_PREFERENCE_COLUMNS))
+    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    ours = len(frames) > (1 if alpaca else 0)  # frames = one per judgments file, plus one for all AlpacaEval files
+    unit = length_unit or ("chars (AlpacaEval files), words (pairwise judgments)" if alpaca and ours
+                           else "chars" if alpaca else "words")
+    dup = table.duplicated(["model", "baseline", "question_id"], keep=False)
+    if dup.any():
+        first = table[dup].iloc[0]
+        raise PreferenceError(f"model {first['model']!r} is judged twice on the same question against "
+                              f"{first['baseline']!r}; pass each file once")
+    return table, unit
+
+
+def winrate(files: PathLike | Sequence[PathLike], *, baseline: str | None = None, length_unit: str | None = None,
+            name_by: str = "generator", seed: int = 0, bootstrap: int = 200) -> dict[str, Any]:
+    """Plain and length-controlled win rates per model from existing pairwise judgments (AlpacaEval
+    annotation files and/or our ``pairwise_judgments.jsonl`` or ``compare`` folders; ``read_preferences``);
+    never calls a judge. Models are fitted jointly per baseline (one GLM over every model compared with
+    the same baseline); ``baseline`` keeps only the comparisons against that one. Returns the summary
+    ``alignbench winrate --format json`` prints: ``models`` (best LC win rate first; each with
+    ``win_rate``, ``lc_win_rate``, their SEs, W/T/L counts, ``lc_warning``), ``glm`` per baseline,
+    ``baseline`` (None when several), ``baselines``, ``files``, ``length_unit``."""
+    import pandas as pd
+
+    from alignbench.pairwise.compare import summarize_preferences
+
+    files = [files] if isinstance(files, str | Path) else list(files)
+    table, units = read_preferences(files, length_unit=length_unit, name_by=name_by)
+    baselines = sorted(pd.unique(table["baseline"]).astype(str))
+    if baseline is not None:
+        if baseline not in baselines:
+            raise PreferenceError(f"no comparison against baseline {baseline!r}; the files hold {', '.join(baselines)}")
+        table = table[table["baseline"] == baseline]
+        baselines = [baseline]
+    groups = {b: table[table["baseline"] == b] for b in baselines}
+    seen: dict[str, str] = {}
+    for b, g in groups.items():
+        for m in pd.unique(g["model"]):
+            if m in seen:
+                raise PreferenceError(f"model {m!r} is compared with two baselines ({seen[m]}, {b}); pick one with "
+                                      "--baseline")
+            seen[str(m)] = b
+    summary: dict[str, Any] = {"baseline": baselines[0] if len(baselines) == 1 else None, "baselines": baselines,
+                               "models": {}, "glm": {}, "files": [str(f) for f in files]}
+    for b, g in groups.items():
+        part = summarize_preferences(g.reset_index(drop=True), n_boot=bootstrap, seed=seed)
+        summary["models"].update(part["models"])
+        summary["glm"][b] = part["glm"]
+    # leaderboard order: best length-controlled win rate first
+    summary["models"] = dict(sorted(summary["models"].items(),
+                                    key=lambda kv: -(kv[1]["lc_win_rate"] if kv[1]["lc_win_rate"] is not None else -1)))
+    summary["length_unit"] = units
+    return summary
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -682,6 +820,7 @@ def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLik
     return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)
 
 
-__all__ = ["ComparePlan", "PairwiseRun", "Run", "RunError", "ScorePlan", "answer", "answer_async", "audit", "bridge",
-           "calibrate", "compare", "compare_async", "judge_config", "load_run", "meta_eval", "meta_eval_async", "open_store", "plan_compare",
-           "plan_score", "report", "run_score_plan", "score", "score_async", "Judgment"]
+__all__ = ["ComparePlan", "PairwiseRun", "PreferenceError", "Run", "RunError", "ScorePlan", "answer", "answer_async",
+           "audit", "bridge", "calibrate", "compare", "compare_async", "judge_config", "load_run", "meta_eval",
+           "meta_eval_async", "open_store", "plan_compare", "plan_meta_eval", "plan_score", "read_preferences",
+           "report", "run_score_plan", "score", "score_async", "winrate", "Judgment"]

@@ -2,7 +2,7 @@
 
 Pure layer: reading human-labelled files and computing agreement metrics. Judging goes through the
 same pieces as ``score`` and ``compare`` (``scoring.judge_items``, ``pairwise.compare.judge_pairs``:
-cache first, bounded concurrency, retries), driven by ``alignbench.cli.metaeval``.
+cache first, bounded concurrency, retries), driven by ``alignbench.api.meta_eval``.
 
 Pointwise files (one answer + a human score) give correlations between the judge's overall score
 and the human score:
@@ -618,6 +618,13 @@ class MetaPlan:
             items.append(Item(row.question, answer, request, truncated))
         return items
 
+    def requests(self) -> list[tuple[Any, list[Any]]]:
+        """(ModelConfig, every request it would get) per combo: what ``--dry-run`` estimates and what
+        ``--max-cost`` checks before anything is sent."""
+        return [(config, [it.request for it in (self.point_items(config, rub) if self.data.points else [])
+                          + (self.pair_items(config, rub) if self.data.pairs else [])])
+                for _, _, config, rub in self.combos]
+
     def pair_items(self, config: Any, rub: Rubric) -> list[Any]:
         """Both orders of every pair through compare's planner: response_1 plays "model", response_2
         "baseline"; each pair gets its own question id so pairs on one question stay apart."""
@@ -657,9 +664,41 @@ def plan_meta_eval(data: Sequence[Path | str], judges: list[str], protocols: lis
     return MetaPlan(meta, judges, protocols, combos, max_answer_chars)
 
 
+class MetaEvalResult(dict[str, Any]):
+    """What a meta-eval returns: ``meta_eval.json``'s content, as a plain dict (``json.dumps`` writes it
+    unchanged), plus the failed-judgment counts over every judge × protocol, pointwise and pairwise, that
+    ``alignbench meta-eval --max-failed`` decides its exit code on.
+
+    A pointwise row counts once, a labelled pair once (failed when either order failed), as each
+    entry's ``n`` and ``n_failed`` count them."""
+
+    def _entries(self) -> list[dict[str, Any]]:
+        return [m for per_protocol in self.get("results", {}).values() for entry in per_protocol.values()
+                for kind in ("pointwise", "pairwise") if (m := entry.get(kind))]
+
+    @property
+    def failed(self) -> int:
+        """Judgments that gave no usable score or verdict, summed over every combo."""
+        return sum(m["n_failed"] for m in self._entries())
+
+    @property
+    def total(self) -> int:
+        """Every judgment asked for (judged and failed), summed over every combo."""
+        return sum(m["n"] + m["n_failed"] for m in self._entries())
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        """The failed judgments by status (``parse_failed``, ``call_failed`` …)."""
+        counts: dict[str, int] = {}
+        for m in self._entries():
+            for status, n in m["failed_by_status"].items():
+                counts[status] = counts.get(status, 0) + n
+        return counts
+
+
 async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retries: int, n_boot: int, seed: int,
                         folder: Any = None, on_event: Any = None, on_combo: Any = None,
-                        connect: Any = None) -> dict[str, Any]:
+                        connect: Any = None) -> MetaEvalResult:
     """Judge every combo (cache first) and compute its agreement figures; ``meta_eval.json``'s content.
     ``connect(config)`` gives each judge's (client, reply source): ``api`` passes it for --batch and
     --max-cost; by default a plain client."""
@@ -708,13 +747,13 @@ async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retr
             _write_combo(folder, f"{folder_name(j)}__{p}", plan.data, judgments, pair_judgments)
     humans = [r.human for r in plan.data.points]
     first_rub = plan.combos[0][3]
-    return {
+    return MetaEvalResult({
         "judges": plan.judges, "protocols": plan.protocols, "data": plan.data.files,
         "scales": {"judge": [first_rub.scale.min, first_rub.scale.max],
                    "human_observed": [min(humans), max(humans)] if humans else None, "note": SCALE_NOTE},
         "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95},
         "results": results,
-    }
+    })
 
 
 def _outcomes(data: MetaData, pair_judgments: list[Any]) -> list[PairOutcome]:

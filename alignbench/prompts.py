@@ -8,6 +8,7 @@ caching then reuses all of it across models judged on the same question.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from alignbench import structured
 from alignbench.judges.base import merge_system
 from alignbench.parse import prompt_examples
 from alignbench.reasoning import split_reasoning
-from alignbench.rubrics import Rubric, RubricError
+from alignbench.rubrics import Rubric, RubricError, available, load_rubric
 from alignbench.types import Answer, Decoding, ModelRequest, Question, Turn
 
 TRUNCATION_MARK = "\n……（回答过长，以下内容已截断）"
@@ -97,23 +98,49 @@ def render(rubric: Rubric, question: Question, answer_text: str, *, turn: int | 
     return messages
 
 
-def render_pairwise(rubric: Rubric, question: Question, first: str, second: str) -> list[dict[str, str]]:
+def render_pairwise(rubric: Rubric, question: Question, first: str, second: str, *, turn: int | None = None,
+                    replies_1: Sequence[str] = (), replies_2: Sequence[str] = ()) -> list[dict[str, str]]:
     """Render the chat messages comparing two answers: ``first`` is 助手1, ``second`` is 助手2.
 
     The answers come last, so everything before them (rules, dimensions, question, reference) is
     the same for every pair on a question, and with the baseline in first position so is the
     baseline's block: a prefix-caching server reuses all of that across models and orders.
+
+    A dialogue (``question.multi_turn``) is compared at model turn ``turn`` (default: the last) with the
+    rubric's dialogue templates: ``first``/``second`` are the two replies of that turn and ``replies_1``/
+    ``replies_2`` each assistant's earlier replies as shown (the judged one may be included last: only the
+    first ``turn - 1`` are read). The templates get ``dialogue_1``/``dialogue_2`` (each assistant's side of the
+    dialogue up to that turn: user turns, fixed assistant turns, its own replies), ``turn``, ``n_turns`` and
+    that turn's ``reference``. Each side is a block of its own, 助手1's first, so the baseline-first prompts of
+    a dialogue still share everything up to the model's block.
     """
     if not rubric.templates.pairwise_user:
         raise RubricError(f"rubric {rubric.id} has no pairwise template "
                           f"(templates.pairwise_user in {rubric.folder / 'rubric.yaml'})")
     env = _environment(rubric.folder)
     variables = {**_variables(rubric, question), "answer_1": first, "answer_2": second}
+    system, user = rubric.templates.pairwise_system, rubric.templates.pairwise_user
+    if question.multi_turn:
+        if not rubric.templates.pairwise_dialogue_user:
+            able = [n for n in available() if load_rubric(n).templates.pairwise_dialogue_user]
+            raise RubricError(f"question {question.id} is a dialogue but rubric {rubric.id} compares single answers "
+                              f"only (no templates.pairwise_dialogue_user in {rubric.folder / 'rubric.yaml'}): pass "
+                              f"--rubric {' or '.join(able) or 'RUBRIC'} (rubrics with pairwise dialogue templates)")
+        system, user = rubric.templates.pairwise_dialogue_system, rubric.templates.pairwise_dialogue_user
+        k = turn or question.model_turns
+
+        def side(replies: Sequence[str], judged: str) -> list[dict]:
+            shown = (*replies[:k - 1], judged)
+            return [{"role": r, "content": c, "turn": t} for r, c, t in question.dialogue(shown, upto=k)]
+
+        variables.update(
+            dialogue_1=side(replies_1, first), dialogue_2=side(replies_2, second), turn=k,
+            n_turns=question.model_turns,
+            reference=question.reference_for(k) if rubric.shows_reference(question.category) else "")
     messages = []
-    if rubric.templates.pairwise_system:
-        messages.append({"role": "system",
-                         "content": env.get_template(rubric.templates.pairwise_system).render(variables)})
-    messages.append({"role": "user", "content": env.get_template(rubric.templates.pairwise_user).render(variables)})
+    if system:
+        messages.append({"role": "system", "content": env.get_template(system).render(variables)})
+    messages.append({"role": "user", "content": env.get_template(user).render(variables)})
     return messages
 
 

@@ -68,6 +68,10 @@ class Templates(_Model):
     # a rubric without them can only score answers one at a time.
     pairwise_system: str | None = None
     pairwise_user: str | None = None
+    # Pairwise mode on multi-turn dialogues: each assistant's side of the dialogue up to the compared turn.
+    # Optional: a rubric without them compares single answers only and refuses dialogues before any call.
+    pairwise_dialogue_system: str | None = None
+    pairwise_dialogue_user: str | None = None
 
 
 class Section(_Model):
@@ -116,6 +120,9 @@ class Rubric(_Model):
     pairwise_verdict: str = "final-verdict"
     reference_categories: tuple[str, ...] = ()  # show the reference only for these categories (empty: all)
     turns: Literal["each", "last"] | None = None  # a multi-turn rubric judges each model turn, or the last
+    # ``compare`` on a dialogue: one verdict pair on the last model turn (MT-Bench's pairwise judge), or one per
+    # model turn. Its own key, not ``turns``: that one switches a rubric's pointwise prompts to dialogue mode.
+    pairwise_turns: Literal["each", "last"] = "last"
     structured_note: str = STRUCTURED_NOTE
     structured_pair_note: str = STRUCTURED_PAIR_NOTE
     folder: Path
@@ -150,7 +157,8 @@ class Rubric(_Model):
             if missing:
                 raise ValueError(f"category_types lacks {missing}")
         tpl = self.templates
-        for name in filter(None, (tpl.system, tpl.user, tpl.pairwise_system, tpl.pairwise_user)):
+        for name in filter(None, (tpl.system, tpl.user, tpl.pairwise_system, tpl.pairwise_user,
+                                  tpl.pairwise_dialogue_system, tpl.pairwise_dialogue_user)):
             if not (self.folder / name).is_file():
                 raise ValueError(f"template {name} not found in {self.folder}")
         return self

@@ -129,6 +129,23 @@ def test_no_import_cycle_and_cli_modules_stand_alone() -> None:
             visit(module, [])
 
 
+# Commands that only parse options, call alignbench.api and render (alignbench.reporting): what they compute
+# an API caller gets from the same function. The other command modules still reach further into the library.
+THIN_COMMANDS = ("compare", "metaeval", "report", "trust")
+
+
+def test_thin_commands_reach_the_library_only_through_the_api() -> None:
+    for name in THIN_COMMANDS:
+        path = ROOT / "alignbench" / "cli" / f"{name}.py"
+        library = {i for i in _imports(path) if i.startswith("alignbench.") and not i.startswith("alignbench.cli")}
+        beyond = {i for i in library if not i.startswith(("alignbench.api", "alignbench.reporting"))
+                  and i not in ("alignbench.data", "alignbench.data.InputError")}  # to catch the API's errors
+        assert not beyond, f"alignbench/cli/{name}.py imports {sorted(beyond)}: reach them through alignbench.api"
+        text = path.read_text(encoding="utf-8")
+        for sign in ("open(", "read_text(", "read_bytes(", "json.load", "import pandas", "pd."):
+            assert sign not in text, f"alignbench/cli/{name}.py reads data itself ({sign})"
+
+
 # -- run folders ----------------------------------------------------------------------------------------
 
 

@@ -320,6 +320,14 @@ def test_multi_turn_answer_score_report_end_to_end(tmp_path: Path) -> None:
     judgments = read_jsonl(tmp_path / "run" / "judgments.jsonl")
     first = judgments[0]
     assert [t["turn"] for t in first["turns"]] == [1, 2]
+    # the dialogue's prompt hash covers every judged turn: a changed earlier turn changes it (reviews go stale)
+    from alignbench.scoring import dialogue_judgment
+    from alignbench.types import Judgment
+
+    turns = [Judgment(**t) for t in first["turns"]]
+    assert first["prompt_hash"] == dialogue_judgment(turns).prompt_hash != turns[-1].prompt_hash
+    edited = [turns[0].model_copy(update={"prompt_hash": "0" * 16}), turns[1]]
+    assert dialogue_judgment(edited).prompt_hash != first["prompt_hash"]
     assert first["overall"] == pytest.approx(sum(t["overall"] for t in first["turns"]) / 2)
     proc = run_cli("report", str(tmp_path / "run"), "--no-charts")
     assert proc.returncode == 0, proc.stderr
@@ -353,8 +361,9 @@ def test_multi_turn_rubric_judging_the_last_turn_and_input_errors(tmp_path: Path
     with pytest.raises(RubricError, match="--rubric alignbench-multiturn"):
         alignbench.plan_score(MT_QUESTIONS, MT_ANSWERS, "openai:stub-model", rubric="alignbench")
     other = write_jsonl(tmp_path / "other.jsonl", [{**r, "model_id": "other"} for r in read_jsonl(MT_ANSWERS)])
-    with pytest.raises(InputError, match="compare judges single answers only"):
-        alignbench.plan_compare(MT_QUESTIONS, [MT_ANSWERS], other, "openai:stub-model", rubric="alignbench")
+    with pytest.raises(RubricError, match="is a dialogue but rubric critiquellm@.*compares single answers only"):
+        alignbench.plan_compare(MT_QUESTIONS, [MT_ANSWERS], other, "openai:stub-model", rubric="critiquellm")
+    assert alignbench.plan_compare(MT_QUESTIONS, [MT_ANSWERS], other, "openai:stub-model", rubric="alignbench")
     bad = write_jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "category": "综合问答", "subcategory": "寻求建议",
                                               "turns": ["问题", {"role": "assistant", "content": "固定回答"}]}])
     with pytest.raises(InputError, match=r"q.jsonl:1: a dialogue ends with a user turn"):

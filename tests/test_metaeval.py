@@ -326,6 +326,38 @@ def test_bad_input_fails_before_any_call(table_stub: StubServer, files: tuple[Pa
         load_meta_files([tmp_path / "nope.jsonl"], AB)
 
 
+def test_api_result_counts_the_failures_the_exit_code_is_based_on(table_stub: StubServer, files: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    """``alignbench.meta_eval`` returns meta_eval.json's dict with ``failed``, ``total`` and ``by_status``;
+    ``alignbench meta-eval --max-failed`` decides its exit code on exactly these numbers."""
+    import alignbench
+    from alignbench.api import plan_meta_eval
+    from alignbench.metaeval import MetaEvalResult
+
+    points, pairs = files
+    plan = plan_meta_eval([points, pairs], "openai:good,openai:flat", base_url=table_stub.url)
+    assert [len(requests) for _, requests in plan.requests()] == [12 + 2 * 7] * 2 and table_stub.calls == 0
+    result = alignbench.meta_eval([points, pairs], "openai:good,openai:flat", base_url=table_stub.url, bootstrap=0,
+                                  out=tmp_path / "me")
+    assert isinstance(result, MetaEvalResult) and isinstance(result, dict)
+    # good: Q1-fail (pointwise) and P6 (pairwise) unreadable; flat: P6 unreadable. 12 rows + 7 pairs per judge.
+    assert (result.failed, result.total, result.by_status) == (3, 2 * (12 + 7), {"parse_failed": 3})
+    entries = [e[kind] for per in result["results"].values() for e in per.values() for kind in ("pointwise", "pairwise")]
+    assert result.failed == sum(m["n_failed"] for m in entries) and result.total == sum(m["n"] + m["n_failed"]
+                                                                                        for m in entries)
+    saved = json.loads((tmp_path / "me" / "meta_eval.json").read_text(encoding="utf-8"))
+    assert saved == json.loads(json.dumps(result)) and "failed" not in saved  # the file is unchanged
+    args = ("--data", str(points), "--data", str(pairs), "--judge", "openai:good,openai:flat", "--format", "json")
+    over = meta_eval(table_stub, *args, max_failed="2")
+    assert over.returncode == 3, over.stderr
+    assert ("3 of 38 judgments failed (parse_failed 3), more than --max-failed 2 allows (2)") in over.stderr
+    assert MetaEvalResult(json.loads(over.stdout)).failed == result.failed  # the same count from the printed JSON
+    assert meta_eval(table_stub, *args, max_failed="3").returncode == 0
+    broken = alignbench.meta_eval([points, pairs], "openai:broken", base_url=table_stub.url, bootstrap=0,
+                                  parse_retries=0)
+    assert (broken.failed, broken.total, broken.by_status) == (19, 19, {"parse_failed": 19})
+
+
 def test_loader_maps_critiquellm_fields_and_groups_questions(files: tuple[Path, Path]) -> None:
     points, pairs = files
     data = load_meta_files([points, pairs], AB)

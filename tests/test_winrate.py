@@ -337,3 +337,126 @@ def test_text_length() -> None:
     assert text_length("") == 0
     with pytest.raises(ValueError):
         text_length("x", "tokens")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# The library entry point of `alignbench winrate`: alignbench.api.winrate / read_preferences
+# --------------------------------------------------------------------------------------------------
+
+
+def _alpaca_file(path: Path, model: str = "m", baseline: str = "base", n: int = 40) -> Path:
+    """``n`` AlpacaEval annotations of ``model`` against ``baseline``: preferences cycle 1, 2, 1.5, 2
+    (model loses, wins, ties, wins), the model writing about three times more."""
+    rows = [{"instruction": f"q{i}", "output_1": "base" * (i + 1), "output_2": "m" * (3 * i + 1),
+             "generator_1": baseline, "generator_2": model, "preference": [1.0, 2.0, 1.5, 2.0][i % 4],
+             "dataset": "helpful_base" if i % 2 else "koala"} for i in range(n)]
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+def _verdict(order: str, winner: str | None) -> dict:
+    return {"order": order, "status": "ok" if winner else "parse_failed", "winner": winner, "prompt_hash": "0" * 16}
+
+
+def _ours_file(folder: Path, model: str = "ours", baseline: str = "base-ours", n: int = 12) -> Path:
+    """A compare folder whose pairwise_judgments.jsonl holds ``n`` pairs: the model wins both orders on
+    even questions, the orders disagree on odd ones, and the last pair failed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for q in range(1, n + 1):
+        failed = q == n
+        first, second = ("model", "model") if q % 2 == 0 else ("model", "baseline")
+        pref = None if failed else (1.0 if q % 2 == 0 else 0.5)
+        lines.append({
+            "question_id": q, "model": model, "baseline": baseline, "category": "基本任务", "subcategory": "",
+            "answer_type": "生成型回答", "status": "parse_failed" if failed else "ok", "preference": pref,
+            "consistent": None if failed else q % 2 == 0, "flip": None if failed else q % 2 == 1,
+            "orders": [_verdict("model_first", first), _verdict("baseline_first", None if failed else second)],
+            "judge": "openai:x", "rubric": "alignbench@1", "model_chars": 30 + q, "baseline_chars": 20,
+            "model_words": 10 + q, "baseline_words": 8})
+    (folder / "pairwise_judgments.jsonl").write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
+                                                     encoding="utf-8")
+    return folder
+
+
+def test_api_winrate_is_what_the_cli_prints(tmp_path: Path) -> None:
+    """`alignbench winrate --format json` prints exactly what `alignbench.api.winrate` returns."""
+    import os
+    import subprocess
+    import sys
+
+    from alignbench.api import winrate
+
+    alpaca, ours = _alpaca_file(tmp_path / "m.json"), _ours_file(tmp_path / "run")
+    summary = winrate([alpaca, ours], bootstrap=20, seed=3)
+    proc = subprocess.run([sys.executable, "-m", "alignbench", "winrate", str(alpaca), str(ours), "--bootstrap", "20",
+                           "--seed", "3", "--format", "json"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == json.loads(json.dumps(summary))
+    assert summary["baseline"] is None and summary["baselines"] == ["base", "base-ours"]
+    assert set(summary["glm"]) == {"base", "base-ours"} and summary["files"] == [str(alpaca), str(ours)]
+    assert summary["length_unit"] == "chars (AlpacaEval files), words (pairwise judgments)"
+    m, o = summary["models"]["m"], summary["models"]["ours"]
+    assert (m["n"], m["n_wins"], m["n_ties"], m["n_losses"], m["win_rate"]) == (40, 20, 10, 10, 62.5)
+    assert (o["n"], o["n_failed"], o["n_wins"], o["n_ties"]) == (11, 1, 5, 6)  # odd pairs split: a tie
+    assert o["win_rate"] == pytest.approx((5 + 6 * 0.5) / 11 * 100)
+    lcs = [v["lc_win_rate"] for v in summary["models"].values()]
+    assert lcs == sorted(lcs, reverse=True)  # leaderboard order
+    # one baseline: the flat fields; a single path works too
+    only = winrate(ours, baseline="base-ours", bootstrap=0, length_unit="chars")
+    assert only["baseline"] == "base-ours" and list(only["models"]) == ["ours"] and only["length_unit"] == "chars"
+
+
+def test_read_preferences_table_and_units(tmp_path: Path) -> None:
+    from alignbench.api import read_preferences
+
+    alpaca, ours = _alpaca_file(tmp_path / "m.json"), _ours_file(tmp_path / "run")
+    table, unit = read_preferences([ours / "pairwise_judgments.jsonl"])
+    assert unit == "words" and list(table["len_model"][:2]) == [11, 12] and table["preference"].isna().sum() == 1
+    table, unit = read_preferences([alpaca], name_by="file", length_unit="words")
+    assert unit == "words" and set(table["model"]) == {"m"}  # named by file stem
+    assert list(table.columns) == ["model", "baseline", "question_id", "preference", "len_model", "len_baseline",
+                                   "category"]
+    assert set(table["category"]) == {"helpful_base", "koala"}  # AlpacaEval's dataset
+
+
+def test_api_winrate_errors_name_the_file(tmp_path: Path) -> None:
+    """Every problem is an InputError, one line, with the texts `alignbench winrate` prints (exit 2)."""
+    from alignbench.api import PreferenceError, winrate
+    from alignbench.data import InputError
+
+    alpaca, ours = _alpaca_file(tmp_path / "m.json"), _ours_file(tmp_path / "run")
+
+    def error(*files: Path, **kwargs: object) -> str:
+        with pytest.raises(InputError) as info:
+            winrate(list(files), bootstrap=0, **kwargs)
+        assert "\n" not in str(info.value)
+        return str(info.value)
+
+    assert error(tmp_path / "nope.json") == f"{tmp_path / 'nope.json'}: file not found"
+    assert error(tmp_path) == f"{tmp_path / 'pairwise_judgments.jsonl'}: file not found"
+    other = tmp_path / "judgments.jsonl"
+    other.write_text('{"question_id": 1, "status": "ok"}\n', encoding="utf-8")
+    assert error(other).startswith(f"{other}: neither an AlpacaEval annotation file")
+    bad = tmp_path / "bad.jsonl"
+    good_line = (ours / "pairwise_judgments.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    bad.write_text(good_line + '\n{"preference": 1, "orders": [], "baseline": "x"}\n', encoding="utf-8")
+    assert error(bad).startswith(f"{bad}:2: not a pairwise judgment")
+    pref = tmp_path / "pref.json"
+    pref.write_text(json.dumps([{"instruction": "hi", "output_1": "a", "output_2": "b", "generator_1": "base",
+                                 "generator_2": "m", "preference": 7}]), encoding="utf-8")
+    assert error(pref) == f"{pref}: record 0: preference 7.0 outside AlpacaEval's range [1, 2] (or legacy 0)"
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]", encoding="utf-8")
+    assert error(empty) == f"{empty}: no annotation records read"
+    assert error(ours, ours / "pairwise_judgments.jsonl") == ("model 'ours' is judged twice on the same question "
+                                                             "against 'base-ours'; pass each file once")
+    assert "duplicated (model, baseline, question) rows" in error(alpaca, alpaca)
+    assert error(alpaca, baseline="other") == "no comparison against baseline 'other'; the files hold base"
+    second = _alpaca_file(tmp_path / "m2.json", baseline="other")
+    assert error(alpaca, second) == ("model 'm' is compared with two baselines (base, other); pick one with "
+                                     "--baseline")
+    assert error(alpaca, length_unit="bytes") == "--length-unit: must be words or chars, not 'bytes'"
+    with pytest.raises(PreferenceError, match="no file given"):
+        winrate([])

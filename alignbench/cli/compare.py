@@ -4,7 +4,7 @@ and LC win rates from AlpacaEval annotation files or our own pairwise judgments)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -46,11 +46,8 @@ from alignbench.cli.options import (
     print_messages,
 )
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-# The pairwise modules (pandas, scipy.optimize, jieba) are imported inside the commands: every
-# `alignbench` command imports this module, and only these two need them.
+# The library is imported inside the commands: every `alignbench` command imports this module, and only
+# these two need the pairwise modules (pandas, scipy.optimize, jieba) behind alignbench.api.compare/winrate.
 JUDGMENTS_FILE = "pairwise_judgments.jsonl"
 
 LengthOpt = Annotated[str, typer.Option("--length-unit", help="Answer length for the LC GLM: words (jieba) or chars.")]
@@ -121,7 +118,7 @@ def compare(
         if dry_run:
             first = plan.items[0]
             if fmt != "json":
-                console.print(f"{len(plan.items)} request(s) ({plan.n_pairs} pairs × 2 orders) would go to "
+                console.print(f"{len(plan.items)} request(s) ({plan.n_pairs} pairs, {len(plan.items) // 2} compared turn(s) × 2 orders) would go to "
                               f"{plan.config.name} ({plan.config.model}); first: question {first.question.id}, "
                               f"{first.model_answer.model} vs {plan.baseline}, {first.order}", style="bold",
                               markup=False, highlight=False)
@@ -156,55 +153,6 @@ def _warn_lc(summary: dict[str, Any]) -> None:
 # alignbench winrate
 # ------------------------------------------------------------------------------------------------
 
-COLUMNS = ["model", "baseline", "question_id", "preference", "len_model", "len_baseline", "category"]
-
-
-def _read_preferences(files: list[Path], length_unit: str | None, name_by: str) -> tuple[pd.DataFrame, str]:
-    """AlpacaEval annotation files (a JSON list) and our pairwise judgments (JSONL, or a run folder),
-    told apart by content, as one preference table; plus the length unit(s) used."""
-    import pandas as pd
-
-    from alignbench.data import InputError
-    from alignbench.pairwise.alpaca import read_alpaca_annotations
-    from alignbench.pairwise.compare import is_pairwise_judgments, preference_frame, read_pairwise_judgments
-
-    frames, alpaca = [], []
-    for path in files:
-        target = path / JUDGMENTS_FILE if path.is_dir() else path
-        if not target.is_file():
-            raise fail(f"{target}: file not found")
-        with target.open("rb") as fh:
-            head = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"["):
-            alpaca.append(target)
-        elif is_pairwise_judgments(target):
-            try:
-                judgments = read_pairwise_judgments(target)
-            except InputError as exc:
-                raise fail(str(exc)) from None
-            frames.append(preference_frame(judgments, length_unit or "words"))  # type: ignore[arg-type]
-        else:
-            raise fail(f"{target}: neither an AlpacaEval annotation file (a JSON list with output_1, output_2, "
-                       f"generator_1, generator_2, preference) nor a {JUDGMENTS_FILE} written by `alignbench compare`")
-    if alpaca:
-        try:
-            df = read_alpaca_annotations(alpaca, length_unit=length_unit or "chars",  # type: ignore[arg-type]
-                                         model_name=name_by)  # type: ignore[arg-type]
-        except ValueError as exc:
-            where = "" if any(str(p) in str(exc) for p in alpaca) else f"{', '.join(map(str, alpaca))}: "
-            raise fail(f"{where}{exc}") from None
-        frames.append(df.assign(category=df["dataset"]).reindex(columns=COLUMNS))
-    table = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    ours = len(frames) > (1 if alpaca else 0)  # frames = one per judgments file, plus one for all AlpacaEval files
-    unit = length_unit or ("chars (AlpacaEval files), words (pairwise judgments)" if alpaca and ours
-                           else "chars" if alpaca else "words")
-    dup = table.duplicated(["model", "baseline", "question_id"], keep=False)
-    if dup.any():
-        first = table[dup].iloc[0]
-        raise fail(f"model {first['model']!r} is judged twice on the same question against {first['baseline']!r}; "
-                   "pass each file once")
-    return table, unit
-
 
 @app.command()
 def winrate(
@@ -225,40 +173,21 @@ def winrate(
     _check_choice(length_unit, "--length-unit", ("words", "chars"))
     _check_choice(name_by, "--name-by", ("generator", "file"))
     _check_choice(fmt, "--format", ("table", "json"))
-    import pandas as pd
+    from alignbench import api
+    from alignbench.data import InputError
 
-    from alignbench.pairwise.compare import summarize_preferences
-    from alignbench.reporting.terminal import print_pairwise
-
-    table, units = _read_preferences(files, length_unit, name_by)
-    baselines = sorted(pd.unique(table["baseline"]).astype(str))
-    if baseline is not None:
-        if baseline not in baselines:
-            raise fail(f"no comparison against baseline {baseline!r}; the files hold {', '.join(baselines)}")
-        table = table[table["baseline"] == baseline]
-        baselines = [baseline]
-    groups = {b: table[table["baseline"] == b] for b in baselines}
-    seen: dict[str, str] = {}
-    for b, g in groups.items():
-        for m in pd.unique(g["model"]):
-            if m in seen:
-                raise fail(f"model {m!r} is compared with two baselines ({seen[m]}, {b}); pick one with --baseline")
-            seen[str(m)] = b
-    summary: dict[str, Any] = {"baseline": baselines[0] if len(baselines) == 1 else None, "baselines": baselines,
-                               "models": {}, "glm": {}, "files": [str(f) for f in files]}
-    for b, g in groups.items():
-        part = summarize_preferences(g.reset_index(drop=True), n_boot=bootstrap, seed=seed)
-        summary["models"].update(part["models"])
-        summary["glm"][b] = part["glm"]
-    # leaderboard order: best length-controlled win rate first
-    summary["models"] = dict(sorted(summary["models"].items(),
-                                    key=lambda kv: -(kv[1]["lc_win_rate"] if kv[1]["lc_win_rate"] is not None else -1)))
-    summary["length_unit"] = units
+    try:  # reads files only: no judge, no cache (so no guarded(): nothing to resume on Ctrl-C)
+        summary = api.winrate(files, baseline=baseline, length_unit=length_unit, name_by=name_by, seed=seed,
+                              bootstrap=bootstrap)
+    except InputError as exc:
+        raise fail(str(exc)) from None
     if fmt == "json":
         _warn_lc(summary)
         print_json(summary)
         return
-    flat = {**summary, "glm": next(iter(summary["glm"].values())) if len(groups) == 1 else {}}
+    from alignbench.reporting.terminal import print_pairwise
+
+    flat = {**summary, "glm": next(iter(summary["glm"].values())) if len(summary["baselines"]) == 1 else {}}
     print_pairwise(flat, console, categories=False)
 
 

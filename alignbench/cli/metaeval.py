@@ -76,7 +76,6 @@ def meta_eval(
     Same cache as ``score``: a re-run (or a run killed half-way) pays only for what is missing.
     """
     from alignbench import api
-    from alignbench.metaeval import plan_meta_eval
 
     check_choice(fmt, "--format", "table", "json")
     allowed_failures(max_failed, 1)
@@ -91,20 +90,17 @@ def meta_eval(
     tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
                   structured=structured)
     with guarded(), paying():
-        plan = plan_meta_eval(data, names, protocols, judge_model=judge_model, base_url=judge_base_url,
-                              rubric=rubric, category=category, max_answer_chars=max_answer_chars, **tuning)
+        plan = api.plan_meta_eval(data, names, protocols, judge_model=judge_model, base_url=judge_base_url,
+                                  rubric=rubric, category=category, max_answer_chars=max_answer_chars, **tuning)
         for message in plan.warnings():
             warn(message)
         if dry_run:
-            work = [(config, [it.request for it in (plan.point_items(config, rub) if plan.data.points else [])
-                              + (plan.pair_items(config, rub) if plan.data.pairs else [])])
-                    for _, _, config, rub in plan.combos]
+            work = plan.requests()
             if fmt != "json":
-                for j, p, _, rub in plan.combos:
-                    n = len(plan.data.points) + 2 * len(plan.data.pairs)
-                    console.print(f"{j} · {p} ({rub.id}): {n} request(s) — {len(plan.data.points)} pointwise, "
-                                  f"{len(plan.data.pairs)} pairs × 2 orders", style="bold", markup=False,
-                                  highlight=False)
+                for (j, p, _, rub), (_, requests) in zip(plan.combos, work, strict=True):
+                    console.print(f"{j} · {p} ({rub.id}): {len(requests)} request(s) — "
+                                  f"{len(plan.data.points)} pointwise, {len(plan.data.pairs)} pairs × 2 orders",
+                                  style="bold", markup=False, highlight=False)
                 print_messages(work[0][1][0].messages)
             print_estimates(work, cache_arg(cache, no_cache), batch, fmt)  # type: ignore[arg-type]
             return
@@ -129,14 +125,5 @@ def meta_eval(
         print_meta_bias(payload, console)
         if out is not None:
             console.print(f"written: {out / 'meta_eval.json'}", style="dim", markup=False, highlight=False)
-    failed, total, by_status = 0, 0, {}
-    for per_protocol in payload["results"].values():
-        for entry in per_protocol.values():
-            for kind in ("pointwise", "pairwise"):
-                m = entry.get(kind)
-                if m:
-                    failed += m["n_failed"]
-                    total += m["n"] + m["n_failed"]
-                    for k, v in m["failed_by_status"].items():
-                        by_status[k] = by_status.get(k, 0) + v
-    exit_on_failures(failed, total, by_status, max_failed, "--out DIR writes every judgment with its text")
+    exit_on_failures(payload.failed, payload.total, payload.by_status, max_failed,
+                     "--out DIR writes every judgment with its text")

@@ -23,6 +23,15 @@ a loss in the other, which averages to exactly 0.5. If either order has no usabl
 error, unparseable text after the parse retries, refusal) the whole pair is failed: counted, kept
 with both raw texts, never scored.
 
+Dialogues (multi-turn questions, data/zh/README.md) are compared the way MT-Bench's pairwise judge does it:
+the judge sees each assistant's side of the dialogue (the same user turns and fixed assistant turns, each
+assistant's own replies) and compares the replies of one model turn, both orders as above. The rubric's
+``pairwise_turns`` says which turns: ``last`` (the default) gives one verdict pair per dialogue, on its last
+model turn; ``each`` gives one per model turn, and the dialogue's preference is the mean of its turns'
+(consistent when every turn is, a flip when any turn flips, failed when any turn fails). Either way the
+dialogue is the unit of the win rates, and its length for the LC fit is the total length of the model's
+replies in the dialogue.
+
 Only ``judge_pairs`` talks to a model (through ``Runner``: cache first, bounded concurrency, retries);
 everything else is a pure function of its inputs, and ``summarize_preferences`` also serves
 ``alignbench winrate`` on AlpacaEval files.
@@ -36,7 +45,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -70,6 +79,7 @@ from alignbench.types import (
     Status,
     Usage,
     UsageTotals,
+    _Sparse,
 )
 
 Order = Literal["model_first", "baseline_first"]
@@ -101,9 +111,32 @@ class OrderVerdict(Frozen):
     cached: bool = False
 
 
-class PairJudgment(Frozen):
+class PairTurn(Frozen):
+    """One model turn of a dialogue compared in both orders (a rubric with ``pairwise_turns: each``): the
+    same fields as a pair, lengths of that turn's replies."""
+
+    turn: int
+    status: Status
+    preference: float | None = None
+    consistent: bool | None = None
+    flip: bool | None = None
+    detail: str | None = None
+    orders: tuple[OrderVerdict, OrderVerdict]  # model_first, baseline_first
+    model_chars: int
+    baseline_chars: int
+    model_words: int
+    baseline_words: int
+    truncated: bool = False
+
+
+class PairJudgment(_Sparse):
     """One (model, baseline) pair on one question, judged in both orders: a line of
-    ``pairwise_judgments.jsonl``. ``preference`` is None exactly when ``status`` is not ok."""
+    ``pairwise_judgments.jsonl``. ``preference`` is None exactly when ``status`` is not ok.
+
+    A dialogue also has ``turn``, the model turn ``orders`` compared (its last), and under ``pairwise_turns:
+    each`` every turn in ``turns`` (``orders`` then repeats the last turn's, so readers of one verdict pair
+    per line see the final turn). Lengths are totals over the model's replies. Both fields are left out of
+    a single question's line, which stays as it was."""
 
     question_id: int
     model: str
@@ -124,6 +157,15 @@ class PairJudgment(Frozen):
     model_words: int
     baseline_words: int
     truncated: bool = False
+    turn: int | None = None
+    turns: list[PairTurn] = Field(default_factory=list)
+
+    sparse_fields: ClassVar[tuple[str, ...]] = ("turn", "turns")
+
+    @property
+    def verdicts(self) -> list[OrderVerdict]:
+        """Every order verdict of the pair, each once (all turns of a dialogue judged turn by turn)."""
+        return [v for t in self.turns for v in t.orders] if self.turns else list(self.orders)
 
     def length(self, unit: Literal["chars", "words"]) -> tuple[int, int]:
         """(model, baseline) answer lengths in ``unit``."""
@@ -142,6 +184,7 @@ class PairItem:
     order: Order
     request: ModelRequest
     truncated: bool
+    turn: int | None = None  # a dialogue: the model turn compared (1-based)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -185,10 +228,12 @@ def match_pairs(questions: Sequence[Question], answers: Mapping[str, Sequence[An
 
 
 def build_pair_request(rubric: Rubric, question: Question, first: str, second: str, decoding: Decoding,
-                       system_role: bool = True, structured_output: bool = False) -> ModelRequest:
+                       system_role: bool = True, structured_output: bool = False, *, turn: int | None = None,
+                       replies_1: Sequence[str] = (), replies_2: Sequence[str] = ()) -> ModelRequest:
     """The judge request showing ``first`` as 助手1 and ``second`` as 助手2; ``structured_output`` asks for the
-    verdict as JSON in the rubric's verdict words (``alignbench.structured``)."""
-    messages = render_pairwise(rubric, question, first, second)
+    verdict as JSON in the rubric's verdict words (``alignbench.structured``). A dialogue is compared at model
+    turn ``turn`` with each side's earlier replies (``render_pairwise``)."""
+    messages = render_pairwise(rubric, question, first, second, turn=turn, replies_1=replies_1, replies_2=replies_2)
     schema = None
     if structured_output:
         schema = structured.pair_schema(rubric)
@@ -199,23 +244,43 @@ def build_pair_request(rubric: Rubric, question: Question, first: str, second: s
                         response_schema=schema)
 
 
+def compared_turns(rubric: Rubric, question: Question) -> list[int | None]:
+    """The model turns compared on a question: [None] for a single question (one comparison of the answers),
+    else the last model turn or each one (the rubric's ``pairwise_turns``)."""
+    if not question.multi_turn:
+        return [None]
+    n = question.model_turns
+    return list(range(1, n + 1)) if rubric.pairwise_turns == "each" else [n]
+
+
+def replies(answer: Answer) -> tuple[str, ...]:
+    """An answer's replies in order: one per model turn of a dialogue, else the one answer."""
+    return answer.turns or (answer.text,)
+
+
 def plan_pairs(pairs: Sequence[tuple[Question, Answer, Answer]], rubric: Rubric, config: ModelConfig,
                max_answer_chars: int | None = None) -> list[PairItem]:
-    """Both orders of every pair, ordered by question, baseline-first prompts first: for one question
-    those share everything up to the model's answer, which a prefix-caching judge server reuses."""
+    """Both orders of every pair (of every compared turn of a dialogue), ordered by question and turn,
+    baseline-first prompts first: for one question those share everything up to the model's answer (its
+    side of the dialogue), which a prefix-caching judge server reuses.
+
+    Every reply is shown as ``score`` shows it (reasoning removed, clipped at ``max_answer_chars``); the reply
+    counts of dialogue answers were checked when the answers were joined to the questions (``data.join``)."""
     items = []
     for question, model_answer, base_answer in pairs:
-        if question.multi_turn:
-            raise InputError("--questions", None, f"question {question.id} is a dialogue: compare judges single "
-                             "answers only (score dialogues with `score --rubric alignbench-multiturn`)")
-        model_text, cut_m = cap_answer(answer_view(model_answer.text)[0], max_answer_chars)
-        base_text, cut_b = cap_answer(answer_view(base_answer.text)[0], max_answer_chars)
-        for order in ORDERS:
-            first, second = (model_text, base_text) if order == "model_first" else (base_text, model_text)
-            request = build_pair_request(rubric, question, first, second, config.decoding, config.system_role,
-                                         structured_output=config.structured)
-            items.append(PairItem(question, model_answer, base_answer, order, request, cut_m or cut_b))
-    items.sort(key=lambda it: (it.question.id, it.order != "baseline_first", it.model_answer.model))
+        shown_m = [cap_answer(answer_view(r)[0], max_answer_chars) for r in replies(model_answer)]
+        shown_b = [cap_answer(answer_view(r)[0], max_answer_chars) for r in replies(base_answer)]
+        for turn in compared_turns(rubric, question):
+            k = turn or 1
+            model_side, base_side = [t for t, _ in shown_m[:k]], [t for t, _ in shown_b[:k]]
+            cut = any(c for _, c in shown_m[:k] + shown_b[:k])
+            for order in ORDERS:
+                first, second = (model_side, base_side) if order == "model_first" else (base_side, model_side)
+                request = build_pair_request(rubric, question, first[-1], second[-1], config.decoding,
+                                             config.system_role, structured_output=config.structured, turn=turn,
+                                             replies_1=first, replies_2=second)
+                items.append(PairItem(question, model_answer, base_answer, order, request, cut, turn))
+    items.sort(key=lambda it: (it.question.id, it.turn or 0, it.order != "baseline_first", it.model_answer.model))
     return items
 
 
@@ -292,32 +357,62 @@ async def judge_pairs(items: Sequence[PairItem], client: ModelClient, store: Rep
     return verdicts, engine
 
 
+def combine_turns(turns: Sequence[PairTurn]) -> dict[str, Any]:
+    """A dialogue's status, preference, consistency and flip from its turns compared one by one (``pairwise_turns:
+    each``): the mean preference, as ``score`` averages a dialogue's turns; consistent only when every turn is,
+    a flip when any turn flips; a failed turn fails the dialogue (never a mean over the turns that happened to
+    parse)."""
+    for t in turns:
+        if t.status is not Status.OK:
+            return {"status": t.status, "preference": None, "consistent": None, "flip": None,
+                    "detail": f"turn {t.turn}: {t.detail}"}
+    return {"status": Status.OK, "preference": sum(t.preference or 0.0 for t in turns) / len(turns),
+            "consistent": all(t.consistent for t in turns), "flip": any(t.flip for t in turns),
+            "detail": "; ".join(f"turn {t.turn}: {t.detail}" for t in turns)}
+
+
+def _lengths(model_text: Sequence[str], base_text: Sequence[str]) -> dict[str, int]:
+    """Characters and jieba words of the texts as the models wrote them, summed."""
+    return {"model_chars": sum(len(t) for t in model_text), "baseline_chars": sum(len(t) for t in base_text),
+            "model_words": sum(text_length(t, "words") for t in model_text),
+            "baseline_words": sum(text_length(t, "words") for t in base_text)}
+
+
 def assemble(items: Sequence[PairItem], verdicts: Sequence[OrderVerdict], rubric: Rubric,
              judge_name: str) -> list[PairJudgment]:
     """Join the two order verdicts of every pair into PairJudgments, sorted by (model, question).
 
     Lengths are those of the full answers (in characters and in jieba words), i.e. what the model
     wrote, not the clipped text a judge saw when ``--max-answer-chars`` cut an answer (flagged in
-    ``truncated``).
+    ``truncated``). A dialogue's lengths are the totals over all its replies, whichever turns were compared:
+    the LC fit corrects for how much each model wrote in the whole dialogue.
     """
-    grouped: dict[tuple[str, int], dict[str, tuple[PairItem, OrderVerdict]]] = {}
+    grouped: dict[tuple[str, int], dict[int | None, dict[str, tuple[PairItem, OrderVerdict]]]] = {}
     for item, verdict in zip(items, verdicts, strict=True):
-        grouped.setdefault(item.key, {})[item.order] = (item, verdict)
+        grouped.setdefault(item.key, {}).setdefault(item.turn, {})[item.order] = (item, verdict)
     out = []
     for key in sorted(grouped):
-        both = grouped[key]
-        item = both["model_first"][0]
+        by_turn = grouped[key]
+        turns = sorted(by_turn, key=lambda t: t or 0)
+        item = by_turn[turns[-1]]["model_first"][0]
         q = item.question
-        vm, vb = both["model_first"][1], both["baseline_first"][1]
-        m_text, b_text = item.model_answer.text, item.baseline_answer.text
+        m_replies, b_replies = replies(item.model_answer), replies(item.baseline_answer)
+        compared = []
+        for t in turns:
+            both = by_turn[t]
+            vm, vb = both["model_first"][1], both["baseline_first"][1]
+            compared.append((t, (vm, vb), both["model_first"][0].truncated or both["baseline_first"][0].truncated))
+        last_turn, last_orders, _ = compared[-1]
+        each = q.multi_turn and rubric.pairwise_turns == "each"
+        per_turn = [PairTurn(turn=t, orders=orders, truncated=cut, **combine(*orders),
+                             **_lengths([m_replies[t - 1]], [b_replies[t - 1]]))
+                    for t, orders, cut in compared] if each else []
         out.append(PairJudgment(
             question_id=q.id, model=item.model_answer.model, baseline=item.baseline_answer.model,
             category=q.category, subcategory=q.subcategory,
-            answer_type=rubric.answer_type(q.category, q.subcategory), orders=(vm, vb), judge=judge_name,
-            rubric=rubric.id, model_chars=len(m_text), baseline_chars=len(b_text),
-            model_words=text_length(m_text, "words"), baseline_words=text_length(b_text, "words"),
-            truncated=both["model_first"][0].truncated or both["baseline_first"][0].truncated,
-            **combine(vm, vb)))
+            answer_type=rubric.answer_type(q.category, q.subcategory), orders=last_orders, judge=judge_name,
+            rubric=rubric.id, **_lengths(m_replies, b_replies), truncated=any(cut for *_, cut in compared),
+            turn=last_turn, turns=per_turn, **(combine_turns(per_turn) if each else combine(*last_orders))))
     return out
 
 
@@ -438,8 +533,9 @@ def position_bias(df: pd.DataFrame, categories: Sequence[str] | None = None) -> 
 
 
 def usage_totals(judgments: Sequence[PairJudgment], engine: Engine | None) -> UsageTotals:
-    """Tokens of both orders of every pair (every attempt) and the engine's calls for these models."""
-    verdicts = [v for j in judgments for v in j.orders]
+    """Tokens of both orders of every pair (every compared turn of a dialogue, every attempt) and the engine's
+    calls for these models."""
+    verdicts = [v for j in judgments for v in j.verdicts]
     fresh = [v for v in verdicts if not v.cached]
     stats = engine.stats_for(*{j.model for j in judgments}) if engine is not None else None
     return UsageTotals(

@@ -1,9 +1,10 @@
 """alignbench: Chinese-first, multi-dimension LLM-as-judge scoring (AlignBench rubrics).
 
 Data flows one way: load -> prompt -> judge -> parse -> aggregate -> report. The Python API
-(``score``, ``compare``, ``meta_eval``, ``answer``, ``report``, ``winrate``, ``calibrate``, ``bridge``,
-``audit``, ``load_run`` and the ``*_async`` forms) is re-exported here from ``alignbench.api``, imported on first use so that ``import
-alignbench`` (and ``alignbench --help``) stays cheap.
+(``score``, ``compare``, ``meta_eval``, ``answer``, ``run``, ``report``, ``show``, ``prompt``, ``winrate``,
+``calibrate``, ``bridge``, ``audit``, ``load_run``, ``judge_catalog`` and the ``*_async`` forms) is
+re-exported here from ``alignbench.api``, imported on first use so that ``import alignbench`` (and
+``alignbench --help``) stays cheap.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ __version__ = "0.1.0"
 
 _TYPES = {"Answer", "ModelReply", "ModelRequest", "Judgment", "Question", "Status", "Summary"}
 _API = {"score", "score_async", "compare", "compare_async", "meta_eval", "meta_eval_async", "answer", "answer_async",
-        "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare", "plan_meta_eval",
+        "run", "run_async", "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare",
+        "plan_meta_eval", "score_from_plan", "score_from_plan_async", "show", "prompt", "judge_catalog",
         "calibrate", "bridge", "audit", "winrate", "read_preferences"}
 
 

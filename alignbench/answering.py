@@ -355,6 +355,14 @@ class AnswerSettings:
                 "temperature": self.temperatures.for_category(question.category),
                 "max_tokens": self.max_tokens, "system_prompt": self.system_prompt}
 
+    def record(self) -> dict[str, Any]:
+        """How the answers were produced, for the ``generation`` entry of a run's summary.json (``api.run``):
+        only what shapes the answers, never the server's URL or a key, so a manifest can be shared."""
+        return {"backend": self.backend, "model": self.model_id, "max_tokens": self.max_tokens,
+                "temperatures": self.temperatures.by_category, "default_temperature": self.temperatures.default,
+                "temperature_sources": list(self.temperatures.sources), "system_prompt": self.system_prompt,
+                "keep_think": self.keep_think}
+
 
 def make_record(question: Question, text: str, usage: Usage, settings: AnswerSettings, *, served_model: str = "",
                 attempts: int = 1, cached: bool = False, seed: int | None = None,
@@ -416,6 +424,18 @@ class AnswerRun:
     @property
     def complete(self) -> bool:
         return not self.failed
+
+
+class IncompleteAnswers(Exception):
+    """``api.run`` stops before judging when some questions got no answer: scores over a subset would
+    look like the model's scores. ``answers`` is what the answering did (``failed`` names each question's
+    last error) and ``path`` the answer file, where the answers received are kept for the next call."""
+
+    def __init__(self, answers: AnswerRun, path: Path) -> None:
+        first = next(iter(answers.failed.values()), "")
+        super().__init__(f"{len(answers.failed)} of {answers.total} questions got no answer (e.g. {first}); they are "
+                         f"not in {path}: run the same call again to ask only those")
+        self.answers, self.path = answers, path
 
 
 @dataclass(frozen=True)

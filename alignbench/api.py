@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, estimate_for
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
-from alignbench.engine import EventHandler, RetryPolicy, run_sync
+from alignbench.engine import Engine, EventHandler, RetryPolicy, run_sync
 from alignbench.judges import ModelConfig, judge_config, make_client
 from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.rundir import Run, RunError, RunFolder, default_run_dir, folder_name, load_run
+from alignbench.rundir import FailureCounts, Run, RunError, RunFolder, default_run_dir, folder_name, load_run
 from alignbench.scoring import (
     SAMPLES_FILE,
     Item,
@@ -44,9 +44,12 @@ from alignbench.types import Answer, Judgment, Question
 if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench` stays cheap
     import pandas as pd
 
+    from alignbench.answering import AnswerRun
     from alignbench.metaeval import MetaEvalResult, MetaPlan
+    from alignbench.reporting.compare import Comparison
     from alignbench.trust import BridgeFit
-    from alignbench.trust_runs import BiasAudit, CalibrationSet
+    from alignbench.trust_runs import BiasAudit, CalibrationSet, RunTrust
+    from alignbench.types import ModelRequest
 
 PathLike = str | Path
 CacheArg = PathLike | ReplyStore | bool | None
@@ -89,14 +92,54 @@ class ScorePlan:
     sources: dict[str, str]  # model -> answer file
     missing: dict[str, list[int]] = field(default_factory=dict)  # model -> unanswered question ids
     max_answer_chars: int | None = None
+    samples: int = 1  # judgments asked per answer (see run_score_plan)
 
     @property
     def models(self) -> list[str]:
         return list(self.sources)
 
+    @property
+    def plans(self) -> list[ScorePlan]:
+        """Each judge's plan: this one (an ``EnsemblePlan`` has one per judge)."""
+        return [self]
+
+    def requests(self) -> list[tuple[ModelConfig, list[ModelRequest]]]:
+        """Every request per judge, for estimates (``--dry-run``) and ``--max-cost``: each of the K samples
+        per answer is a request of its own (its own seed and cache entry), so it is priced too."""
+        items = self.items if self.samples == 1 else sample_items(self.items, self.samples)
+        return [(self.config, [it.request for it in items])]
+
     def warnings(self) -> list[str]:
-        return [f"{len(ids)} of {len(self.questions)} questions have no answer from {name}; they are not judged "
-                "and are listed in summary.json" for name, ids in self.missing.items()]
+        """What the caller should hear before the run starts: answers that are missing (not judged, and
+        listed in summary.json), and samples that may not differ (several at judge temperature 0)."""
+        out = [f"{len(ids)} of {len(self.questions)} questions have no answer from {name}; they are not judged "
+               "and are listed in summary.json" for name, ids in self.missing.items()]
+        if self.samples > 1 and self.config.decoding.temperature == 0:
+            out.append(f"--samples {self.samples} at judge temperature 0: the samples differ only if the server's "
+                       "sampling uses the seed; pass --temperature (e.g. 0.7) to measure the judge's spread")
+        return out
+
+
+@dataclass
+class EnsemblePlan:
+    """``score`` with several judges (``judge="a,b"`` or a list): each judge's own ``ScorePlan``, every
+    input checked and every prompt rendered before any call. Each judge scores on its own, then their
+    judgments are averaged (``score_from_plan``)."""
+
+    judges: list[str]  # as given: they name the ensemble and its per-judge folders
+    plans: list[ScorePlan]
+
+    @property
+    def samples(self) -> int:
+        return self.plans[0].samples
+
+    def requests(self) -> list[tuple[ModelConfig, list[ModelRequest]]]:
+        """Every request per judge, for estimates (``--dry-run``): one sample per answer."""
+        return [req for p in self.plans for req in p.requests()]
+
+    def warnings(self) -> list[str]:
+        """The first judge's: every judge sees the same answers (the temperature is the first judge's)."""
+        return self.plans[0].warnings()
 
 
 def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) -> tuple[list[Question], dict[str, str]]:
@@ -108,11 +151,28 @@ def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) ->
 
 
 def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
-               judge: str = "critiquellm", *, model: str | None = None, judge_model: str | None = None,
+               judge: str | Sequence[str] = "critiquellm", *, model: str | None = None, judge_model: str | None = None,
                base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
-               max_answer_chars: int | None = 12000, allow_empty: bool = False,
-               **overrides: Any) -> ScorePlan:
-    """Check every input and render every prompt; call nothing."""
+               max_answer_chars: int | None = 12000, allow_empty: bool = False, samples: int = 1,
+               **overrides: Any) -> ScorePlan | EnsemblePlan:
+    """Check every input and render every prompt; call nothing. One judge gives a ``ScorePlan``, several
+    (``"a,b"`` or a list) an ``EnsemblePlan``; either runs with ``score_from_plan``, and its ``warnings()``
+    are what to tell the user first (the CLI prints them). ``samples`` K > 1 asks the judge K times per
+    answer (see ``run_score_plan``)."""
+    if samples < 1:
+        raise InputError("--samples", None, f"must be at least 1, not {samples}")
+    names = _judges(judge)
+    settings = dict(model=model, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
+                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples, **overrides)
+    if len(names) > 1:
+        return EnsemblePlan(judges=names, plans=[_plan_one(questions, answers, n, **settings) for n in names])
+    return _plan_one(questions, answers, names[0], **settings)
+
+
+def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
+              judge: str, *, model: str | None, judge_model: str | None, base_url: Sequence[str] | str | None,
+              rubric: str | None, protocol: str | None, max_answer_chars: int | None, allow_empty: bool,
+              samples: int, **overrides: Any) -> ScorePlan:
     config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
                           **overrides)
     rub = load_rubric(config.rubric)
@@ -135,7 +195,8 @@ def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Seq
         pairs.extend(joined.pairs)
         missing.update(joined.missing)
     return ScorePlan(config=config, rubric=rub, questions=qs, items=plan(pairs, rub, config, max_answer_chars),
-                     questions_record=record, sources=sources, missing=missing, max_answer_chars=max_answer_chars)
+                     questions_record=record, sources=sources, missing=missing, max_answer_chars=max_answer_chars,
+                     samples=samples)
 
 
 def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
@@ -149,13 +210,15 @@ def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
 async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bool = False, attempts: int = 6,
                          parse_retries: int = 1, cache: CacheArg = None, seed: int = 0,
                          on_event: EventHandler | None = None, extra_manifest: dict[str, Any] | None = None,
-                         judge_name: str | None = None, samples: int = 1,
+                         judge_name: str | None = None, samples: int | None = None,
                          refresh_failed: bool = False, channel: Channel | None = None) -> dict[str, Run]:
-    """Judge a checked plan and write one run folder per model; returns the runs by model.
+    """Judge a checked plan of one judge and write one run folder per model; returns the runs by model
+    (``score_from_plan`` is the synchronous, batch- and budget-aware way in; this is its engine room).
 
-    ``samples`` K > 1 asks the judge K times per answer (distinct seeds, distinct cache entries):
-    ``judgments.jsonl`` holds the per-answer means, ``samples.jsonl`` every sample, and the summary
-    the judge's spread. K = 1 is a plain run."""
+    ``samples`` K > 1 (default: the plan's) asks the judge K times per answer (distinct seeds, distinct
+    cache entries): ``judgments.jsonl`` holds the per-answer means, ``samples.jsonl`` every sample, and
+    the summary the judge's spread. K = 1 is a plain run."""
+    samples = p.samples if samples is None else samples
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
     dirs = _score_dirs(p, out)
@@ -228,19 +291,13 @@ async def score_async(questions: PathLike | Sequence[Question],
     ``run_score_plan``). Re-running the same call reads every stored reply from the cache: nothing is
     paid twice.
     """
-    names = _judges(judge)
-    settings = dict(model=model, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
-                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
-                    timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                    options={k: v for k, v in (options or {}).items() if v is not None}, **judge_settings)
-    if len(names) > 1:
-        return await _ensemble(questions, answers, names, settings, out=out, force=force, attempts=attempts,
-                               parse_retries=parse_retries, cache=cache, seed=seed, on_event=on_event,
-                               samples=samples, refresh_failed=refresh_failed, batch=batch, max_cost=max_cost)
-    p = plan_score(questions, answers, names[0], **settings)  # type: ignore[arg-type]
-    return await run_score_plan(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries, cache=cache,
-                                seed=seed, on_event=on_event, extra_manifest=extra_manifest, samples=samples,
-                                refresh_failed=refresh_failed, channel=channel_for(batch, max_cost, [p.config]))
+    p = plan_score(questions, answers, judge, model=model, judge_model=judge_model, base_url=base_url, rubric=rubric,
+                   protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples,
+                   concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
+                   options={k: v for k, v in (options or {}).items() if v is not None}, **judge_settings)
+    return await score_from_plan_async(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries,
+                                       cache=cache, seed=seed, on_event=on_event, extra_manifest=extra_manifest,
+                                       refresh_failed=refresh_failed, batch=batch, max_cost=max_cost)
 
 
 def score(*args: Any, **kwargs: Any) -> dict[str, Run]:
@@ -251,13 +308,35 @@ def score(*args: Any, **kwargs: Any) -> dict[str, Run]:
 score.__doc__ = (score.__doc__ or "") + "\n\n" + (score_async.__doc__ or "")
 
 
-async def _ensemble(questions: Any, answers: Any, names: list[str], settings: dict[str, Any], *, out: PathLike | None,
-                    force: bool, attempts: int, parse_retries: int, cache: CacheArg, seed: int,
-                    on_event: EventHandler | None, samples: int = 1, refresh_failed: bool = False,
+async def score_from_plan_async(p: ScorePlan | EnsemblePlan, *, out: PathLike | None = None, force: bool = False,
+                                attempts: int = 6, parse_retries: int = 1, cache: CacheArg = None, seed: int = 0,
+                                on_event: EventHandler | None = None, extra_manifest: dict[str, Any] | None = None,
+                                refresh_failed: bool = False, batch: bool | BatchOptions = False,
+                                max_cost: float | None = None) -> dict[str, Run]:
+    """Run a plan from ``plan_score``: the plan that was checked (and whose warnings were shown) is the one
+    judged, nothing is loaded twice. Keywords as in ``score``; ``extra_manifest`` adds entries to each
+    run's manifest (one judge only). Returns one finished ``Run`` per model."""
+    if isinstance(p, EnsemblePlan):
+        return await _ensemble(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries, cache=cache,
+                               seed=seed, on_event=on_event, refresh_failed=refresh_failed, batch=batch,
+                               max_cost=max_cost)
+    return await run_score_plan(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries, cache=cache,
+                                seed=seed, on_event=on_event, extra_manifest=extra_manifest,
+                                refresh_failed=refresh_failed, channel=channel_for(batch, max_cost, [p.config]))
+
+
+def score_from_plan(p: ScorePlan | EnsemblePlan, **kwargs: Any) -> dict[str, Run]:
+    """``score_from_plan_async`` for synchronous callers: ``plan_score`` then this is ``score`` in two steps,
+    with a look at the plan (its warnings, its requests) in between."""
+    return run_sync(score_from_plan_async(p, **kwargs))
+
+
+async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool, attempts: int, parse_retries: int,
+                    cache: CacheArg, seed: int, on_event: EventHandler | None, refresh_failed: bool = False,
                     batch: bool | BatchOptions = False, max_cost: float | None = None) -> dict[str, Run]:
     from alignbench.ensemble import combine, disagreement, ensemble_name
 
-    plans = [plan_score(questions, answers, n, **settings) for n in names]
+    names, plans = ensemble.judges, ensemble.plans
     if len({tuple(p.rubric.category_names()) for p in plans}) > 1:
         raise RubricError(f"the judges' rubrics ({', '.join(p.rubric.id for p in plans)}) have different "
                           "categories; pass --rubric to give them one")
@@ -270,7 +349,7 @@ async def _ensemble(questions: Any, answers: Any, names: list[str], settings: di
             channel.check_start([(p.config, [it.request for it in p.items]) for p in plans], store)
         per_judge = {n: await run_score_plan(p, out=root / "judges" / folder_name(n), force=force, attempts=attempts,
                                              parse_retries=parse_retries, cache=store, seed=seed, on_event=on_event,
-                                             samples=samples, refresh_failed=refresh_failed, channel=channel)
+                                             refresh_failed=refresh_failed, channel=channel)
                      for n, p in zip(names, plans, strict=True)}
     finally:
         if owned:
@@ -304,8 +383,10 @@ async def _ensemble(questions: Any, answers: Any, names: list[str], settings: di
 
 
 @dataclass
-class PairwiseRun:
-    """A finished ``compare`` folder: the pairwise summary and every pair judged in both orders."""
+class PairwiseRun(FailureCounts):
+    """A finished ``compare`` folder: the pairwise summary and every pair judged in both orders.
+    ``failed``, ``total`` and ``by_status`` count the pairs that gave no verdict (a pair fails when
+    either order failed), as ``compare --max-failed`` does."""
 
     dir: Path
     summary: dict[str, Any]
@@ -732,6 +813,278 @@ def answer(*args: Any, **kwargs: Any) -> Any:
     return run_sync(answer_async(*args, **kwargs))
 
 
+# -- run: answer -> score -> report ----------------------------------------------------------------
+
+RUN_PHASES = ("check", "answer", "score", "report")
+
+
+async def _check_judge(config: ModelConfig) -> None:
+    """A judge that is misconfigured (key, package) or whose server does not answer fails here, before
+    the model under test is asked anything: answers cost money or GPU time, a dead judge costs nothing."""
+    client = make_client(config)
+    try:
+        await Engine(client, NullStore(), serve_hint=config.serve_hint).check(uncached=1)
+    finally:
+        await client.aclose()
+
+
+def _run_report(run_dir: Path, seed: int, warn: Callable[[str], None] | None) -> Path | None:
+    """report.md in the run folder. The scores are already on disk when this runs, so a report that cannot
+    be written is a warning, not a failed run (``report`` can write it later)."""
+    try:
+        return report([run_dir], run_dir / "report.md", seed=seed, warn=warn).path
+    except (ValueError, OSError) as exc:  # RunError is a ValueError
+        if warn is not None:
+            warn(f"report.md not written: {exc}")
+        return None
+
+
+async def run_async(questions: PathLike, *, model_name: str, base_url: str | None = None, hf: str | None = None,
+                    judge: str = "critiquellm", judge_model: str | None = None,
+                    judge_base_url: Sequence[str] | str | None = None, rubric: str | None = None,
+                    out: PathLike | None = None, model_id: str | None = None, api_key_env: str | None = None,
+                    concurrency: int = 16, system_prompt: str | None = None, max_tokens: int | None = None,
+                    temperatures: PathLike | None = None, keep_think: bool = False, timeout: float = 300.0,
+                    attempts: int = 6, options: dict[str, Any] | None = None, judge_concurrency: int = 16,
+                    judge_timeout: float = 120.0, judge_max_tokens: int | None = None, parse_retries: int = 1,
+                    max_answer_chars: int | None = 12000, cache: CacheArg = None, seed: int = 0,
+                    write_report: bool = True, on_event: EventHandler | None = None,
+                    on_phase: Callable[[str, Path], None] | None = None,
+                    before_start: Callable[[AnswerRun], None] | None = None,
+                    on_answers: Callable[[AnswerRun], None] | None = None,
+                    warn: Callable[[str], None] | None = None) -> Run:
+    """Answer the questions with the model under test, judge the answers, write the report: one run
+    folder (``out``, default ``reports/<model>__<judge>__<rubric>``) with ``answers.jsonl``, the
+    judgments, ``summary.json`` (whose manifest records under ``generation`` how the answers were made:
+    ``AnswerSettings.record()``) and ``report.md``. Returns the finished ``Run``, with ``answers`` (the
+    ``AnswerRun``) and ``report`` (the report's path, None when it could not be written) filled in.
+
+    The judge is checked first (its preset, key, package and server): a judge that cannot work fails
+    before any answer is paid for. Calling again resumes: answers already in ``answers.jsonl`` are not
+    asked again and judge replies come from the judge reply cache (``cache``, as in ``score``; answers
+    themselves are samples and are not cached). When some questions get no answer, ``IncompleteAnswers``
+    is raised before any judging (the answers received are kept in the file).
+
+    The model under test is ``base_url`` (an OpenAI-compatible server; ``model_id`` is the id sent,
+    default ``model_name``; ``api_key_env`` names the variable holding its key) or ``hf`` (a local
+    transformers folder; ``options`` ``device``, ``batch_size``); ``concurrency``, ``timeout``,
+    ``max_tokens``, ``temperatures``, ``system_prompt``, ``keep_think`` as in ``answer``. The judge is
+    ``judge``, ``judge_model``, ``judge_base_url``, ``rubric``, ``judge_concurrency``, ``judge_timeout``,
+    ``judge_max_tokens``, ``parse_retries``, ``max_answer_chars``; ``attempts`` is for both.
+
+    Callbacks, all optional: ``on_event`` gets the progress events of the answering and of the judging;
+    ``on_phase`` the name of each phase as it begins (``RUN_PHASES``: check, answer, score, report) and
+    the run folder, so a caller knows which step an exception came from (one raised before the first
+    call is about the judge's settings); ``before_start`` the ``AnswerRun`` before any
+    question is asked (what is kept from an earlier call), ``on_answers`` the finished ``AnswerRun``
+    before the judging starts; ``warn`` the report's warnings. ``write_report=False`` skips report.md."""
+    config = judge_config(judge, judge_model=judge_model, base_url=judge_base_url, rubric=rubric,
+                          concurrency=judge_concurrency, timeout=judge_timeout, max_tokens=judge_max_tokens)
+    run_dir = Path(out) if out is not None else default_run_dir(model_name, config.name, config.rubric)
+    answers_path = run_dir / "answers.jsonl"
+
+    def step(name: str) -> None:
+        if on_phase is not None:
+            on_phase(name, run_dir)
+
+    step("check")
+    await _check_judge(config)
+    step("answer")
+    answered = await answer_async(questions, model_name, answers_path, base_url=base_url, hf=hf, model_id=model_id,
+                                  api_key_env=api_key_env, concurrency=concurrency, system_prompt=system_prompt,
+                                  max_tokens=max_tokens, temperatures=temperatures, keep_think=keep_think,
+                                  timeout=timeout, attempts=attempts, options=options, on_event=on_event,
+                                  before_start=before_start)
+    if on_answers is not None:
+        on_answers(answered)
+    if not answered.complete:
+        from alignbench.answering import IncompleteAnswers
+
+        raise IncompleteAnswers(answered, answers_path)
+    step("score")
+    # Empty answers are the model's real output (kept after fresh samples): judge them as they are.
+    runs = await score_async(questions, answers_path, judge, model=model_name, judge_model=judge_model,
+                             base_url=judge_base_url, rubric=rubric, out=run_dir, concurrency=judge_concurrency,
+                             timeout=judge_timeout, max_tokens=judge_max_tokens, attempts=attempts,
+                             parse_retries=parse_retries, max_answer_chars=max_answer_chars, cache=cache,
+                             allow_empty=True, seed=seed, on_event=on_event,
+                             extra_manifest={"generation": answered.settings.record()})  # type: ignore[union-attr]
+    result = runs[model_name]
+    result.answers = answered
+    if write_report:
+        step("report")
+        result.report = _run_report(run_dir, seed, warn)
+    return result
+
+
+def run(questions: PathLike, **kwargs: Any) -> Run:
+    """``run_async`` for synchronous callers (scripts, CI); in Jupyter use ``await run_async(...)``."""
+    return run_sync(run_async(questions, **kwargs))
+
+
+run.__doc__ = (run.__doc__ or "") + "\n\n" + (run_async.__doc__ or "")
+
+
+# -- show, prompt, judges: reading without calling any model ----------------------------------------
+
+
+class NotFoundError(InputError):
+    """Something asked for by id that the given file does not hold (a question id, an answer to that
+    question): an ``InputError`` whose message stands alone; ``path`` names the file."""
+
+    def __init__(self, message: str, path: PathLike) -> None:
+        ValueError.__init__(self, message)
+        self.path, self.line = str(path), None
+
+
+@dataclass
+class RunView:
+    """What ``alignbench show`` shows of a finished run, computed once for any caller: the run and its
+    rubric, the comparison with a baseline run (paired significance tests), and its trust section
+    (human reviews, judge variance, bias audit). With ``question_id`` it is that question's judgments
+    only (``judgments``), without comparison and trust, which are about the whole run."""
+
+    run: Run
+    rubric: Rubric
+    baseline: Run | None = None
+    comparison: Comparison | None = None
+    trust: RunTrust | None = None
+    question_id: int | None = None
+    judgments: list[Judgment] = field(default_factory=list)  # the question's, with question_id
+
+    def as_json(self) -> dict[str, Any] | list[dict[str, Any]]:
+        """What ``show --format json`` prints: the summary with ``comparison`` (with a baseline) and
+        ``trust``; with ``question_id`` the list of that question's judgments."""
+        if self.question_id is not None:
+            return [j.model_dump(mode="json") for j in self.judgments]
+        payload = self.run.summary.as_json()
+        if self.comparison is not None:
+            payload["comparison"] = self.comparison.as_dict()
+        if self.trust is not None:
+            payload["trust"] = self.trust.as_dict()
+        return payload
+
+
+def show(run_dir: PathLike, *, baseline_run: PathLike | None = None, question_id: int | None = None,
+         compare_runs: Sequence[PathLike] = (), audit: bool = True, seed: int = 0) -> RunView:
+    """A finished run as ``alignbench show`` shows it; never calls a judge. ``baseline_run``: an earlier
+    run folder of the same judge and rubric, compared with paired significance tests (and audited
+    together). ``compare_runs``: compare folders whose pairwise verdicts feed the position audit.
+    ``audit=False`` leaves out the bias audit (it reads the answer files). ``question_id``: only that
+    question's judgments (a ``RunError`` when the run has none). ``RunView.as_json()`` is what
+    ``show --format json`` prints."""
+    from alignbench.reporting.compare import compare_runs as compare_two
+    from alignbench.rundir import unique_labels
+    from alignbench.trust_runs import run_trust
+
+    folder = Path(run_dir)
+    loaded = load_run(folder, questions=baseline_run is not None)
+    base = load_run(baseline_run) if baseline_run is not None else None
+    rub = load_rubric(loaded.rubric_id.split("@")[0])
+    if question_id is not None:
+        mine = [j for j in loaded.judgments if j.question_id == question_id]
+        if not mine:
+            raise RunError(f"{run_dir}: no judgment of question {question_id}")
+        return RunView(run=loaded, rubric=rub, baseline=base, question_id=question_id, judgments=mine)
+    comparison = None
+    if base is not None:
+        unique_labels([base, loaded])
+        comparison = compare_two(base, loaded, rub, seed=seed)
+    trust = run_trust(loaded, baseline=base, compare_dirs=[Path(d) for d in compare_runs], audit=audit, seed=seed)
+    return RunView(run=loaded, rubric=rub, baseline=base, comparison=comparison, trust=trust)
+
+
+@dataclass(frozen=True)
+class JudgePrompt:
+    """The exact judge request for one answer (``prompt``): its messages as sent, the rubric (with its
+    version stamp) and the judge's decoding settings."""
+
+    request: ModelRequest
+    rubric: Rubric
+    config: ModelConfig
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.request.messages)
+
+    def as_dict(self) -> dict[str, Any]:
+        """What ``prompt --format json`` prints: the messages, the rubric id and the decoding."""
+        return {"messages": self.messages, "rubric": self.rubric.id, **self.config.decoding.model_dump()}
+
+
+def prompt(questions: PathLike, question_id: int, *, answers: PathLike | None = None, model: str | None = None,
+           judge: str = "critiquellm", rubric: str | None = None, protocol: str | None = None) -> JudgePrompt:
+    """The judge prompt for one question exactly as ``score`` would send it; calls nothing. The answer is
+    taken from ``answers`` (of ``model`` when the file holds several) or is the placeholder ``{answer}``.
+    A question id the file lacks, or an answer file without that question, is a ``NotFoundError``."""
+    from alignbench.prompts import build_request
+
+    config = judge_config(judge, rubric=rubric, protocol=protocol)
+    rub = load_rubric(config.rubric)
+    qs = {q.id: q for q in load_questions(questions, rub)}
+    if question_id not in qs:
+        raise NotFoundError(f"question_id {question_id} is not in {questions}", questions)
+    answer = Answer(question_id=question_id, model=model or "model", text="{answer}")
+    if answers is not None:
+        found = [a for a in load_answers(answers, model=model) if a.question_id == question_id]
+        if not found:
+            raise NotFoundError(f"{answers} has no answer to question {question_id}", answers)
+        answer = found[0]
+    request, _ = build_request(rub, qs[question_id], answer, config.decoding, system_role=config.system_role)
+    return JudgePrompt(request=request, rubric=rub, config=config)
+
+
+@dataclass(frozen=True)
+class JudgeCatalog:
+    """Every judge preset and whether this machine can use it (``judge_catalog``), plus each backend's
+    default server (where a preset that names none sends its requests)."""
+
+    presets: list[dict[str, Any]]  # one row per preset, by name
+    default_urls: dict[str, str | None]  # backend -> default server URL
+
+    def as_json(self) -> list[dict[str, Any]]:
+        """What ``judges --format json`` prints: the preset rows."""
+        return self.presets
+
+
+def _key_status(spec: dict[str, Any]) -> str:
+    """Whether a preset's key is present: by whether its variable is set; the value is never read out."""
+    import os
+
+    env = spec.get("api_key_env")
+    if not env:
+        return "not needed"
+    if os.environ.get(env):
+        return "set"
+    return "optional" if spec.get("key_required", True) is False else "not set"
+
+
+def judge_catalog() -> JudgeCatalog:
+    """The judge presets with what each needs and has here: ``package`` ("ok" or "missing …", checked with
+    ``importlib.util.find_spec``, nothing heavy is imported) and the ``install`` command when missing;
+    ``key`` ("set", "not set", "optional", "not needed": whether ``key_env`` is set, never its value);
+    ``backend``, ``model``, ``base_url`` (a list), ``rubric``, ``options``. No secret is in the result."""
+    from alignbench.judges import backends, load_presets
+
+    registry = backends()
+    rows = []
+    for name, spec in sorted(load_presets().items()):
+        backend = spec["backend"]
+        missing = registry[backend].missing_packages()
+        urls = spec.get("base_url")
+        urls = [u.strip() for u in urls.split(",")] if isinstance(urls, str) else list(urls or [])
+        rows.append({
+            "name": name, "backend": backend, "model": spec["model"],
+            "base_url": urls, "rubric": spec.get("rubric", "alignbench"),
+            "package": "ok" if not missing else f"missing {', '.join(missing)}",
+            "install": None if not missing else (registry[backend].install or f"pip install {' '.join(missing)}"),
+            "key_env": spec.get("api_key_env"),
+            "key": _key_status(spec),
+            "options": spec.get("options", {}),
+        })
+    return JudgeCatalog(presets=rows, default_urls={n: b.default_url for n, b in sorted(registry.items())})
+
+
 # -- reports ------------------------------------------------------------------------------------
 
 
@@ -820,7 +1173,9 @@ def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLik
     return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)
 
 
-__all__ = ["ComparePlan", "PairwiseRun", "PreferenceError", "Run", "RunError", "ScorePlan", "answer", "answer_async",
-           "audit", "bridge", "calibrate", "compare", "compare_async", "judge_config", "load_run", "meta_eval",
-           "meta_eval_async", "open_store", "plan_compare", "plan_meta_eval", "plan_score", "read_preferences",
-           "report", "run_score_plan", "score", "score_async", "winrate", "Judgment"]
+__all__ = ["RUN_PHASES", "ComparePlan", "EnsemblePlan", "JudgeCatalog", "JudgePrompt", "NotFoundError", "PairwiseRun",
+           "PreferenceError", "Run", "RunError", "RunView", "ScorePlan", "answer", "answer_async", "audit", "bridge",
+           "calibrate", "compare", "compare_async", "judge_catalog", "judge_config", "load_run", "meta_eval",
+           "meta_eval_async", "open_store", "plan_compare", "plan_meta_eval", "plan_score", "prompt",
+           "read_preferences", "report", "run", "run_async", "run_score_plan", "score", "score_async",
+           "score_from_plan", "score_from_plan_async", "show", "winrate", "Judgment"]

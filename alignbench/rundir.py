@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from alignbench.types import Judgment, Question, Summary
+from alignbench.types import Judgment, Question, Status, Summary
 
 SUMMARY = "summary.json"
 JUDGMENTS = "judgments.jsonl"
@@ -180,10 +180,50 @@ class RunFolder:
 # -- reading ------------------------------------------------------------------------------------
 
 
+class FailureCounts:
+    """``failed``, ``total`` and ``by_status`` over a result's ``judgments``: what ``--max-failed`` decides
+    the exit code on. A score ``Run``, a compare ``PairwiseRun`` and a meta-eval ``MetaEvalResult`` answer
+    the same three questions the same way, so a caller (the CLI, a CI script) reads them and never counts
+    statuses itself."""
+
+    judgments: Sequence[Any]  # anything with a ``status`` (Judgment, PairJudgment)
+
+    def __init__(self, judgments: Sequence[Any]) -> None:  # results that are dataclasses have their own
+        """Counts over bare judgments, for a caller that holds only those."""
+        self.judgments = judgments
+
+    @property
+    def failures(self) -> list[Any]:
+        """The judgments that gave no usable score or verdict, in order (the first is the one to look at)."""
+        return [j for j in self.judgments if j.status != Status.OK]
+
+    @property
+    def failed(self) -> int:
+        """How many judgments gave no usable score or verdict."""
+        return len(self.failures)
+
+    @property
+    def total(self) -> int:
+        """Every judgment asked for, judged and failed."""
+        return len(self.judgments)
+
+    @property
+    def by_status(self) -> dict[str, int]:
+        """The failed judgments by status (``parse_failed``, ``judge_error`` …), by status name."""
+        counts: dict[str, int] = {}
+        for j in self.failures:
+            counts[Status(j.status).value] = counts.get(Status(j.status).value, 0) + 1
+        return dict(sorted(counts.items()))
+
+
 @dataclass
-class Run:
+class Run(FailureCounts):
     """One finished run folder: its summary, its judgments, and the question texts when the recorded
-    question file is at hand (for reports and the viewer)."""
+    question file is at hand (for reports and the viewer). ``failed``, ``total`` and ``by_status``
+    count its failed judgments (``FailureCounts``).
+
+    ``api.run`` (answer, then score, then report) also fills ``answers``, what the answering did (an
+    ``answering.AnswerRun``), and ``report``, the report.md it wrote (None when it could not)."""
 
     dir: Path
     summary: Summary
@@ -191,6 +231,8 @@ class Run:
     questions: dict[int, Question] | None = None
     questions_note: str | None = None  # why question texts are unavailable
     label: str = ""
+    answers: Any = None  # AnswerRun, from api.run
+    report: Path | None = None  # report.md, from api.run
 
     @property
     def path(self) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, read_jsonl, run_cli
+from stub_server import alignbench_responder
 
 import alignbench
 from alignbench.rundir import RunError, RunFolder, folder_name, load_run
@@ -80,6 +81,191 @@ def test_parse_retries_count_every_reply(tmp_path: Path) -> None:
     assert run.summary.usage.completion_tokens == 32 * (len(first) + len(second))
 
 
+# -- run, show, prompt, plans: the API gives what the CLI prints -----------------------------------------
+
+
+QS_BY_TEXT = {r["question"]: r["question_id"] for r in read_jsonl(QUESTIONS)}
+
+
+def model_responder(body: dict) -> str:
+    """A model under test: a short answer naming the question it answers."""
+    return f"这是对第{QS_BY_TEXT[body['messages'][-1]['content']]}题的回答。"
+
+
+@pytest.fixture
+def model():
+    from stub_server import StubServer
+
+    with StubServer(responder=model_responder) as server:
+        yield server
+
+
+def _run_args(model_url: str, judge_url: str, out: Path, *extra: str) -> tuple[str, ...]:
+    return ("run", "-q", str(QUESTIONS), "--model-name", "tiny-chat", "--base-url", model_url, "--judge",
+            "openai:judge-x", "--judge-base-url", judge_url, "--out", str(out), *extra)
+
+
+def test_api_run_equals_cli_run_json(model, stub, tmp_path: Path) -> None:
+    phases, answered = [], []
+    result = alignbench.run(QUESTIONS, model_name="tiny-chat", base_url=model.url, judge="openai:judge-x",
+                            judge_base_url=stub.url, out=tmp_path / "api", on_phase=lambda n, d: phases.append((n, d)),
+                            on_answers=answered.append)
+    assert phases == [(n, tmp_path / "api") for n in ("check", "answer", "score", "report")]
+    assert model.calls == 32 and stub.calls == 32 and answered == [result.answers]
+    assert result.answers.written == 32 and result.dir == tmp_path / "api" and len(result.judgments) == 32
+    assert result.report == tmp_path / "api" / "report.md" and result.report.is_file()
+    proc = run_cli(*_run_args(model.url, stub.url, tmp_path / "cli", "--format", "json"))
+    assert proc.returncode == 0, proc.stderr
+    assert model.calls == 64 and stub.calls == 32  # the CLI's answers are new, its judge replies the API's
+    cli, ours = json.loads(proc.stdout), result.summary.as_json()
+    for key in ("overall", "overall_ci", "reasoning", "language", "categories", "dimensions", "n_ok", "n_failed"):
+        assert ours[key] == cli[key], key
+    assert ours["run"]["generation"] == cli["run"]["generation"]
+    assert cli["run"]["generation"] == {"backend": "openai", "model": "tiny-chat", "max_tokens": 2048,
+                                        "temperatures": cli["run"]["generation"]["temperatures"],
+                                        "default_temperature": 0.7, "temperature_sources": ["generation.yaml"],
+                                        "system_prompt": None, "keep_think": False}
+    assert cli["run"]["generation"]["temperatures"]["数学计算"] == 0.1
+    again = alignbench.run(QUESTIONS, model_name="tiny-chat", base_url=model.url, judge="openai:judge-x",
+                           judge_base_url=stub.url, out=tmp_path / "api", write_report=False)
+    assert (again.answers.kept, again.answers.written, again.report) == (32, 0, None)  # resumed, for free
+    assert model.calls == 64 and stub.calls == 32 and again.summary.overall == result.summary.overall
+
+
+def test_api_run_checks_the_judge_before_any_answer(model, tmp_path: Path) -> None:
+    from alignbench.engine import ServerUnavailable
+    from alignbench.judges import ModelConfigError
+
+    phases = []
+    with pytest.raises(ServerUnavailable, match="no judge server answers at http://127.0.0.1:9/v1"):
+        alignbench.run(QUESTIONS, model_name="tiny-chat", base_url=model.url, judge="openai:judge-x",
+                       judge_base_url="http://127.0.0.1:9/v1", out=tmp_path / "r",
+                       on_phase=lambda n, d: phases.append(n))
+    assert phases == ["check"] and model.calls == 0 and not (tmp_path / "r").exists()
+    with pytest.raises(ModelConfigError, match="unknown judge 'no-such-judge'"):
+        alignbench.run(QUESTIONS, model_name="tiny-chat", base_url=model.url, judge="no-such-judge",
+                       out=tmp_path / "r")
+    assert model.calls == 0
+    proc = run_cli(*_run_args(model.url, "http://127.0.0.1:9/v1", tmp_path / "r"))
+    assert proc.returncode == 2 and "no judge server answers" in proc.stderr and model.calls == 0
+
+
+def test_api_run_stops_before_judging_when_answers_are_missing(model, stub, tmp_path: Path) -> None:
+    from alignbench.answering import IncompleteAnswers
+
+    model.fail_next(2, status=500)
+    with pytest.raises(IncompleteAnswers, match="2 of 32 questions got no answer") as info:
+        alignbench.run(QUESTIONS, model_name="tiny-chat", base_url=model.url, judge="openai:judge-x",
+                       judge_base_url=stub.url, out=tmp_path / "r", attempts=1, concurrency=1)
+    assert len(info.value.answers.failed) == 2 and info.value.path == tmp_path / "r" / "answers.jsonl"
+    assert stub.calls == 0 and len(read_jsonl(tmp_path / "r" / "answers.jsonl")) == 30
+
+
+def test_run_failure_counts_decide_the_cli_exit_code(model, tmp_path: Path) -> None:
+    from stub_server import StubServer
+
+    from alignbench.cli.options import allowed_failures
+
+    bad = '{"error": {"message": "bad request"}}'
+    with StubServer(responder=alignbench_responder) as judge:
+        judge.fail_next(3, status=400, body=bad)
+        result = alignbench.run(QUESTIONS, model_name="tiny-chat", base_url=model.url, judge="openai:judge-x",
+                                judge_base_url=judge.url, out=tmp_path / "r", judge_concurrency=1)
+        assert (result.failed, result.total, result.by_status) == (3, 32, {"judge_error": 3})
+        assert [j.question_id for j in result.failures] == sorted(j.question_id for j in result.failures)
+        assert result.failed == result.summary.n_failed
+        for max_failed in ("5%", "3", "10%", "0"):
+            judge.fail_next(3, status=400, body=bad)  # failed replies are not cached: the same 3 are asked again
+            proc = run_cli(*_run_args(model.url, judge.url, tmp_path / "r", "--judge-concurrency", "1",
+                                      "--max-failed", max_failed, "--format", "json"))
+            expected = 3 if result.failed > allowed_failures(max_failed, result.total) else 0
+            assert proc.returncode == expected, (max_failed, proc.stderr)
+            assert json.loads(proc.stdout)["n_failed"] == result.failed
+            if expected:
+                first = result.failures[0].question_id
+                assert ("3 of 32 judgments failed (judge_error 3)" in proc.stderr
+                        and f"--question-id {first}" in proc.stderr), proc.stderr
+    assert model.calls == 32  # every CLI run resumed from the answer file
+
+
+def test_pairwise_run_counts_its_failed_pairs(tmp_path: Path) -> None:
+    from stub_server import StubServer
+
+    with StubServer(responder=lambda body: "两个回答的比较分析……\n最终判决：[[平局]]") as judge:
+        judge.fail_next(2, status=400, body='{"error": {"message": "bad request"}}')
+        pair = alignbench.compare(QUESTIONS, [ANSWERS_A], ANSWERS_B, base_url=judge.url, out=tmp_path / "c",
+                                  concurrency=1, bootstrap=20)
+    statuses = [j.status.value for j in pair.judgments]
+    assert pair.total == len(pair.judgments) == 32
+    assert 1 <= pair.failed == sum(s != "ok" for s in statuses) <= 2
+    assert pair.by_status == {"judge_error": pair.failed}
+
+
+def test_api_show_equals_cli_show_json(stub, tmp_path: Path) -> None:
+    alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "a")
+    alignbench.score(QUESTIONS, ANSWERS_B, base_url=stub.url, out=tmp_path / "b")
+
+    def cli(*args: str):
+        proc = run_cli("show", str(tmp_path / "a"), "--format", "json", *args)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    def as_printed(payload):
+        return json.loads(json.dumps(payload, ensure_ascii=False))
+
+    view = alignbench.show(tmp_path / "a")
+    assert as_printed(view.as_json()) == cli() and view.comparison is None and view.trust is not None
+    view = alignbench.show(tmp_path / "a", baseline_run=tmp_path / "b", seed=1)
+    shown = cli("--baseline-run", str(tmp_path / "b"), "--seed", "1")
+    assert as_printed(view.as_json()) == shown and "comparison" in shown and "trust" in shown
+    assert view.comparison.rows[0].kind == "overall"
+    one = alignbench.show(tmp_path / "a", question_id=3)
+    assert as_printed(one.as_json()) == cli("-i", "3") and [j.question_id for j in one.judgments] == [3]
+    assert as_printed(alignbench.show(tmp_path / "a", audit=False).as_json()) == cli("--no-audit")
+    with pytest.raises(RunError, match="no judgment of question 999"):
+        alignbench.show(tmp_path / "a", question_id=999)
+    proc = run_cli("show", str(tmp_path / "a"), "-i", "999")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'a'}: no judgment of question 999"
+
+
+def test_api_prompt_equals_cli_prompt(tmp_path: Path) -> None:
+    from alignbench.api import NotFoundError
+
+    for args, kwargs in [((), {}), (("--judge", "gpt-4o"), {"judge": "gpt-4o"}),
+                         (("-a", str(ANSWERS_A), "--protocol", "reference-free"),
+                          {"answers": ANSWERS_A, "protocol": "reference-free"})]:
+        built = alignbench.prompt(QUESTIONS, 3, **kwargs)
+        proc = run_cli("prompt", "-q", str(QUESTIONS), "-i", "3", "--format", "json", *args)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == built.as_dict()
+        text = run_cli("prompt", "-q", str(QUESTIONS), "-i", "3", *args)
+        assert text.stdout == "".join(f"----- {m['role']} -----\n{m['content']}\n" for m in built.messages) + "-----\n"
+    assert "{answer}" in alignbench.prompt(QUESTIONS, 3).messages[-1]["content"]
+    with pytest.raises(NotFoundError, match=f"^question_id 999 is not in {QUESTIONS}$"):
+        alignbench.prompt(QUESTIONS, 999)
+    proc = run_cli("prompt", "-q", str(QUESTIONS), "-i", "999")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: question_id 999 is not in {QUESTIONS}"
+
+
+def test_score_plan_warns_about_samples_at_temperature_zero(tmp_path: Path) -> None:
+    from alignbench.api import EnsemblePlan, ScorePlan
+
+    warning = "--samples 2 at judge temperature 0"
+    plan = alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:judge", samples=2)
+    assert isinstance(plan, ScorePlan) and plan.samples == 2 and plan.plans == [plan]
+    assert any(w.startswith(warning) for w in plan.warnings())
+    assert not any("--samples" in w for w in alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:judge", samples=2,
+                                                                   temperature=0.7).warnings())
+    assert not alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:judge").warnings()
+    ensemble = alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:a, openai:b", samples=2)
+    assert isinstance(ensemble, EnsemblePlan) and ensemble.judges == ["openai:a", "openai:b"]
+    # every sample is a request of its own (priced by --dry-run and --max-cost): 2 samples × 32 answers per judge
+    assert [len(r) for _, r in ensemble.requests()] == [64, 64] and ensemble.warnings() == plan.warnings()
+    proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge", "openai:judge",
+                   "--judge-base-url", "http://127.0.0.1:9/v1", "--samples", "2", "--dry-run")
+    assert proc.returncode == 0 and f"warning: {warning}" in proc.stderr
+
+
 # -- structure --------------------------------------------------------------------------------------
 
 
@@ -131,7 +317,7 @@ def test_no_import_cycle_and_cli_modules_stand_alone() -> None:
 
 # Commands that only parse options, call alignbench.api and render (alignbench.reporting): what they compute
 # an API caller gets from the same function. The other command modules still reach further into the library.
-THIN_COMMANDS = ("compare", "metaeval", "report", "trust")
+THIN_COMMANDS = ("compare", "judges", "metaeval", "report", "trust")
 
 
 def test_thin_commands_reach_the_library_only_through_the_api() -> None:
@@ -271,6 +457,11 @@ def test_docs_api_examples_run(stub, tmp_path: Path, monkeypatch: pytest.MonkeyP
     shutil.copytree(ROOT / "data", tmp_path / "data")
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
-    for block in blocks:
-        exec(compile(block.replace("http://127.0.0.1:8000/v1", stub.url), "docs/api.md", "exec"), scope)
+    from stub_server import StubServer, fixed_responder
+
+    with StubServer(responder=fixed_responder) as model:  # the model under test of `alignbench.run`
+        for block in blocks:
+            code = block.replace("http://127.0.0.1:8000/v1", stub.url).replace("http://127.0.0.1:8001/v1", model.url)
+            exec(compile(code, "docs/api.md", "exec"), scope)
     assert (tmp_path / "reports" / "release.md").is_file() and scope["run"].summary.n == 32
+    assert model.calls == 32 and scope["mine"].report.is_file()

@@ -51,3 +51,18 @@ def test_missing_local_extra_is_reported_with_the_install_command() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert proc.returncode == 2
     assert "pip install 'alignbench[local]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_judge_catalog_is_what_the_cli_prints_and_holds_no_key(monkeypatch) -> None:
+    import alignbench
+
+    monkeypatch.setenv("ZHIPUAI_API_KEY", SECRET)
+    catalog = alignbench.judge_catalog()
+    proc = run_cli("judges", "--format", "json", env={"ZHIPUAI_API_KEY": SECRET})
+    assert proc.returncode == 0, proc.stderr
+    assert catalog.as_json() == json.loads(proc.stdout)
+    assert SECRET not in json.dumps(catalog.presets) + json.dumps(catalog.default_urls)
+    by_name = {r["name"]: r for r in catalog.presets}
+    assert by_name["glm-4"]["key"] == "set" and by_name["gpt-4o"]["key"] == "not set"
+    assert catalog.default_urls["openai"] == "https://api.openai.com/v1" and set(catalog.default_urls) >= {"openai",
+                                                                                                           "zhipuai"}

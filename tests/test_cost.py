@@ -226,3 +226,19 @@ def test_cached_prompt_tokens_are_read_and_priced(tmp_path: Path) -> None:
     assert u.cost_usd == pytest.approx(expected, abs=1e-6)
     judgment = read_jsonl(tmp_path / "r" / "judgments.jsonl")[0]
     assert judgment["usage"]["cached_prompt_tokens"] == 128 and judgment["usage"]["batch"] is True
+
+
+def test_dry_run_and_budget_count_every_sample(stub: StubServer, tiny, tmp_path: Path) -> None:
+    """--samples K asks K requests per answer (distinct seeds, distinct cache entries): all are priced."""
+    q, a, _ = tiny
+    env = {"ALIGNBENCH_PRICES": str(tmp_path / "prices.yaml"), "ALIGNBENCH_TOKENIZER": "chars"}
+    common = ("score", "-q", str(q), "-a", str(a), "--judge", "openai:stub-model", "--judge-base-url", stub.url,
+              "--max-tokens", "1000", "--temperature", "0.7")
+    one = json.loads(run_cli(*common, "--dry-run", "--format", "json", env=env).stdout)["estimates"][0]
+    three = json.loads(run_cli(*common, "--samples", "3", "--dry-run", "--format", "json", env=env).stdout)["estimates"][0]
+    assert (one["to_send"], three["to_send"]) == (1, 3)
+    assert three["cost"]["upper_bound"] == pytest.approx(3 * one["cost"]["upper_bound"], rel=1e-6)
+    # a budget that covers one sample but not three refuses to start, and nothing is sent
+    budget = f"{2 * one['cost']['upper_bound']:.6f}"
+    refused = run_cli(*common, "--samples", "3", "--max-cost", budget, "--out", str(tmp_path / "run"), env=env)
+    assert refused.returncode == 2 and "--max-cost" in refused.stderr and stub.calls == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,11 +56,8 @@ DeviceOpt = Annotated[str | None, typer.Option("--device", help="--hf models: au
 BatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="--hf models: prompts per generate call.")]
 
 
-def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) -> Any:
-    """Generate the missing answers into ``out``; exits with one clear line on any fatal problem."""
-    from alignbench import api
-    from alignbench.data import InputError
-    from alignbench.engine import FatalCallError
+def _announce(out: Path) -> Callable[[Any], None]:
+    """What an answer file already holds, said before any question is asked (``before_start``)."""
 
     def announce(run: Any) -> None:
         if run.dropped_partial:
@@ -75,10 +74,19 @@ def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) ->
                               "temperature, max tokens or system prompt) than this run; delete them from the file "
                               "to regenerate", style="yellow", markup=False, highlight=False)
 
+    return announce
+
+
+@contextmanager
+def _answer_errors(questions: Path, out: Path) -> Iterator[None]:
+    """Errors while answering, as one line each: a model server that refuses (with the likely fix), input
+    that is not JSONL, then the common guard (saying the answers so far are kept) and the --batch ends."""
+    from alignbench.data import InputError
+    from alignbench.engine import FatalCallError
+
     with guarded(saved=f"every answer received so far is in {out}"), paying():
         try:
-            with progress() as on_event:
-                result = api.answer(questions, model_name, out, on_event=on_event, before_start=announce, **kwargs)
+            yield
         except FatalCallError as exc:
             hint = " (is --model-id the id the server serves? GET /v1/models lists them)" if "404" in str(exc) \
                 else " (pass --api-key-env VAR naming the variable that holds the key)" if str(exc)[:3] in (
@@ -89,12 +97,24 @@ def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) ->
             if "not valid JSON" in message and Path(questions).suffix.lower() not in (".jsonl", ".json", ".ndjson"):
                 message += " — questions must be JSONL (one JSON object per line, AlignBench's format)"
             raise fail(message) from None
+
+
+def _answer_phase(questions: Path, model_name: str, out: Path, **kwargs: Any) -> Any:
+    """Generate the missing answers into ``out``; exits with one clear line on any fatal problem."""
+    from alignbench import api
+
+    with _answer_errors(questions, out), progress() as on_event:
+        result = api.answer(questions, model_name, out, on_event=on_event, before_start=_announce(out), **kwargs)
     _report_answers(result, out)
     if not result.complete:
-        first = next(iter(result.failed.values()))
-        raise fail(f"{len(result.failed)} of {result.total} questions got no answer (e.g. {first}); they are not "
-                   f"in {out}: run the same command again to ask only those", code=1)
+        raise _incomplete(result, out)
     return result
+
+
+def _incomplete(run: Any, out: Path) -> typer.Exit:
+    first = next(iter(run.failed.values()))
+    return fail(f"{len(run.failed)} of {run.total} questions got no answer (e.g. {first}); they are not "
+                f"in {out}: run the same command again to ask only those", code=1)
 
 
 def _report_answers(run: Any, out: Path) -> None:
@@ -206,78 +226,86 @@ def run(
     answers.jsonl are not asked again and judge replies come from the cache.
     """
     from alignbench import api
-    from alignbench.judges import make_client
-    from alignbench.rundir import default_run_dir
+    from alignbench.answering import IncompleteAnswers
 
     allowed_failures(max_failed, 1)  # a bad value fails now, not after the answering and the judging
-    with guarded():
-        config = api.judge_config(judge, judge_model=judge_model, base_url=judge_base_url, rubric=rubric,
-                                  concurrency=judge_concurrency, timeout=judge_timeout, max_tokens=judge_max_tokens)
-        _check_judge(make_client(config), config.serve_hint)  # before any answer is paid for
-    run_dir = out or default_run_dir(model_name, config.name, config.rubric)
-    answers_path = run_dir / "answers.jsonl"
-    result = _answer_phase(questions, model_name, answers_path, base_url=base_url, hf=hf, model_id=model_id,
-                           api_key_env=api_key_env, concurrency=concurrency, system_prompt=system_prompt,
-                           max_tokens=max_tokens, temperatures=temperatures, keep_think=keep_think, timeout=timeout,
-                           attempts=attempts, options={"device": device, "batch_size": batch_size})
-    # Empty answers are the model's real output (kept after fresh samples): judge them as they are.
-    with guarded(saved="answers are in the run folder and judge replies in the cache"), progress() as on_event:
-        runs = api.score(questions, answers_path, judge, model=model_name, judge_model=judge_model,
-                         base_url=judge_base_url, rubric=rubric, out=run_dir, concurrency=judge_concurrency,
-                         timeout=judge_timeout, max_tokens=judge_max_tokens, attempts=attempts,
-                         parse_retries=parse_retries,
-                         max_answer_chars=max_answer_chars, cache=cache_arg(cache, no_cache), allow_empty=True,
-                         seed=seed, on_event=on_event,
-                         extra_manifest={"generation": _generation_record(result.settings)})
-    summary = runs[model_name].summary
-    report = _write_report(run_dir, seed)
+    phases = _Phases(questions)
+    try:
+        result = api.run(questions, model_name=model_name, base_url=base_url, hf=hf, judge=judge,
+                         judge_model=judge_model, judge_base_url=judge_base_url, rubric=rubric, out=out,
+                         model_id=model_id, api_key_env=api_key_env, concurrency=concurrency,
+                         system_prompt=system_prompt, max_tokens=max_tokens, temperatures=temperatures,
+                         keep_think=keep_think, timeout=timeout, attempts=attempts,
+                         options={"device": device, "batch_size": batch_size}, judge_concurrency=judge_concurrency,
+                         judge_timeout=judge_timeout, judge_max_tokens=judge_max_tokens, parse_retries=parse_retries,
+                         max_answer_chars=max_answer_chars, cache=cache_arg(cache, no_cache), seed=seed,
+                         on_event=phases.on_event, on_phase=phases.begin, before_start=phases.announce,
+                         on_answers=phases.answered, warn=_report_warning)
+    except IncompleteAnswers as exc:
+        phases.end()
+        raise _incomplete(exc.answers, exc.path) from None
+    except BaseException:
+        phases.end()
+        with phases.guard():
+            raise
+    phases.end()
     if fmt == "json":
-        print_json(summary.as_json())
-        exit_on_run_failures(runs, max_failed)
+        print_json(result.summary.as_json())
+        exit_on_run_failures(result, max_failed)
         return
     from alignbench.reporting.terminal import print_summary
     from alignbench.rubrics import load_rubric
 
-    print_summary(summary, load_rubric(summary.run.rubric.split("@")[0]), console)
-    console.print(f"run folder: {run_dir}", style="dim", markup=False, highlight=False)
-    if report:
-        console.print(f"report: {report}", style="dim", markup=False, highlight=False)
-    exit_on_run_failures(runs, max_failed)
+    print_summary(result.summary, load_rubric(result.summary.run.rubric.split("@")[0]), console)
+    console.print(f"run folder: {result.dir}", style="dim", markup=False, highlight=False)
+    if result.report:
+        console.print(f"report: {result.report}", style="dim", markup=False, highlight=False)
+    exit_on_run_failures(result, max_failed)
 
 
-def _check_judge(client: Any, serve_hint: str | None) -> None:
-    """A judge that is misconfigured (key, package) or whose server does not answer stops ``run``
-    before the model under test is asked anything."""
-    from alignbench.cache import NullStore
-    from alignbench.engine import Engine, run_sync
-
-    async def check() -> None:
-        try:
-            await Engine(client, NullStore(), serve_hint=serve_hint).check(uncached=1)
-        finally:
-            await client.aclose()
-
-    run_sync(check())
+def _report_warning(message: str) -> None:
+    err_console.print(f"report: {message}", style="yellow", markup=False, highlight=False)
 
 
-def _generation_record(settings: Any) -> dict[str, Any]:
-    """How the answers were produced, for summary.json (no URL, no key: only what shapes the answers)."""
-    return {"backend": settings.backend, "model": settings.model_id, "max_tokens": settings.max_tokens,
-            "temperatures": settings.temperatures.by_category, "default_temperature": settings.temperatures.default,
-            "temperature_sources": list(settings.temperatures.sources), "system_prompt": settings.system_prompt,
-            "keep_think": settings.keep_think}
+class _Phases:
+    """What ``run`` shows while ``api.run`` works, phase by phase (``api.RUN_PHASES``): a progress display
+    for the answering and another for the judging, the answer file's state before and the answers' line
+    after, and, for an error, the guard of the phase it came from (a model under test that refuses is not
+    a judge that refuses; an interrupted answering keeps its answers in the file)."""
 
+    def __init__(self, questions: Path) -> None:
+        self.questions = questions
+        self.name = "check"  # until api.run says otherwise: the judge's settings and server
+        self.answers = Path()  # the run folder's answer file, once api.run has named the folder
+        self._stack = ExitStack()
+        self._handler: Any = None
 
-def _write_report(run_dir: Path, seed: int) -> Path | None:
-    """report.md in the run folder. The scores are already on disk when this runs, so a report that
-    cannot be written is a warning, not a failed run (``alignbench report`` can write it later)."""
-    from alignbench import api
+    def begin(self, name: str, run_dir: Path) -> None:
+        self.end()
+        self.name, self.answers = name, run_dir / "answers.jsonl"
+        if name in ("answer", "score"):
+            self._handler = self._stack.enter_context(progress())
 
-    def warn(message: str) -> None:
-        err_console.print(f"report: {message}", style="yellow", markup=False, highlight=False)
+    def end(self) -> None:
+        self._handler = None
+        self._stack.close()
 
-    try:
-        return api.report([run_dir], run_dir / "report.md", seed=seed, warn=warn).path
-    except (ValueError, OSError) as exc:  # RunError is a ValueError
-        warn(f"report.md not written: {exc}")
-        return None
+    def on_event(self, event: Any) -> None:
+        if self._handler is not None:
+            self._handler(event)
+
+    def announce(self, answers: Any) -> None:
+        _announce(self.answers)(answers)
+
+    def answered(self, answers: Any) -> None:
+        self.end()
+        _report_answers(answers, self.answers)
+
+    def guard(self) -> AbstractContextManager[None]:
+        if self.name == "answer":
+            return _answer_errors(self.questions, self.answers)
+        if self.name == "score":
+            return guarded(saved="answers are in the run folder and judge replies in the cache")
+        if self.name == "report":
+            return nullcontext()
+        return guarded()

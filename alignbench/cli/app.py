@@ -10,7 +10,7 @@ imported inside the commands, so ``alignbench --help`` (and each command) loads 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -74,23 +74,19 @@ def exit_on_failures(failed: int, total: int, by_status: dict[str, int], max_fai
         raise typer.Exit(3)
 
 
-def exit_on_failed(judgments: list[Any], max_failed: str, show: Callable[[Any], str]) -> None:
-    """``exit_on_failures`` over judgments (anything with a ``status``); ``show(first failed one)`` says
-    how to look at it."""
-    failed = [j for j in judgments if j.status.value != "ok"]
-    by_status: dict[str, int] = {}
-    for j in failed:
-        by_status[j.status.value] = by_status.get(j.status.value, 0) + 1
-    exit_on_failures(len(failed), len(judgments), by_status, max_failed, show(failed[0]) if failed else "")
-
-
 def exit_on_run_failures(runs: Any, max_failed: str) -> None:
-    """``exit_on_failures`` over the judgments of score runs (a dict of ``Run``)."""
+    """``exit_on_failures`` over score runs (a ``Run``, or a dict of them by model), from their own
+    ``failed``, ``total`` and ``by_status``; the hint shows the first failed judgment."""
     import shlex
 
-    folder = {id(j): r.dir for r in runs.values() for j in r.judgments}
-    exit_on_failed([j for r in runs.values() for j in r.judgments], max_failed,
-                   lambda j: f"alignbench show {shlex.quote(str(folder[id(j)]))} --question-id {j.question_id}")
+    listed = list(runs.values()) if isinstance(runs, Mapping) else [runs]
+    by_status: dict[str, int] = {}
+    for r in listed:
+        for status, n in r.by_status.items():
+            by_status[status] = by_status.get(status, 0) + n
+    first = next(((r, j) for r in listed for j in r.failures), None)
+    show = f"alignbench show {shlex.quote(str(first[0].dir))} --question-id {first[1].question_id}" if first else ""
+    exit_on_failures(sum(r.failed for r in listed), sum(r.total for r in listed), by_status, max_failed, show)
 
 
 @contextmanager

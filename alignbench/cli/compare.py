@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alignbench.cli.app import app, console, exit_on_failed, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, exit_on_failures, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AllowEmptyOpt,
     AttemptsOpt,
@@ -139,8 +139,10 @@ def compare(
     else:
         print_pairwise(summary, console)
         console.print(f"run folder: {result.dir}", style="dim", markup=False, highlight=False)
-    exit_on_failed(result.judgments, max_failed,
-                   lambda j: f"the {j.model} pair on question {j.question_id} in {result.dir}/{JUDGMENTS_FILE}")
+    first = result.failures[0] if result.failed else None
+    exit_on_failures(result.failed, result.total, result.by_status, max_failed,
+                     f"the {first.model} pair on question {first.question_id} in {result.dir}/{JUDGMENTS_FILE}"
+                     if first else "")
 
 
 def _warn_lc(summary: dict[str, Any]) -> None:

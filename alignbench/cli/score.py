@@ -110,31 +110,19 @@ def score(
                     options={k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None},
                     structured=structured, score_from=score_from)
     with guarded(), paying():
-        judges = [j for j in judge.split(",") if j.strip()]
-        plans = [api.plan_score(questions, answers, j.strip(), **settings) for j in judges]  # all input checked
-        for message in plans[0].warnings():
+        plan = api.plan_score(questions, answers, judge, samples=samples, **settings)  # all input checked
+        for message in plan.warnings():
             warn(message)
         if dry_run:
             if fmt != "json":
-                for p in plans:
+                for p in plan.plans:
                     _print_dry_run(p)
-            print_estimates([(p.config, [it.request for it in p.items]) for p in plans], cache_arg(cache, no_cache),
-                            batch, fmt)
+            print_estimates(plan.requests(), cache_arg(cache, no_cache), batch, fmt)  # type: ignore[arg-type]
             return
-        run = dict(out=out, force=force, attempts=attempts, parse_retries=parse_retries,
-                   cache=cache_arg(cache, no_cache), seed=seed, refresh_failed=refresh == "failed", samples=samples)
-        if samples > 1 and plans[0].config.decoding.temperature == 0:
-            warn(f"--samples {samples} at judge temperature 0: the samples differ only if the server's sampling "
-                 "uses the seed; pass --temperature (e.g. 0.7) to measure the judge's spread")
-        with progress() as on_event:
-            if len(plans) == 1:  # the plan checked above is the one run (nothing loaded or rendered twice)
-                from alignbench.engine import run_sync
-
-                runs = run_sync(api.run_score_plan(plans[0], on_event=on_event, **run,
-                                                   channel=api.channel_for(paid, max_cost, [plans[0].config])))
-            else:
-                runs = api.score(questions, answers, judge, on_event=on_event, batch=paid, max_cost=max_cost, **run,
-                                 **settings)
+        with progress() as on_event:  # the plan checked above is the one run (nothing loaded or rendered twice)
+            runs = api.score_from_plan(plan, out=out, force=force, attempts=attempts, parse_retries=parse_retries,
+                                       cache=cache_arg(cache, no_cache), seed=seed, refresh_failed=refresh == "failed",
+                                       batch=paid, max_cost=max_cost, on_event=on_event)
     for run in runs.values():
         for message in getattr(run.summary.run, "notes", None) or []:
             warn(message)
@@ -180,28 +168,14 @@ def prompt(
 ) -> None:
     """Print the exact judge prompt for one question (with a placeholder answer unless --answers)."""
     from alignbench import api
-    from alignbench.data import load_answers, load_questions
-    from alignbench.prompts import build_request
-    from alignbench.rubrics import load_rubric
-    from alignbench.types import Answer
 
     with guarded():
-        config = api.judge_config(judge, rubric=rubric, protocol=protocol)
-        rub = load_rubric(config.rubric)
-        qs = {q.id: q for q in load_questions(questions, rub)}
-        if question_id not in qs:
-            raise fail(f"question_id {question_id} is not in {questions}")
-        answer = Answer(question_id=question_id, model=model or "model", text="{answer}")
-        if answers is not None:
-            found = [a for a in load_answers(answers, model=model) if a.question_id == question_id]
-            if not found:
-                raise fail(f"{answers} has no answer to question {question_id}")
-            answer = found[0]
-    request, _ = build_request(rub, qs[question_id], answer, config.decoding, system_role=config.system_role)
+        built = api.prompt(questions, question_id, answers=answers, model=model, judge=judge, rubric=rubric,
+                           protocol=protocol)
     if fmt == "json":
-        print_json({"messages": list(request.messages), "rubric": rub.id, **config.decoding.model_dump()})
+        print_json(built.as_dict())
     else:
-        print_messages(request.messages)
+        print_messages(built.messages)
 
 
 @app.command()
@@ -221,50 +195,30 @@ def show(
 ) -> None:
     """Re-print a finished run without calling any judge (and its comparison with --baseline-run), with
     its human reviews, judge variance (score --samples) and a short judge bias audit."""
-    from alignbench.reporting.terminal import print_disagreement, print_judgments, print_summary
-    from alignbench.rubrics import load_rubric
-    from alignbench.rundir import load_run, unique_labels
+    from alignbench import api
+    from alignbench.reporting.terminal import (
+        print_comparison,
+        print_disagreement,
+        print_judgments,
+        print_run_trust,
+        print_summary,
+    )
 
     with guarded():
-        run = load_run(run_dir, questions=baseline_run is not None)
-        base = load_run(baseline_run) if baseline_run is not None else None
-        rub = load_rubric(run.rubric_id.split("@")[0])
-    if question_id is not None:
-        mine = [j for j in run.judgments if j.question_id == question_id]
-        if not mine:
-            raise fail(f"{run_dir}: no judgment of question {question_id}")
-        if fmt == "json":
-            print_json([j.model_dump(mode="json") for j in mine])
-        else:
-            print_judgments(mine, console)
-        return
-    cmp = None
-    if base is not None:
-        from alignbench.reporting.compare import compare_runs
-
-        unique_labels([base, run])
-        cmp = compare_runs(base, run, rub, seed=seed)
-    from alignbench.trust_runs import run_trust
-
-    with guarded():
-        trust = run_trust(run, baseline=base, compare_dirs=compare_run or [], audit=audit, seed=seed)
+        view = api.show(run_dir, baseline_run=baseline_run, question_id=question_id, compare_runs=compare_run or [],
+                        audit=audit, seed=seed)
     if fmt == "json":
-        payload = run.summary.as_json()
-        if cmp is not None:
-            payload["comparison"] = cmp.as_dict()
-        payload["trust"] = trust.as_dict()
-        print_json(payload)
+        print_json(view.as_json())
         return
-    print_summary(run.summary, rub, console)
-    if run.summary.ensemble:
-        print_disagreement(run.summary.ensemble, console)
-    if cmp is not None:
-        from alignbench.reporting.terminal import print_comparison
-
-        print_comparison(cmp, console)
-    from alignbench.reporting.terminal import print_run_trust
-
-    print_run_trust(trust, console)
+    if question_id is not None:
+        print_judgments(view.judgments, console)
+        return
+    print_summary(view.run.summary, view.rubric, console)
+    if view.run.summary.ensemble:
+        print_disagreement(view.run.summary.ensemble, console)
+    if view.comparison is not None:
+        print_comparison(view.comparison, console)
+    print_run_trust(view.trust, console)
 
 
 cache_app = typer.Typer(help="Inspect or clear the judge reply cache.", no_args_is_help=True)

@@ -275,6 +275,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self._read_body()
+        if len(raw) < int(self.headers.get("Content-Length") or 0):
+            # the client went away mid-request (a killed process): nothing was asked, nothing is recorded
+            self.close_connection = True
+            return
         if self._path().endswith("/chat/completions"):
             self.server.stub._handle_chat(self, raw)
         else:

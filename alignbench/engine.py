@@ -533,4 +533,4 @@ def run_sync(coro: Awaitable[T]) -> T:
     if hasattr(coro, "close"):
         coro.close()  # type: ignore[union-attr]
     raise RuntimeError("an event loop is already running here (Jupyter?): use `await alignbench.score_async(...)` "
-                       "(or compare_async, meta_eval_async, answer_async) instead")
+                       "(or compare_async, meta_eval_async, answer_async, run_async) instead")

@@ -17,7 +17,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from alignbench.judges.base import ModelCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool, PooledClient, refused_feature
+from alignbench.judges.pool import Endpoint, EndpointPool, FeatureRefused, PooledClient, refused_feature
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
 
@@ -83,7 +83,7 @@ class OpenAIChat(PooledClient):
         while True:
             try:
                 return self.annotate(await self._send_once(endpoint, request, sent), request, sent)
-            except _Refused as refused:
+            except FeatureRefused as refused:
                 self.unsupported.setdefault(refused.feature, refused.reason)
                 sent = sent - {refused.feature}
 
@@ -128,7 +128,7 @@ class OpenAIChat(PooledClient):
                 raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
             if feature := refused_feature(exc.status_code, message, sent):
-                raise _Refused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
+                raise FeatureRefused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
             raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=exc.status_code in (401, 403, 404)) from None
         except (openai.APIResponseValidationError, ValueError) as exc:
@@ -138,14 +138,6 @@ class OpenAIChat(PooledClient):
     async def aclose(self) -> None:
         for ep in self.pool.endpoints:
             await ep.client.close()
-
-
-class _Refused(Exception):
-    """The server refused a protocol feature of the request (not an error of the call)."""
-
-    def __init__(self, feature: str, reason: str) -> None:
-        super().__init__(reason)
-        self.feature, self.reason = feature, reason
 
 
 def build(config, api_key: str | None) -> OpenAIChat:  # noqa: ANN001 - a ModelConfig

@@ -144,6 +144,15 @@ _FEATURE_MARKERS = {
 }
 
 
+class FeatureRefused(Exception):
+    """A server refused a protocol feature of the request (structured output, logprobs): not an error of
+    the call. Each HTTP backend raises it from one attempt; the request is sent again without the feature."""
+
+    def __init__(self, feature: str, reason: str) -> None:
+        super().__init__(reason)
+        self.feature, self.reason = feature, reason
+
+
 def refused_feature(status: int, message: str, asked: set[str]) -> str | None:
     """Which of the ``asked`` features (structured, logprobs) a 400/422 error refuses, if any."""
     if status not in (400, 422):

@@ -25,7 +25,7 @@ from zhipuai.core import _errors as zerr
 from zhipuai.types.chat.chat_completion import Completion
 
 from alignbench.judges.base import ModelCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool, PooledClient, refused_feature
+from alignbench.judges.pool import Endpoint, EndpointPool, FeatureRefused, PooledClient, refused_feature
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
 
@@ -86,7 +86,7 @@ class ZhipuAIChat(PooledClient):
         while True:
             try:
                 return self.annotate(self._call_once(endpoint, request, sent), request, sent)
-            except _Refused as refused:
+            except FeatureRefused as refused:
                 self.unsupported.setdefault(refused.feature, refused.reason)
                 sent = sent - {refused.feature}
 
@@ -146,7 +146,7 @@ class ZhipuAIChat(PooledClient):
                 raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
             if feature := refused_feature(status, message, sent):
-                raise _Refused(feature, f"{status} from {url}: {message}"[:300]) from None
+                raise FeatureRefused(feature, f"{status} from {url}: {message}"[:300]) from None
             raise ModelCallError(f"{status} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=status in (403, 404) or code in _FATAL_CODES) from None
         except zerr.APITimeoutError:  # a subclass of APIConnectionError: catch it first
@@ -179,14 +179,6 @@ def _error_detail(exc: zerr.APIStatusError) -> tuple[str, str]:
     if isinstance(err, dict):
         return str(err.get("code") or ""), str(err.get("message") or text)[:300]
     return "", text[:300]
-
-
-class _Refused(Exception):
-    """The server refused a protocol feature of the request (not an error of the call)."""
-
-    def __init__(self, feature: str, reason: str) -> None:
-        super().__init__(reason)
-        self.feature, self.reason = feature, reason
 
 
 def build(config, api_key: str | None) -> ZhipuAIChat:  # noqa: ANN001 - a ModelConfig

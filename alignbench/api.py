@@ -382,7 +382,7 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
 # -- compare ------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(repr=False)
 class PairwiseRun(FailureCounts):
     """A finished ``compare`` folder: the pairwise summary and every pair judged in both orders.
     ``failed``, ``total`` and ``by_status`` count the pairs that gave no verdict (a pair fails when

@@ -78,6 +78,7 @@ def test_a_question_sticks_to_its_server_when_there_is_room(pair) -> None:
 
 def test_failing_server_is_rested_and_probed_one_at_a_time(pair) -> None:
     a, b = pair
+    a.latency = 0.1  # each phase outlasts the longest rest (0.4 s), so the rested server is probed in it
     b.fail_always(500)
     judge = _judge([a.url, b.url], concurrency=4)
     judge.pool.base_rest, judge.pool.max_rest = 0.2, 0.4

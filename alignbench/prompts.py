@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 
 import jinja2
+import jinja2.meta
 
 from alignbench import structured
 from alignbench.judges.base import merge_system
@@ -34,6 +35,36 @@ def _environment(folder: Path) -> jinja2.Environment:
         keep_trailing_newline=False,
         autoescape=False,
     )
+
+
+# What differs from answer to answer (or question to question) within one category; every other template
+# variable is a function of the rubric and the category (``_variables``).
+_PER_ANSWER = frozenset({"question", "reference", "answer", "answer_1", "answer_2", "dialogue", "dialogue_1",
+                         "dialogue_2", "turn", "n_turns"})
+_RENDERED: dict[tuple[str, str, str, str, str], str] = {}
+
+
+@cache
+def _per_category(folder: Path, name: str) -> bool:
+    """Whether template ``name`` reads only what is the same for every answer of a category (a system prompt:
+    rules, bands, scale), so one rendering per rubric and category serves them all. A template that includes
+    or imports another is never assumed to: what that one reads is not checked."""
+    env = _environment(folder)
+    ast = env.parse(env.loader.get_source(env, name)[0])  # type: ignore[union-attr]
+    if next(iter(jinja2.meta.find_referenced_templates(ast)), False) is not False:
+        return False
+    return not (jinja2.meta.find_undeclared_variables(ast) & _PER_ANSWER)
+
+
+def _render(rubric: Rubric, name: str, variables: dict) -> str:
+    """Template ``name`` of ``rubric`` rendered with ``variables``; a per-category one (``_per_category``) is
+    rendered once per category: it was most of the CPU spent rendering 683 prompts."""
+    if not _per_category(rubric.folder, name):
+        return _environment(rubric.folder).get_template(name).render(variables)
+    key = (rubric.id, str(rubric.folder), name, variables["category"], variables["subcategory"])
+    if key not in _RENDERED:
+        _RENDERED[key] = _environment(rubric.folder).get_template(name).render(variables)
+    return _RENDERED[key]
 
 
 def cap_answer(text: str, max_chars: int | None) -> tuple[str, bool]:
@@ -82,7 +113,6 @@ def render(rubric: Rubric, question: Question, answer_text: str, *, turn: int | 
     if not rubric.templates.user:
         raise RubricError(f"rubric {rubric.id} has no pointwise template (templates.user in "
                           f"{rubric.folder / 'rubric.yaml'}): it only compares pairs")
-    env = _environment(rubric.folder)
     variables = {**_variables(rubric, question), "answer": answer_text}
     if rubric.turns is not None:
         k = turn or 1
@@ -93,8 +123,8 @@ def render(rubric: Rubric, question: Question, answer_text: str, *, turn: int | 
             reference=question.reference_for(k) if rubric.shows_reference(question.category) else "")
     messages = []
     if rubric.templates.system:
-        messages.append({"role": "system", "content": env.get_template(rubric.templates.system).render(variables)})
-    messages.append({"role": "user", "content": env.get_template(rubric.templates.user).render(variables)})
+        messages.append({"role": "system", "content": _render(rubric, rubric.templates.system, variables)})
+    messages.append({"role": "user", "content": _render(rubric, rubric.templates.user, variables)})
     return messages
 
 
@@ -117,7 +147,6 @@ def render_pairwise(rubric: Rubric, question: Question, first: str, second: str,
     if not rubric.templates.pairwise_user:
         raise RubricError(f"rubric {rubric.id} has no pairwise template "
                           f"(templates.pairwise_user in {rubric.folder / 'rubric.yaml'})")
-    env = _environment(rubric.folder)
     variables = {**_variables(rubric, question), "answer_1": first, "answer_2": second}
     system, user = rubric.templates.pairwise_system, rubric.templates.pairwise_user
     if question.multi_turn:
@@ -139,8 +168,8 @@ def render_pairwise(rubric: Rubric, question: Question, first: str, second: str,
             reference=question.reference_for(k) if rubric.shows_reference(question.category) else "")
     messages = []
     if system:
-        messages.append({"role": "system", "content": env.get_template(system).render(variables)})
-    messages.append({"role": "user", "content": env.get_template(user).render(variables)})
+        messages.append({"role": "system", "content": _render(rubric, system, variables)})
+    messages.append({"role": "user", "content": _render(rubric, user, variables)})
     return messages
 
 

@@ -93,3 +93,27 @@ def test_rubric_version_changes_the_cache_key(tmp_path) -> None:
     r1, _ = build_request(AB, q, ans, Decoding())
     r2, _ = build_request(other, q, ans, Decoding())
     assert r1.messages == r2.messages and r1.cache_key("j") != r2.cache_key("j")
+
+
+def test_system_prompt_rendered_once_per_category_only_when_it_reads_nothing_per_answer(tmp_path) -> None:
+    """The system prompt is rendered once per category (it reads rules, bands, scale); a system template
+    that reads the question (directly, or through an include) is rendered for every answer."""
+    import shutil
+
+    from alignbench import prompts
+
+    q1, q2 = [q for q in load_questions(QUESTIONS, AB) if q.category == "数学计算"][:2]
+    a1, a2 = (Answer(question_id=q.id, model="a", text="x") for q in (q1, q2))
+    shared = [build_request(AB, q, a, Decoding())[0].messages[0]["content"] for q, a in ((q1, a1), (q2, a2))]
+    assert shared[0] == shared[1] and prompts._per_category(AB.folder, AB.templates.system)
+    assert not prompts._per_category(AB.folder, AB.templates.user)  # it reads the question and the answer
+
+    for case, text in (("direct", "题目：{{ question }}\n"), ("include", "{% include 'part.j2' %}\n")):
+        folder = tmp_path / case
+        shutil.copytree(AB.folder, folder)
+        (folder / "part.j2").write_text("题目：{{ question }}\n", encoding="utf-8")
+        system = folder / AB.templates.system
+        system.write_text(text + system.read_text(encoding="utf-8"), encoding="utf-8")
+        rubric = load_rubric(str(folder))
+        got = [build_request(rubric, q, a, Decoding())[0].messages[0]["content"] for q, a in ((q1, a1), (q2, a2))]
+        assert got[0].startswith(f"题目：{q1.question}") and got[1].startswith(f"题目：{q2.question}"), case

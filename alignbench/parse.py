@@ -74,7 +74,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 
-from alignbench.reasoning import split_reasoning
+from alignbench.reasoning import ReasoningSplit, split_reasoning
 from alignbench.types import Status
 
 TAIL_CHARS = 32_000
@@ -793,21 +793,29 @@ def _json_offset(body: str, key: str) -> int:
     return score.end() if score else -1
 
 
+def _structured_reply(text: str | None) -> tuple[object, str | None, ReasoningSplit] | None:
+    """The JSON object of a structured reply, why it cannot be read (an empty reply, a ``<think>`` block never
+    closed, a cut-off object) and where the verdict text starts; None when the reply is not JSON at all.
+    Both JSON readers start here."""
+    split = split_reasoning(text or "")
+    if text is None or not text.strip():
+        return None, "empty judge reply", split
+    if split.unclosed:
+        return None, "cut off: the reply ends inside its <think> block", split
+    got = _json_verdict(split.text)
+    return None if got is None else (*got, split)
+
+
 def parse_structured_scores(text: str | None, dimensions: tuple[tuple[str, str], ...] | list[tuple[str, str]],
                             overall_key: str = "综合得分", scale: tuple[float, float] = (1, 10)) -> ParsedScores | None:
     """Read a JSON verdict (``{"dimensions": {id: {"analysis", "score"}}, "overall": {"analysis", "score"}}``,
     ``dimensions`` as (id, name) pairs; a dimension may also be keyed by its name). None when the reply is
     not JSON at all, so the caller reads it by the rubric's text convention. The same outcomes as
     ``parse_scores``: range checks, cut-offs and missing scores are statuses, never guesses."""
-    if text is None or not text.strip():
-        return ParsedScores(Status.PARSE_FAILED, detail="empty judge reply")
-    split = split_reasoning(text)
-    if split.unclosed:
-        return ParsedScores(Status.PARSE_FAILED, detail="cut off: the reply ends inside its <think> block")
-    got = _json_verdict(split.text)
+    got = _structured_reply(text)
     if got is None:
         return None
-    obj, problem = got
+    obj, problem, split = got
     if problem:
         return ParsedScores(Status.PARSE_FAILED, detail=problem)
     if not isinstance(obj, dict):
@@ -1042,15 +1050,10 @@ def parse_verdict(text: str | None) -> ParsedVerdict:
 def parse_structured_verdict(text: str | None) -> ParsedVerdict | None:
     """Read a JSON pairwise verdict (``{"analysis": …, "verdict": "A" | "助手1" | "tie" …}``); None when the
     reply is not JSON at all (read it with ``parse_verdict``)."""
-    if text is None or not text.strip():
-        return ParsedVerdict(Status.PARSE_FAILED, detail="empty judge reply")
-    split = split_reasoning(text)
-    if split.unclosed:
-        return ParsedVerdict(Status.PARSE_FAILED, detail="cut off: the reply ends inside its <think> block")
-    got = _json_verdict(split.text)
+    got = _structured_reply(text)
     if got is None:
         return None
-    obj, problem = got
+    obj, problem, _ = got
     if problem:
         return ParsedVerdict(Status.PARSE_FAILED, detail=problem)
     said = obj.get("verdict") if isinstance(obj, dict) else None

@@ -51,19 +51,19 @@ def _per_category(folder: Path, name: str) -> bool:
     or imports another is never assumed to: what that one reads is not checked."""
     env = _environment(folder)
     ast = env.parse(env.loader.get_source(env, name)[0])  # type: ignore[union-attr]
-    if next(iter(jinja2.meta.find_referenced_templates(ast)), False) is not False:
-        return False
-    return not (jinja2.meta.find_undeclared_variables(ast) & _PER_ANSWER)
+    includes = any(True for _ in jinja2.meta.find_referenced_templates(ast))
+    return not includes and not jinja2.meta.find_undeclared_variables(ast) & _PER_ANSWER
 
 
 def _render(rubric: Rubric, name: str, variables: dict) -> str:
     """Template ``name`` of ``rubric`` rendered with ``variables``; a per-category one (``_per_category``) is
     rendered once per category: it was most of the CPU spent rendering 683 prompts."""
+    template = _environment(rubric.folder).get_template(name)
     if not _per_category(rubric.folder, name):
-        return _environment(rubric.folder).get_template(name).render(variables)
+        return template.render(variables)
     key = (rubric.id, str(rubric.folder), name, variables["category"], variables["subcategory"])
     if key not in _RENDERED:
-        _RENDERED[key] = _environment(rubric.folder).get_template(name).render(variables)
+        _RENDERED[key] = template.render(variables)
     return _RENDERED[key]
 
 

@@ -218,9 +218,8 @@ class FailureCounts:
     def __repr__(self) -> str:
         """A line, not every judgment: ``asyncio.run`` formats the finished task's result (a dict of runs)
         while restoring the SIGINT handler, and a full dataclass repr of 683 judgments took 35 ms there."""
-        where = getattr(self, "dir", None) or getattr(self, "out", None)
-        return f"<{type(self).__name__} {getattr(self, 'label', '')!r} at {where}: {self.total} judgments, " \
-               f"{self.failed} failed>"
+        return f"<{type(self).__name__} {getattr(self, 'label', '')!r} at {getattr(self, 'dir', None)}: " \
+               f"{self.total} judgments, {self.failed} failed>"
 
 
 @dataclass(repr=False)

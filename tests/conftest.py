@@ -54,3 +54,17 @@ def read_jsonl(path: Path) -> list[dict]:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def assert_golden(parsed, case: dict, key: str) -> None:  # noqa: ANN001 - a ParsedScores
+    """What a golden parse case (tests/cases/*.yaml) names: its status, words of its detail, and when it parses,
+    its scores and where the verdict's number starts (``spans``, for the log-probability reader)."""
+    from alignbench.types import Status
+
+    assert parsed.status is Status(case["status"]), parsed.detail
+    if "detail_contains" in case:
+        assert case["detail_contains"] in parsed.detail
+    if parsed.ok:
+        assert parsed.overall == pytest.approx(case["overall"])
+        assert parsed.scores == pytest.approx(case.get("scores", {}))
+        assert key in parsed.spans

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ZH, read_jsonl, run_cli, write_jsonl
+from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ZH, assert_golden, read_jsonl, run_cli, write_jsonl
 from protocol_judge import ProtocolJudge, expected_for
 from stub_server import StubServer
 
@@ -50,14 +50,8 @@ def test_convention_golden_case(case: dict) -> None:
         assert parsed is not None
     else:
         parsed = parse_scores(case["text"], case.get("dims", []), key, scale, convention=case["convention"])
-    assert parsed.status is Status(case["status"]), parsed.detail
-    if "detail_contains" in case:
-        assert case["detail_contains"] in parsed.detail
-    if parsed.ok:
-        assert parsed.overall == pytest.approx(case["overall"])
-        assert parsed.scores == pytest.approx(case.get("scores", {}))
-        assert key in parsed.spans  # where the verdict's number starts, for the log-probability reader
-    else:
+    assert_golden(parsed, case, key)
+    if not parsed.ok:
         assert parsed.overall is None or parsed.status is Status.OUT_OF_RANGE
         assert parsed.detail
 

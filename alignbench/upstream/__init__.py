@@ -1,0 +1,80 @@
+"""Upstream checkouts: the official tools' own files, read at run time from where the user keeps them.
+
+Why: a score only stands next to a published leaderboard when the judge was asked exactly as the
+leaderboard's own scripts ask it. We may not ship THUDM's, FastChat's or CritiqueLLM's prompt text, and we
+do not need to: a user who runs AlignBench or MT-Bench already has a clone. ``--upstream PATH`` (API:
+``upstream=``) points at that clone; :func:`open_checkout` recognises which tool it is from its layout, and
+the protocol modules beside this one read their prompts and configs from it, never from our package.
+
+A checkout whose files differ from the versions we know (by SHA-256, a fact, not their text) still works
+when its structure parses, and is labelled *modified*; one that does not parse fails with one error naming
+the file, before any call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+Kind = Literal["alignbench", "fastchat", "critiquellm"]
+
+# What marks each kind of checkout: files relative to the folder the user points at. A FastChat user may
+# point at the repository root or at ``fastchat/llm_judge`` itself; both are accepted.
+_MARKERS: dict[Kind, tuple[tuple[str, ...], ...]] = {
+    "alignbench": (("judge.py", "config/dimension_set.json"),),
+    "fastchat": (("fastchat/llm_judge/data/judge_prompts.jsonl",), ("data/judge_prompts.jsonl", "common.py")),
+    "critiquellm": (("inference/prompts.py",), ("prompts.py", "inference.py")),
+}
+_ROOT_OFFSET: dict[Kind, tuple[str, ...]] = {
+    "alignbench": ("",),
+    "fastchat": ("fastchat/llm_judge", ""),
+    "critiquellm": ("inference", ""),
+}
+
+
+class UpstreamError(ValueError):
+    """A checkout is missing, of an unknown kind, or one of its files does not parse (the file is named)."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """A recognised clone: its kind, the folder the user gave, and the folder its protocol files live in
+    (``fastchat/llm_judge`` for FastChat, ``inference`` for CritiqueLLM, the root for AlignBench)."""
+
+    kind: Kind
+    root: Path
+    base: Path
+
+    def file(self, relative: str) -> Path:
+        """A file of the checkout, relative to :attr:`base`; a missing one is an :class:`UpstreamError`."""
+        path = self.base / relative
+        if not path.is_file():
+            raise UpstreamError(f"{path}: not found in the {self.kind} checkout at {self.root}")
+        return path
+
+
+def open_checkout(path: str | Path, expect: Kind | None = None) -> Checkout:
+    """Recognise the checkout at ``path`` (AlignBench, FastChat or CritiqueLLM) from its layout.
+
+    ``expect`` names the kind a caller needs; another kind is then an error that says which it found.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UpstreamError(f"{root}: no such folder (give the path of your clone of THUDM/AlignBench, "
+                            "lm-sys/FastChat or thu-coai/CritiqueLLM)")
+    for kind, alternatives in _MARKERS.items():
+        for markers, offset in zip(alternatives, _ROOT_OFFSET[kind], strict=False):
+            if all((root / m).is_file() for m in markers):
+                found = Checkout(kind=kind, root=root, base=(root / offset) if offset else root)
+                if expect is not None and kind != expect:
+                    raise UpstreamError(f"{root}: a {kind} checkout, but a {expect} checkout is needed here")
+                return found
+    raise UpstreamError(f"{root}: not a checkout of THUDM/AlignBench (judge.py, config/), lm-sys/FastChat "
+                        "(fastchat/llm_judge/) or thu-coai/CritiqueLLM (inference/prompts.py)")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes: what a manifest records and what tells a modified checkout."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -174,13 +174,12 @@ def _label(obj: dict, llmbar: bool, path: Path, line: int) -> Label:
 
 def review_points(run_dir: Path, rubric: Rubric) -> tuple[list[PointRow], dict[str, Any]]:
     """A run folder's reviews as pointwise human-labelled rows: for each judgment with a current review
-    (``view.reviews.human_labels``; stale ones left out), its question and answer texts (from the files
+    (``reviews.human_labels``; stale ones left out), its question and answer texts (from the files
     the run's manifest records) and the reviewer's overall score. Why: reviews collected in the viewer
     measure the judge exactly as a labelled data set does, and meta-eval can then compare judges and
     protocols on them. Every problem is an InputError naming the folder."""
-    from alignbench.rundir import RunError, expand_runs, load_run
-    from alignbench.view.data import load_answer_texts
-    from alignbench.view.reviews import REVIEWS_FILE, ReviewError, human_labels, load_reviews
+    from alignbench.reviews import REVIEWS_FILE, ReviewError, human_labels, load_reviews
+    from alignbench.rundir import RunError, expand_runs, load_answer_texts, load_run
 
     rows: list[PointRow] = []
     humans: list[float] = []

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from alignbench.types import Judgment, Question, Status, Summary
+from alignbench.types import Answer, Judgment, Question, Status, Summary
 
 SUMMARY = "summary.json"
 JUDGMENTS = "judgments.jsonl"
@@ -407,3 +407,46 @@ def unique_labels(runs: Sequence[Run]) -> None:
         counts[r.model] = counts.get(r.model, 0) + 1
     for r in runs:
         r.label = r.model if counts[r.model] == 1 else f"{r.model} ({r.dir.name})"
+
+
+@lru_cache(maxsize=32)
+def _answers_file(path: str, mtime_ns: int) -> tuple[list[Answer], str | None]:
+    from alignbench.data import InputError, load_answers
+
+    try:
+        return load_answers(path, allow_empty=True), None
+    except InputError as exc:
+        if "no model name" in str(exc):
+            return [], "unnamed"
+        return [], str(exc)
+
+
+def load_answer_texts(run: Run) -> tuple[dict[int, Answer], str | None]:
+    """The answers this run judged, by question id, from the answer file its manifest records; with
+    a note saying why they are missing or may differ from what was judged."""
+    from alignbench.data import InputError, load_answers
+
+    recorded = run.summary.run.answers
+    if isinstance(recorded, dict):
+        recorded = recorded.get("path")
+    if isinstance(recorded, (list, tuple)):
+        recorded = next((r for r in recorded if isinstance(r, str) and find_recorded(r, run.dir)), None)
+    if not recorded or not isinstance(recorded, str):
+        return {}, "answer file not at hand (the run records none)"
+    path = find_recorded(recorded, run.dir)
+    if path is None or not path.is_file():
+        return {}, f"answer file not at hand ({recorded} not found)"
+    answers, problem = _answers_file(str(path.resolve()), path.stat().st_mtime_ns)
+    if problem == "unnamed":
+        try:
+            answers, problem = load_answers(path, model=run.model, allow_empty=True), None
+        except InputError as exc:
+            answers, problem = [], str(exc)
+    if problem:
+        return {}, f"answer file not readable: {problem}"
+    mine = [a for a in answers if a.model == run.model]
+    if not mine and len({a.model for a in answers}) == 1:  # the run named the model with --model
+        mine = answers
+    if not mine:
+        return {}, f"answer file {recorded} has no answers of {run.model}"
+    return {a.question_id: a for a in mine}, None

@@ -131,10 +131,10 @@ def read_labels_file(path: Path | str) -> LabelSet:
 
 def labels_from_reviews(run_dir: Path | str, picked: Sequence[str] | None = PICKED_DEFAULT) -> LabelSet:
     """The reviewers' overall scores in a run folder's ``reviews.jsonl`` (a folder of run folders: all
-    of them), through ``view.reviews.human_labels``: the latest current review of each judgment; stale
+    of them), through ``reviews.human_labels``: the latest current review of each judgment; stale
     ones are left out. ``picked`` keeps only reviews picked that way (default: the random-sample queue,
     the only labels a calibration may treat as a random sample); None keeps all."""
-    from alignbench.view.reviews import (
+    from alignbench.reviews import (
         REVIEWS_FILE,
         ReviewError,
         human_labels,
@@ -340,9 +340,9 @@ def bridge_info(run: Run) -> dict[str, Any] | None:
 
 
 def review_state(run: Run) -> tuple[Any, str | None]:
-    """(``view.reviews.Agreement`` or None without ``reviews.jsonl``, a problem in words or None). A
+    """(``reviews.Agreement`` or None without ``reviews.jsonl``, a problem in words or None). A
     review file with an unreadable line is a problem to show, not an error: the scores still stand."""
-    from alignbench.view.reviews import ReviewError, load_reviews, review_agreement
+    from alignbench.reviews import ReviewError, load_reviews, review_agreement
 
     if not (run.dir / "reviews.jsonl").is_file():
         return None, None
@@ -401,7 +401,7 @@ def judge_names(run: Run) -> list[str]:
 
 def answer_texts(run: Run) -> tuple[dict[int, str], str | None]:
     """The run's answer texts by question id from the answer file its manifest records, or a note."""
-    from alignbench.view.data import load_answer_texts
+    from alignbench.rundir import load_answer_texts
 
     answers, note = load_answer_texts(run)
     return {q: a.text for q, a in answers.items()}, note
@@ -493,7 +493,7 @@ def audit_runs(runs: Sequence[Run], *, compare_dirs: Sequence[Path | str] = (), 
 
 @dataclass
 class RunTrust:
-    """What ``show`` adds about trusting one run: its reviews (``view.reviews.Agreement``), its judge
+    """What ``show`` adds about trusting one run: its reviews (``reviews.Agreement``), its judge
     variance (``summary.samples`` of a ``score --samples K`` run) and a bias audit."""
 
     reviews: Any = None

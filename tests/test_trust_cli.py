@@ -22,12 +22,12 @@ from stub_server import StubServer, alignbench_responder
 
 import alignbench
 from alignbench.data import file_sha256, load_questions
+from alignbench.reviews import append_review, make_review
 from alignbench.rubrics import load_rubric
 from alignbench.rundir import RunFolder, load_run
 from alignbench.scoring import build_summary, manifest
 from alignbench.trust import Bridge, apply_bridge, calibrate, judge_variance, parse_label_scale
 from alignbench.types import Judgment, Status, UsageTotals
-from alignbench.view.reviews import append_review, make_review
 
 RUB = load_rubric("alignbench")
 QS = load_questions(QUESTIONS, RUB)

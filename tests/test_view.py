@@ -20,11 +20,7 @@ import pytest
 from test_view_runs import HOSTILE_ANSWER, HOSTILE_JUDGE, QS, build_all, judgment, reviews_of, score_a
 
 from alignbench.cli import view as _view  # noqa: F401  (registers `view` until cli/__init__ imports it)
-from alignbench.rundir import load_run
-from alignbench.types import Status
-from alignbench.view.data import Query, load_view, terms, variants
-from alignbench.view.queue import Facts, usefulness
-from alignbench.view.reviews import (
+from alignbench.reviews import (
     Review,
     ReviewError,
     append_review,
@@ -35,6 +31,10 @@ from alignbench.view.reviews import (
     read_reviews,
     review_agreement,
 )
+from alignbench.rundir import load_run
+from alignbench.types import Status
+from alignbench.view.data import Query, load_view, terms, variants
+from alignbench.view.queue import Facts, usefulness
 from alignbench.view.server import Background, ServeConfig, is_loopback
 
 
@@ -106,7 +106,7 @@ def test_append_is_one_line_per_write_under_concurrency(tmp_path: Path) -> None:
     note = "很长的备注" * 800  # 4000 characters, 12 KB: larger than a pipe buffer's atomic write
     script = ("import sys\n"
               "from alignbench.types import Judgment\n"
-              "from alignbench.view.reviews import append_review, make_review\n"
+              "from alignbench.reviews import append_review, make_review\n"
               f"j = Judgment.model_validate_json({j.model_dump_json()!r})\n"
               "print('ready', flush=True); sys.stdin.readline()\n"
               "for i in range(50):\n"

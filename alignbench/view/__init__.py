@@ -12,6 +12,6 @@ judgments.
 
 from __future__ import annotations
 
-from alignbench.view.reviews import Agreement, Review, load_reviews, review_agreement
+from alignbench.reviews import Agreement, Review, load_reviews, review_agreement
 
 __all__ = ["Agreement", "Review", "load_reviews", "review_agreement"]

@@ -17,31 +17,30 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from alignbench.data import InputError, load_answers
-from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.rundir import (
-    Run,
-    RunError,
-    ensemble_members,
-    find_recorded,
-    load_run,
-    run_folders,
-    unique_labels,
-)
-from alignbench.types import Answer, Judgment, Question, Status
-from alignbench.view.queue import Facts, usefulness
-from alignbench.view.reviews import (
+from alignbench.data import InputError
+from alignbench.reviews import (
     ReviewState,
     append_review,
     current_reviews,
     read_reviews,
     review_agreement,
 )
+from alignbench.rubrics import Rubric, RubricError, load_rubric
+from alignbench.rundir import (
+    Run,
+    RunError,
+    ensemble_members,
+    load_answer_texts,
+    load_run,
+    run_folders,
+    unique_labels,
+)
+from alignbench.types import Answer, Judgment, Question, Status
+from alignbench.view.queue import Facts, usefulness
 
 PAIRWISE_JUDGMENTS = "pairwise_judgments.jsonl"
 PAIRWISE_SUMMARY = "pairwise_summary.json"
@@ -197,45 +196,6 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 # ================================================================================================
 # Loading
 # ================================================================================================
-
-
-@lru_cache(maxsize=32)
-def _answers_file(path: str, mtime_ns: int) -> tuple[list[Answer], str | None]:
-    try:
-        return load_answers(path, allow_empty=True), None
-    except InputError as exc:
-        if "no model name" in str(exc):
-            return [], "unnamed"
-        return [], str(exc)
-
-
-def load_answer_texts(run: Run) -> tuple[dict[int, Answer], str | None]:
-    """The answers this run judged, by question id, from the answer file its manifest records; with
-    a note saying why they are missing or may differ from what was judged."""
-    recorded = run.summary.run.answers
-    if isinstance(recorded, dict):
-        recorded = recorded.get("path")
-    if isinstance(recorded, (list, tuple)):
-        recorded = next((r for r in recorded if isinstance(r, str) and find_recorded(r, run.dir)), None)
-    if not recorded or not isinstance(recorded, str):
-        return {}, "answer file not at hand (the run records none)"
-    path = find_recorded(recorded, run.dir)
-    if path is None or not path.is_file():
-        return {}, f"answer file not at hand ({recorded} not found)"
-    answers, problem = _answers_file(str(path.resolve()), path.stat().st_mtime_ns)
-    if problem == "unnamed":
-        try:
-            answers, problem = load_answers(path, model=run.model, allow_empty=True), None
-        except InputError as exc:
-            answers, problem = [], str(exc)
-    if problem:
-        return {}, f"answer file not readable: {problem}"
-    mine = [a for a in answers if a.model == run.model]
-    if not mine and len({a.model for a in answers}) == 1:  # the run named the model with --model
-        mine = answers
-    if not mine:
-        return {}, f"answer file {recorded} has no answers of {run.model}"
-    return {a.question_id: a for a in mine}, None
 
 
 def _load_members(run: Run) -> tuple[dict[str, dict[int, Judgment]], str | None]:

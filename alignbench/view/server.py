@@ -44,9 +44,9 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from alignbench.reviews import MAX_NOTE_CHARS, make_review, review_json
 from alignbench.view.data import Query, RunView, ViewData, neighbours
 from alignbench.view.render import Links, Pages, Settings
-from alignbench.view.reviews import MAX_NOTE_CHARS, make_review, review_json
 
 # anyio imports its file API (used to serve static files) lazily, on first use. Doing that inside the
 # server's thread while another thread compiles Python source trips a CPython 3.11 bug ("AST constructor

@@ -311,6 +311,10 @@ def test_fastchat_single_import(tmp_path: Path) -> None:
     error = next(j for j in run.judgments if j.question_id == questions[3]["question_id"])
     assert error.status is not Status.OK and error.turns[0].status is Status.JUDGE_ERROR
     assert api.show(run.dir).run.summary.overall == s.overall
+    shown = run_cli("show", str(run.dir))
+    flat = " ".join(shown.stdout.split())
+    assert shown.returncode == 0, shown.stderr
+    assert f"{s.overall:.2f}" in flat and "(fastchat-single), not re-judged" in flat and "writing" in flat
     [audit] = api.audit(run.dir, n_boot=20)
     assert "answer file not at hand" not in json.dumps(audit.as_dict(), ensure_ascii=False)
 
@@ -358,6 +362,9 @@ def test_fastchat_pair_import(tmp_path: Path) -> None:
     # compare readers: winrate and the position audit
     wr = api.winrate(pr.dir / "pairwise_judgments.jsonl")
     assert wr["models"]["vicuna-test"]["win_rate"] == pytest.approx(m["win_rate"])
+    written = json.loads((pr.dir / "pairwise_summary.json").read_text(encoding="utf-8"))
+    assert written["run"]["imported"]["format"] == "fastchat-pair" and written["finished"] is True
+    assert read_jsonl(pr.dir / "import_differences.jsonl")[0]["kind"] == "their_failure"
 
 
 def test_format_errors_name_file_and_line(tmp_path: Path) -> None:

@@ -135,13 +135,6 @@ def imported_label(imported: dict[str, Any]) -> str:
     return f"imported from {imported.get('source', '?')} ({imported.get('format', '?')}), not re-judged"
 
 
-def imported_of(manifest: Any) -> dict[str, Any] | None:
-    """The ``imported`` record of a run's manifest (a ``Manifest`` or a compare summary's ``run`` dict)."""
-    extra = manifest if isinstance(manifest, dict) else (getattr(manifest, "model_extra", None) or {})
-    value = extra.get("imported")
-    return value if isinstance(value, dict) else None
-
-
 # ================================================================================================
 # Reading and telling the formats apart
 # ================================================================================================
@@ -166,6 +159,31 @@ def detect_format(path: Path, records: Sequence[tuple[int, dict[str, Any]]]) -> 
             raise ImportFormatError(path, lineno, f"a {fits[0]} line in a {found} file; import each file on its own")
     assert found is not None
     return found
+
+
+def last_of_each(records: Sequence[tuple[int, dict[str, Any]]], key: Any) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """The records with only the last line of each ``key(obj)``, in file order, and how many were dropped.
+
+    Why the last: both tools append to their output file (``judge.py`` opens it with "a"; so does FastChat), so
+    a run started again after a crash writes every judgment a second time, and the later line is the later
+    judgment. The number dropped is reported, never silent."""
+    last: dict[Any, int] = {}
+    for i, (_, obj) in enumerate(records):
+        last[key(obj)] = i
+    keep = sorted(last.values())
+    return [records[i] for i in keep], len(records) - len(keep)
+
+
+def _one_judge(path: Path, records: Sequence[tuple[int, dict[str, Any]]]) -> None:
+    """A FastChat file holds one judge's judgments (FastChat writes one file per judge model); two judges of one
+    answer would be two readings of it, not one run."""
+    judges: dict[str, int] = {}
+    for lineno, obj in records:
+        judges.setdefault(_fastchat_judge(obj)[0], lineno)
+    if len(judges) > 1:
+        first, second = list(judges.items())[:2]
+        raise InputError(path, second[1], f"judge {second[0]!r} here, {first[0]!r} on line {first[1]}: a run holds one "
+                         "judge's judgments; split the file by judge and import each")
 
 
 def _score(value: Any) -> float | None:
@@ -396,12 +414,8 @@ def _fastchat_single(path: Path, records: Sequence[tuple[int, dict[str, Any]]], 
             diffs.append(Difference(str(path), lineno, qid, model, diff[0], theirs, overall, parsed_status.value,
                                     diff[1], turn=turn))
     by_model: dict[str, list[Judgment]] = {}
-    for (model, qid), mine in sorted(turns.items()):
+    for (model, _qid), mine in sorted(turns.items()):
         mine.sort(key=lambda t: t.turn or 0)
-        seen = [t.turn for t in mine]
-        if len(set(seen)) != len(seen):
-            raise InputError(path, None, f"question {qid} of model {model} has turn {seen} judged more than once; "
-                             "import one judge's file at a time")
         by_model.setdefault(model, []).append(dialogue_judgment(mine))
     return by_model, diffs
 
@@ -661,16 +675,29 @@ def _import_one(path: Path, records: list[tuple[int, dict[str, Any]]], fmt: Form
     rubric = load_rubric(_RUBRIC[fmt])
     rubric_id = f"{rubric.name}@imported-{_TOOL[fmt]}"
     sha = file_sha256(path)
+    n_lines = len(records)
     if fmt == "alignbench-judge":
         judge = judge_model or ALIGNBENCH_JUDGE_MODEL
+        records, dropped = last_of_each(records, lambda o: (str(o.get("model_id") or path.stem), str(o["question_id"])))
         by_model, diffs, extra = _alignbench_judgments(path, records, rubric, judge, rubric_id)
-        result = ImportResult(path, fmt, sha, judge, ["judge.py prompt_construct"], len(records), diffs)
+        result = ImportResult(path, fmt, sha, judge, ["judge.py prompt_construct"], n_lines, diffs,
+                              notes=_dropped_note(dropped))
         for model, judgments in by_model.items():
             result.runs[model] = _write_pointwise(
-                path, fmt, sha, model, judgments, rubric, rubric_id, judge, result.prompt_names, len(records),
+                path, fmt, sha, model, judgments, rubric, rubric_id, judge, result.prompt_names, n_lines,
                 default_run_dir(model, judge, "imported-judge.py", root=root), diffs, extra["questions"],
-                extra["answers"][model], {}, force, seed, [])
+                extra["answers"][model], {}, force, seed, result.notes)
         return result
+    _one_judge(path, records)
+    if fmt == "fastchat-pair":
+        single = next((n for n, o in records if "m1_score" in o), None)
+        if single is not None:
+            raise ImportFormatError(path, single, "pairs judged by a single-answer judge (m1_score, m2_score): import "
+                                    "FastChat's single-answer file of that judge instead")
+        records, dropped = last_of_each(records, lambda o: (str(o["model_1"]), str(o["model_2"]), str(o["question_id"]),
+                                                            o.get("turn")))
+    else:
+        records, dropped = last_of_each(records, lambda o: (str(o["model"]), str(o["question_id"]), o.get("turn")))
     judges = sorted({_fastchat_judge(o) for _, o in records})
     judge = judge_model or ", ".join(sorted({j for j, _ in judges}))
     prompts = sorted({p for _, p in judges})
@@ -682,22 +709,29 @@ def _import_one(path: Path, records: list[tuple[int, dict[str, Any]]], fmt: Form
     if fmt == "fastchat-single":
         by_model, diffs = _fastchat_single(path, records, rubric, rubric_id, qs)
         replies, notes = _fastchat_answers(path, Path(answers) if answers is not None else None, sorted(by_model))
-        result = ImportResult(path, fmt, sha, judge, prompts, len(records), diffs, notes=notes)
+        notes = _dropped_note(dropped) + notes
+        result = ImportResult(path, fmt, sha, judge, prompts, n_lines, diffs, notes=notes)
         for model, judgments in by_model.items():
             arows = [{"question_id": qid, "model_id": model, "turns": t} for qid, t in sorted(replies[model].items())] \
                 if model in replies else None
             result.runs[model] = _write_pointwise(
-                path, fmt, sha, model, judgments, rubric, rubric_id, judge, prompts, len(records),
+                path, fmt, sha, model, judgments, rubric, rubric_id, judge, prompts, n_lines,
                 default_run_dir(model, judge, "imported-fastchat", root=root), diffs, qrows, arows,
                 {"path": str(qpath), "sha256": file_sha256(qpath)}, force, seed, notes)
         return result
-    return _import_pairs(path, records, rubric, rubric_id, sha, judge, prompts, qs, qpath, root,
-                         answers=answers, baseline=baseline, seed=seed, length_unit=length_unit, bootstrap=bootstrap)
+    return _import_pairs(path, records, rubric, rubric_id, sha, judge, prompts, qs, qpath, root, n_lines=n_lines,
+                         dropped=dropped, answers=answers, baseline=baseline, seed=seed, length_unit=length_unit,
+                         bootstrap=bootstrap)
+
+
+def _dropped_note(dropped: int) -> list[str]:
+    return [f"{dropped} line(s) judge an answer judged again further down the file (the tools append on a re-run): "
+            "the last judgment of each is imported"] if dropped else []
 
 
 def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric: Rubric, rubric_id: str, sha: str,
                   judge: str, prompts: list[str], qs: dict[int, dict[str, Any]], qpath: Path, root: Path, *,
-                  answers: str | Path | None, baseline: str | None, seed: int, length_unit: str,
+                  n_lines: int, dropped: int, answers: str | Path | None, baseline: str | None, seed: int, length_unit: str,
                   bootstrap: int) -> ImportResult:
     from alignbench.pairwise.compare import run_metadata, summarize_compare, write_compare_run
 
@@ -707,13 +741,14 @@ def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric:
     models = sorted({str(o[k]) for _, o in records for k in ("model_1", "model_2")})
     folder = answers_folder(path, Path(answers) if answers is not None else None)
     replies, notes = _fastchat_answers(path, folder, models)
+    notes = _dropped_note(dropped) + notes
     judgments, diffs, skipped = _fastchat_pairs(path, records, rubric, rubric_id, qs, base, replies)
     if skipped:
         notes.append(f"{skipped} row(s) do not involve the baseline {base} and are not imported")
     if not judgments:
         raise InputError(path, None, f"no pair involves the baseline {base}")
-    imported = _imported_record(path, "fastchat-pair", sha, judge, prompts, len(records))
-    result = ImportResult(path, "fastchat-pair", sha, judge, prompts, len(records), diffs, notes=notes)
+    imported = _imported_record(path, "fastchat-pair", sha, judge, prompts, n_lines)
+    result = ImportResult(path, "fastchat-pair", sha, judge, prompts, n_lines, diffs, notes=notes)
     compared = sorted({j.model for j in judgments})
     who = "+".join(compared) if len("+".join(compared)) <= 60 else f"{len(compared)}-models"
     run_dir = default_run_dir(who, "vs", base, judge, "imported-fastchat-pair", root=root)
@@ -738,4 +773,4 @@ def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric:
 
 
 __all__ = ["FORMATS", "Difference", "ImportFormatError", "ImportResult", "detect_format", "import_judgments",
-           "imported_label", "imported_of", "mtbench_figures"]
+           "imported_label", "mtbench_figures"]

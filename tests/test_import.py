@@ -308,6 +308,7 @@ def test_fastchat_single_import(tmp_path: Path) -> None:
     theirs = [r["score"] for r in rows if r["score"] != -1]
     assert sum(theirs) / len(theirs) != pytest.approx(mt["score"])  # the misreads move it
     run = result.runs["vicuna-test"]
+    assert run.questions is not None and run.questions[questions[0]["question_id"]].model_turns == 2
     error = next(j for j in run.judgments if j.question_id == questions[3]["question_id"])
     assert error.status is not Status.OK and error.turns[0].status is Status.JUDGE_ERROR
     assert api.show(run.dir).run.summary.overall == s.overall
@@ -379,3 +380,37 @@ def test_format_errors_name_file_and_line(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists()
     proc = run_cli("import", str(bad), "--out", str(tmp_path / "runs"))
     assert proc.returncode != 0 and "bad.jsonl:1" in proc.stderr
+
+
+def test_rerun_appends_are_read_as_the_last_judgment(tmp_path: Path) -> None:
+    """judge.py appends: a run started again writes every judgment once more; the later line is imported."""
+    path, lines, expected = _alignbench_file(tmp_path, n_each=1)
+    again = dict(lines[0], judgment=lines[0]["judgment"].replace("'综合得分': 7", "'综合得分': 9"), score=9)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(again, ensure_ascii=False) + "\n")
+    [result] = import_judgments(path, out=tmp_path / "runs")
+    judged = {j.question_id: j for j in result.runs[MODEL].judgments}
+    assert len(judged) == len(lines) and judged[lines[0]["question_id"]].overall == 9.0
+    assert result.records == len(lines) + 1 and "1 line(s) judge an answer judged again" in result.notes[0]
+    assert "judged again" in " ".join(result.runs[MODEL].summary.run.model_extra["notes"])
+
+
+def test_fastchat_files_that_are_not_one_run(tmp_path: Path) -> None:
+    bench, questions = _mt_bench_dirs(tmp_path)
+    row = {"question_id": questions[0]["question_id"], "model": "m", "judge": ["gpt-4", "single-v1"],
+           "user_prompt": "p", "judgment": "Rating: [[5]]", "score": 5, "turn": 1, "tstamp": 1.0}
+    two = write_jsonl(bench / "model_judgment" / "two_single.jsonl",
+                      [row, {**row, "judge": ["claude-v1", "single-v1"]}])
+    with pytest.raises(InputError, match=r"two_single\.jsonl:2: judge 'claude-v1' here, 'gpt-4' on line 1"):
+        import_judgments(two, out=tmp_path / "runs")
+    pair = {"question_id": questions[0]["question_id"], "model_1": "a", "model_2": "b", "g1_winner": "tie",
+            "g2_winner": "tie", "judge": ["gpt-4", "single-v1"], "g1_user_prompt": "p", "g1_judgment": "[[5]]",
+            "g2_user_prompt": "p", "g2_judgment": "[[5]]", "m1_score": 5, "m2_score": 5, "tstamp": 1.0}
+    single_pair = write_jsonl(bench / "model_judgment" / "gpt-4_pair.jsonl", [pair])
+    with pytest.raises(ImportFormatError, match=r"gpt-4_pair\.jsonl:1: pairs judged by a single-answer judge"):
+        import_judgments(single_pair, out=tmp_path / "runs")
+    (bench / "question.jsonl").unlink()
+    good = write_jsonl(bench / "model_judgment" / "gpt-4_single.jsonl", [row])
+    with pytest.raises(InputError, match="question.jsonl not found"):
+        import_judgments(good, out=tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()

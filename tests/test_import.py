@@ -84,6 +84,8 @@ def _ab_text(i: int, dims: list[str]) -> tuple[str, float | None]:
         return "这个回答整体还可以，但有些地方不够准确，我给它中等偏上的分数。", None
     if i == 5:  # cut off inside the final dict: they read 1, the judge may have meant 10
         return "回答很差。\n" + _dict(dims, [3] * n, 1)[:-1], None
+    if i == 6:  # the overall agrees, a dimension does not: their "(\d+)" reads 8.5 as 8
+        return "回答较好。\n" + _dict(dims, ["8.5"] + ["8"] * (n - 1), 8), 8.0
     score = 3 + i % 6
     return f"第{i}个回答的评价。\n" + _dict(dims, [score] * n, score), float(score)
 
@@ -113,12 +115,14 @@ def _alignbench_file(tmp_path: Path, model: str = MODEL, shift: int = 0, n_each:
 def test_alignbench_import_differences_row_by_row(tmp_path: Path) -> None:
     path, lines, expected = _alignbench_file(tmp_path)
     # what judge.py itself stored for the special rows (its own post_process ran above)
-    assert [lines[i]["score"] for i in range(6)] == [7, -1, 7, 6, -1, 1.0]
+    assert [lines[i]["score"] for i in range(7)] == [7, -1, 7, 6, -1, 1.0, 8]
     [result] = import_judgments(path, out=tmp_path / "runs")
     assert result.format == "alignbench-judge" and result.judge_model == "gpt-4"
     rows = [(d.line, d.kind, d.theirs, d.ours, d.our_status) for d in result.differences]
     assert rows == [(2, "their_failure", -1.0, 6.0, "ok"), (3, "misread", 7.0, 4.0, "ok"),
-                    (4, "misread", 6.0, 6.5, "ok"), (6, "our_failure", 1.0, None, "parse_failed")]
+                    (4, "misread", 6.0, 6.5, "ok"), (6, "our_failure", 1.0, None, "parse_failed"),
+                    (7, "misread", 8.0, 8.0, "ok")]
+    assert result.differences[-1].detail == "dimensions differ: 事实正确性 8 vs 8.5"
     run = result.runs[MODEL]
     by_q = {j.question_id: j for j in run.judgments}
     for doc, ours in zip(lines, expected, strict=True):
@@ -202,7 +206,7 @@ def test_cli_import_then_show(tmp_path: Path) -> None:
     proc = run_cli("import", str(path), "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     flat = " ".join(proc.stdout.split())
-    assert "4 judgment(s) read differently from the stored score" in flat
+    assert "5 judgment(s) read differently from the stored score" in flat
     assert "not re-judged" in flat and "sha256" in flat
     assert "their -1 / error, we read" in flat and "we read nothing" in flat and "read differently" in flat
     [run_dir] = [p for p in out.iterdir() if p.is_dir()]

@@ -418,3 +418,30 @@ def test_fastchat_files_that_are_not_one_run(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="question.jsonl not found"):
         import_judgments(good, out=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()
+
+
+def test_fastchat_single_score_equals_show_result_where_readings_agree(tmp_path: Path) -> None:
+    """Where every text reads the same both ways, the MT-Bench score and per-turn scores are show_result.py's:
+    its own pandas steps (drop score -1, mean per turn, mean over all judged turns) on the stored scores."""
+    import pandas as pd
+
+    bench, questions = _mt_bench_dirs(tmp_path)
+    rows = []
+    for i, q in enumerate(questions):
+        for turn in (1, 2):
+            text = "Unanswerable for me." if i == 2 and turn == 2 else f"Ok.\n\nRating: [[{1 + (3 * i + turn) % 10}]]"
+            rows.append({"question_id": q["question_id"], "model": "m", "judge": ["gpt-4", "single-v1"],
+                         "user_prompt": "p", "judgment": text, "score": _their_single(text), "turn": turn,
+                         "tstamp": 1.0})
+    path = write_jsonl(bench / "model_judgment" / "gpt-4_single.jsonl", rows)
+    [result] = import_judgments(path, out=tmp_path / "runs")
+    assert result.differences == []
+    df = pd.read_json(path, lines=True)[["model", "score", "turn"]]
+    df = df[df["score"] != -1]
+    mt = result.runs["m"].summary.model_extra["mtbench"]
+    assert mt["score"] == pytest.approx(float(df[["model", "score"]].groupby(["model"]).mean().loc["m", "score"]),
+                                        abs=1e-4)
+    for turn in (1, 2):
+        expected = float(df[df["turn"] == turn].groupby(["model", "turn"]).mean().iloc[0]["score"])
+        assert mt["turns"][str(turn)]["score"] == pytest.approx(expected, abs=1e-4)
+    assert mt["n_failed"] == 1 and mt["turns"]["2"]["n_failed"] == 1

@@ -41,7 +41,7 @@ def import_(
         "--judge-model", help="AlignBench files: the judge that wrote them (judge.py records none; it calls gpt-4).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a run folder that holds another model's run.")] = False,
-    show_all: Annotated[int, typer.Option("--rows", min=0, help="Differences shown per file (all are written to "
+    rows: Annotated[int, typer.Option("--rows", min=0, help="Differences shown per file (all are written to "
                                                                 "import_differences.jsonl).")] = 30,
 ) -> None:
     """Turn judgment files of AlignBench's judge.py and FastChat's gen_judgment.py into run folders, re-reading
@@ -62,12 +62,12 @@ def import_(
             table = Table(header_style="bold")
             for col in ("line", "question", "model", "turn/game", "difference", "theirs", "ours", "our status"):
                 table.add_column(col, justify="right" if col in ("line", "question", "theirs", "ours") else "left")
-            for d in diffs[:show_all]:
+            for d in diffs[:rows]:
                 where = "/".join(str(x) for x in (d.turn, d.order) if x is not None)
                 table.add_row(str(d.line), str(d.question_id), escape(d.model), where, _KIND[d.kind],
                               _cell(d.theirs), _cell(d.ours), d.our_status)
-            if len(diffs) > show_all:
-                table.caption = f"{len(diffs) - show_all} more in import_differences.jsonl"
+            if len(diffs) > rows:
+                table.caption = f"{len(diffs) - rows} more in import_differences.jsonl"
             console.print(table)
         else:
             console.print(f"{result.source}: our reading agrees with every stored score", highlight=False,

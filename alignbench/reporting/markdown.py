@@ -232,6 +232,9 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
     or leaked into the final text, scores from log-probabilities (per-turn scores have their own table)."""
     extra = r.summary.model_extra or {}
     out = []
+    if imported := (r.manifest.model_extra or {}).get("imported"):  # alignbench import: not judged by us
+        out.append(md_text(f"{r.label}: imported from {imported.get('source')} ({imported.get('format')}), not "
+                           "re-judged" + (f" (sha256 {str(imported.get('sha256'))[:12]})" if imported.get('sha256') else "")))
     reasoning = extra.get("answer_reasoning") or {}
     if reasoning.get("removed") or reasoning.get("leaked"):
         out.append(md_text(

@@ -27,7 +27,8 @@ def import_(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder the run folders are written in (one per model; "
                                                           "one per pair file).")] = Path("reports"),
     fmt: Annotated[str, typer.Option(
-        "--format", help="auto (from the fields), alignbench-judge, fastchat-single or fastchat-pair.")] = "auto",
+        "--from", help="The files' format: auto (from the fields), alignbench-judge, fastchat-single or "
+                       "fastchat-pair.")] = "auto",
     questions: Annotated[Path | None, typer.Option(
         "--questions", "-q", help="FastChat's question.jsonl (default: data/<bench>/question.jsonl beside "
                                   "model_judgment/).")] = None,

@@ -2,9 +2,10 @@
 
 Data flows one way: load -> prompt -> judge -> parse -> aggregate -> report. The Python API
 (``score``, ``compare``, ``meta_eval``, ``answer``, ``run``, ``report``, ``show``, ``prompt``, ``winrate``,
-``calibrate``, ``bridge``, ``audit``, ``load_run``, ``judge_catalog`` and the ``*_async`` forms) is
-re-exported here from ``alignbench.api``, imported on first use so that ``import alignbench`` (and
-``alignbench --help``) stays cheap.
+``calibrate``, ``bridge``, ``audit``, ``load_run``, ``judge_catalog``, the ``*_async`` forms and
+``JudgeSettings``, the judge settings score, compare and meta-eval share) is re-exported here from
+``alignbench.api``, imported on first use so that ``import alignbench`` (and ``alignbench --help``) stays
+cheap.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ _TYPES = {"Answer", "ModelReply", "ModelRequest", "Judgment", "Question", "Statu
 _API = {"score", "score_async", "compare", "compare_async", "meta_eval", "meta_eval_async", "answer", "answer_async",
         "run", "run_async", "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare",
         "plan_meta_eval", "score_from_plan", "score_from_plan_async", "show", "prompt", "judge_catalog",
-        "calibrate", "bridge", "audit", "winrate", "read_preferences"}
+        "calibrate", "bridge", "audit", "winrate", "read_preferences", "JudgeSettings"}
 _API.add("import_judgments")  # alignbench import
 
 

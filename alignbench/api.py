@@ -12,13 +12,15 @@ judge, missing key or package), ``RubricError``, ``RunError`` (run folder), ``Se
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, estimate_for
 from alignbench.cache import NullStore, ReplyStore
@@ -40,6 +42,7 @@ from alignbench.scoring import (
     samples_section,
     usage_totals,
 )
+from alignbench.settings import JudgeSettings, bind, takes_settings
 from alignbench.types import Answer, Judgment, Question
 
 if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench` stays cheap
@@ -54,6 +57,8 @@ if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench
 
 PathLike = str | Path
 CacheArg = PathLike | ReplyStore | bool | None
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 # -- shared pieces ------------------------------------------------------------------------------
@@ -67,6 +72,23 @@ def open_store(cache: CacheArg) -> tuple[ReplyStore, bool]:
     if cache is False:
         return NullStore(), True
     return ReplyStore(None if cache in (None, True) else cache), True  # type: ignore[arg-type]
+
+
+def _blocking(twin: Callable[P, Awaitable[T]]) -> Callable[P, T]:
+    """The synchronous form of an ``*_async`` function, for scripts and CI: the same signature (so ``help()``
+    and ``inspect.signature`` show every parameter, and a wrong keyword is a ``TypeError`` naming it) and the
+    same docstring; inside a running event loop (Jupyter) it says to await the async form instead."""
+    name, signature = twin.__name__.removesuffix("_async"), inspect.signature(twin)
+
+    @functools.wraps(twin)
+    def blocking(*args: P.args, **kwargs: P.kwargs) -> T:
+        bind(signature, name, args, kwargs)  # a wrong keyword fails here, named, before any loop starts
+        return run_sync(twin(*args, **kwargs))
+
+    blocking.__name__, blocking.__qualname__ = name, twin.__qualname__.removesuffix("_async")
+    blocking.__doc__ = (f"``{twin.__name__}`` for synchronous callers (scripts, CI); in Jupyter use "
+                        f"``await {twin.__name__}(...)``.\n\n{twin.__doc__ or ''}")
+    return blocking
 
 
 def _judges(judge: str | Sequence[str]) -> list[str]:
@@ -151,31 +173,26 @@ def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) ->
     return qs, {"path": "<memory>", "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()}
 
 
+@takes_settings("judge")
 def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
-               judge: str | Sequence[str] = "critiquellm", *, model: str | None = None, judge_model: str | None = None,
-               base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
-               max_answer_chars: int | None = 12000, allow_empty: bool = False, samples: int = 1,
-               **overrides: Any) -> ScorePlan | EnsemblePlan:
+               judge: str | Sequence[str] = "critiquellm", *, model: str | None = None, allow_empty: bool = False,
+               samples: int = 1, settings: JudgeSettings) -> ScorePlan | EnsemblePlan:
     """Check every input and render every prompt; call nothing. One judge gives a ``ScorePlan``, several
     (``"a,b"`` or a list) an ``EnsemblePlan``; either runs with ``score_from_plan``, and its ``warnings()``
     are what to tell the user first (the CLI prints them). ``samples`` K > 1 asks the judge K times per
-    answer (see ``run_score_plan``)."""
+    answer (see ``run_score_plan``). A plan reads the settings that make prompts; those of the run
+    (attempts, cache, batch …) are ``score_from_plan``'s."""
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
     names = _judges(judge)
-    settings = dict(model=model, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
-                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples, **overrides)
-    if len(names) > 1:
-        return EnsemblePlan(judges=names, plans=[_plan_one(questions, answers, n, **settings) for n in names])
-    return _plan_one(questions, answers, names[0], **settings)
+    plans = [_plan_one(questions, answers, n, model=model, allow_empty=allow_empty, samples=samples,
+                       settings=settings) for n in names]
+    return EnsemblePlan(judges=names, plans=plans) if len(names) > 1 else plans[0]
 
 
 def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
-              judge: str, *, model: str | None, judge_model: str | None, base_url: Sequence[str] | str | None,
-              rubric: str | None, protocol: str | None, max_answer_chars: int | None, allow_empty: bool,
-              samples: int, **overrides: Any) -> ScorePlan:
-    config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
-                          **overrides)
+              judge: str, *, model: str | None, allow_empty: bool, samples: int, settings: JudgeSettings) -> ScorePlan:
+    config = settings.config(judge)
     rub = load_rubric(config.rubric)
     qs, record = _load_questions(questions, rub)
     files: list[tuple[str, list[Answer]]]
@@ -195,8 +212,9 @@ def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequ
             sources[name] = path
         pairs.extend(joined.pairs)
         missing.update(joined.missing)
-    return ScorePlan(config=config, rubric=rub, questions=qs, items=plan(pairs, rub, config, max_answer_chars),
-                     questions_record=record, sources=sources, missing=missing, max_answer_chars=max_answer_chars,
+    chars = settings.max_answer_chars
+    return ScorePlan(config=config, rubric=rub, questions=qs, items=plan(pairs, rub, config, chars),
+                     questions_record=record, sources=sources, missing=missing, max_answer_chars=chars,
                      samples=samples)
 
 
@@ -208,13 +226,14 @@ def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
     return {m: default_run_dir(m, p.config.name, p.rubric.id) for m in p.models}
 
 
-async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bool = False, attempts: int = 6,
-                         parse_retries: int = 1, cache: CacheArg = None, seed: int = 0,
+@takes_settings("call", omit=("batch", "max_cost"))
+async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bool = False, seed: int = 0,
                          on_event: EventHandler | None = None, extra_manifest: dict[str, Any] | None = None,
-                         judge_name: str | None = None, samples: int | None = None,
-                         refresh_failed: bool = False, channel: Channel | None = None) -> dict[str, Run]:
+                         judge_name: str | None = None, samples: int | None = None, channel: Channel | None = None,
+                         settings: JudgeSettings) -> dict[str, Run]:
     """Judge a checked plan of one judge and write one run folder per model; returns the runs by model
-    (``score_from_plan`` is the synchronous, batch- and budget-aware way in; this is its engine room).
+    (``score_from_plan`` is the synchronous, batch- and budget-aware way in; this is its engine room:
+    ``channel`` is its batch API and budget, if any).
 
     ``samples`` K > 1 (default: the plan's) asks the judge K times per answer (distinct seeds, distinct
     cache entries): ``judgments.jsonl`` holds the per-answer means, ``samples.jsonl`` every sample, and
@@ -223,7 +242,7 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
     dirs = _score_dirs(p, out)
-    store, owned = open_store(cache)
+    store, owned = open_store(settings.cache)
     with ExitStack() as stack:
         if owned:
             stack.callback(store.close)
@@ -234,9 +253,9 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
             if channel:  # --max-cost: refuse before anything is sent when the upper bound is over it
                 channel.check_start([(p.config, [it.request for it in items])], store)
             judgments, engine = await judge_items(items, p.rubric, client, store, judge_name or p.config.name,
-                                                  retry=RetryPolicy(attempts=attempts), parse_retries=parse_retries,
+                                                  retry=settings.retry, parse_retries=settings.parse_retries,
                                                   on_event=on_event, serve_hint=p.config.serve_hint,
-                                                  refresh_failed=refresh_failed, source=source)
+                                                  refresh_failed=settings.refresh_failed, source=source)
         finally:
             await client.aclose()
             await close_channel(channel)
@@ -267,74 +286,53 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
     return runs
 
 
+@takes_settings()
 async def score_async(questions: PathLike | Sequence[Question],
                       answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] = "critiquellm",
-                      *, model: str | None = None, base_url: Sequence[str] | str | None = None,
-                      judge_model: str | None = None, rubric: str | None = None, protocol: str | None = None,
-                      out: PathLike | None = None, force: bool = False, concurrency: int = 16, timeout: float = 120.0,
-                      attempts: int = 6, parse_retries: int = 1, max_answer_chars: int | None = 12000,
-                      temperature: float | None = None, max_tokens: int | None = None, cache: CacheArg = None,
-                      allow_empty: bool = False, seed: int = 0, options: dict[str, Any] | None = None,
-                      on_event: EventHandler | None = None,
-                      extra_manifest: dict[str, Any] | None = None, samples: int = 1,
-                      refresh_failed: bool = False, batch: bool | BatchOptions = False,
-                      max_cost: float | None = None, **judge_settings: Any) -> dict[str, Run]:
+                      *, model: str | None = None, out: PathLike | None = None, force: bool = False,
+                      allow_empty: bool = False, samples: int = 1, seed: int = 0, on_event: EventHandler | None = None,
+                      extra_manifest: dict[str, Any] | None = None, settings: JudgeSettings) -> dict[str, Run]:
     """Judge answers with a multi-dimension rubric; one finished ``Run`` per model.
+
+    ``questions``: a path or ``Question`` records; ``answers``: a path, several paths (one model each,
+    written to ``out/<model>``) or ``Answer`` records; ``model`` names the answers of a file without
+    ``model_id``. Several judges (``"a,b"`` or a list) make an ensemble: each judge scores on its own
+    (its own cache entries and run folders under ``<out>/judges/<judge>``), then their judgments are
+    averaged. ``samples`` K > 1 asks each judge K times per answer and scores the mean (judge variance;
+    see ``run_score_plan``). ``force`` replaces a run folder that holds another model's run; ``seed``
+    seeds the bootstrap; ``extra_manifest`` adds entries to each run's manifest (one judge only).
 
     ``batch`` (True or ``alignbench.batch.BatchOptions``) sends the uncached requests through the
     provider's batch API (see docs/batch.md; ``BatchPending`` when ``wait=False`` leaves them running);
     ``max_cost`` refuses a run whose upper-bound cost exceeds it and stops sending once it is spent
-    (``alignbench.cost.BudgetExceeded``).
-
-    Several judges (``"a,b"`` or a list) make an ensemble: each judge scores on its own (its own
-    cache entries and run folders under ``<out>/judges/<judge>``), then their judgments are averaged.
-    ``samples`` K > 1 asks each judge K times per answer and scores the mean (judge variance; see
-    ``run_score_plan``). Re-running the same call reads every stored reply from the cache: nothing is
-    paid twice.
-    """
-    p = plan_score(questions, answers, judge, model=model, judge_model=judge_model, base_url=base_url, rubric=rubric,
-                   protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples,
-                   concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                   options={k: v for k, v in (options or {}).items() if v is not None}, **judge_settings)
-    return await score_from_plan_async(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries,
-                                       cache=cache, seed=seed, on_event=on_event, extra_manifest=extra_manifest,
-                                       refresh_failed=refresh_failed, batch=batch, max_cost=max_cost)
+    (``alignbench.cost.BudgetExceeded``). Re-running the same call reads every stored reply from the
+    cache: nothing is paid twice."""
+    p = plan_score(questions, answers, judge, model=model, allow_empty=allow_empty, samples=samples,
+                   settings=settings)
+    return await score_from_plan_async(p, out=out, force=force, seed=seed, on_event=on_event,
+                                       extra_manifest=extra_manifest, settings=settings)
 
 
-def score(*args: Any, **kwargs: Any) -> dict[str, Run]:
-    """``score_async`` for synchronous callers (scripts, CI); in Jupyter use ``await score_async(...)``."""
-    return run_sync(score_async(*args, **kwargs))
-
-
-score.__doc__ = (score.__doc__ or "") + "\n\n" + (score_async.__doc__ or "")
-
-
+@takes_settings("call")
 async def score_from_plan_async(p: ScorePlan | EnsemblePlan, *, out: PathLike | None = None, force: bool = False,
-                                attempts: int = 6, parse_retries: int = 1, cache: CacheArg = None, seed: int = 0,
-                                on_event: EventHandler | None = None, extra_manifest: dict[str, Any] | None = None,
-                                refresh_failed: bool = False, batch: bool | BatchOptions = False,
-                                max_cost: float | None = None) -> dict[str, Run]:
+                                seed: int = 0, on_event: EventHandler | None = None,
+                                extra_manifest: dict[str, Any] | None = None,
+                                settings: JudgeSettings) -> dict[str, Run]:
     """Run a plan from ``plan_score``: the plan that was checked (and whose warnings were shown) is the one
     judged, nothing is loaded twice. Keywords as in ``score``; ``extra_manifest`` adds entries to each
     run's manifest (one judge only). Returns one finished ``Run`` per model."""
     if isinstance(p, EnsemblePlan):
-        return await _ensemble(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries, cache=cache,
-                               seed=seed, on_event=on_event, refresh_failed=refresh_failed, batch=batch,
-                               max_cost=max_cost)
-    return await run_score_plan(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries, cache=cache,
-                                seed=seed, on_event=on_event, extra_manifest=extra_manifest,
-                                refresh_failed=refresh_failed, channel=channel_for(batch, max_cost, [p.config]))
+        return await _ensemble(p, out=out, force=force, seed=seed, on_event=on_event, settings=settings)
+    return await run_score_plan(p, out=out, force=force, seed=seed, on_event=on_event, extra_manifest=extra_manifest,
+                                channel=channel_for(settings.batch, settings.max_cost, [p.config]), settings=settings)
 
 
-def score_from_plan(p: ScorePlan | EnsemblePlan, **kwargs: Any) -> dict[str, Run]:
-    """``score_from_plan_async`` for synchronous callers: ``plan_score`` then this is ``score`` in two steps,
-    with a look at the plan (its warnings, its requests) in between."""
-    return run_sync(score_from_plan_async(p, **kwargs))
+score = _blocking(score_async)
+score_from_plan = _blocking(score_from_plan_async)
 
 
-async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool, attempts: int, parse_retries: int,
-                    cache: CacheArg, seed: int, on_event: EventHandler | None, refresh_failed: bool = False,
-                    batch: bool | BatchOptions = False, max_cost: float | None = None) -> dict[str, Run]:
+async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool, seed: int,
+                    on_event: EventHandler | None, settings: JudgeSettings) -> dict[str, Run]:
     from alignbench.ensemble import combine, disagreement, ensemble_name
 
     names, plans = ensemble.judges, ensemble.plans
@@ -343,14 +341,13 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
                           "categories; pass --rubric to give them one")
     name = ensemble_name(names)
     root = Path(out) if out is not None else Path("reports") / f"ensemble__{folder_name(name)}"
-    store, owned = open_store(cache)
-    channel = channel_for(batch, max_cost, [p.config for p in plans])  # one budget for every judge
+    store, owned = open_store(settings.cache)
+    channel = channel_for(settings.batch, settings.max_cost, [p.config for p in plans])  # one budget for every judge
     try:
         if channel:
             channel.check_start([(p.config, [it.request for it in p.items]) for p in plans], store)
-        per_judge = {n: await run_score_plan(p, out=root / "judges" / folder_name(n), force=force, attempts=attempts,
-                                             parse_retries=parse_retries, cache=store, seed=seed, on_event=on_event,
-                                             refresh_failed=refresh_failed, channel=channel)
+        per_judge = {n: await run_score_plan(p, out=root / "judges" / folder_name(n), force=force, seed=seed,
+                                             on_event=on_event, channel=channel, settings=settings, cache=store)
                      for n, p in zip(names, plans, strict=True)}
     finally:
         if owned:
@@ -429,15 +426,14 @@ def _file_model_name(path: Path) -> str | None:
     return None
 
 
+@takes_settings("judge")
 def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                 judge: str = "critiquellm", *, judge_model: str | None = None,
-                 base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
-                 max_answer_chars: int | None = 12000, allow_empty: bool = False, **overrides: Any) -> ComparePlan:
-    """Check every input and render both orders of every pair; call nothing."""
+                 judge: str = "critiquellm", *, allow_empty: bool = False, settings: JudgeSettings) -> ComparePlan:
+    """Check every input and render both orders of every pair; call nothing. Like ``plan_score``, a plan
+    reads the settings that make prompts; those of the run are ``compare``'s."""
     from alignbench.pairwise.compare import match_pairs, plan_pairs
 
-    config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
-                          **overrides)
+    config = settings.config(judge)
     rub = load_rubric(config.rubric)
     if not rub.templates.pairwise_user:
         raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
@@ -470,27 +466,23 @@ def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: Pat
         raise InputError(baseline, None, "no question has an answer from both a model and the baseline: nothing "
                          "to compare")
     return ComparePlan(config=config, rubric=rub, questions=qs,
-                       items=plan_pairs(matched.pairs, rub, config, max_answer_chars), baseline=names[0],
+                       items=plan_pairs(matched.pairs, rub, config, settings.max_answer_chars), baseline=names[0],
                        sources=source, missing=matched.missing, baseline_missing=matched.baseline_missing,
                        n_pairs=len(matched.pairs), questions_record={"path": str(questions),
                                                                      "sha256": file_sha256(questions)},
                        baseline_path=str(baseline))
 
 
+@takes_settings()
 async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                        judge: str = "critiquellm", *, judge_model: str | None = None,
-                        base_url: Sequence[str] | str | None = None, rubric: str | None = None,
-                        protocol: str | None = None, out: PathLike | None = None, force: bool = False,
-                        length_unit: str = "words", seed: int = 0, bootstrap: int = 200, concurrency: int = 16,
-                        timeout: float = 120.0, attempts: int = 6, parse_retries: int = 1,
-                        max_answer_chars: int | None = 12000, temperature: float | None = None,
-                        max_tokens: int | None = None, cache: CacheArg = None, allow_empty: bool = False,
-                        on_event: EventHandler | None = None, batch: bool | BatchOptions = False,
-                        max_cost: float | None = None, **judge_settings: Any) -> PairwiseRun:
+                        judge: str = "critiquellm", *, out: PathLike | None = None, force: bool = False,
+                        allow_empty: bool = False, length_unit: str = "words", seed: int = 0, bootstrap: int = 200,
+                        on_event: EventHandler | None = None, settings: JudgeSettings) -> PairwiseRun:
     """Judge each model against a baseline, every pair in both orders; win rates, length-controlled
-    win rates and position inconsistency in the returned (and written) pairwise summary.
-    ``judge_settings`` are further judge overrides (e.g. ``api_key_env``); ``batch`` and ``max_cost``
-    as in ``score``."""
+    win rates and position inconsistency in the returned (and written) pairwise summary. ``baseline`` is
+    the baseline model's answer file; ``length_unit`` (words or chars) measures answers for the
+    length-controlled fit, ``bootstrap`` resamples its standard errors (``seed``). ``force``, ``batch``
+    and ``max_cost`` as in ``score``."""
     from alignbench.pairwise.compare import (
         assemble,
         judge_pairs,
@@ -502,27 +494,25 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
 
     if length_unit not in ("words", "chars"):
         raise InputError("--length-unit", None, f"must be words or chars, not {length_unit!r}")
-    p = plan_compare(questions, answers, baseline, judge, judge_model=judge_model, base_url=base_url, rubric=rubric,
-                     protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty,
-                     concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                     **judge_settings)
+    p = plan_compare(questions, answers, baseline, judge, allow_empty=allow_empty, settings=settings)
     models = list(dict.fromkeys(p.sources))
     joined = "+".join(models)
     who = joined if len(joined) <= 60 else f"{len(models)}-models"
     run_dir = Path(out) if out is not None else default_run_dir(who, "vs", p.baseline, p.config.name, p.rubric.id)
-    store, owned = open_store(cache)
+    store, owned = open_store(settings.cache)
     with ExitStack() as stack:
         if owned:
             stack.callback(store.close)
         folder = stack.enter_context(RunFolder(run_dir))
-        channel = channel_for(batch, max_cost, [p.config])
+        channel = channel_for(settings.batch, settings.max_cost, [p.config])
         client, source = channel.open(p.config, store) if channel else (make_client(p.config), None)
         try:
             if channel:
                 channel.check_start([(p.config, [it.request for it in p.items])], store)
-            verdicts, engine = await judge_pairs(p.items, client, store, retry=RetryPolicy(attempts=attempts),
-                                                 parse_retries=parse_retries, on_event=on_event,
-                                                 serve_hint=p.config.serve_hint, source=source)
+            verdicts, engine = await judge_pairs(p.items, client, store, retry=settings.retry,
+                                                 parse_retries=settings.parse_retries, on_event=on_event,
+                                                 serve_hint=p.config.serve_hint,
+                                                 refresh_failed=settings.refresh_failed, source=source)
         finally:
             await client.aclose()
             await close_channel(channel)
@@ -535,69 +525,64 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
             "usage": usage_totals(judgments, engine).model_dump(),
             "run": run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
                                 baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
-                                baseline_missing=p.baseline_missing, max_answer_chars=max_answer_chars),
+                                baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
             "finished": True,
         })
         write_compare_run(folder, judgments, summary)
     return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
 
 
-def compare(*args: Any, **kwargs: Any) -> PairwiseRun:
-    """``compare_async`` for synchronous callers."""
-    return run_sync(compare_async(*args, **kwargs))
+compare = _blocking(compare_async)
 
 
 # -- meta-eval ----------------------------------------------------------------------------------
 
 
+@takes_settings("judge", omit=("protocol",))
 def plan_meta_eval(data: Sequence[PathLike], judges: str | Sequence[str] = "critiquellm",
-                   protocols: str | Sequence[str] = "multi-dimension", *, judge_model: str | None = None,
-                   base_url: Sequence[str] | str | None = None, rubric: str | None = None, category: str | None = None,
-                   max_answer_chars: int | None = 12000, **overrides: Any) -> MetaPlan:
+                   protocols: str | Sequence[str] = "multi-dimension", *, category: str | None = None,
+                   settings: JudgeSettings) -> MetaPlan:
     """Check the judges, protocols and human-labelled files of a meta-eval; call nothing. The plan's
     ``combos`` are the (judge, protocol, ModelConfig, Rubric) to run, ``requests()`` every request per
-    judge (what ``--dry-run`` estimates) and ``warnings()`` what the CLI prints before it starts.
-    ``overrides`` are judge settings (``concurrency``, ``timeout``, ``temperature``, ``max_tokens``,
-    ``structured``)."""
+    judge (what ``--dry-run`` estimates) and ``warnings()`` what the CLI prints before it starts. The
+    protocols are ``protocols`` (a comma list or a list), each judge judged under each."""
     from alignbench.metaeval import plan_meta_eval as plan_meta
 
-    return plan_meta([Path(d) for d in data], _judges(judges), _judges(protocols), judge_model=judge_model,
-                     base_url=base_url, rubric=rubric, category=category, max_answer_chars=max_answer_chars,
-                     **overrides)
+    if settings.protocol is not None:
+        raise InputError("protocol", None, "meta-eval takes its protocols as its third argument (protocols=), "
+                         "each judge judged under each; leave JudgeSettings.protocol unset")
+    return plan_meta([Path(d) for d in data], _judges(judges), _judges(protocols), category=category,
+                     max_answer_chars=settings.max_answer_chars, **settings.config_overrides())
 
 
+@takes_settings(omit=("protocol",))
 async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] = "critiquellm",
-                          protocols: str | Sequence[str] = "multi-dimension", *, judge_model: str | None = None,
-                          base_url: Sequence[str] | str | None = None, rubric: str | None = None,
-                          category: str | None = None, concurrency: int = 16, timeout: float = 120.0,
-                          attempts: int = 6, parse_retries: int = 1, max_answer_chars: int | None = 12000,
-                          temperature: float | None = None, max_tokens: int | None = None, cache: CacheArg = None,
-                          bootstrap: int | None = None, seed: int = 0, out: PathLike | None = None,
+                          protocols: str | Sequence[str] = "multi-dimension", *, category: str | None = None,
+                          out: PathLike | None = None, bootstrap: int | None = None, seed: int = 0,
                           on_event: EventHandler | None = None, on_combo: Any = None,
-                          batch: bool | BatchOptions = False, max_cost: float | None = None,
-                          structured: bool | None = None) -> MetaEvalResult:
+                          settings: JudgeSettings) -> MetaEvalResult:
     """How well each judge × protocol agrees with human labels; returns (and with ``out`` writes) the
     figures as ``meta_eval.json`` holds them: a ``metaeval.MetaEvalResult``, a dict whose ``failed``,
     ``total`` and ``by_status`` count the judgments that failed (what ``--max-failed`` decides on).
-    ``batch`` and ``max_cost`` as in ``score``; ``structured`` asks for JSON verdicts (None: each
-    preset's default)."""
+    ``data``: human-labelled files (see docs/meta-eval.md); ``category`` is given to rows without one;
+    ``bootstrap`` resamples the 95% CIs (default 1000; ``seed``); ``on_combo(judge, protocol, rubric)``
+    hears each combination begin. ``batch`` and ``max_cost`` as in ``score``."""
     from alignbench import metaeval as M
 
-    p = plan_meta_eval(data, judges, protocols, judge_model=judge_model, base_url=base_url, rubric=rubric,
-                       category=category, max_answer_chars=max_answer_chars, concurrency=concurrency,
-                       timeout=timeout, temperature=temperature, max_tokens=max_tokens, structured=structured)
-    store, owned = open_store(cache)
+    p = plan_meta_eval(data, judges, protocols, category=category, settings=settings)
+    store, owned = open_store(settings.cache)
     with ExitStack() as stack:
         if owned:
             stack.callback(store.close)
         folder = stack.enter_context(RunFolder(out)) if out is not None else None
-        channel = channel_for(batch, max_cost, [config for _, _, config, _ in p.combos])
+        channel = channel_for(settings.batch, settings.max_cost, [config for _, _, config, _ in p.combos])
         try:
             if channel:
                 channel.check_start(p.requests(), store)
-            payload = await M.run_meta_eval(p, store, attempts=attempts, parse_retries=parse_retries,
+            payload = await M.run_meta_eval(p, store, attempts=settings.attempts, parse_retries=settings.parse_retries,
                                             n_boot=M.N_BOOTSTRAP if bootstrap is None else bootstrap, seed=seed,
                                             folder=folder, on_event=on_event, on_combo=on_combo,
+                                            refresh_failed=settings.refresh_failed,
                                             connect=(lambda c: channel.open(c, store)) if channel else None)
         finally:
             await close_channel(channel)
@@ -608,9 +593,7 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
     return payload
 
 
-def meta_eval(*args: Any, **kwargs: Any) -> MetaEvalResult:
-    """``meta_eval_async`` for synchronous callers."""
-    return run_sync(meta_eval_async(*args, **kwargs))
+meta_eval = _blocking(meta_eval_async)
 
 
 # -- winrate ------------------------------------------------------------------------------------
@@ -809,9 +792,7 @@ def _answered_ids(path: Path) -> set[int]:
     return ids
 
 
-def answer(*args: Any, **kwargs: Any) -> Any:
-    """``answer_async`` for synchronous callers."""
-    return run_sync(answer_async(*args, **kwargs))
+answer = _blocking(answer_async)
 
 
 # -- run: answer -> score -> report ----------------------------------------------------------------
@@ -879,8 +860,11 @@ async def run_async(questions: PathLike, *, model_name: str, base_url: str | Non
     call is about the judge's settings); ``before_start`` the ``AnswerRun`` before any
     question is asked (what is kept from an earlier call), ``on_answers`` the finished ``AnswerRun``
     before the judging starts; ``warn`` the report's warnings. ``write_report=False`` skips report.md."""
-    config = judge_config(judge, judge_model=judge_model, base_url=judge_base_url, rubric=rubric,
-                          concurrency=judge_concurrency, timeout=judge_timeout, max_tokens=judge_max_tokens)
+    judging = JudgeSettings.build(judge_model=judge_model, base_url=judge_base_url, rubric=rubric,
+                                  concurrency=judge_concurrency, timeout=judge_timeout, max_tokens=judge_max_tokens,
+                                  attempts=attempts, parse_retries=parse_retries, max_answer_chars=max_answer_chars,
+                                  cache=cache)
+    config = judging.config(judge)
     run_dir = Path(out) if out is not None else default_run_dir(model_name, config.name, config.rubric)
     answers_path = run_dir / "answers.jsonl"
 
@@ -904,11 +888,8 @@ async def run_async(questions: PathLike, *, model_name: str, base_url: str | Non
         raise IncompleteAnswers(answered, answers_path)
     step("score")
     # Empty answers are the model's real output (kept after fresh samples): judge them as they are.
-    runs = await score_async(questions, answers_path, judge, model=model_name, judge_model=judge_model,
-                             base_url=judge_base_url, rubric=rubric, out=run_dir, concurrency=judge_concurrency,
-                             timeout=judge_timeout, max_tokens=judge_max_tokens, attempts=attempts,
-                             parse_retries=parse_retries, max_answer_chars=max_answer_chars, cache=cache,
-                             allow_empty=True, seed=seed, on_event=on_event,
+    runs = await score_async(questions, answers_path, judge, model=model_name, out=run_dir, allow_empty=True,
+                             seed=seed, on_event=on_event, settings=judging,
                              extra_manifest={"generation": answered.settings.record()})  # type: ignore[union-attr]
     result = runs[model_name]
     result.answers = answered
@@ -918,12 +899,7 @@ async def run_async(questions: PathLike, *, model_name: str, base_url: str | Non
     return result
 
 
-def run(questions: PathLike, **kwargs: Any) -> Run:
-    """``run_async`` for synchronous callers (scripts, CI); in Jupyter use ``await run_async(...)``."""
-    return run_sync(run_async(questions, **kwargs))
-
-
-run.__doc__ = (run.__doc__ or "") + "\n\n" + (run_async.__doc__ or "")
+run = _blocking(run_async)
 
 
 # -- show, prompt, judges: reading without calling any model ----------------------------------------
@@ -1174,7 +1150,8 @@ def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLik
     return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)
 
 
-__all__ = ["RUN_PHASES", "ComparePlan", "EnsemblePlan", "JudgeCatalog", "JudgePrompt", "NotFoundError", "PairwiseRun",
+__all__ = ["RUN_PHASES", "ComparePlan", "EnsemblePlan", "JudgeCatalog", "JudgePrompt", "JudgeSettings", "NotFoundError",
+           "PairwiseRun",
            "PreferenceError", "Run", "RunError", "RunView", "ScorePlan", "answer", "answer_async", "audit", "bridge",
            "calibrate", "compare", "compare_async", "judge_catalog", "judge_config", "load_run", "meta_eval",
            "meta_eval_async", "open_store", "plan_compare", "plan_meta_eval", "plan_score", "prompt",

@@ -697,7 +697,7 @@ class MetaEvalResult(dict[str, Any]):
 
 async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retries: int, n_boot: int, seed: int,
                         folder: Any = None, on_event: Any = None, on_combo: Any = None,
-                        connect: Any = None) -> MetaEvalResult:
+                        connect: Any = None, refresh_failed: bool = False) -> MetaEvalResult:
     """Judge every combo (cache first) and compute its agreement figures; ``meta_eval.json``'s content.
     ``connect(config)`` gives each judge's (client, reply source): ``api`` passes it for --batch and
     --max-cost; by default a plain client."""
@@ -723,7 +723,8 @@ async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retr
             try:
                 judgments, engine = await judge_items(plan.point_items(config, rub), rub, client, store, config.name,
                                                       retry=retry, parse_retries=parse_retries, on_event=on_event,
-                                                      serve_hint=config.serve_hint, source=source)
+                                                      serve_hint=config.serve_hint, refresh_failed=refresh_failed,
+                                                      source=source)
             finally:
                 await client.aclose()
             engines.append(usage_totals(judgments, engine))
@@ -732,7 +733,8 @@ async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retr
             items = plan.pair_items(config, rub)
             try:
                 verdicts, engine = await judge_pairs(items, client, store, retry=retry, parse_retries=parse_retries,
-                                                     on_event=on_event, serve_hint=config.serve_hint, source=source)
+                                                     on_event=on_event, serve_hint=config.serve_hint,
+                                                     refresh_failed=refresh_failed, source=source)
             finally:
                 await client.aclose()
             pair_judgments = assemble(items, verdicts, rub, config.name)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, exit_on_run_failures, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, err_console, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AttemptsOpt,
     BatchFallbackOpt,
@@ -27,6 +27,7 @@ from alignbench.cli.options import (
     allowed_failures,
     batch_arg,
     cache_arg,
+    exit_on_run_failures,
     paying,
     print_json,
     show_estimates,

@@ -2,7 +2,8 @@
 turns library exceptions into exit codes, and the progress bar fed by engine events.
 
 Each command lives in its own module (``score.py``, ``compare.py`` …) and registers itself on
-``app``; command modules import only from here, ``options.py`` and the library. Commands stay thin:
+``app``; command modules import only from here, ``options.py`` and the library. This module imports
+neither (``options.py`` builds on it), so the two never form a cycle. Commands stay thin:
 parse options, call ``alignbench.api``, hand the result to ``alignbench.reporting``. Library modules are
 imported inside the commands, so ``alignbench --help`` (and each command) loads only what it uses.
 """
@@ -10,9 +11,9 @@ imported inside the commands, so ``alignbench --help`` (and each command) loads 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -58,35 +59,6 @@ def _clean(message: str) -> str:
 
 def is_tty() -> bool:
     return sys.stderr.isatty()
-
-
-def exit_on_failures(failed: int, total: int, by_status: dict[str, int], max_failed: str, show: str) -> None:
-    """Exit 3 (after the results are written and printed) when more judgments failed than
-    ``--max-failed`` allows, so CI notices; one line names the statuses and how to look at one."""
-    from alignbench.cli.options import allowed_failures
-
-    allowed = allowed_failures(max_failed, total)
-    if failed > allowed:
-        statuses = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
-        line = (f"{failed} of {total} judgments failed ({statuses}), more than --max-failed {max_failed} allows "
-                f"({allowed}); see one with: {show}")
-        err_console.print(f"[bold red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(3)
-
-
-def exit_on_run_failures(runs: Any, max_failed: str) -> None:
-    """``exit_on_failures`` over score runs (a ``Run``, or a dict of them by model), from their own
-    ``failed``, ``total`` and ``by_status``; the hint shows the first failed judgment."""
-    import shlex
-
-    listed = list(runs.values()) if isinstance(runs, Mapping) else [runs]
-    by_status: dict[str, int] = {}
-    for r in listed:
-        for status, n in r.by_status.items():
-            by_status[status] = by_status.get(status, 0) + n
-    first = next(((r, j) for r in listed for j in r.failures), None)
-    show = f"alignbench show {shlex.quote(str(first[0].dir))} --question-id {first[1].question_id}" if first else ""
-    exit_on_failures(sum(r.failed for r in listed), sum(r.total for r in listed), by_status, max_failed, show)
 
 
 @contextmanager

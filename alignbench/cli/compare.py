@@ -4,47 +4,30 @@ and LC win rates from AlpacaEval annotation files or our own pairwise judgments)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from alignbench.cli.app import app, console, exit_on_failures, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, fail, guarded, progress, warn
 from alignbench.cli.options import (
     AllowEmptyOpt,
-    AttemptsOpt,
-    BatchFallbackOpt,
-    BatchOpt,
-    CacheOpt,
-    ConcurrencyOpt,
     DryRunOpt,
     ForceOpt,
     FormatOpt,
-    JudgeKeyEnvOpt,
-    JudgeModelOpt,
     JudgeOpt,
-    JudgeUrlOpt,
-    MaxAnswerCharsOpt,
-    MaxCostOpt,
     MaxFailedOpt,
-    MaxTokensOpt,
-    NoCacheOpt,
-    NoWaitOpt,
-    ParseRetriesOpt,
-    ProtocolOpt,
     QuestionsOpt,
-    RubricOpt,
-    StructuredOpt,
-    TemperatureOpt,
-    TimeoutOpt,
     allowed_failures,
-    batch_arg,
-    cache_arg,
-    key_settings,
+    exit_on_failures,
+    judge_options,
     paying,
     print_estimates,
     print_json,
     print_messages,
 )
+
+if TYPE_CHECKING:
+    from alignbench.api import JudgeSettings
 
 # The library is imported inside the commands: every `alignbench` command imports this module, and only
 # these two need the pairwise modules (pandas, scipy.optimize, jieba) behind alignbench.api.compare/winrate.
@@ -61,39 +44,22 @@ def _check_choice(value: str | None, option: str, choices: tuple[str, ...]) -> N
 
 
 @app.command()
+@judge_options()
 def compare(
     questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s) of the model(s) to compare, JSONL; repeat for several.")],
     baseline: Annotated[Path, typer.Option("--baseline", "-b", help="Answer file of the baseline model, JSONL.")],
     judge: JudgeOpt = "critiquellm",
-    judge_model: JudgeModelOpt = None,
-    judge_base_url: JudgeUrlOpt = None,
-    rubric: RubricOpt = None,
-    protocol: ProtocolOpt = None,
+    settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: reports/<models>__vs__<baseline>__<judge>__<rubric>.")] = None,
     force: ForceOpt = False,
     length_unit: LengthOpt = "words",
     seed: SeedOpt = 0,
     bootstrap: BootOpt = 200,
-    concurrency: ConcurrencyOpt = 16,
-    timeout: TimeoutOpt = 120.0,
-    attempts: AttemptsOpt = 6,
-    parse_retries: ParseRetriesOpt = 1,
-    max_answer_chars: MaxAnswerCharsOpt = 12000,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
     allow_empty: AllowEmptyOpt = False,
     dry_run: DryRunOpt = False,
     fmt: FormatOpt = "table",
     max_failed: MaxFailedOpt = "5%",
-    api_key_env: JudgeKeyEnvOpt = None,
-    batch: BatchOpt = False,
-    no_wait: NoWaitOpt = False,
-    batch_fallback: BatchFallbackOpt = "batch",
-    max_cost: MaxCostOpt = None,
-    structured: StructuredOpt = None,
 ) -> None:
     """Judge each model against a baseline, every pair in both orders, and print win rates,
     length-controlled win rates and position inconsistency.
@@ -106,13 +72,8 @@ def compare(
     from alignbench import api
 
     allowed_failures(max_failed, 1)
-    paid = batch_arg(batch, no_wait, batch_fallback)
-    settings = dict(judge_model=judge_model, base_url=judge_base_url, rubric=rubric, protocol=protocol,
-                    max_answer_chars=max_answer_chars, allow_empty=allow_empty)
-    tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                  structured=structured, **key_settings(api_key_env))
     with guarded(), paying():
-        plan = api.plan_compare(questions, answers, baseline, judge, **settings, **tuning)
+        plan = api.plan_compare(questions, answers, baseline, judge, allow_empty=allow_empty, settings=settings)
         for message in plan.warnings():
             warn(message)
         if dry_run:
@@ -123,13 +84,13 @@ def compare(
                               f"{first.model_answer.model} vs {plan.baseline}, {first.order}", style="bold",
                               markup=False, highlight=False)
                 print_messages(first.request.messages)
-            print_estimates([(plan.config, [it.request for it in plan.items])], cache_arg(cache, no_cache), batch, fmt)
+            print_estimates([(plan.config, [it.request for it in plan.items])], settings.cache,  # type: ignore[arg-type]
+                            bool(settings.batch), fmt)
             return
         with progress() as on_event:
-            result = api.compare(questions, answers, baseline, judge, out=out, force=force, length_unit=length_unit,
-                                 seed=seed, bootstrap=bootstrap, attempts=attempts, parse_retries=parse_retries,
-                                 cache=cache_arg(cache, no_cache), on_event=on_event, batch=paid, max_cost=max_cost,
-                                 **settings, **tuning)
+            result = api.compare(questions, answers, baseline, judge, out=out, force=force, allow_empty=allow_empty,
+                                 length_unit=length_unit, seed=seed, bootstrap=bootstrap, on_event=on_event,
+                                 settings=settings)
     from alignbench.reporting.terminal import print_pairwise
 
     summary = result.summary

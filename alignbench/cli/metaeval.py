@@ -3,72 +3,43 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alignbench.cli.app import app, console, err_console, exit_on_failures, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, err_console, fail, guarded, progress, warn
 from alignbench.cli.options import (
-    AttemptsOpt,
-    BatchFallbackOpt,
-    BatchOpt,
-    CacheOpt,
-    ConcurrencyOpt,
     DryRunOpt,
     FormatOpt,
-    JudgeModelOpt,
-    JudgeUrlOpt,
-    MaxAnswerCharsOpt,
-    MaxCostOpt,
     MaxFailedOpt,
-    MaxTokensOpt,
-    NoCacheOpt,
-    NoWaitOpt,
-    ParseRetriesOpt,
-    RubricOpt,
-    StructuredOpt,
-    TemperatureOpt,
-    TimeoutOpt,
     allowed_failures,
-    batch_arg,
-    cache_arg,
     check_choice,
+    exit_on_failures,
+    judge_options,
     paying,
     print_estimates,
     print_json,
     print_messages,
 )
 
+if TYPE_CHECKING:
+    from alignbench.api import JudgeSettings
+
 
 @app.command("meta-eval")
+@judge_options(skip=("protocol",))  # its --protocol names several
 def meta_eval(
     data: Annotated[list[Path], typer.Option("--data", "-d", help="Human-labelled file (JSONL or a JSON list), or a run folder whose reviews.jsonl holds the labels; repeat for several. Pointwise: response + human_score; pairwise: response_1/response_2 + label (CritiqueLLM 0/1/2, LLMBar output_1/output_2 + 1/2).")],
     judge: Annotated[str, typer.Option("--judge", "-j", help="Judge preset(s) or BACKEND:MODEL, comma-separated.")] = "critiquellm",
     protocol: Annotated[str, typer.Option("--protocol", "-p", help="Protocol(s), comma-separated: multi-dimension, general, reference-free, plan-execute.")] = "multi-dimension",
-    judge_model: JudgeModelOpt = None,
-    judge_base_url: JudgeUrlOpt = None,
-    rubric: RubricOpt = None,
+    settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
     category: Annotated[str | None, typer.Option("--category", help="Category for rows without one (LLMBar has none; 基本任务 fits instruction following).")] = None,
-    concurrency: ConcurrencyOpt = 16,
-    timeout: TimeoutOpt = 120.0,
-    attempts: AttemptsOpt = 6,
-    parse_retries: ParseRetriesOpt = 1,
-    max_answer_chars: MaxAnswerCharsOpt = 12000,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
     bootstrap: Annotated[int | None, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for the 95% CIs (0: none; default 1000).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Bootstrap seed.")] = 0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Also write meta_eval.json and every judgment (per judge and protocol) here.")] = None,
     dry_run: DryRunOpt = False,
     fmt: FormatOpt = "table",
     max_failed: MaxFailedOpt = "5%",
-    batch: BatchOpt = False,
-    no_wait: NoWaitOpt = False,
-    batch_fallback: BatchFallbackOpt = "batch",
-    max_cost: MaxCostOpt = None,
-    structured: StructuredOpt = None,
 ) -> None:
     """How well each judge × protocol agrees with human labels: correlations for scored answers,
     agreement and swap consistency for labelled pairs.
@@ -79,7 +50,6 @@ def meta_eval(
 
     check_choice(fmt, "--format", "table", "json")
     allowed_failures(max_failed, 1)
-    paid = batch_arg(batch, no_wait, batch_fallback)
     names = [j.strip() for j in judge.split(",") if j.strip()]
     protocols = [p.strip() for p in protocol.split(",") if p.strip()]
     for what, given, items in (("--judge", judge, names), ("--protocol", protocol, protocols)):
@@ -87,11 +57,8 @@ def meta_eval(
             raise fail(f"{what}: give at least one name")
         if len(set(items)) != len(items):
             raise fail(f"{what}: {given!r} names the same one twice")
-    tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                  structured=structured)
     with guarded(), paying():
-        plan = api.plan_meta_eval(data, names, protocols, judge_model=judge_model, base_url=judge_base_url,
-                                  rubric=rubric, category=category, max_answer_chars=max_answer_chars, **tuning)
+        plan = api.plan_meta_eval(data, names, protocols, category=category, settings=settings)
         for message in plan.warnings():
             warn(message)
         if dry_run:
@@ -102,7 +69,7 @@ def meta_eval(
                                   f"{len(plan.data.points)} pointwise, {len(plan.data.pairs)} pairs × 2 orders",
                                   style="bold", markup=False, highlight=False)
                 print_messages(work[0][1][0].messages)
-            print_estimates(work, cache_arg(cache, no_cache), batch, fmt)  # type: ignore[arg-type]
+            print_estimates(work, settings.cache, bool(settings.batch), fmt)  # type: ignore[arg-type]
             return
 
         def announce(j: str, p: str, rub: object) -> None:
@@ -111,11 +78,8 @@ def meta_eval(
                                   highlight=False)
 
         with progress() as on_event:
-            payload = api.meta_eval(data, names, protocols, judge_model=judge_model, base_url=judge_base_url,
-                                    rubric=rubric, category=category, attempts=attempts, parse_retries=parse_retries,
-                                    max_answer_chars=max_answer_chars, cache=cache_arg(cache, no_cache),
-                                    bootstrap=bootstrap, seed=seed, out=out, on_event=on_event, on_combo=announce,
-                                    batch=paid, max_cost=max_cost, **tuning)
+            payload = api.meta_eval(data, names, protocols, category=category, bootstrap=bootstrap, seed=seed,
+                                    out=out, on_event=on_event, on_combo=announce, settings=settings)
     if fmt == "json":
         print_json(payload)
     else:

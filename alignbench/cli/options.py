@@ -1,15 +1,30 @@
 """Option types shared by several commands (most by those that call a judge: score, compare, meta-eval,
 run), the checks that turn option values into API arguments, and what commands write plainly to stdout
-(JSON, prompts, estimates)."""
+(JSON, prompts, estimates).
+
+The judge settings score, compare and meta-eval share are one table, ``JUDGE_OPTIONS``: ``judge_options``
+adds them to a command, which receives them as one ``alignbench.JudgeSettings`` (``judge_settings``), the
+object an API caller passes as ``settings=``. A new shared setting is a field of ``JudgeSettings`` and a
+row here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
+
+from alignbench.cli.app import err_console, fail, note
+
+if TYPE_CHECKING:
+    from alignbench.settings import JudgeSettings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", "-q", help="AlignBench question file (JSONL).")]
 JudgeOpt = Annotated[str, typer.Option("--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL.")]
@@ -63,12 +78,37 @@ def allowed_failures(max_failed: str, total: int) -> int:
     return int(total * value) if value < 1 else int(value)
 
 
+def exit_on_failures(failed: int, total: int, by_status: dict[str, int], max_failed: str, show: str) -> None:
+    """Exit 3 (after the results are written and printed) when more judgments failed than
+    ``--max-failed`` allows, so CI notices; one line names the statuses and how to look at one."""
+    allowed = allowed_failures(max_failed, total)
+    if failed > allowed:
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+        line = (f"{failed} of {total} judgments failed ({statuses}), more than --max-failed {max_failed} allows "
+                f"({allowed}); see one with: {show}")
+        err_console.print(f"[bold red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(3)
+
+
+def exit_on_run_failures(runs: Any, max_failed: str) -> None:
+    """``exit_on_failures`` over score runs (a ``Run``, or a dict of them by model), from their own
+    ``failed``, ``total`` and ``by_status``; the hint shows the first failed judgment."""
+    import shlex
+
+    listed = list(runs.values()) if isinstance(runs, Mapping) else [runs]
+    by_status: dict[str, int] = {}
+    for r in listed:
+        for status, n in r.by_status.items():
+            by_status[status] = by_status.get(status, 0) + n
+    first = next(((r, j) for r in listed for j in r.failures), None)
+    show = f"alignbench show {shlex.quote(str(first[0].dir))} --question-id {first[1].question_id}" if first else ""
+    exit_on_failures(sum(r.failed for r in listed), sum(r.total for r in listed), by_status, max_failed, show)
+
+
 def check_choice(value: str | None, option: str, *choices: str) -> None:
     """One error line (exit 2) when an option of fixed choices (``--format`` table or json …) is given
     anything else; None (not given) passes."""
     if value is not None and value not in choices:
-        from alignbench.cli.app import fail
-
         raise fail(f"{option} must be {' or '.join(choices)}, not {value!r}")
 
 
@@ -131,7 +171,6 @@ def batch_arg(batch: bool, no_wait: bool, fallback: str) -> object:
     if not batch:
         return False
     from alignbench.batch import BatchOptions
-    from alignbench.cli.app import note
 
     return BatchOptions(wait=not no_wait, fallback=fallback, on_note=note)
 
@@ -141,7 +180,6 @@ def paying() -> Iterator[None]:
     """The ends of a --batch or --max-cost run that are not errors of the library's usual kinds: batches
     left running (--no-wait: exit 75 with what to run), a batch that expired or failed, a budget."""
     from alignbench.batch import BatchIncomplete, BatchPending
-    from alignbench.cli.app import fail, note
     from alignbench.cost import BudgetExceeded
 
     try:
@@ -193,3 +231,92 @@ ScoreFromOpt = Annotated[str | None, typer.Option(
     "--score-from", help="verdict (default) or logprobs: also ask for token log-probabilities and score summaries by "
                          "the expected score over the judge's score-token distribution (falls back to the verdict "
                          "where a judge gives none).")]
+JudgeDeviceOpt = Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")]
+JudgeBatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")]
+
+
+# -- the judge settings score, compare and meta-eval share (alignbench.JudgeSettings) --------------------
+
+# command parameter -> (its option, its default). A parameter named like a JudgeSettings field is that field
+# (and has its default: a test checks); the others are read by `judge_settings`.
+JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "judge_model": (JudgeModelOpt, None),
+    "judge_base_url": (JudgeUrlOpt, None),
+    "rubric": (RubricOpt, None),
+    "protocol": (ProtocolOpt, None),
+    "concurrency": (ConcurrencyOpt, 16),
+    "timeout": (TimeoutOpt, 120.0),
+    "attempts": (AttemptsOpt, 6),
+    "parse_retries": (ParseRetriesOpt, 1),
+    "max_answer_chars": (MaxAnswerCharsOpt, 12000),
+    "temperature": (TemperatureOpt, None),
+    "max_tokens": (MaxTokensOpt, None),
+    "cache": (CacheOpt, None),
+    "no_cache": (NoCacheOpt, False),
+    "api_key_env": (JudgeKeyEnvOpt, None),
+    "refresh": (RefreshOpt, None),
+    "structured": (StructuredOpt, None),
+    "score_from": (ScoreFromOpt, None),
+    "device": (JudgeDeviceOpt, None),
+    "batch_size": (JudgeBatchSizeOpt, None),
+    "batch": (BatchOpt, False),
+    "no_wait": (NoWaitOpt, False),
+    "batch_fallback": (BatchFallbackOpt, "batch"),
+    "max_cost": (MaxCostOpt, None),
+}
+
+
+def judge_settings(values: Mapping[str, Any]) -> JudgeSettings:
+    """The ``JudgeSettings`` of ``JUDGE_OPTIONS``' values (as a command receives them; an option a command
+    skips is simply absent). A bad value is an error line (exit 2) before anything runs."""
+    from alignbench.data import InputError
+    from alignbench.settings import JudgeSettings
+
+    given = dict(values)
+    refresh = given.pop("refresh", None)
+    if refresh not in (None, "failed"):
+        raise fail(f"--refresh: only 'failed' is known, not {refresh!r}")
+    check_choice(given.get("score_from"), "--score-from", "verdict", "logprobs")
+    fields = dict(base_url=given.pop("judge_base_url", None),
+                  cache=cache_arg(given.pop("cache", None), given.pop("no_cache", False)),
+                  batch=batch_arg(given.pop("batch", False), given.pop("no_wait", False),
+                                  given.pop("batch_fallback", "batch")),
+                  options={k: given.pop(k, None) for k in ("device", "batch_size")},
+                  refresh_failed=refresh == "failed", **key_settings(given.pop("api_key_env", None)), **given)
+    try:
+        return JudgeSettings.build(**fields)
+    except InputError as exc:
+        raise fail(str(exc)) from None
+
+
+def judge_options(*, skip: Collection[str] = ()) -> Callable[[F], F]:
+    """Give a command every option of ``JUDGE_OPTIONS`` but ``skip``, placed where its ``settings``
+    parameter stands (a placeholder with a default, after the parameters without one). The command is
+    called with ``settings``, the ``JudgeSettings`` they make (``judge_settings``), never with them one by
+    one: typer reads the signature this builds."""
+
+    def decorate(command: F) -> F:
+        rows = {name: row for name, row in JUDGE_OPTIONS.items() if name not in skip}
+        own = inspect.signature(command)
+        if "settings" not in own.parameters:
+            raise TypeError(f"{command.__name__} needs a `settings` parameter to take the judge options")
+        params: list[inspect.Parameter] = []
+        for p in own.parameters.values():
+            if p.name == "settings":
+                params.extend(inspect.Parameter(name, p.kind, default=default, annotation=option)
+                              for name, (option, default) in rows.items())
+            else:  # the command's own, as typer would read them (annotations are strings in its module)
+                annotation = p.annotation
+                params.append(p.replace(annotation=eval(annotation, command.__globals__)  # noqa: S307
+                                        if isinstance(annotation, str) else annotation))
+
+        @functools.wraps(command)
+        def with_settings(**values: Any) -> Any:
+            shared = {name: values.pop(name) for name in rows}
+            return command(**values, settings=judge_settings(shared))
+
+        with_settings.__signature__ = own.replace(parameters=params, return_annotation=None)  # type: ignore[attr-defined]
+        with_settings.__annotations__ = {p.name: p.annotation for p in params}
+        return with_settings  # type: ignore[return-value]
+
+    return decorate

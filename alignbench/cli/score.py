@@ -4,75 +4,47 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from alignbench.cli.app import app, console, exit_on_run_failures, fail, guarded, progress, warn
+from alignbench.cli.app import app, console, guarded, progress, warn
 from alignbench.cli.options import (
     AllowEmptyOpt,
-    AttemptsOpt,
     BaselineRunOpt,
-    BatchFallbackOpt,
-    BatchOpt,
     CacheOpt,
-    ConcurrencyOpt,
     DryRunOpt,
     ForceOpt,
     FormatOpt,
-    JudgeKeyEnvOpt,
-    JudgeModelOpt,
     JudgeOpt,
-    JudgeUrlOpt,
-    MaxAnswerCharsOpt,
-    MaxCostOpt,
     MaxFailedOpt,
-    MaxTokensOpt,
-    NoCacheOpt,
-    NoWaitOpt,
-    ParseRetriesOpt,
     ProtocolOpt,
     QuestionsOpt,
-    RefreshOpt,
     RubricOpt,
-    ScoreFromOpt,
     SeedOpt,
-    StructuredOpt,
-    TemperatureOpt,
-    TimeoutOpt,
     allowed_failures,
-    batch_arg,
-    cache_arg,
-    check_choice,
-    key_settings,
+    exit_on_run_failures,
+    judge_options,
     paying,
     print_estimates,
     print_json,
     print_messages,
 )
 
+if TYPE_CHECKING:
+    from alignbench.api import JudgeSettings
+
 
 @app.command()
+@judge_options()
 def score(
     questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s), JSONL; repeat for several models.")],
     judge: JudgeOpt = "critiquellm",
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for answer files without model_id.")] = None,
-    judge_model: JudgeModelOpt = None,
-    judge_base_url: JudgeUrlOpt = None,
-    rubric: RubricOpt = None,
-    protocol: ProtocolOpt = None,
+    settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (several models: one subfolder each). Default: reports/<model>__<judge>__<rubric>.")] = None,
     force: ForceOpt = False,
-    concurrency: ConcurrencyOpt = 16,
-    timeout: TimeoutOpt = 120.0,
-    attempts: AttemptsOpt = 6,
-    parse_retries: ParseRetriesOpt = 1,
-    max_answer_chars: MaxAnswerCharsOpt = 12000,
-    temperature: TemperatureOpt = None,
-    max_tokens: MaxTokensOpt = None,
-    cache: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
     allow_empty: AllowEmptyOpt = False,
     dry_run: DryRunOpt = False,
     seed: SeedOpt = 0,
@@ -81,16 +53,6 @@ def score(
         "--samples", min=1, help="Ask the judge K times per answer (distinct seeds and cache entries) and score "
                                  "the mean; reports the judge's spread and how much it widens each CI.")] = 1,
     max_failed: MaxFailedOpt = "5%",
-    refresh: RefreshOpt = None,
-    api_key_env: JudgeKeyEnvOpt = None,
-    batch: BatchOpt = False,
-    no_wait: NoWaitOpt = False,
-    batch_fallback: BatchFallbackOpt = "batch",
-    max_cost: MaxCostOpt = None,
-    device: Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")] = None,
-    structured: StructuredOpt = None,
-    score_from: ScoreFromOpt = None,
 ) -> None:
     """Judge answers with a multi-dimension rubric and print per-category scores.
 
@@ -100,29 +62,19 @@ def score(
     from alignbench import api
 
     allowed_failures(max_failed, 1)  # a bad value fails now, not after the judging
-    paid = batch_arg(batch, no_wait, batch_fallback)
-    if refresh not in (None, "failed"):
-        raise fail(f"--refresh: only 'failed' is known, not {refresh!r}")
-    check_choice(score_from, "--score-from", "verdict", "logprobs")
-    settings = dict(model=model, judge_model=judge_model, base_url=judge_base_url, rubric=rubric, protocol=protocol,
-                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
-                    timeout=timeout, temperature=temperature, max_tokens=max_tokens, **key_settings(api_key_env),
-                    options={k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None},
-                    structured=structured, score_from=score_from)
     with guarded(), paying():
-        plan = api.plan_score(questions, answers, judge, samples=samples, **settings)  # all input checked
+        plan = api.plan_score(questions, answers, judge, model=model, allow_empty=allow_empty, samples=samples,
+                              settings=settings)  # all input checked
         for message in plan.warnings():
             warn(message)
         if dry_run:
             if fmt != "json":
                 for p in plan.plans:
                     _print_dry_run(p)
-            print_estimates(plan.requests(), cache_arg(cache, no_cache), batch, fmt)  # type: ignore[arg-type]
+            print_estimates(plan.requests(), settings.cache, bool(settings.batch), fmt)  # type: ignore[arg-type]
             return
         with progress() as on_event:  # the plan checked above is the one run (nothing loaded or rendered twice)
-            runs = api.score_from_plan(plan, out=out, force=force, attempts=attempts, parse_retries=parse_retries,
-                                       cache=cache_arg(cache, no_cache), seed=seed, refresh_failed=refresh == "failed",
-                                       batch=paid, max_cost=max_cost, on_event=on_event)
+            runs = api.score_from_plan(plan, out=out, force=force, seed=seed, on_event=on_event, settings=settings)
     for run in runs.values():
         for message in getattr(run.summary.run, "notes", None) or []:
             warn(message)

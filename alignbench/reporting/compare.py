@@ -23,7 +23,6 @@ compared only on the questions whose text is identical in both sets, and everyth
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from alignbench import stats
 from alignbench.rubrics import Rubric
 from alignbench.rundir import Run, RunError, load_run, unique_labels  # noqa: F401  (re-exported)
 from alignbench.types import Status
@@ -117,17 +117,17 @@ def paired_bootstrap_ci(diffs: Sequence[float], strata: Sequence[str] | None = N
     d = np.asarray(diffs, dtype=float)
     if d.size == 0:
         raise ValueError("no paired differences")
-    labels = list(strata) if strata is not None else ["all"] * d.size
+    labels = np.asarray(list(strata) if strata is not None else ["all"] * d.size)
     weights = dict(stratum_weights) if stratum_weights is not None else {"all": 1.0}
-    rng = np.random.default_rng(seed)
+    boots = stats.stratified_means({s: d[labels == s] for s in dict.fromkeys(labels.tolist())}, n_boot,
+                                   np.random.default_rng(seed))
     total = np.zeros(n_boot)
-    for s in dict.fromkeys(labels):
-        values = d[[i for i, lab in enumerate(labels) if lab == s]]
-        idx = rng.integers(0, values.size, size=(n_boot, values.size))
-        total += weights[s] * values[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(total, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    for s, b in boots.items():
+        total += weights[s] * b
+    ci = stats.percentile_ci(total, level)
+    if ci is None:
+        raise ValueError("a bootstrap CI needs n_boot >= 2 and finite differences")
+    return ci
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -316,7 +316,7 @@ def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int
         return cmp
     cmp.comparable = True
     group_of = {c.name: c.group for c in rubric.categories}
-    cat_of = {q: _canonical(rubric, b_by[q].category) for q in shared}
+    cat_of = {q: rubric.canonical(b_by[q].category) for q in shared}
     unknown = sorted({c for c in cat_of.values() if c not in group_of})
     if unknown:
         cmp.problems.append(f"categories not in rubric {rubric.id} are left out: {', '.join(unknown)}")
@@ -367,20 +367,9 @@ def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int
     return cmp
 
 
-def _canonical(rubric: Rubric, name: str) -> str:
-    cat = rubric.category(name)
-    return cat.name if cat else name
-
-
 def _question_text(new: Run, base: Run, qid: int) -> str | None:
     for run in (new, base):
         if run.questions and qid in run.questions:
             return run.questions[qid].question
     return None
 
-
-def fmt_p(p: float | None) -> str:
-    """p-values as people read them: two significant digits, '<0.001' below that."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.2g}" if p < 0.1 else f"{p:.2f}"

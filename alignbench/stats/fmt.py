@@ -1,0 +1,135 @@
+"""Rounding and number formatting for every view: the terminal (``reporting.terminal``), the Markdown
+report (``reporting.markdown``) and the viewer (``view.render``'s Jinja filters), so a score, a CI or a
+share reads the same everywhere; and ``FIGURES``, the run figures all three list.
+
+Rules: a missing value (None, NaN, ±inf) prints as ``MISSING`` (—), never "nan"; a value that rounds to
+zero prints without a minus sign ("0.00", "+0.00"), since "-0.00" claims a direction the digits do not
+show; halves round as Python's format does (to the nearest binary value, ties to even), the same way
+``rnd`` rounds the figures written to JSON.
+
+A figure shown everywhere: compute it into ``summary.json`` (``aggregate.summarize``) and add one
+``Figure`` line to ``FIGURES``; the terminal summary, the report's notes and the viewer's run page list
+every figure a run has.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MISSING = "—"
+
+
+def _real(value: Any) -> float | None:
+    """The value as a finite float, or None (None, NaN, inf, text, anything not a number)."""
+    if value is None or isinstance(value, (str, bytes)):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _fixed(v: float, spec: str) -> str:
+    """``format(v, spec)`` without the sign of a negative zero (Python 3.10 has no "z" option)."""
+    text = format(v, spec)
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return ("+" if spec.startswith("+") else "") + text[1:]
+    return text
+
+
+def rnd(value: Any, digits: int = 4) -> float | None:
+    """A figure as written to JSON: rounded to ``digits``; None for a missing or undefined value."""
+    v = _real(value)
+    return None if v is None else round(v, digits)
+
+
+def rnd_ci(ci: Sequence[float] | None, digits: int = 4) -> list[float | None] | None:
+    """An interval as written to JSON: ``[lo, hi]`` rounded, or None."""
+    return None if ci is None else [rnd(ci[0], digits), rnd(ci[1], digits)]
+
+
+def num(value: Any, digits: int = 2, missing: str = MISSING) -> str:
+    """Fixed decimals: 7.25."""
+    v = _real(value)
+    return missing if v is None else _fixed(v, f".{digits}f")
+
+
+def signed(value: Any, digits: int = 2, missing: str = MISSING) -> str:
+    """With its sign: +0.25, -1.50."""
+    v = _real(value)
+    return missing if v is None else _fixed(v, f"+.{digits}f")
+
+
+def score(value: Any) -> str:
+    """A score as the judge gave it: 7, 6.5 (no trailing zeros)."""
+    v = _real(value)
+    return MISSING if v is None else f"{v:g}"
+
+
+def pct(value: Any, digits: int = 0) -> str:
+    """A share (0–1) as a percentage: 0.125 → 12% (digits 0), 12.5% (digits 1)."""
+    v = _real(value)
+    return MISSING if v is None else _fixed(100 * v, f".{digits}f") + "%"
+
+
+def pm(value: Any, se: Any = None, digits: int = 1) -> str:
+    """A value ± its standard error (the error left out when there is none)."""
+    v, e = _real(value), _real(se)
+    return MISSING if v is None else num(v, digits) + ("" if e is None else f" ± {num(e, digits)}")
+
+
+def ci(interval: Sequence[float] | None, digits: int = 2, sep: str = "–", sign: bool = False) -> str:
+    """An interval "lo–hi" ("" without one); ``sign``: both ends signed (a difference's CI)."""
+    if not interval:
+        return ""
+    f = signed if sign else num
+    return f"{f(interval[0], digits)}{sep}{f(interval[1], digits)}"
+
+
+def p_value(p: Any) -> str:
+    """p-values as people read them: two significant digits, '<0.001' below that."""
+    v = _real(p)
+    if v is None:
+        return MISSING
+    return "<0.001" if v < 0.001 else f"{v:.2g}" if v < 0.1 else f"{v:.2f}"
+
+
+# ================================================================================================
+# Figures of a run: one registration, three views
+# ================================================================================================
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of a run: where it is in ``summary.json`` (a dotted path), its labels and its format."""
+
+    path: str
+    zh: str
+    en: str
+    kind: Literal["count", "score", "share", "signed"] = "score"
+
+    def value(self, summary: Mapping[str, Any]) -> Any:
+        node: Any = summary
+        for part in self.path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        return node
+
+    def text(self, value: Any) -> str:
+        if self.kind == "count":
+            return MISSING if _real(value) is None else str(int(value))
+        return {"score": num, "share": pct, "signed": signed}[self.kind](value)
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("score_from.n_expected", "概率期望得分", "scores from log-probabilities", "count"),
+    Figure("score_from.n_verdict", "无概率、用评审分数", "scores from the verdict (no log-probabilities)", "count"),
+)
+
+
+def figures(summary: Mapping[str, Any], zh: bool = False) -> list[tuple[str, str]]:
+    """(label, text) of each registered figure the run has, in ``FIGURES`` order."""
+    return [(f.zh if zh else f.en, f.text(v)) for f in FIGURES if (v := f.value(summary)) is not None]

@@ -37,6 +37,8 @@ import numpy as np
 
 from alignbench.rubrics import Rubric
 from alignbench.stats import corr, corr_rows, draw, percentile_band, percentile_ci, undefined_reason
+from alignbench.stats.fmt import finite as _f
+from alignbench.stats.fmt import rnd
 from alignbench.types import Judgment, Status
 
 if TYPE_CHECKING:
@@ -68,10 +70,7 @@ def _clean(value: Any, digits: int | None) -> Any:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not math.isfinite(v):
-            return None
-        return round(v, digits) if digits is not None else v
+        return _f(value) if digits is None else rnd(value, digits)
     return value
 
 
@@ -80,14 +79,6 @@ class _AsDict:
 
     def as_dict(self) -> dict[str, Any]:
         return _clean(asdict(self), 4)  # type: ignore[call-overload]
-
-
-def _f(value: float | None) -> float | None:
-    """Plain float or None (NaN/inf become None: a missing figure, never a fake number)."""
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
 
 
 def _weights(categories: Sequence[str], rubric: Rubric) -> dict[str, float]:

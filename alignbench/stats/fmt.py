@@ -22,8 +22,9 @@ from typing import Any, Literal
 MISSING = "—"
 
 
-def _real(value: Any) -> float | None:
-    """The value as a finite float, or None (None, NaN, inf, text, anything not a number)."""
+def finite(value: Any) -> float | None:
+    """The value as a plain finite float, or None (None, NaN, inf, text, anything not a number): a
+    missing figure, never a fake number."""
     if value is None or isinstance(value, (str, bytes)):
         return None
     try:
@@ -43,7 +44,7 @@ def _fixed(v: float, spec: str) -> str:
 
 def rnd(value: Any, digits: int = 4) -> float | None:
     """A figure as written to JSON: rounded to ``digits``; None for a missing or undefined value."""
-    v = _real(value)
+    v = finite(value)
     return None if v is None else round(v, digits)
 
 
@@ -54,31 +55,31 @@ def rnd_ci(ci: Sequence[float] | None, digits: int = 4) -> list[float | None] | 
 
 def num(value: Any, digits: int = 2, missing: str = MISSING) -> str:
     """Fixed decimals: 7.25."""
-    v = _real(value)
+    v = finite(value)
     return missing if v is None else _fixed(v, f".{digits}f")
 
 
 def signed(value: Any, digits: int = 2, missing: str = MISSING) -> str:
     """With its sign: +0.25, -1.50."""
-    v = _real(value)
+    v = finite(value)
     return missing if v is None else _fixed(v, f"+.{digits}f")
 
 
 def score(value: Any) -> str:
     """A score as the judge gave it: 7, 6.5 (no trailing zeros)."""
-    v = _real(value)
+    v = finite(value)
     return MISSING if v is None else f"{v:g}"
 
 
 def pct(value: Any, digits: int = 0) -> str:
     """A share (0–1) as a percentage: 0.125 → 12% (digits 0), 12.5% (digits 1)."""
-    v = _real(value)
+    v = finite(value)
     return MISSING if v is None else _fixed(100 * v, f".{digits}f") + "%"
 
 
 def pm(value: Any, se: Any = None, digits: int = 1) -> str:
     """A value ± its standard error (the error left out when there is none)."""
-    v, e = _real(value), _real(se)
+    v, e = finite(value), finite(se)
     return MISSING if v is None else num(v, digits) + ("" if e is None else f" ± {num(e, digits)}")
 
 
@@ -92,7 +93,7 @@ def ci(interval: Sequence[float] | None, digits: int = 2, sep: str = "–", sign
 
 def p_value(p: Any) -> str:
     """p-values as people read them: two significant digits, '<0.001' below that."""
-    v = _real(p)
+    v = finite(p)
     if v is None:
         return MISSING
     return "<0.001" if v < 0.001 else f"{v:.2g}" if v < 0.1 else f"{v:.2f}"
@@ -120,7 +121,7 @@ class Figure:
 
     def text(self, value: Any) -> str:
         if self.kind == "count":
-            return MISSING if _real(value) is None else str(int(value))
+            return MISSING if finite(value) is None else str(int(value))
         return {"score": num, "share": pct, "signed": signed}[self.kind](value)
 
 

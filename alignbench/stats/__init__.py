@@ -98,6 +98,19 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their positions, 1-based) within each row. One row (the
+    loops of the audits call this thousands of times) by ``np.unique``, ~2× faster than scipy's
+    ``rankdata``, which ranks the bootstrap's many rows (the same values: exact halves)."""
+    if a.shape[0] == 1:
+        _, inv, cnt = np.unique(a[0], return_inverse=True, return_counts=True)
+        ends = np.cumsum(cnt)
+        return ((ends - cnt + 1 + ends) / 2.0)[inv.reshape(-1)][None]
+    from scipy.stats import rankdata  # imported here: scipy.stats costs ~1.5 s at CLI start-up
+
+    return rankdata(a, axis=1)
+
+
 def _kendall(cx: np.ndarray, cy: np.ndarray, k: int, m: int) -> np.ndarray:
     """τ-b of each row of integer codes (values 0..k-1 and 0..m-1) from its k × m contingency table:
     (P − Q)/sqrt((n0 − n1)(n0 − n2)), P/Q the concordant/discordant pairs, n1/n2 the pairs tied in x/y.
@@ -154,9 +167,7 @@ def corr_rows(x: Any, y: Any, metric: str, idx: np.ndarray | None = None) -> np.
     if metric == "pearson":
         return _pearson(xa, ya)
     if metric == "spearman":
-        from scipy.stats import rankdata  # imported here: scipy.stats costs ~1.5 s at CLI start-up
-
-        return _pearson(rankdata(xa, axis=1), rankdata(ya, axis=1))
+        return _pearson(_ranks(xa), _ranks(ya))
     raise ValueError(f"unknown metric {metric!r}")
 
 

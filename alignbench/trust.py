@@ -962,10 +962,6 @@ def _padded(groups: list[np.ndarray], width: int) -> np.ndarray:
     return out
 
 
-def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
-    return math.nan if x.size < 3 else corr(x, y, "spearman")
-
-
 def _demean(v: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     sums = np.bincount(groups, weights=v, minlength=n_groups)
     counts = np.bincount(groups, minlength=n_groups)
@@ -1025,7 +1021,7 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
             ys, xs = y[rows] - y[rows].mean(), x[rows] - x[rows].mean()
             zs = None if z is None else z[rows] - z[rows].mean()
         slope, xr, yr = _fit(xs, ys, zs)
-        return slope * per, _rank_corr(xr, yr)
+        return slope * per, math.nan if xr.size < 3 else corr(xr, yr, "spearman")
 
     all_rows = np.arange(y.size)
     slope, rho = stats(all_rows, g, n_q)

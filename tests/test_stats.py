@@ -18,11 +18,13 @@ from scipy import stats as sp
 from test_report import make_run
 
 from alignbench import stats
-from alignbench.reporting.markdown import build_report
-from alignbench.reporting.terminal import print_summary
+from alignbench.reporting.markdown import STRINGS, _audit_block, build_report
+from alignbench.reporting.terminal import print_audit, print_summary
 from alignbench.rubrics import load_rubric
 from alignbench.rundir import load_run
 from alignbench.stats import fmt
+from alignbench.trust import PositionBias, PositionStats
+from alignbench.trust_runs import BiasAudit
 from alignbench.view.data import load_view
 from alignbench.view.render import Pages
 
@@ -172,6 +174,18 @@ def test_a_figure_registered_once_is_shown_by_terminal_report_and_viewer(tmp_pat
     assert "<tr><th>bootstrap resamples</th><td>2000</td></tr>" in Pages(data).run_page(data.runs[0])
     monkeypatch.setattr(fmt, "FIGURES", ())
     assert "bootstrap resamples" not in Pages(data).run_page(data.runs[0])
+
+
+def test_an_audit_figure_is_listed_by_terminal_and_report():
+    stats_ = PositionStats(4, 8, 0.5, None, 0.25, None, 0.25, None)
+    audit = BiasAudit(judge="openai:gpt-4o", runs=["model-a"], position=PositionBias(stats_, {}, n_failed=3))
+    out = io.StringIO()
+    print_audit(audit, Console(file=out, width=200, color_system=None))
+    assert "pairs left out of the position audit (an order failed): 3" in out.getvalue()
+    assert "position (4 pairs): first-position win rate 0.50, flip rate 25.0%" in out.getvalue()
+    en, zh = _audit_block(audit, STRINGS["en"], False), _audit_block(audit, STRINGS["zh"], True)
+    assert any("an order failed): 3" in line for line in en["lines"])
+    assert any("位置审计略去的成对比较（某一顺序失败）：3" in line for line in zh["lines"])
 
 
 # ================================================================================================

@@ -654,6 +654,7 @@ def _audit_block(a: Any, t: dict[str, str], zh: bool) -> dict[str, Any]:
         fams = [f"{r.name} ({r.family})" for r in a.family.rows if r.role == "judge" and r.family]
         if fams:
             lines.append(("评审家族：" if zh else "Judge family: ") + ", ".join(fams))
+    lines += [f"{label}{'：' if zh else ': '}{text}" for label, text in fmt.figures(a.as_dict(), zh, of="audit")]
     notes = list(a.notes)
     if a.length is not None:
         notes += list(a.length.warnings)

@@ -24,11 +24,7 @@ def score_table(summary: Summary, rubric: Rubric) -> Table:
              f" · {run.rubric or rubric.id}")
     table = Table(title=escape(title), caption="1–10 scale · 95% bootstrap CI · failed judgments excluded",
                   header_style="bold", title_style="bold")
-    table.add_column("类别 category", no_wrap=True)
-    table.add_column("score", justify="right")
-    table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
-    table.add_column("n", justify="right")
-    table.add_column("failed", justify="right")
+    _score_columns(table, "类别 category")
     cats = summary.categories
     for gid, group in summary.groups.items():
         members = [c for c in rubric.category_names(gid) if c in cats]
@@ -78,16 +74,19 @@ def dialogue_table(summary: Summary) -> Table | None:
     table = Table(title=escape(f"各轮得分 per turn · {summary.model or '?'}"), header_style="bold", title_style="bold",
                   caption=f"{dialogues.get('n', 0)} dialogues, {dialogues.get('judged_turns', 0)} judged turns · "
                           "dialogue = mean of its turns · 95% bootstrap CI · failed turns excluded")
-    table.add_column("轮次 turn", no_wrap=True)
-    table.add_column("score", justify="right")
-    table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
-    table.add_column("n", justify="right")
-    table.add_column("failed", justify="right")
+    _score_columns(table, "轮次 turn")
     for k in sorted(turns, key=int):
         v = turns[k]
         table.add_row(f"第{escape(k)}轮 [dim]turn {escape(k)}[/]", fmt.num(v.get("score")), fmt.ci(v.get("ci")),
                       str(v.get("n", 0)), _failed(v.get("n_failed", 0)))
     return table
+
+
+def _score_columns(table: Table, first: str) -> None:
+    """The columns of a score table (categories or turns): name, score, 95% CI, n, failed."""
+    table.add_column(first, no_wrap=True)
+    for name in ("score", "95% CI", "n", "failed"):
+        table.add_column(name, justify="right", style="dim" if name == "95% CI" else None, no_wrap=name == "95% CI")
 
 
 def _failed(n: int) -> str:
@@ -563,6 +562,7 @@ def print_audit(audit: Any, console: Console) -> None:
                                                              else r.note))
     if audit.family is not None and audit.family.warning:
         lines.append(audit.family.warning)
+    lines += [f"{label}: {text}" for label, text in fmt.figures(audit.as_dict(), of="audit")]
     notes = list(audit.notes) + (list(audit.length.warnings) if audit.length is not None else [])
     across = audit.length is not None and any(x.design != "within-question" for x in audit.length.units.values())
     hint = ("; one answer per question, so length is compared across questions (confounded by difficulty): give "

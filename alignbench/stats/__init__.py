@@ -1,19 +1,9 @@
-"""The statistics every other module uses: bootstrap resamples and percentile intervals, and the three
-correlations (Pearson, Spearman, Kendall τ-b), each vectorised over bootstrap resamples.
-
-One place, so a CI or a correlation means the same in ``summary.json``, meta-eval, comparisons and the
-trust audits, and a fix lands once. Pure numpy (scipy only for ranks and very large τ-b), no I/O.
-
-Resampling: ``draw(rng, n, n_boot)`` is the one way to draw resample indices (uniform, with replacement,
-row b = resample b), so a seed gives the same resamples wherever it is used; ``means`` /
-``stratified_means`` push them through a mean (AlignBench's bootstrap resamples answers within each
-category: ``stratified_means`` draws per stratum in the mapping's order); ``percentile_ci`` turns
-resampled statistics into an interval, ignoring undefined (NaN) resamples unless they are half or more.
-
-Correlations: ``corr_rows(x, y, metric)`` gives one value per row (or per resample ``idx``), NaN where
-it is undefined (fewer than two points, a constant row); ``undefined_reason`` says why in words.
-scipy has no row-vectorised τ-b and its ``pearsonr(axis=...)`` computes p-values we do not need, so the
-kernels are written here and tested against ``scipy.stats`` (tests/test_stats.py).
+"""The statistics every module uses, written once: bootstrap resamples and percentile intervals
+(AlignBench's stratified bootstrap included) and Pearson, Spearman and Kendall τ-b, each vectorised over
+resamples, so a CI or a correlation means the same in ``summary.json``, meta-eval, comparisons and the
+trust audits. ``draw`` is the one way to draw resample indices, so a seed gives the same resamples
+wherever it is used. scipy has no row-vectorised τ-b and its ``pearsonr(axis=...)`` computes p-values we
+do not need, so the kernels are here, tested against ``scipy.stats`` (tests/test_stats.py).
 """
 
 from __future__ import annotations
@@ -26,11 +16,6 @@ import numpy as np
 K = TypeVar("K", bound=Hashable)
 METRICS = ("pearson", "spearman", "kendall")
 _TABLE_CELLS = 4_000_000  # contingency-table cells per chunk of τ-b rows (~32 MB)
-
-
-# ================================================================================================
-# Resampling
-# ================================================================================================
 
 
 def draw(rng: np.random.Generator, n: int, n_boot: int | None = None) -> np.ndarray:
@@ -69,11 +54,6 @@ def percentile_band(curves: np.ndarray, level: float = 0.95) -> tuple[np.ndarray
     """Pointwise percentile band of resampled curves (rows = resamples, columns = grid points)."""
     alpha = (1 - level) / 2
     return np.quantile(curves, alpha, axis=0), np.quantile(curves, 1 - alpha, axis=0)
-
-
-# ================================================================================================
-# Correlations
-# ================================================================================================
 
 
 def undefined_reason(judge: Sequence[float], human: Sequence[float]) -> str | None:
@@ -174,7 +154,3 @@ def corr_rows(x: Any, y: Any, metric: str, idx: np.ndarray | None = None) -> np.
 def corr(x: Any, y: Any, metric: str) -> float:
     """One correlation of two samples (NaN where undefined)."""
     return float(corr_rows(x, y, metric)[0])
-
-
-__all__ = ["METRICS", "corr", "corr_rows", "draw", "means", "percentile_band", "percentile_ci",
-           "stratified_means", "undefined_reason"]

@@ -1,15 +1,8 @@
-"""Rounding and number formatting for every view: the terminal (``reporting.terminal``), the Markdown
-report (``reporting.markdown``) and the viewer (``view.render``'s Jinja filters), so a score, a CI or a
-share reads the same everywhere; and ``FIGURES``, the run figures all three list.
-
-Rules: a missing value (None, NaN, ±inf) prints as ``MISSING`` (—), never "nan"; a value that rounds to
-zero prints without a minus sign ("0.00", "+0.00"), since "-0.00" claims a direction the digits do not
-show; halves round as Python's format does (to the nearest binary value, ties to even), the same way
-``rnd`` rounds the figures written to JSON.
-
-A figure shown everywhere: compute it into ``summary.json`` (``aggregate.summarize``) and add one
-``Figure`` line to ``FIGURES``; the terminal summary, the report's notes and the viewer's run page list
-every figure a run has.
+"""Rounding and number formats for every view (terminal, Markdown report, the viewer's Jinja filters),
+so a score, a CI or a share reads the same everywhere, and ``FIGURES``, the run figures all three list.
+A missing value (None, NaN, inf) prints as ``MISSING``, never "nan"; a value that rounds to zero prints
+unsigned ("0.00", "+0.00": "-0.00" claims a direction the digits do not show); halves round as Python's
+format does (the nearest binary value, ties to even), as ``rnd`` rounds the figures written to JSON.
 """
 
 from __future__ import annotations
@@ -99,19 +92,18 @@ def p_value(p: Any) -> str:
     return "<0.001" if v < 0.001 else f"{v:.2g}" if v < 0.1 else f"{v:.2f}"
 
 
-# ================================================================================================
-# Figures of a run: one registration, three views
-# ================================================================================================
-
-
 @dataclass(frozen=True)
 class Figure:
-    """A figure of a run: where it is in ``summary.json`` (a dotted path), its labels and its format."""
+    """One number the views list, registered once: where it is (a dotted path into ``summary.json``, or
+    with ``of="audit"`` into a judge's bias audit, ``trust_runs.BiasAudit.as_dict()``), its labels and
+    its format. A new statistic shown everywhere: compute it (``aggregate.py`` or ``trust.py``) and add
+    its line to ``FIGURES``; the terminal, the report and (run figures) the viewer's run page list it."""
 
     path: str
     zh: str
     en: str
     kind: Literal["count", "score", "share", "signed"] = "score"
+    of: Literal["run", "audit"] = "run"
 
     def value(self, summary: Mapping[str, Any]) -> Any:
         node: Any = summary
@@ -128,9 +120,11 @@ class Figure:
 FIGURES: tuple[Figure, ...] = (
     Figure("score_from.n_expected", "概率期望得分", "scores from log-probabilities", "count"),
     Figure("score_from.n_verdict", "无概率、用评审分数", "scores from the verdict (no log-probabilities)", "count"),
+    Figure("position.n_failed", "位置审计略去的成对比较（某一顺序失败）", "pairs left out of the position audit (an order failed)",
+           "count", "audit"),
 )
 
 
-def figures(summary: Mapping[str, Any], zh: bool = False) -> list[tuple[str, str]]:
-    """(label, text) of each registered figure the run has, in ``FIGURES`` order."""
-    return [(f.zh if zh else f.en, f.text(v)) for f in FIGURES if (v := f.value(summary)) is not None]
+def figures(data: Mapping[str, Any], zh: bool = False, of: str = "run") -> list[tuple[str, str]]:
+    """(label, text) of each registered figure ``of`` this kind that ``data`` has, in ``FIGURES`` order."""
+    return [(f.zh if zh else f.en, f.text(v)) for f in FIGURES if f.of == of and (v := f.value(data)) is not None]

@@ -9,7 +9,7 @@ CIs for the first only. This module adds the second and the tools to see it:
    answer, people score a random subset; per category the human-scale mean is the judge's mean over
    every answer plus the mean human−judge difference on the labelled answers (the *rectifier*). The CI
    carries both errors. Categories are combined with the AlignBench weights
-   (``report.compare.group_weights``), exactly as ``aggregate`` combines category means.
+   (``stats.group_weights``), exactly as ``aggregate`` combines category means.
 2. ``fit_bridge`` / ``apply_bridge``: a monotone (isotonic) map from one judge's scale to another's,
    fitted on the same answers judged by both, so runs scored by a retired judge can be put on the new
    judge's scale; ``Bridge`` round-trips through a versioned JSON dict.
@@ -36,7 +36,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from alignbench.rubrics import Rubric
-from alignbench.stats import corr, corr_rows, draw, percentile_band, percentile_ci, undefined_reason
+from alignbench.stats import (
+    Kind,
+    corr,
+    corr_rows,
+    draw,
+    percentile_band,
+    percentile_ci,
+    question_weights,
+    score_units,
+    undefined_reason,
+)
 from alignbench.stats.fmt import finite as _f
 from alignbench.stats.fmt import rnd
 from alignbench.types import Judgment, Status
@@ -45,7 +55,6 @@ if TYPE_CHECKING:
     from alignbench.pairwise.compare import PairJudgment
 
 Key = tuple[int, str]  # (question_id, model): one answer
-Kind = Literal["overall", "group", "category"]
 
 MIN_LABELS = 10  # fewer labels than this in a category: flagged (estimates still given from 2 on)
 TUNE_MIN_LABELS = 10  # λ is power-tuned only from this many labels; below, plain PPI (λ = 1)
@@ -79,30 +88,6 @@ class _AsDict:
 
     def as_dict(self) -> dict[str, Any]:
         return _clean(asdict(self), 4)  # type: ignore[call-overload]
-
-
-def _weights(categories: Sequence[str], rubric: Rubric) -> dict[str, float]:
-    """AlignBench weights of the categories present (the official overall formula when all 8 are)."""
-    from alignbench.reporting.compare import group_weights  # lazy: keeps `import alignbench.trust` light
-
-    return group_weights(list(categories), {c.name: c.group for c in rubric.categories})
-
-
-def _score_units(rubric: Rubric, present: Sequence[str]) -> list[tuple[str, Kind, str, str, dict[str, float]]]:
-    """(key, kind, name, en, weights over categories) for overall, each group and each category present,
-    in display order: overall, then each group followed by its categories."""
-    units: list[tuple[str, Kind, str, str, dict[str, float]]] = []
-    if present:
-        units.append(("overall", "overall", "总分", "Overall", _weights(present, rubric)))
-    for gid, group in rubric.groups.items():
-        members = [c for c in rubric.category_names(gid) if c in present]
-        if not members:
-            continue
-        units.append((gid, "group", group.name, group.en, {c: 1.0 / len(members) for c in members}))
-        for cat in members:
-            info = rubric.category(cat)
-            units.append((cat, "category", cat, info.en if info else cat, {cat: 1.0}))
-    return units
 
 
 def _t_crit(level: float, df: float | None) -> float:
@@ -589,7 +574,7 @@ def calibrate_arrays(data: Mapping[str, tuple[Any, Any, Any]], rubric: Rubric, *
 
     rows: dict[str, CalibratedRow] = {}
     group_members: dict[str, tuple[str, ...]] = {}
-    for key, kind, name, en, weights in _score_units(rubric, present):
+    for key, kind, name, en, weights in score_units(rubric, present):
         if kind == "group":
             group_members[key] = tuple(weights)
         judge_est, _ = combine(cats, weights, "judge", level)
@@ -805,11 +790,9 @@ def _weighted_scores(keys: Sequence[Key], cat_of: Mapping[Key, str], values: Map
                      rubric: Rubric) -> list[tuple[str, Kind, str, int, dict[str, float | None]]]:
     """AlignBench-weighted score of each series in ``values`` for overall, groups and categories, using
     ``question_weights`` (a_i = W_c/n_c, so Σ a_i s_i = Σ_c W_c mean_c(s))."""
-    from alignbench.reporting.compare import question_weights
-
     present = [c for c in rubric.category_names() if any(cat_of[k] == c for k in keys)]
     out = []
-    for key, kind, name, _en, weights in _score_units(rubric, present):
+    for key, kind, name, _en, weights in score_units(rubric, present):
         mine = [k for k in keys if cat_of[k] in weights]
         a = question_weights([cat_of[k] for k in mine], weights)
         out.append((key, kind, name, len(mine),
@@ -1434,7 +1417,7 @@ def judge_variance(judgments: Sequence[Judgment], rubric: Rubric) -> JudgeVarian
 
     rows = []
     present = list(per_cat)
-    for key, kind, name, _en, weights in _score_units(rubric, present):
+    for key, kind, name, _en, weights in score_units(rubric, present):
         total = sum(w * w * per_cat[c][0] for c, w in weights.items())
         noise_k = sum(w * w * per_cat[c][1] for c, w in weights.items())
         noise_1 = sum(w * w * per_cat[c][2] for c, w in weights.items())

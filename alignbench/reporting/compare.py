@@ -34,6 +34,7 @@ import numpy as np
 from alignbench import stats
 from alignbench.rubrics import Rubric
 from alignbench.rundir import Run, RunError, load_run, unique_labels  # noqa: F401  (re-exported)
+from alignbench.stats import group_weights, question_weights, score_units  # noqa: F401  (re-exported)
 from alignbench.types import Status
 
 ALPHA = 0.05
@@ -44,26 +45,6 @@ EXACT_MAX_N = 14  # 2**14 = 16384 sign patterns: enumerate instead of sampling
 # ================================================================================================
 # Pure statistics
 # ================================================================================================
-
-
-def group_weights(categories: Sequence[str], group_of: Mapping[str, str]) -> dict[str, float]:
-    """AlignBench weights of the given categories: each group present weighs 1/(number of groups
-    present), shared equally by its categories present. All 8 categories → 1/4 for each reasoning
-    category, 1/12 for each language category (the official overall formula)."""
-    groups: dict[str, list[str]] = {}
-    for cat in categories:
-        groups.setdefault(group_of[cat], []).append(cat)
-    if not groups:
-        return {}
-    return {cat: 1.0 / len(groups) / len(members) for members in groups.values() for cat in members}
-
-
-def question_weights(strata: Sequence[str], stratum_weights: Mapping[str, float]) -> np.ndarray:
-    """Per-question coefficients a_i = W_c / n_c, so that Σ a_i d_i = Σ_c W_c · mean_c(d)."""
-    counts: dict[str, int] = {}
-    for s in strata:
-        counts[s] = counts.get(s, 0) + 1
-    return np.array([stratum_weights[s] / counts[s] for s in strata], dtype=float)
 
 
 def sign_flip_pvalue(diffs: Sequence[float], weights: Sequence[float] | None = None, n_perm: int = N_PERM,
@@ -330,23 +311,10 @@ def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int
 
     present = [c for c in rubric.category_names() if any(cat_of[q] == c for q in shared)]
     rows: list[DeltaRow] = []
-    if present:
-        rows.append(DeltaRow("overall", "overall", "总分", "Overall",
-                             test(shared, [cat_of[q] for q in shared], group_weights(present, group_of))))
-    cat_rows: list[DeltaRow] = []
-    for gid, group in rubric.groups.items():
-        members = [c for c in rubric.category_names(gid) if c in present]
-        if not members:
-            continue
-        qs = [q for q in shared if cat_of[q] in members]
-        rows.append(DeltaRow(gid, "group", group.name, group.en,
-                             test(qs, [cat_of[q] for q in qs], {c: 1 / len(members) for c in members})))
-        for cat in members:
-            info = rubric.category(cat)
-            qs = [q for q in shared if cat_of[q] == cat]
-            row = DeltaRow(cat, "category", cat, info.en if info else cat, test(qs, None, None))
-            cat_rows.append(row)
-            rows.append(row)
+    for key, kind, name, en, weights in score_units(rubric, present):  # overall, each group and its categories
+        qs = [q for q in shared if cat_of[q] in weights]
+        rows.append(DeltaRow(key, kind, name, en, test(qs, [cat_of[q] for q in qs], weights)))
+    cat_rows = [r for r in rows if r.kind == "category"]
     for row, adj in zip(cat_rows, holm([r.test.p_value for r in cat_rows if r.test]), strict=True):
         row.p_holm = adj
     for row in rows:

@@ -9,13 +9,52 @@ do not need, so the kernels are here, tested against ``scipy.stats`` (tests/test
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from alignbench.rubrics import Rubric
+
 K = TypeVar("K", bound=Hashable)
+Kind = Literal["overall", "group", "category"]
 METRICS = ("pearson", "spearman", "kendall")
 _TABLE_CELLS = 4_000_000  # contingency-table cells per chunk of τ-b rows (~32 MB)
+
+
+def group_weights(categories: Sequence[str], group_of: Mapping[str, str]) -> dict[str, float]:
+    """AlignBench weights of the given categories: each group present weighs 1/(number of groups
+    present), shared equally by its categories present. All 8 categories → 1/4 for each reasoning
+    category, 1/12 for each language category (the official overall formula)."""
+    groups: dict[str, list[str]] = {}
+    for cat in categories:
+        groups.setdefault(group_of[cat], []).append(cat)
+    if not groups:
+        return {}
+    return {cat: 1.0 / len(groups) / len(members) for members in groups.values() for cat in members}
+
+
+def question_weights(strata: Sequence[str], stratum_weights: Mapping[str, float]) -> np.ndarray:
+    """Per-question coefficients a_i = W_c / n_c, so that Σ a_i d_i = Σ_c W_c · mean_c(d)."""
+    counts: dict[str, int] = {}
+    for s in strata:
+        counts[s] = counts.get(s, 0) + 1
+    return np.array([stratum_weights[s] / counts[s] for s in strata], dtype=float)
+
+
+def score_units(rubric: Rubric, present: Sequence[str]) -> list[tuple[str, Kind, str, str, dict[str, float]]]:
+    """(key, kind, name, en, weights over categories) of every AlignBench score of the categories
+    present, in display order: overall, then each group followed by its categories."""
+    units: list[tuple[str, Kind, str, str, dict[str, float]]] = []
+    if present:
+        units.append(("overall", "overall", "总分", "Overall",
+                      group_weights(present, {c.name: c.group for c in rubric.categories})))
+    for gid, group in rubric.groups.items():
+        members = [c for c in rubric.category_names(gid) if c in present]
+        if members:
+            units.append((gid, "group", group.name, group.en, {c: 1.0 / len(members) for c in members}))
+            units += [(c, "category", c, getattr(rubric.category(c), "en", c), {c: 1.0}) for c in members]
+    return units
 
 
 def draw(rng: np.random.Generator, n: int, n_boot: int | None = None) -> np.ndarray:

@@ -313,10 +313,6 @@ def load_meta_files(paths: Sequence[Path | str], rubric: Rubric, default_categor
 # ================================================================================================
 
 
-def _ci(samples: np.ndarray, level: float) -> list[float | None] | None:
-    return rnd_ci(percentile_ci(samples, level))
-
-
 def correlate(judge: Sequence[float], human: Sequence[float], n_boot: int = N_BOOTSTRAP,
               rng: np.random.Generator | None = None, level: float = 0.95) -> dict[str, Any]:
     """Pearson, Spearman and Kendall τ-b between paired scores, with row-bootstrap CIs."""
@@ -330,7 +326,7 @@ def correlate(judge: Sequence[float], human: Sequence[float], n_boot: int = N_BO
     if n_boot > 0:
         rng = rng or np.random.default_rng(0)
         idx = draw(rng, len(x), n_boot)
-        cis = {m: _ci(corr_rows(x, y, m, idx), level) for m in METRICS}
+        cis = {m: rnd_ci(percentile_ci(corr_rows(x, y, m, idx), level)) for m in METRICS}
     return {**out, "ci": cis, "undefined": None}
 
 
@@ -367,7 +363,7 @@ def sample_level(judge: Sequence[float], human: Sequence[float], blocks: Sequenc
     if n_boot > 0 and n_blocks >= 2:
         rng = rng or np.random.default_rng(0)
         idx = draw(rng, n_blocks, n_boot)
-        cis = {m: _ci(np.asarray(per_block[m])[idx].mean(axis=1), level) for m in METRICS}
+        cis = {m: rnd_ci(percentile_ci(np.asarray(per_block[m])[idx].mean(axis=1), level)) for m in METRICS}
     return {**out, "ci": cis, "undefined": None}
 
 
@@ -411,7 +407,7 @@ def system_level(judge: Sequence[float], human: Sequence[float], systems: Sequen
             rows = np.asarray(members[s])
             pick = rows[draw(rng, len(rows), n_boot)]
             bx[:, k], by[:, k] = x[pick].mean(axis=1), y[pick].mean(axis=1)
-        cis = {m: _ci(corr_rows(bx, by, m), level) for m in METRICS}
+        cis = {m: rnd_ci(percentile_ci(corr_rows(bx, by, m), level)) for m in METRICS}
     return {**out, "ci": cis, "undefined": None}
 
 
@@ -497,7 +493,7 @@ def pairwise_metrics(outcomes: Sequence[PairOutcome], n_boot: int = N_BOOTSTRAP,
     def boot(a: np.ndarray) -> list[float] | None:
         if n_boot <= 0 or len(a) < 2:
             return None
-        return _ci(boot_means(a, n_boot, rng), level)
+        return rnd_ci(percentile_ci(boot_means(a, n_boot, rng), level))
 
     labels = [o.label for o in outcomes]
     return {

@@ -35,18 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from alignbench import stats
 from alignbench.rubrics import Rubric
-from alignbench.stats import (
-    Kind,
-    corr,
-    corr_rows,
-    draw,
-    percentile_band,
-    percentile_ci,
-    question_weights,
-    score_units,
-    undefined_reason,
-)
 from alignbench.stats.fmt import finite as _f
 from alignbench.stats.fmt import rnd
 from alignbench.types import Judgment, Status
@@ -55,6 +45,7 @@ if TYPE_CHECKING:
     from alignbench.pairwise.compare import PairJudgment
 
 Key = tuple[int, str]  # (question_id, model): one answer
+Kind = stats.Kind
 
 MIN_LABELS = 10  # fewer labels than this in a category: flagged (estimates still given from 2 on)
 TUNE_MIN_LABELS = 10  # λ is power-tuned only from this many labels; below, plain PPI (λ = 1)
@@ -389,9 +380,9 @@ def _boot_category(cat: _Cat, lam: float | Literal["auto"], n_boot: int, rng: np
     """Resample labelled and unlabelled answers separately (keeps n and N) and recompute all three."""
     n, big_n = cat.h_lab.size, cat.f_all.size
     f_unl = cat.f_all[n:]  # f_all is stored labelled-first (see calibrate)
-    i = draw(rng, n, n_boot) if n else np.zeros((n_boot, 0), dtype=int)
+    i = stats.draw(rng, n, n_boot) if n else np.zeros((n_boot, 0), dtype=int)
     fb_lab, hb_lab = cat.f_lab[i], cat.h_lab[i]
-    fb_all = np.concatenate([fb_lab, f_unl[draw(rng, big_n - n, n_boot)]], axis=1) \
+    fb_all = np.concatenate([fb_lab, f_unl[stats.draw(rng, big_n - n, n_boot)]], axis=1) \
         if big_n > n else fb_lab
     if big_n:
         cat.boot["judge"] = fb_all.mean(axis=1)
@@ -423,7 +414,7 @@ def _combine_boot(cats: Mapping[str, _Cat], weights: Mapping[str, float], which:
     if total is None:
         return NONE_ESTIMATE, None
     var = float(total.var(ddof=1))
-    return Estimate(float(point), math.sqrt(var), percentile_ci(total, level)), var
+    return Estimate(float(point), math.sqrt(var), stats.percentile_ci(total, level)), var
 
 
 def calibrate(judgments: Sequence[Judgment], labels: Iterable[HumanLabel] | Mapping[Key, float], rubric: Rubric, *,
@@ -574,7 +565,7 @@ def calibrate_arrays(data: Mapping[str, tuple[Any, Any, Any]], rubric: Rubric, *
 
     rows: dict[str, CalibratedRow] = {}
     group_members: dict[str, tuple[str, ...]] = {}
-    for key, kind, name, en, weights in score_units(rubric, present):
+    for key, kind, name, en, weights in stats.score_units(rubric, present):
         if kind == "group":
             group_members[key] = tuple(weights)
         judge_est, _ = combine(cats, weights, "judge", level)
@@ -763,7 +754,7 @@ def _isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def kendall_tau_b(x: Any, y: Any, idx: np.ndarray | None = None) -> np.ndarray:
     """τ-b of (x, y), or of each resample ``x[idx[b]], y[idx[b]]`` when ``idx`` (B, n) is given
     (``stats.corr_rows``: from contingency tables, cheap for judge scores)."""
-    return corr_rows(x, y, "kendall", idx)
+    return stats.corr_rows(x, y, "kendall", idx)
 
 
 def _agreement(old: np.ndarray, new: np.ndarray, bridged: np.ndarray, n_boot: int, seed: int,
@@ -774,14 +765,14 @@ def _agreement(old: np.ndarray, new: np.ndarray, bridged: np.ndarray, n_boot: in
         return Agreement(0, None, None, None, None, None, None, None, None, "no answer judged by both")
     diffs = dict(mean_abs_diff=float(np.abs(new - old).mean()), mean_diff=float((new - old).mean()),
                  mean_abs_diff_bridged=float(np.abs(new - bridged).mean()))
-    reason = undefined_reason(old, new)
+    reason = stats.undefined_reason(old, new)
     if reason:
         return Agreement(int(old.size), None, None, None, None, None, **diffs, undefined=reason)
-    point = {m: _f(corr(old, new, m)) for m in ("spearman", "pearson", "kendall")}
+    point = {m: _f(stats.corr(old, new, m)) for m in ("spearman", "pearson", "kendall")}
     cis: dict[str, tuple[float, float] | None] = {"spearman": None, "kendall": None}
     if n_boot >= 2:
-        idx = draw(np.random.default_rng(seed), old.size, n_boot)
-        cis = {m: percentile_ci(corr_rows(old, new, m, idx), level) for m in cis}
+        idx = stats.draw(np.random.default_rng(seed), old.size, n_boot)
+        cis = {m: stats.percentile_ci(stats.corr_rows(old, new, m, idx), level) for m in cis}
     return Agreement(n=int(old.size), spearman=point["spearman"], spearman_ci=cis["spearman"],
                      kendall=point["kendall"], kendall_ci=cis["kendall"], pearson=point["pearson"], **diffs)
 
@@ -792,9 +783,9 @@ def _weighted_scores(keys: Sequence[Key], cat_of: Mapping[Key, str], values: Map
     ``question_weights`` (a_i = W_c/n_c, so Σ a_i s_i = Σ_c W_c mean_c(s))."""
     present = [c for c in rubric.category_names() if any(cat_of[k] == c for k in keys)]
     out = []
-    for key, kind, name, _en, weights in score_units(rubric, present):
+    for key, kind, name, _en, weights in stats.score_units(rubric, present):
         mine = [k for k in keys if cat_of[k] in weights]
-        a = question_weights([cat_of[k] for k in mine], weights)
+        a = stats.question_weights([cat_of[k] for k in mine], weights)
         out.append((key, kind, name, len(mine),
                     {s: float(a @ np.array([v[k] for k in mine])) if mine else None for s, v in values.items()}))
     return out
@@ -838,11 +829,11 @@ is cheap for judge scores, but the band's refits are not). ``created`` (ISO time
     rng = np.random.default_rng(seed)
     curves = np.empty((n_boot, grid.size))
     for b in range(n_boot):
-        idx = draw(rng, x.size)
+        idx = stats.draw(rng, x.size)
         bx, by = _isotonic(x[idx], y[idx])
         curves[b] = np.interp(grid, bx, by)
     if n_boot >= 2:
-        band_lo, band_hi = percentile_band(curves, level)
+        band_lo, band_hi = stats.percentile_band(curves, level)
     else:
         band_lo = band_hi = np.interp(grid, kx, ky)
     nr = new_rubric or rubric
@@ -996,7 +987,7 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
         return Association(name, design, not within, int(y.size), n_q, None, None, None, None, controls, per,
                            note + "; fewer than 3 answers")
 
-    def stats(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[float, float]:
+    def estimate(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[float, float]:
         if within:
             ys, xs = _demean(y[rows], groups, n_groups), _demean(x[rows], groups, n_groups)
             zs = None if z is None else _demean(z[rows], groups, n_groups)
@@ -1004,10 +995,10 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
             ys, xs = y[rows] - y[rows].mean(), x[rows] - x[rows].mean()
             zs = None if z is None else z[rows] - z[rows].mean()
         slope, xr, yr = _fit(xs, ys, zs)
-        return slope * per, math.nan if xr.size < 3 else corr(xr, yr, "spearman")
+        return slope * per, math.nan if xr.size < 3 else stats.corr(xr, yr, "spearman")
 
     all_rows = np.arange(y.size)
-    slope, rho = stats(all_rows, g, n_q)
+    slope, rho = estimate(all_rows, g, n_q)
     slope_ci = rho_ci = None
     if n_boot >= 2 and n_q >= 2:
         rng = np.random.default_rng(seed)
@@ -1016,11 +1007,11 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
         b_slope = np.empty(n_boot)
         b_rho = np.empty(n_boot)
         for b in range(n_boot):
-            pick = table[draw(rng, n_q)]
+            pick = table[stats.draw(rng, n_q)]
             groups = np.repeat(np.arange(n_q), (pick >= 0).sum(axis=1))
             rows = pick[pick >= 0]
-            b_slope[b], b_rho[b] = stats(rows, groups, n_q)
-        slope_ci, rho_ci = percentile_ci(b_slope, level), percentile_ci(b_rho, level)
+            b_slope[b], b_rho[b] = estimate(rows, groups, n_q)
+        slope_ci, rho_ci = stats.percentile_ci(b_slope, level), stats.percentile_ci(b_rho, level)
     return Association(name, design, not within, int(y.size), n_q, _f(slope), slope_ci, _f(rho), rho_ci, controls,
                        per, note)
 
@@ -1277,12 +1268,12 @@ def _position_stats(outcomes: list[tuple[str, str, str, str]], n_boot: int, rng:
     def boot(num: np.ndarray, den: np.ndarray | None) -> tuple[float, float] | None:
         if n_boot < 2 or n < 2:
             return None
-        idx = draw(rng, n, n_boot)
+        idx = stats.draw(rng, n, n_boot)
         if den is None:
-            return percentile_ci(num[idx].mean(axis=1), level)
+            return stats.percentile_ci(num[idx].mean(axis=1), level)
         d = den[idx].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return percentile_ci(np.where(d > 0, num[idx].sum(axis=1) / np.where(d > 0, d, 1), np.nan), level)
+            return stats.percentile_ci(np.where(d > 0, num[idx].sum(axis=1) / np.where(d > 0, d, 1), np.nan), level)
 
     return PositionStats(n_pairs=n, n_decisive_verdicts=n_dec,
                          first_position_rate=float(ones.sum() / n_dec) if n_dec else None,
@@ -1417,7 +1408,7 @@ def judge_variance(judgments: Sequence[Judgment], rubric: Rubric) -> JudgeVarian
 
     rows = []
     present = list(per_cat)
-    for key, kind, name, _en, weights in score_units(rubric, present):
+    for key, kind, name, _en, weights in stats.score_units(rubric, present):
         total = sum(w * w * per_cat[c][0] for c, w in weights.items())
         noise_k = sum(w * w * per_cat[c][1] for c, w in weights.items())
         noise_1 = sum(w * w * per_cat[c][2] for c, w in weights.items())
@@ -1582,10 +1573,10 @@ def self_preference(judgments: Sequence[Judgment], *, n_boot: int = 1000, seed: 
             w_oth = np.bincount(g, weights=(~own).astype(float), minlength=uq.size)
             s_own = np.bincount(g, weights=np.where(own, d, 0.0), minlength=uq.size)
             s_oth = np.bincount(g, weights=np.where(own, 0.0, d), minlength=uq.size)
-            idx = draw(rng, uq.size, n_boot)
+            idx = stats.draw(rng, uq.size, n_boot)
             with np.errstate(invalid="ignore", divide="ignore"):
                 b = s_own[idx].sum(1) / w_own[idx].sum(1) - s_oth[idx].sum(1) / w_oth[idx].sum(1)
-            ci = percentile_ci(b, level)
+            ci = stats.percentile_ci(b, level)
         rows.append(SelfPreferenceRow(judge, fam, n_own, n_other, effect, ci, own_models))
     return SelfPreference(judges=tuple(rows), n_answers=len(common))
 

@@ -8,6 +8,7 @@ do not need, so the kernels are here, tested against ``scipy.stats`` (tests/test
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -26,19 +27,13 @@ def group_weights(categories: Sequence[str], group_of: Mapping[str, str]) -> dic
     """AlignBench weights of the given categories: each group present weighs 1/(number of groups
     present), shared equally by its categories present. All 8 categories → 1/4 for each reasoning
     category, 1/12 for each language category (the official overall formula)."""
-    groups: dict[str, list[str]] = {}
-    for cat in categories:
-        groups.setdefault(group_of[cat], []).append(cat)
-    if not groups:
-        return {}
-    return {cat: 1.0 / len(groups) / len(members) for members in groups.values() for cat in members}
+    groups = Counter(group_of[c] for c in categories)  # in order of first appearance
+    return {c: 1.0 / len(groups) / n for g, n in groups.items() for c in categories if group_of[c] == g}
 
 
 def question_weights(strata: Sequence[str], stratum_weights: Mapping[str, float]) -> np.ndarray:
     """Per-question coefficients a_i = W_c / n_c, so that Σ a_i d_i = Σ_c W_c · mean_c(d)."""
-    counts: dict[str, int] = {}
-    for s in strata:
-        counts[s] = counts.get(s, 0) + 1
+    counts = Counter(strata)
     return np.array([stratum_weights[s] / counts[s] for s in strata], dtype=float)
 
 

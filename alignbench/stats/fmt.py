@@ -78,18 +78,14 @@ def pm(value: Any, se: Any = None, digits: int = 1) -> str:
 
 def ci(interval: Sequence[float] | None, digits: int = 2, sep: str = "–", sign: bool = False) -> str:
     """An interval "lo–hi" ("" without one); ``sign``: both ends signed (a difference's CI)."""
-    if not interval:
-        return ""
     f = signed if sign else num
-    return f"{f(interval[0], digits)}{sep}{f(interval[1], digits)}"
+    return f"{f(interval[0], digits)}{sep}{f(interval[1], digits)}" if interval else ""
 
 
 def p_value(p: Any) -> str:
     """p-values as people read them: two significant digits, '<0.001' below that."""
     v = finite(p)
-    if v is None:
-        return MISSING
-    return "<0.001" if v < 0.001 else f"{v:.2g}" if v < 0.1 else f"{v:.2f}"
+    return MISSING if v is None else "<0.001" if v < 0.001 else f"{v:.2g}" if v < 0.1 else f"{v:.2f}"
 
 
 @dataclass(frozen=True)

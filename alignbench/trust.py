@@ -752,8 +752,7 @@ def _isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def kendall_tau_b(x: Any, y: Any, idx: np.ndarray | None = None) -> np.ndarray:
-    """τ-b of (x, y), or of each resample ``x[idx[b]], y[idx[b]]`` when ``idx`` (B, n) is given
-    (``stats.corr_rows``: from contingency tables, cheap for judge scores)."""
+    """τ-b of (x, y), or of each resample ``x[idx[b]], y[idx[b]]`` (``stats.corr_rows``, from tables)."""
     return stats.corr_rows(x, y, "kendall", idx)
 
 
@@ -833,7 +832,7 @@ is cheap for judge scores, but the band's refits are not). ``created`` (ISO time
         bx, by = _isotonic(x[idx], y[idx])
         curves[b] = np.interp(grid, bx, by)
     if n_boot >= 2:
-        band_lo, band_hi = stats.percentile_band(curves, level)
+        band_lo, band_hi = np.array([stats.percentile_ci(col, level) for col in curves.T]).T  # pointwise
     else:
         band_lo = band_hi = np.interp(grid, kx, ky)
     nr = new_rubric or rubric

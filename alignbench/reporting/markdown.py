@@ -218,8 +218,7 @@ def _spend(summary: Summary) -> str:
 
 def _protocol_notes(r: Run, zh: bool) -> list[str]:
     """Judge-protocol facts of a run (docs/protocols.md): answers whose reasoning was hidden from the judge
-    or leaked into the final text, and the run's registered figures (``stats.fmt.FIGURES``: scores from
-    log-probabilities); per-turn scores have their own table."""
+    or leaked into the final text, and its figures (``stats.fmt.FIGURES``); per-turn scores: own table."""
     extra = r.summary.model_extra or {}
     out = []
     reasoning = extra.get("answer_reasoning") or {}

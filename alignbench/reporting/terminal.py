@@ -14,8 +14,6 @@ from alignbench.rubrics import Rubric
 from alignbench.stats import fmt
 from alignbench.types import Judgment, Status, Summary
 
-UNDEFINED = "undefined"  # meta-eval's word for a correlation that has no value
-
 
 def score_table(summary: Summary, rubric: Rubric) -> Table:
     """Categories grouped under 推理/语言 with score, CI, n and failures."""
@@ -264,7 +262,7 @@ def print_pairwise(summary: dict[str, Any], console: Console, categories: bool =
 # -- meta-eval, ensembles, single judgments -----------------------------------------------------
 
 
-def _with_ci(value: float | None, ci: Any, missing: str = UNDEFINED, sep: str = "–", wrap: str = "{}") -> str:
+def _with_ci(value: float | None, ci: Any, missing: str = "undefined", sep: str = "–", wrap: str = "{}") -> str:
     """A correlation (three decimals) with its CI dimmed after it."""
     if value is None:
         return missing
@@ -306,8 +304,8 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
         for j, p in combos:
             m = payload["results"][j][p]["pointwise"]
             s, sy = m["sample_level"], m["system_level"]
-            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), *[fmt.num(m[k], 3, UNDEFINED) for k in METRICS],
-                          f"{fmt.num(s['spearman'], 3, UNDEFINED)} ({s['n_blocks']})", f"{fmt.num(sy['spearman'], 3, UNDEFINED)} ({sy['n_systems']})")
+            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), *[fmt.num(m[k], 3, 'undefined') for k in METRICS],
+                          f"{fmt.num(s['spearman'], 3, 'undefined')} ({s['n_blocks']})", f"{fmt.num(sy['spearman'], 3, 'undefined')} ({sy['n_systems']})")
             where = f"{j} · {p}"
             for what, fig in (("pooled", m), ("sample level", s), ("system level", sy)):
                 if fig["undefined"]:
@@ -324,7 +322,7 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
             cells = []
             for j, p in combos:
                 c = payload["results"][j][p]["pointwise"]["categories"].get(cat)
-                cells.append("" if c is None else f"{fmt.num(c['spearman'], 3, UNDEFINED)} ({c['n']})")
+                cells.append("" if c is None else f"{fmt.num(c['spearman'], 3, 'undefined')} ({c['n']})")
             if any(cells):
                 cat_table.add_row(cat, *cells)
         console.print(cat_table)
@@ -343,8 +341,8 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
             table.add_column(col, justify="left" if left else "right", no_wrap=left)
         for j, p in combos:
             m = payload["results"][j][p]["pairwise"]
-            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), fmt.num(m["agreement"], 3, UNDEFINED),
-                          f"{fmt.num(m['agreement_excl_ties'], 3)} ({m['n_excl_ties']})", fmt.num(m["consistency"], 3, UNDEFINED),
+            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), fmt.num(m["agreement"], 3, 'undefined'),
+                          f"{fmt.num(m['agreement_excl_ties'], 3)} ({m['n_excl_ties']})", fmt.num(m["consistency"], 3, 'undefined'),
                           fmt.num(m["accuracy_per_order"], 3), fmt.num(m["first_position_rate"], 3))
             if m["n_failed"]:
                 notes.append(f"{j} · {p}: {m['n_failed']} pair(s) without a verdict in both orders are excluded ("
@@ -367,7 +365,7 @@ def _per_file(payload: dict[str, Any], combos: list[tuple[str, str]], kind: str,
         table.add_column(escape(f"{j} · {p}"), justify="right")
     for path in first["files"]:
         cells = [payload["results"][j][p][kind]["files"][path] for j, p in combos]
-        table.add_row(escape(Path(path).name), *[f"{fmt.num(f[metric], 3, UNDEFINED)} ({f['n']})" for f in cells])
+        table.add_row(escape(Path(path).name), *[f"{fmt.num(f[metric], 3, 'undefined')} ({f['n']})" for f in cells])
     console.print(table)
 
 
@@ -388,11 +386,11 @@ def print_disagreement(ensemble: dict[str, Any], console: Console) -> None:
     table.add_column("n", justify="right")
     for cat, d in ensemble["categories"].items():
         table.add_row(cat, *[fmt.num(scores.get(j, {}).get("categories", {}).get(cat)) for j in judges],
-                      fmt.num(d["mad"]), fmt.num(d["spearman"], 3, UNDEFINED), str(d["n"]))
+                      fmt.num(d["mad"]), fmt.num(d["spearman"], 3, 'undefined'), str(d["n"]))
     table.add_section()
     o = ensemble["overall"]
     table.add_row("[bold]全部 all[/]", *[fmt.num(scores.get(j, {}).get("overall")) for j in judges],
-                  fmt.num(o["mad"]), fmt.num(o["spearman"], 3, UNDEFINED), str(o["n"]))
+                  fmt.num(o["mad"]), fmt.num(o["spearman"], 3, 'undefined'), str(o["n"]))
     console.print(table)
     if ensemble.get("dimensions"):
         console.print("[dim]per-dimension MAD: " + " · ".join(f"{d} {fmt.num(v['mad'])}" for d, v in

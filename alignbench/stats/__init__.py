@@ -9,15 +9,14 @@ do not need, so the kernels are here, tested against ``scipy.stats`` (tests/test
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 if TYPE_CHECKING:
     from alignbench.rubrics import Rubric
 
-K = TypeVar("K", bound=Hashable)
 Kind = Literal["overall", "group", "category"]
 METRICS = ("pearson", "spearman", "kendall")
 _TABLE_CELLS = 4_000_000  # contingency-table cells per chunk of τ-b rows (~32 MB)
@@ -65,7 +64,7 @@ def means(values: Any, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     return picked.mean(axis=tuple(range(1, picked.ndim)))
 
 
-def stratified_means(strata: Mapping[K, Any], n_boot: int, rng: np.random.Generator) -> dict[K, np.ndarray]:
+def stratified_means(strata: Mapping[Any, Any], n_boot: int, rng: np.random.Generator) -> dict[Any, np.ndarray]:
     """Per stratum, the means of ``n_boot`` resamples drawn within it (strata in the mapping's order).
     Any weighting of strata (AlignBench's category and group weights) is then a sum of these arrays,
     so every resample goes through the same formula as the point estimate."""
@@ -82,12 +81,6 @@ def percentile_ci(samples: Any, level: float = 0.95) -> tuple[float, float] | No
     alpha = (1 - level) / 2
     lo, hi = np.quantile(good, [alpha, 1 - alpha])
     return float(lo), float(hi)
-
-
-def percentile_band(curves: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise percentile band of resampled curves (rows = resamples, columns = grid points)."""
-    alpha = (1 - level) / 2
-    return np.quantile(curves, alpha, axis=0), np.quantile(curves, 1 - alpha, axis=0)
 
 
 def undefined_reason(judge: Sequence[float], human: Sequence[float]) -> str | None:

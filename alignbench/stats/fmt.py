@@ -18,6 +18,8 @@ MISSING = "—"
 def finite(value: Any) -> float | None:
     """The value as a plain finite float, or None (None, NaN, inf, text, anything not a number): a
     missing figure, never a fake number."""
+    if isinstance(value, float):  # the common case first: the views call this for every number
+        return float(value) if math.isfinite(value) else None
     if value is None or isinstance(value, (str, bytes)):
         return None
     try:
@@ -30,7 +32,7 @@ def finite(value: Any) -> float | None:
 def _fixed(v: float, spec: str) -> str:
     """``format(v, spec)`` without the sign of a negative zero (Python 3.10 has no "z" option)."""
     text = format(v, spec)
-    if text.startswith("-") and not any(c in "123456789" for c in text):
+    if text[0] == "-" and not text.strip("-+0.%"):
         return ("+" if spec.startswith("+") else "") + text[1:]
     return text
 

@@ -16,8 +16,7 @@ MISSING = "—"
 
 
 def finite(value: Any) -> float | None:
-    """The value as a plain finite float, or None (None, NaN, inf, text, anything not a number): a
-    missing figure, never a fake number."""
+    """A plain finite float, or None (None, NaN, inf, text): a missing figure, never a fake number."""
     if isinstance(value, float):  # the common case first: the views call this for every number
         return float(value) if math.isfinite(value) else None
     if value is None or isinstance(value, (str, bytes)):

@@ -10,25 +10,18 @@ through the same formula, so group and overall CIs respect the unequal weights.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Any
 
 import numpy as np
 
+from alignbench import stats
 from alignbench.rubrics import Rubric
+from alignbench.stats.fmt import rnd as _r
+from alignbench.stats.fmt import rnd_ci
 from alignbench.types import Judgment, Status
 
 N_BOOTSTRAP = 2000
-
-
-def _r(value: float | None, digits: int = 4) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else round(float(value), digits)
-
-
-def _category_boot(scores: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    idx = rng.integers(0, len(scores), size=(n_boot, len(scores)))
-    return scores[idx].mean(axis=1)
 
 
 def expected_view(j: Judgment) -> Judgment:
@@ -55,16 +48,13 @@ def _protocol_sections(judgments: list[Judgment], view: list[Judgment], score_fr
                              "n_verdict": sum(j.overall_expected is None for j in ok)}
     dialogues = [j for j in view if j.turns]
     if dialogues:
-        alpha = (1 - level) / 2
         turns: dict[str, Any] = {}
         for k in sorted({t.turn for j in dialogues for t in j.turns if t.turn is not None}):
             mine = [t for j in dialogues for t in j.turns if t.turn == k]
             good = np.array([t.overall for t in mine if t.status is Status.OK and t.overall is not None], dtype=float)
             entry: dict[str, Any] = {"score": None, "ci": None, "n": int(len(good)), "n_failed": len(mine) - len(good)}
             if len(good):
-                boot = _category_boot(good, n_boot, rng)
-                lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-                entry.update(score=_r(good.mean()), ci=[_r(lo), _r(hi)])
+                entry.update(score=_r(good.mean()), ci=rnd_ci(stats.percentile_ci(stats.means(good, n_boot, rng), level)))
             turns[str(k)] = entry
         out["dialogues"] = {"n": len(dialogues), "judged_turns": sum(len(j.turns) for j in dialogues),
                             "turns": turns, "unit": "a dialogue scores the mean of its judged turns"}
@@ -84,16 +74,11 @@ def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: 
     rng = np.random.default_rng(seed)
     ok = [j for j in judgments if j.status is Status.OK]
     failed = Counter(j.status.value for j in judgments if j.status is not Status.OK)
-    alpha = (1 - level) / 2
 
-    def ci(samples: np.ndarray | None) -> list[float] | None:
-        if samples is None or len(samples) == 0:
-            return None
-        lo, hi = np.quantile(samples, [alpha, 1 - alpha])
-        return [_r(lo), _r(hi)]
+    def ci(samples: np.ndarray) -> list[float | None] | None:
+        return rnd_ci(stats.percentile_ci(samples, level))
 
     categories: dict[str, Any] = {}
-    boots: dict[str, np.ndarray] = {}
     dims_all = rubric.all_dimensions()
     by_category: dict[tuple[str, str], list[float]] = {}  # (category, dimension) -> scores, judgment order
     by_dimension: dict[str, list[float]] = {}
@@ -102,14 +87,16 @@ def summarize(judgments: list[Judgment], rubric: Rubric, seed: int = 0, n_boot: 
             by_category.setdefault((j.category, dim), []).append(value)
             by_dimension.setdefault(dim, []).append(value)
     present_dims = [d for d in dims_all if d in by_dimension]
+    ok_scores = {c.name: np.array([j.overall for j in ok if j.category == c.name], dtype=float) for c in rubric.categories}
+    # the stratified bootstrap: answers resampled within each category, categories in rubric order
+    boots = stats.stratified_means({c: v for c, v in ok_scores.items() if len(v)}, n_boot, rng)
     for cat in rubric.categories:
         mine = [j for j in judgments if j.category == cat.name]
         good = [j for j in mine if j.status is Status.OK]
         entry: dict[str, Any] = {"score": None, "ci": None, "n": len(good), "n_failed": len(mine) - len(good),
                                  "group": cat.group, "en": cat.en, "dimensions": {}}
         if good:
-            scores = np.array([j.overall for j in good], dtype=float)
-            boots[cat.name] = _category_boot(scores, n_boot, rng)
+            scores = ok_scores[cat.name]
             entry["score"] = _r(scores.mean())
             entry["ci"] = ci(boots[cat.name])
             for dim in present_dims:

@@ -22,12 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from alignbench.metaeval import corr_rows, undefined_reason
+from alignbench.stats import corr, undefined_reason
+from alignbench.stats.fmt import rnd as _r
 from alignbench.types import Judgment, Status, Usage
-
-
-def _r(value: float) -> float:
-    return round(float(value), 4)
 
 
 def ensemble_name(judges: Sequence[str]) -> str:
@@ -83,7 +80,7 @@ def _pair_stats(a: list[float], b: list[float]) -> dict[str, Any]:
     reason = undefined_reason(x, y)
     if reason:
         reason = reason.replace("judge scores", "first judge's scores").replace("human scores", "second judge's scores")
-    out["spearman"] = None if reason else _r(corr_rows(x[None], y[None], "spearman")[0])
+    out["spearman"] = None if reason else _r(corr(x, y, "spearman"))
     out["undefined"] = reason
     return out
 

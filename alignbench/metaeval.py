@@ -51,10 +51,13 @@ import numpy as np
 
 from alignbench.data import InputError
 from alignbench.rubrics import Rubric
+from alignbench.stats import METRICS, corr, corr_rows, draw, percentile_ci, undefined_reason
+from alignbench.stats import means as boot_means
+from alignbench.stats.fmt import rnd as _r
+from alignbench.stats.fmt import rnd_ci
 from alignbench.types import Question
 
 Label = Literal["1", "2", "tie"]
-METRICS = ("pearson", "spearman", "kendall")
 N_BOOTSTRAP = 1000
 SCALE_NOTE = ("judge overall scores (1–10) are correlated with human scores as they are: Pearson is "
               "invariant to positive linear rescaling and Spearman/Kendall to any increasing one, so "
@@ -305,79 +308,8 @@ def load_meta_files(paths: Sequence[Path | str], rubric: Rubric, default_categor
 
 
 # ================================================================================================
-# Correlations (vectorised over bootstrap resamples)
+# Correlations (vectorised over bootstrap resamples: ``alignbench.stats``)
 # ================================================================================================
-
-
-def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r of each row pair of two (B, n) arrays; NaN where a row is constant."""
-    xc = x - x.mean(axis=1, keepdims=True)
-    yc = y - y.mean(axis=1, keepdims=True)
-    den = np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
-    num = (xc * yc).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(den > 1e-12 * np.maximum(1.0, np.abs(num)), num / np.where(den == 0, 1, den), np.nan)
-    return np.clip(r, -1.0, 1.0)
-
-
-def _kendall_rows(x: np.ndarray, y: np.ndarray, chunk_cells: int = 4_000_000) -> np.ndarray:
-    """Kendall τ-b of each row pair: Σ sign(Δx)·sign(Δy) / sqrt(Σ|sign Δx| · Σ|sign Δy|) over all pairs."""
-    b, n = x.shape
-    out = np.empty(b)
-    step = max(1, chunk_cells // max(1, n * n))
-    for start in range(0, b, step):
-        xs, ys = x[start:start + step], y[start:start + step]
-        sx = np.sign(xs[:, :, None] - xs[:, None, :])
-        sy = np.sign(ys[:, :, None] - ys[:, None, :])
-        num = (sx * sy).sum(axis=(1, 2))
-        den = np.sqrt(np.abs(sx).sum(axis=(1, 2)) * np.abs(sy).sum(axis=(1, 2)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[start:start + step] = np.where(den > 0, num / np.where(den == 0, 1, den), np.nan)
-    return np.clip(out, -1.0, 1.0)
-
-
-def corr_rows(x: np.ndarray, y: np.ndarray, metric: str) -> np.ndarray:
-    """One correlation per row of two (B, n) arrays; NaN where undefined."""
-    if metric == "pearson":
-        return _pearson_rows(x, y)
-    if metric == "spearman":
-        from scipy.stats import rankdata  # imported here: scipy.stats costs ~1.5 s at CLI start-up
-
-        return _pearson_rows(rankdata(x, axis=1), rankdata(y, axis=1))
-    if metric == "kendall":
-        if x.shape[1] > 600:  # the pair matrix gets large: fall back to scipy's O(n log n), row by row
-            from scipy.stats import kendalltau
-            return np.array([kendalltau(a, b).statistic if np.ptp(a) and np.ptp(b) else np.nan
-                             for a, b in zip(x, y, strict=True)])
-        return _kendall_rows(x, y)
-    raise ValueError(f"unknown metric {metric!r}")
-
-
-def undefined_reason(judge: Sequence[float], human: Sequence[float]) -> str | None:
-    """Why a correlation cannot be computed on these scores, or None when it can."""
-    if len(judge) < 2:
-        return "fewer than 2 judged rows"
-    if np.ptp(np.asarray(judge, dtype=float)) == 0:
-        return "judge scores are constant"
-    if np.ptp(np.asarray(human, dtype=float)) == 0:
-        return "human scores are constant"
-    return None
-
-
-def _r(value: float | None, digits: int = 4) -> float | None:
-    if value is None or not math.isfinite(float(value)):
-        return None
-    return round(float(value), digits)
-
-
-def _ci(samples: np.ndarray, level: float) -> list[float] | None:
-    """Percentile interval of the defined resamples; none when fewer than half are defined."""
-    good = samples[np.isfinite(samples)]
-    if len(good) < 2 or len(good) < len(samples) / 2:
-        return None
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(good, [alpha, 1 - alpha])
-    return [_r(lo), _r(hi)]
 
 
 def correlate(judge: Sequence[float], human: Sequence[float], n_boot: int = N_BOOTSTRAP,
@@ -388,12 +320,12 @@ def correlate(judge: Sequence[float], human: Sequence[float], n_boot: int = N_BO
     reason = undefined_reason(x, y)
     if reason:
         return {**out, **dict.fromkeys(METRICS), "ci": dict.fromkeys(METRICS), "undefined": reason}
-    out.update({m: _r(corr_rows(x[None], y[None], m)[0]) for m in METRICS})
+    out.update({m: _r(corr(x, y, m)) for m in METRICS})
     cis: dict[str, Any] = dict.fromkeys(METRICS)
     if n_boot > 0:
         rng = rng or np.random.default_rng(0)
-        idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-        cis = {m: _ci(corr_rows(x[idx], y[idx], m), level) for m in METRICS}
+        idx = draw(rng, len(x), n_boot)
+        cis = {m: rnd_ci(percentile_ci(corr_rows(x, y, m, idx), level)) for m in METRICS}
     return {**out, "ci": cis, "undefined": None}
 
 
@@ -416,7 +348,7 @@ def sample_level(judge: Sequence[float], human: Sequence[float], blocks: Sequenc
             continue
         sizes.append(len(rows))
         for m in METRICS:
-            per_block[m].append(float(corr_rows(bx[None], by[None], m)[0]))
+            per_block[m].append(corr(bx, by, m))
     n_blocks = len(sizes)
     out: dict[str, Any] = {"n_blocks": n_blocks, "n_rows": int(sum(sizes)),
                            "n_blocks_skipped": sum(skipped.values()),
@@ -429,8 +361,8 @@ def sample_level(judge: Sequence[float], human: Sequence[float], blocks: Sequenc
     cis: dict[str, Any] = dict.fromkeys(METRICS)
     if n_boot > 0 and n_blocks >= 2:
         rng = rng or np.random.default_rng(0)
-        idx = rng.integers(0, n_blocks, size=(n_boot, n_blocks))
-        cis = {m: _ci(np.asarray(per_block[m])[idx].mean(axis=1), level) for m in METRICS}
+        idx = draw(rng, n_blocks, n_boot)
+        cis = {m: rnd_ci(percentile_ci(np.asarray(per_block[m])[idx].mean(axis=1), level)) for m in METRICS}
     return {**out, "ci": cis, "undefined": None}
 
 
@@ -464,7 +396,7 @@ def system_level(judge: Sequence[float], human: Sequence[float], systems: Sequen
     if reason:
         reason = reason.replace("scores", "model means")
         return {**out, **dict.fromkeys(METRICS), "ci": dict.fromkeys(METRICS), "undefined": reason}
-    out.update({m: _r(corr_rows(mx[None], my[None], m)[0]) for m in METRICS})
+    out.update({m: _r(corr(mx, my, m)) for m in METRICS})
     cis: dict[str, Any] = dict.fromkeys(METRICS)
     if n_boot > 0:
         rng = rng or np.random.default_rng(0)
@@ -472,9 +404,9 @@ def system_level(judge: Sequence[float], human: Sequence[float], systems: Sequen
         by = np.empty((n_boot, len(names)))
         for k, s in enumerate(names):
             rows = np.asarray(members[s])
-            pick = rows[rng.integers(0, len(rows), size=(n_boot, len(rows)))]
+            pick = rows[draw(rng, len(rows), n_boot)]
             bx[:, k], by[:, k] = x[pick].mean(axis=1), y[pick].mean(axis=1)
-        cis = {m: _ci(corr_rows(bx, by, m), level) for m in METRICS}
+        cis = {m: rnd_ci(percentile_ci(corr_rows(bx, by, m), level)) for m in METRICS}
     return {**out, "ci": cis, "undefined": None}
 
 
@@ -560,8 +492,7 @@ def pairwise_metrics(outcomes: Sequence[PairOutcome], n_boot: int = N_BOOTSTRAP,
     def boot(a: np.ndarray) -> list[float] | None:
         if n_boot <= 0 or len(a) < 2:
             return None
-        idx = rng.integers(0, len(a), size=(n_boot, len(a)))
-        return _ci(a[idx].mean(axis=1) if a.ndim == 1 else a[idx].mean(axis=(1, 2)), level)
+        return rnd_ci(percentile_ci(boot_means(a, n_boot, rng), level))
 
     labels = [o.label for o in outcomes]
     return {

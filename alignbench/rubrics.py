@@ -186,6 +186,11 @@ class Rubric(_Model):
                 return cat
         return None
 
+    def canonical(self, name: str) -> str:
+        """The category's own name for ``name`` (an alias resolves to it); ``name`` itself when unknown."""
+        cat = self.category(name)
+        return cat.name if cat else name
+
     def category_names(self, group: str | None = None) -> list[str]:
         return [c.name for c in self.categories if group is None or c.group == group]
 

@@ -9,7 +9,7 @@ CIs for the first only. This module adds the second and the tools to see it:
    answer, people score a random subset; per category the human-scale mean is the judge's mean over
    every answer plus the mean human−judge difference on the labelled answers (the *rectifier*). The CI
    carries both errors. Categories are combined with the AlignBench weights
-   (``report.compare.group_weights``), exactly as ``aggregate`` combines category means.
+   (``stats.group_weights``), exactly as ``aggregate`` combines category means.
 2. ``fit_bridge`` / ``apply_bridge``: a monotone (isotonic) map from one judge's scale to another's,
    fitted on the same answers judged by both, so runs scored by a retired judge can be put on the new
    judge's scale; ``Bridge`` round-trips through a versioned JSON dict.
@@ -35,14 +35,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from alignbench import stats
 from alignbench.rubrics import Rubric
+from alignbench.stats.fmt import finite as _f
+from alignbench.stats.fmt import rnd
 from alignbench.types import Judgment, Status
 
 if TYPE_CHECKING:
     from alignbench.pairwise.compare import PairJudgment
 
 Key = tuple[int, str]  # (question_id, model): one answer
-Kind = Literal["overall", "group", "category"]
+Kind = stats.Kind
 
 MIN_LABELS = 10  # fewer labels than this in a category: flagged (estimates still given from 2 on)
 TUNE_MIN_LABELS = 10  # λ is power-tuned only from this many labels; below, plain PPI (λ = 1)
@@ -67,10 +70,7 @@ def _clean(value: Any, digits: int | None) -> Any:
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if not math.isfinite(v):
-            return None
-        return round(v, digits) if digits is not None else v
+        return _f(value) if digits is None else rnd(value, digits)
     return value
 
 
@@ -79,52 +79,6 @@ class _AsDict:
 
     def as_dict(self) -> dict[str, Any]:
         return _clean(asdict(self), 4)  # type: ignore[call-overload]
-
-
-def _f(value: float | None) -> float | None:
-    """Plain float or None (NaN/inf become None: a missing figure, never a fake number)."""
-    if value is None:
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
-def _canonical(rubric: Rubric, name: str) -> str | None:
-    cat = rubric.category(name)
-    return cat.name if cat else None
-
-
-def _weights(categories: Sequence[str], rubric: Rubric) -> dict[str, float]:
-    """AlignBench weights of the categories present (the official overall formula when all 8 are)."""
-    from alignbench.reporting.compare import group_weights  # lazy: keeps `import alignbench.trust` light
-
-    return group_weights(list(categories), {c.name: c.group for c in rubric.categories})
-
-
-def _score_units(rubric: Rubric, present: Sequence[str]) -> list[tuple[str, Kind, str, str, dict[str, float]]]:
-    """(key, kind, name, en, weights over categories) for overall, each group and each category present,
-    in display order: overall, then each group followed by its categories."""
-    units: list[tuple[str, Kind, str, str, dict[str, float]]] = []
-    if present:
-        units.append(("overall", "overall", "总分", "Overall", _weights(present, rubric)))
-    for gid, group in rubric.groups.items():
-        members = [c for c in rubric.category_names(gid) if c in present]
-        if not members:
-            continue
-        units.append((gid, "group", group.name, group.en, {c: 1.0 / len(members) for c in members}))
-        for cat in members:
-            info = rubric.category(cat)
-            units.append((cat, "category", cat, info.en if info else cat, {cat: 1.0}))
-    return units
-
-
-def _quantile_interval(samples: np.ndarray, level: float) -> tuple[float, float] | None:
-    good = samples[np.isfinite(samples)]
-    if len(good) < 2 or len(good) < len(samples) / 2:
-        return None
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(good, [alpha, 1 - alpha])
-    return float(lo), float(hi)
 
 
 def _t_crit(level: float, df: float | None) -> float:
@@ -426,9 +380,9 @@ def _boot_category(cat: _Cat, lam: float | Literal["auto"], n_boot: int, rng: np
     """Resample labelled and unlabelled answers separately (keeps n and N) and recompute all three."""
     n, big_n = cat.h_lab.size, cat.f_all.size
     f_unl = cat.f_all[n:]  # f_all is stored labelled-first (see calibrate)
-    i = rng.integers(0, n, size=(n_boot, n)) if n else np.zeros((n_boot, 0), dtype=int)
+    i = stats.draw(rng, n, n_boot) if n else np.zeros((n_boot, 0), dtype=int)
     fb_lab, hb_lab = cat.f_lab[i], cat.h_lab[i]
-    fb_all = np.concatenate([fb_lab, f_unl[rng.integers(0, big_n - n, size=(n_boot, big_n - n))]], axis=1) \
+    fb_all = np.concatenate([fb_lab, f_unl[stats.draw(rng, big_n - n, n_boot)]], axis=1) \
         if big_n > n else fb_lab
     if big_n:
         cat.boot["judge"] = fb_all.mean(axis=1)
@@ -460,7 +414,7 @@ def _combine_boot(cats: Mapping[str, _Cat], weights: Mapping[str, float], which:
     if total is None:
         return NONE_ESTIMATE, None
     var = float(total.var(ddof=1))
-    return Estimate(float(point), math.sqrt(var), _quantile_interval(total, level)), var
+    return Estimate(float(point), math.sqrt(var), stats.percentile_ci(total, level)), var
 
 
 def calibrate(judgments: Sequence[Judgment], labels: Iterable[HumanLabel] | Mapping[Key, float], rubric: Rubric, *,
@@ -518,12 +472,12 @@ def calibrate(judgments: Sequence[Judgment], labels: Iterable[HumanLabel] | Mapp
     for key, j in by_key.items():
         if not _ok_overall(j):
             continue
-        cat = _canonical(rubric, j.category)
-        if cat is None:
+        info = rubric.category(j.category)
+        if info is None:
             unknown[j.category] += 1
             n_unknown_labels += key in used
             continue
-        f_all, f_lab, h_lab = data.setdefault(cat, ([], [], []))
+        f_all, f_lab, h_lab = data.setdefault(info.name, ([], [], []))
         f_all.append(float(j.overall))  # type: ignore[arg-type]
         if key in used:
             f_lab.append(float(j.overall))  # type: ignore[arg-type]
@@ -558,9 +512,9 @@ def calibrate_arrays(data: Mapping[str, tuple[Any, Any, Any]], rubric: Rubric, *
         raise ValueError(f"unknown method {method!r} (analytic or bootstrap)")
     cats: dict[str, _Cat] = {}
     for name, (f_all, f_lab, h_lab) in data.items():
-        c = _canonical(rubric, name)
-        if c is None:
+        if rubric.category(name) is None:
             raise ValueError(f"unknown category {name!r} for rubric {rubric.id}")
+        c = rubric.canonical(name)
         fl, hl = np.asarray(f_lab, dtype=float), np.asarray(h_lab, dtype=float)
         fa = np.asarray(f_all, dtype=float)
         if fl.size != hl.size or fa.size < fl.size:
@@ -611,7 +565,7 @@ def calibrate_arrays(data: Mapping[str, tuple[Any, Any, Any]], rubric: Rubric, *
 
     rows: dict[str, CalibratedRow] = {}
     group_members: dict[str, tuple[str, ...]] = {}
-    for key, kind, name, en, weights in _score_units(rubric, present):
+    for key, kind, name, en, weights in stats.score_units(rubric, present):
         if kind == "group":
             group_members[key] = tuple(weights)
         judge_est, _ = combine(cats, weights, "judge", level)
@@ -797,68 +751,27 @@ def _isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float)
 
 
-def _kendall_b_from_tables(tables: np.ndarray) -> np.ndarray:
-    """Kendall's τ-b of each (K, L) contingency table in a (B, K, L) stack: (P − Q)/sqrt((n0 − n1)(n0 − n2))
-    with P/Q the concordant/discordant pairs and n1/n2 the pairs tied in x/y. Judge scores take few
-    distinct values, so this is O(K·L) per table instead of O(n²) pairs."""
-    t = tables.astype(float)
-    # above[b, i, j] = Σ_{i' > i, j' > j} t;  below_left[b, i, j] = Σ_{i' > i, j' < j} t
-    ge = t[:, ::-1, ::-1].cumsum(axis=1).cumsum(axis=2)[:, ::-1, ::-1]  # Σ_{i' ≥ i, j' ≥ j}
-    above = np.zeros_like(t)
-    above[:, :-1, :-1] = ge[:, 1:, 1:]
-    left = t[:, ::-1, :].cumsum(axis=1)[:, ::-1, :].cumsum(axis=2)  # Σ_{i' ≥ i, j' ≤ j}
-    below = np.zeros_like(t)
-    below[:, :-1, 1:] = left[:, 1:, :-1]
-    p = (t * above).sum(axis=(1, 2))
-    q = (t * below).sum(axis=(1, 2))
-    n = t.sum(axis=(1, 2))
-    n0 = n * (n - 1) / 2
-    tx, ty = t.sum(axis=2), t.sum(axis=1)
-    n1 = (tx * (tx - 1) / 2).sum(axis=1)
-    n2 = (ty * (ty - 1) / 2).sum(axis=1)
-    den = np.sqrt((n0 - n1) * (n0 - n2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (p - q) / np.where(den > 0, den, 1.0), np.nan)
-
-
 def kendall_tau_b(x: Any, y: Any, idx: np.ndarray | None = None) -> np.ndarray:
-    """τ-b of (x, y), or of each resample ``x[idx[b]], y[idx[b]]`` when ``idx`` (B, n) is given. Uses a
-    contingency table when the scores take few distinct values (always, for judge scores), else the
-    pairwise count of ``metaeval.corr_rows``."""
-    xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    rows = idx if idx is not None else np.arange(xa.size)[None, :]
-    ux, cx = np.unique(xa, return_inverse=True)
-    uy, cy = np.unique(ya, return_inverse=True)
-    k, m = ux.size, uy.size
-    if k * m * rows.shape[0] > 20_000_000:
-        from alignbench.metaeval import corr_rows
-
-        return corr_rows(xa[rows], ya[rows], "kendall")
-    codes = (cx * m + cy)[rows] + (np.arange(rows.shape[0]) * k * m)[:, None]
-    tables = np.bincount(codes.ravel(), minlength=rows.shape[0] * k * m).reshape(rows.shape[0], k, m)
-    return _kendall_b_from_tables(tables)
+    """τ-b of (x, y), or of each resample ``x[idx[b]], y[idx[b]]`` (``stats.corr_rows``, from tables)."""
+    return stats.corr_rows(x, y, "kendall", idx)
 
 
 def _agreement(old: np.ndarray, new: np.ndarray, bridged: np.ndarray, n_boot: int, seed: int,
                level: float) -> Agreement:
-    """Point correlations on all answers; CIs from ``n_boot`` answer resamples (Spearman through
-    ``metaeval.corr_rows``, as meta-eval computes it; τ-b from contingency tables, same value)."""
-    from alignbench.metaeval import corr_rows, undefined_reason
-
+    """Point correlations on all answers; CIs from ``n_boot`` answer resamples (``stats.corr_rows``, as
+    meta-eval computes them)."""
     if old.size == 0:
         return Agreement(0, None, None, None, None, None, None, None, None, "no answer judged by both")
     diffs = dict(mean_abs_diff=float(np.abs(new - old).mean()), mean_diff=float((new - old).mean()),
                  mean_abs_diff_bridged=float(np.abs(new - bridged).mean()))
-    reason = undefined_reason(old, new)
+    reason = stats.undefined_reason(old, new)
     if reason:
         return Agreement(int(old.size), None, None, None, None, None, **diffs, undefined=reason)
-    point = {m: _f(corr_rows(old[None], new[None], m)[0]) for m in ("spearman", "pearson")}
-    point["kendall"] = _f(kendall_tau_b(old, new)[0])
+    point = {m: _f(stats.corr(old, new, m)) for m in ("spearman", "pearson", "kendall")}
     cis: dict[str, tuple[float, float] | None] = {"spearman": None, "kendall": None}
     if n_boot >= 2:
-        idx = np.random.default_rng(seed).integers(0, old.size, size=(n_boot, old.size))
-        cis = {"spearman": _quantile_interval(corr_rows(old[idx], new[idx], "spearman"), level),
-               "kendall": _quantile_interval(kendall_tau_b(old, new, idx), level)}
+        idx = stats.draw(np.random.default_rng(seed), old.size, n_boot)
+        cis = {m: stats.percentile_ci(stats.corr_rows(old, new, m, idx), level) for m in cis}
     return Agreement(n=int(old.size), spearman=point["spearman"], spearman_ci=cis["spearman"],
                      kendall=point["kendall"], kendall_ci=cis["kendall"], pearson=point["pearson"], **diffs)
 
@@ -867,13 +780,11 @@ def _weighted_scores(keys: Sequence[Key], cat_of: Mapping[Key, str], values: Map
                      rubric: Rubric) -> list[tuple[str, Kind, str, int, dict[str, float | None]]]:
     """AlignBench-weighted score of each series in ``values`` for overall, groups and categories, using
     ``question_weights`` (a_i = W_c/n_c, so Σ a_i s_i = Σ_c W_c mean_c(s))."""
-    from alignbench.reporting.compare import question_weights
-
     present = [c for c in rubric.category_names() if any(cat_of[k] == c for k in keys)]
     out = []
-    for key, kind, name, _en, weights in _score_units(rubric, present):
+    for key, kind, name, _en, weights in stats.score_units(rubric, present):
         mine = [k for k in keys if cat_of[k] in weights]
-        a = question_weights([cat_of[k] for k in mine], weights)
+        a = stats.question_weights([cat_of[k] for k in mine], weights)
         out.append((key, kind, name, len(mine),
                     {s: float(a @ np.array([v[k] for k in mine])) if mine else None for s, v in values.items()}))
     return out
@@ -906,7 +817,7 @@ is cheap for judge scores, but the band's refits are not). ``created`` (ISO time
                         "are left out")
     if len(ok) < 2:
         raise ValueError(f"fit_bridge needs at least 2 answers judged successfully by both judges; found {len(ok)}")
-    cat_of = {k: _canonical(rubric, olds[k].category) or olds[k].category for k in ok}
+    cat_of = {k: rubric.canonical(olds[k].category) for k in ok}
     unknown = sorted({c for c in cat_of.values() if rubric.category(c) is None})
     if unknown:
         warnings.append(f"categories not in rubric {rubric.id} count in the map but in no score: {', '.join(unknown)}")
@@ -917,12 +828,11 @@ is cheap for judge scores, but the band's refits are not). ``created`` (ISO time
     rng = np.random.default_rng(seed)
     curves = np.empty((n_boot, grid.size))
     for b in range(n_boot):
-        idx = rng.integers(0, x.size, size=x.size)
+        idx = stats.draw(rng, x.size)
         bx, by = _isotonic(x[idx], y[idx])
         curves[b] = np.interp(grid, bx, by)
     if n_boot >= 2:
-        alpha = (1 - level) / 2
-        band_lo, band_hi = np.quantile(curves, alpha, axis=0), np.quantile(curves, 1 - alpha, axis=0)
+        band_lo, band_hi = np.array([stats.percentile_ci(col, level) for col in curves.T]).T  # pointwise
     else:
         band_lo = band_hi = np.interp(grid, kx, ky)
     nr = new_rubric or rubric
@@ -1025,22 +935,6 @@ def _padded(groups: list[np.ndarray], width: int) -> np.ndarray:
     return out
 
 
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean of their positions), 1-based, as Spearman needs."""
-    _, inv, cnt = np.unique(x, return_inverse=True, return_counts=True)
-    ends = np.cumsum(cnt)
-    return ((ends - cnt + 1 + ends) / 2.0)[inv]
-
-
-def _rank_corr(x: np.ndarray, y: np.ndarray) -> float:
-    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return math.nan
-    rx, ry = _ranks(x), _ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    den = math.sqrt(float((rx * rx).sum() * (ry * ry).sum()))
-    return float((rx * ry).sum() / den) if den > 0 else math.nan
-
-
 def _demean(v: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     sums = np.bincount(groups, weights=v, minlength=n_groups)
     counts = np.bincount(groups, minlength=n_groups)
@@ -1092,7 +986,7 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
         return Association(name, design, not within, int(y.size), n_q, None, None, None, None, controls, per,
                            note + "; fewer than 3 answers")
 
-    def stats(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[float, float]:
+    def estimate(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[float, float]:
         if within:
             ys, xs = _demean(y[rows], groups, n_groups), _demean(x[rows], groups, n_groups)
             zs = None if z is None else _demean(z[rows], groups, n_groups)
@@ -1100,10 +994,10 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
             ys, xs = y[rows] - y[rows].mean(), x[rows] - x[rows].mean()
             zs = None if z is None else z[rows] - z[rows].mean()
         slope, xr, yr = _fit(xs, ys, zs)
-        return slope * per, _rank_corr(xr, yr)
+        return slope * per, math.nan if xr.size < 3 else stats.corr(xr, yr, "spearman")
 
     all_rows = np.arange(y.size)
-    slope, rho = stats(all_rows, g, n_q)
+    slope, rho = estimate(all_rows, g, n_q)
     slope_ci = rho_ci = None
     if n_boot >= 2 and n_q >= 2:
         rng = np.random.default_rng(seed)
@@ -1112,11 +1006,11 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
         b_slope = np.empty(n_boot)
         b_rho = np.empty(n_boot)
         for b in range(n_boot):
-            pick = table[rng.integers(0, n_q, size=n_q)]
+            pick = table[stats.draw(rng, n_q)]
             groups = np.repeat(np.arange(n_q), (pick >= 0).sum(axis=1))
             rows = pick[pick >= 0]
-            b_slope[b], b_rho[b] = stats(rows, groups, n_q)
-        slope_ci, rho_ci = _quantile_interval(b_slope, level), _quantile_interval(b_rho, level)
+            b_slope[b], b_rho[b] = estimate(rows, groups, n_q)
+        slope_ci, rho_ci = stats.percentile_ci(b_slope, level), stats.percentile_ci(b_rho, level)
     return Association(name, design, not within, int(y.size), n_q, _f(slope), slope_ci, _f(rho), rho_ci, controls,
                        per, note)
 
@@ -1174,7 +1068,7 @@ def answer_lengths(texts: Mapping[Key, str], units: Sequence[str] = ("chars", "w
 
 def _ok_rows(judgments: Sequence[Judgment], rubric: Rubric) -> tuple[list[Key], dict[Key, Judgment], dict[Key, str]]:
     by_key = _one_per_answer([j for j in judgments if _ok_overall(j)], "audit")
-    cat_of = {k: _canonical(rubric, j.category) or j.category for k, j in by_key.items()}
+    cat_of = {k: rubric.canonical(j.category) for k, j in by_key.items()}
     return sorted(by_key), by_key, cat_of
 
 
@@ -1373,12 +1267,12 @@ def _position_stats(outcomes: list[tuple[str, str, str, str]], n_boot: int, rng:
     def boot(num: np.ndarray, den: np.ndarray | None) -> tuple[float, float] | None:
         if n_boot < 2 or n < 2:
             return None
-        idx = rng.integers(0, n, size=(n_boot, n))
+        idx = stats.draw(rng, n, n_boot)
         if den is None:
-            return _quantile_interval(num[idx].mean(axis=1), level)
+            return stats.percentile_ci(num[idx].mean(axis=1), level)
         d = den[idx].sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return _quantile_interval(np.where(d > 0, num[idx].sum(axis=1) / np.where(d > 0, d, 1), np.nan), level)
+            return stats.percentile_ci(np.where(d > 0, num[idx].sum(axis=1) / np.where(d > 0, d, 1), np.nan), level)
 
     return PositionStats(n_pairs=n, n_decisive_verdicts=n_dec,
                          first_position_rate=float(ones.sum() / n_dec) if n_dec else None,
@@ -1403,7 +1297,7 @@ def position_bias(pairs: Sequence[PairJudgment], rubric: Rubric | None = None, *
             done.append((p, o))
 
     def cat_name(p: Any) -> str:
-        return (_canonical(rubric, p.category) or p.category) if rubric else p.category
+        return (rubric.canonical(p.category)) if rubric else p.category
 
     names = rubric.category_names() if rubric else sorted({cat_name(p) for p, _ in done})
     cats = {}
@@ -1482,7 +1376,7 @@ def judge_variance(judgments: Sequence[Judgment], rubric: Rubric) -> JudgeVarian
         if _ok_overall(j):
             key = (j.question_id, j.model)
             samples.setdefault(key, []).append(float(j.overall))  # type: ignore[arg-type]
-            cat_of[key] = _canonical(rubric, j.category) or j.category
+            cat_of[key] = rubric.canonical(j.category)
     multi = {k: np.asarray(v) for k, v in samples.items() if len(v) >= 2}
     n_single = len(samples) - len(multi)
     if not multi:
@@ -1513,7 +1407,7 @@ def judge_variance(judgments: Sequence[Judgment], rubric: Rubric) -> JudgeVarian
 
     rows = []
     present = list(per_cat)
-    for key, kind, name, _en, weights in _score_units(rubric, present):
+    for key, kind, name, _en, weights in stats.score_units(rubric, present):
         total = sum(w * w * per_cat[c][0] for c, w in weights.items())
         noise_k = sum(w * w * per_cat[c][1] for c, w in weights.items())
         noise_1 = sum(w * w * per_cat[c][2] for c, w in weights.items())
@@ -1678,10 +1572,10 @@ def self_preference(judgments: Sequence[Judgment], *, n_boot: int = 1000, seed: 
             w_oth = np.bincount(g, weights=(~own).astype(float), minlength=uq.size)
             s_own = np.bincount(g, weights=np.where(own, d, 0.0), minlength=uq.size)
             s_oth = np.bincount(g, weights=np.where(own, 0.0, d), minlength=uq.size)
-            idx = rng.integers(0, uq.size, size=(n_boot, uq.size))
+            idx = stats.draw(rng, uq.size, n_boot)
             with np.errstate(invalid="ignore", divide="ignore"):
                 b = s_own[idx].sum(1) / w_own[idx].sum(1) - s_oth[idx].sum(1) / w_oth[idx].sum(1)
-            ci = _quantile_interval(b, level)
+            ci = stats.percentile_ci(b, level)
         rows.append(SelfPreferenceRow(judge, fam, n_own, n_other, effect, ci, own_models))
     return SelfPreference(judges=tuple(rows), n_answers=len(common))
 

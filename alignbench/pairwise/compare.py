@@ -69,6 +69,7 @@ from alignbench.parse import parse_structured_verdict, parse_verdict
 from alignbench.prompts import answer_view, cap_answer, render_pairwise, retry_request
 from alignbench.rubrics import Rubric
 from alignbench.rundir import RunFolder
+from alignbench.stats.fmt import finite
 from alignbench.types import (
     Answer,
     Decoding,
@@ -434,14 +435,6 @@ def preference_frame(judgments: Sequence[PairJudgment], length_unit: Literal["ch
                                        "len_baseline", "category", "status", "consistent", "flip"])
 
 
-def _num(value: Any) -> float | None:
-    """JSON-safe float: NaN and infinities become null (a missing figure, never a fake number)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def _consistency(g: pd.DataFrame) -> dict[str, Any]:
     if "consistent" not in g.columns:
         return {}
@@ -480,13 +473,13 @@ def summarize_preferences(df: pd.DataFrame, n_boot: int = 200, seed: int = 0,
         lc_se = boot.lc_standard_error.get(name) if boot else None
         entry: dict[str, Any] = {
             "baseline": wr.baseline,
-            "win_rate": _num(wr.win_rate), "win_rate_se": _num(wr.standard_error),
-            "lc_win_rate": _num(lc), "lc_win_rate_se": _num(lc_se),
-            "discrete_win_rate": _num(wr.discrete_win_rate),
+            "win_rate": finite(wr.win_rate), "win_rate_se": finite(wr.standard_error),
+            "lc_win_rate": finite(lc), "lc_win_rate_se": finite(lc_se),
+            "discrete_win_rate": finite(wr.discrete_win_rate),
             "n": wr.n, "n_wins": wr.n_wins, "n_ties": wr.n_ties, "n_losses": wr.n_losses, "n_failed": wr.n_failed,
-            "avg_length": _num(wr.avg_length),
-            "length_slope": _num(joint.theta_by_model.get(name)) if joint else None,
-            "strength": _num(joint.beta.get(name)) if joint else None,
+            "avg_length": finite(wr.avg_length),
+            "length_slope": finite(joint.theta_by_model.get(name)) if joint else None,
+            "strength": finite(joint.beta.get(name)) if joint else None,
             **_consistency(g),
         }
         if "status" in g.columns:
@@ -500,8 +493,8 @@ def summarize_preferences(df: pd.DataFrame, n_boot: int = 200, seed: int = 0,
         for cat in order:
             cw = wr.by_category[cat]
             lc_cat = joint.lc_by_category.get(name, {}).get(cat) if joint else None
-            cats[cat] = {"win_rate": _num(cw.win_rate), "win_rate_se": _num(cw.standard_error),
-                         "lc_win_rate": _num(lc_cat), "discrete_win_rate": _num(cw.discrete_win_rate),
+            cats[cat] = {"win_rate": finite(cw.win_rate), "win_rate_se": finite(cw.standard_error),
+                         "lc_win_rate": finite(lc_cat), "discrete_win_rate": finite(cw.discrete_win_rate),
                          "n": cw.n, "n_wins": cw.n_wins, "n_ties": cw.n_ties, "n_losses": cw.n_losses,
                          "n_failed": cw.n_failed, **_consistency(g[g["category"] == cat])}
         if cats:
@@ -509,9 +502,9 @@ def summarize_preferences(df: pd.DataFrame, n_boot: int = 200, seed: int = 0,
         models[name] = entry
     glm: dict[str, Any] = {"fitted": joint is not None}
     if joint is not None:
-        glm.update({"theta": _num(joint.theta), "sigma": _num(joint.sigma), "penalties": joint.penalties,
+        glm.update({"theta": finite(joint.theta), "sigma": finite(joint.sigma), "penalties": joint.penalties,
                     "converged": joint.converged, "n_iter": joint.n_iter,
-                    "difficulty_sd": _num(np.std(list(joint.difficulty.values()))),
+                    "difficulty_sd": finite(np.std(list(joint.difficulty.values()))),
                     "n_boot": n_boot if boot else 0, "seed": seed})
     if glm_note:
         glm["note"] = glm_note

@@ -37,6 +37,8 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from alignbench.stats import draw
+
 __all__ = [
     "REQUIRED_COLUMNS",
     "BootstrapLC",
@@ -654,7 +656,7 @@ def bootstrap_lc(
     reps = np.empty((n_boot, len(prob.models)))
     with _single_threaded_blas():
         for b in range(n_boot):
-            q_w = np.bincount(rng.integers(0, n_q, n_q), minlength=n_q).astype(float)
+            q_w = np.bincount(draw(rng, n_q), minlength=n_q).astype(float)
             x, _, _ = _solve(prob, settings, point.x, q_w[prob.q], q_w, ftol, gtol, 2000)
             reps[b] = _lc_from_params(prob, x, n_dev, q_w)
     with np.errstate(invalid="ignore"):

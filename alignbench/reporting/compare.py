@@ -23,7 +23,6 @@ compared only on the questions whose text is identical in both sets, and everyth
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,8 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from alignbench import stats
 from alignbench.rubrics import Rubric
 from alignbench.rundir import Run, RunError, load_run, unique_labels  # noqa: F401  (re-exported)
+from alignbench.stats import group_weights, question_weights, score_units  # noqa: F401  (re-exported)
 from alignbench.types import Status
 
 ALPHA = 0.05
@@ -44,26 +45,6 @@ EXACT_MAX_N = 14  # 2**14 = 16384 sign patterns: enumerate instead of sampling
 # ================================================================================================
 # Pure statistics
 # ================================================================================================
-
-
-def group_weights(categories: Sequence[str], group_of: Mapping[str, str]) -> dict[str, float]:
-    """AlignBench weights of the given categories: each group present weighs 1/(number of groups
-    present), shared equally by its categories present. All 8 categories → 1/4 for each reasoning
-    category, 1/12 for each language category (the official overall formula)."""
-    groups: dict[str, list[str]] = {}
-    for cat in categories:
-        groups.setdefault(group_of[cat], []).append(cat)
-    if not groups:
-        return {}
-    return {cat: 1.0 / len(groups) / len(members) for members in groups.values() for cat in members}
-
-
-def question_weights(strata: Sequence[str], stratum_weights: Mapping[str, float]) -> np.ndarray:
-    """Per-question coefficients a_i = W_c / n_c, so that Σ a_i d_i = Σ_c W_c · mean_c(d)."""
-    counts: dict[str, int] = {}
-    for s in strata:
-        counts[s] = counts.get(s, 0) + 1
-    return np.array([stratum_weights[s] / counts[s] for s in strata], dtype=float)
 
 
 def sign_flip_pvalue(diffs: Sequence[float], weights: Sequence[float] | None = None, n_perm: int = N_PERM,
@@ -117,17 +98,17 @@ def paired_bootstrap_ci(diffs: Sequence[float], strata: Sequence[str] | None = N
     d = np.asarray(diffs, dtype=float)
     if d.size == 0:
         raise ValueError("no paired differences")
-    labels = list(strata) if strata is not None else ["all"] * d.size
+    labels = np.asarray(list(strata) if strata is not None else ["all"] * d.size)
     weights = dict(stratum_weights) if stratum_weights is not None else {"all": 1.0}
-    rng = np.random.default_rng(seed)
+    boots = stats.stratified_means({s: d[labels == s] for s in dict.fromkeys(labels.tolist())}, n_boot,
+                                   np.random.default_rng(seed))
     total = np.zeros(n_boot)
-    for s in dict.fromkeys(labels):
-        values = d[[i for i, lab in enumerate(labels) if lab == s]]
-        idx = rng.integers(0, values.size, size=(n_boot, values.size))
-        total += weights[s] * values[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(total, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    for s, b in boots.items():
+        total += weights[s] * b
+    ci = stats.percentile_ci(total, level)
+    if ci is None:
+        raise ValueError("a bootstrap CI needs n_boot >= 2 and finite differences")
+    return ci
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -316,7 +297,7 @@ def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int
         return cmp
     cmp.comparable = True
     group_of = {c.name: c.group for c in rubric.categories}
-    cat_of = {q: _canonical(rubric, b_by[q].category) for q in shared}
+    cat_of = {q: rubric.canonical(b_by[q].category) for q in shared}
     unknown = sorted({c for c in cat_of.values() if c not in group_of})
     if unknown:
         cmp.problems.append(f"categories not in rubric {rubric.id} are left out: {', '.join(unknown)}")
@@ -330,23 +311,10 @@ def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int
 
     present = [c for c in rubric.category_names() if any(cat_of[q] == c for q in shared)]
     rows: list[DeltaRow] = []
-    if present:
-        rows.append(DeltaRow("overall", "overall", "总分", "Overall",
-                             test(shared, [cat_of[q] for q in shared], group_weights(present, group_of))))
-    cat_rows: list[DeltaRow] = []
-    for gid, group in rubric.groups.items():
-        members = [c for c in rubric.category_names(gid) if c in present]
-        if not members:
-            continue
-        qs = [q for q in shared if cat_of[q] in members]
-        rows.append(DeltaRow(gid, "group", group.name, group.en,
-                             test(qs, [cat_of[q] for q in qs], {c: 1 / len(members) for c in members})))
-        for cat in members:
-            info = rubric.category(cat)
-            qs = [q for q in shared if cat_of[q] == cat]
-            row = DeltaRow(cat, "category", cat, info.en if info else cat, test(qs, None, None))
-            cat_rows.append(row)
-            rows.append(row)
+    for key, kind, name, en, weights in score_units(rubric, present):  # overall, each group and its categories
+        qs = [q for q in shared if cat_of[q] in weights]
+        rows.append(DeltaRow(key, kind, name, en, test(qs, [cat_of[q] for q in qs], weights)))
+    cat_rows = [r for r in rows if r.kind == "category"]
     for row, adj in zip(cat_rows, holm([r.test.p_value for r in cat_rows if r.test]), strict=True):
         row.p_holm = adj
     for row in rows:
@@ -367,20 +335,9 @@ def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int
     return cmp
 
 
-def _canonical(rubric: Rubric, name: str) -> str:
-    cat = rubric.category(name)
-    return cat.name if cat else name
-
-
 def _question_text(new: Run, base: Run, qid: int) -> str | None:
     for run in (new, base):
         if run.questions and qid in run.questions:
             return run.questions[qid].question
     return None
 
-
-def fmt_p(p: float | None) -> str:
-    """p-values as people read them: two significant digits, '<0.001' below that."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "—"
-    return "<0.001" if p < 0.001 else f"{p:.2g}" if p < 0.1 else f"{p:.2f}"

@@ -25,9 +25,10 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from alignbench import __version__
-from alignbench.reporting.compare import Comparison, analysis_text, compare_runs, fmt_p
+from alignbench.reporting.compare import Comparison, analysis_text, compare_runs
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, expand_runs, load_run, unique_labels
+from alignbench.stats import fmt
 from alignbench.types import Status, Summary
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -114,18 +115,6 @@ def md_text(text: Any, limit: int | None = None) -> str:
     return _LINE_START.sub(lambda m: f"\\{m.group(1)}" if m.group(1) else f"{m.group(2)}\\{m.group(3)}", s)
 
 
-def fmt(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def fmt_ci(ci: Sequence[float] | None) -> str:
-    return "" if not ci else f"({ci[0]:.2f}–{ci[1]:.2f})"
-
-
-def fmt_delta(value: float) -> str:
-    return f"{value:+.2f}"
-
-
 # -- building blocks -----------------------------------------------------------------------------
 
 @dataclass
@@ -179,12 +168,12 @@ def _leaderboard(runs: Sequence[Run], rubric: Rubric, t: dict[str, str], zh: boo
         cells = [_run_label(r, t, baseline)]
         for key, _ in cols:
             value, ci, complete = _score(r.summary, key)
-            text = fmt(value)
+            text = fmt.num(value)
             if key in best and value is not None and round(value, 2) == round(best[key], 2):
                 text = f"**{text}**"
             mark = "" if complete else " †"
             incomplete |= not complete
-            cells.append(f"{text}{mark} {fmt_ci(ci)}".strip())
+            cells.append((f"{text}{mark} " + (f"({fmt.ci(ci)})" if ci else "")).strip())
         cells.append(str(r.summary.n_ok))
         rows.append(cells)
     header = [t["model"], *(h for _, h in cols), "n"]
@@ -229,7 +218,7 @@ def _spend(summary: Summary) -> str:
 
 def _protocol_notes(r: Run, zh: bool) -> list[str]:
     """Judge-protocol facts of a run (docs/protocols.md): answers whose reasoning was hidden from the judge
-    or leaked into the final text, scores from log-probabilities (per-turn scores have their own table)."""
+    or leaked into the final text, and its figures (``stats.fmt.FIGURES``); per-turn scores: own table."""
     extra = r.summary.model_extra or {}
     out = []
     if imported := (r.manifest.model_extra or {}).get("imported"):  # alignbench import: not judged by us
@@ -241,12 +230,8 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
             f"{r.label}: {reasoning.get('removed', 0)} 个回答的思考过程未展示给评审；{reasoning.get('leaked', 0)} 个回答的"
             "思考内容泄漏到最终回答中" if zh else f"{r.label}: {reasoning.get('removed', 0)} answer(s) had their reasoning "
             f"hidden from the judge; {reasoning.get('leaked', 0)} had reasoning leaked into the final text"))
-    source = extra.get("score_from") or {}
-    if source.get("source") == "logprobs":
-        out.append(md_text(f"{r.label}: 分数取评审在评分词元上的概率期望（{source['n_expected']} 条；{source['n_verdict']} 条无概率，"
-                           "用评审给出的分数）" if zh else f"{r.label}: scores are expected values over the judge's "
-                           f"score-token probabilities ({source['n_expected']}; {source['n_verdict']} without them "
-                           "keep the verdict)"))
+    if shown := fmt.figures(r.summary.model_dump(mode="json"), zh):
+        out.append(md_text(f"{r.label}: " + ("；" if zh else "; ").join(f"{label} {text}" for label, text in shown)))
     return out
 
 
@@ -310,7 +295,7 @@ def _dialogue_section(runs: Sequence[Run], t: dict[str, str], baseline: Run | No
         for r in mine:
             v = _turns(r.summary).get(k) or {}  # a run whose dialogues are all shorter has no turn k
             ci = v.get("ci")
-            cells += [fmt(v.get("score")), f"{ci[0]:.2f}–{ci[1]:.2f}" if ci else "—", str(v.get("n", 0)),
+            cells += [fmt.num(v.get("score")), fmt.ci(ci) or "—", str(v.get("n", 0)),
                       str(v.get("n_failed", 0))]
         rows.append(cells)
     notes = [md_text(t["dialogues_note"])]
@@ -328,10 +313,10 @@ def _dimension_table(r: Run, rubric: Rubric, t: dict[str, str], zh: bool) -> dic
         if c.name not in cats:
             continue
         entry = cats[c.name]
-        rows.append([c.name if zh else c.en, *(fmt(entry.dimensions[d].mean, 1) if d in entry.dimensions
-                                                else "" for d in dims), fmt(entry.score), str(entry.n)])
+        rows.append([c.name if zh else c.en, *(fmt.num(entry.dimensions[d].mean, 1) if d in entry.dimensions
+                                                else "" for d in dims), fmt.num(entry.score), str(entry.n)])
     totals = r.summary.dimensions
-    rows.append([f"**{t['all']}**", *(fmt(totals[d].mean, 1) for d in dims), fmt(r.summary.overall),
+    rows.append([f"**{t['all']}**", *(fmt.num(totals[d].mean, 1) for d in dims), fmt.num(r.summary.overall),
                  str(r.summary.n_ok)])
     header = [t["category"], *(d if zh else rubric.dimensions[d].id for d in dims), t["overall"], "n"]
     return {"label": md_text(r.label), "header": header, "rows": rows, "align": ["l", *["r"] * (len(dims) + 2)]}
@@ -347,18 +332,11 @@ def _weak_spots(r: Run, t: dict[str, str], lowest: int = 3, examples: int = 3) -
     out = []
     for j in judged[:examples]:
         q = r.questions.get(j.question_id) if r.questions else None
-        head = f"Q{j.question_id} · {j.category} / {j.subcategory} · {fmt(j.overall, 0)}/10"
+        head = f"Q{j.question_id} · {j.category} / {j.subcategory} · {fmt.num(j.overall, 0)}/10"
         out.append({"head": md_text(head), "question": md_text(q.question, QUESTION_CHARS) if q else "",
                     "reason": md_text(analysis_text(j.raw), REASON_CHARS) or "—"})
-    lines = [md_text(f"{s.category} / {s.subcategory}: {fmt(s.score)} (n={s.n})") for s in worst]
+    lines = [md_text(f"{s.category} / {s.subcategory}: {fmt.num(s.score)} (n={s.n})") for s in worst]
     return {"label": md_text(r.label), "subcategories": lines, "examples": out}
-
-
-def _pct(value: Any, se: Any = None) -> str:
-    if not isinstance(value, (int, float)):
-        return "—"
-    text = f"{value:.1f}"
-    return f"{text} ± {se:.1f}" if isinstance(se, (int, float)) else text
 
 
 def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[str, Any]]:
@@ -385,11 +363,11 @@ def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[st
             m = m if isinstance(m, dict) else {}
             wtl = [m.get(k) for k in ("n_wins", "n_ties", "n_losses")]
             incons = m.get("inconsistency")
-            rows.append([md_text(name), _pct(m.get("win_rate"), m.get("win_rate_se")),
-                         _pct(m.get("lc_win_rate"), m.get("lc_win_rate_se")),
+            rows.append([md_text(name), fmt.pm(m.get("win_rate"), m.get("win_rate_se")),
+                         fmt.pm(m.get("lc_win_rate"), m.get("lc_win_rate_se")),
                          " / ".join(str(v) if isinstance(v, int) else "—" for v in wtl),
-                         f"{incons:.1%}" if isinstance(incons, (int, float)) and 0 <= incons <= 1 else
-                         (f"{incons:.1f}%" if isinstance(incons, (int, float)) else "—")])
+                         f"{fmt.pct(incons, 1)}" if isinstance(incons, (int, float)) and 0 <= incons <= 1 else
+                         (f"{fmt.num(incons, 1)}%" if isinstance(incons, (int, float)) else "—")])
         base = data.get("baseline") if isinstance(data, dict) else None
         title = md_text(f"{path.parent.name}/pairwise_summary.json" + (
             f" · baseline {base}" if isinstance(base, str) else ""))
@@ -411,9 +389,9 @@ def _comparison_block(c: Comparison, t: dict[str, str], zh: bool) -> dict[str, A
             rows.append([name, "—", "—", "—", "", "", "", "0", md_text(row.note)])
             continue
         x = row.test
-        p_holm = fmt_p(row.p_holm) if row.kind == "category" else ""
-        rows.append([name, fmt(x.base), fmt(x.new), fmt_delta(x.delta), f"{x.ci[0]:+.2f} … {x.ci[1]:+.2f}",
-                     fmt_p(x.p_value), p_holm, str(x.n), f"**{t['yes']}**" if row.significant else t["no"]])
+        p_holm = fmt.p_value(row.p_holm) if row.kind == "category" else ""
+        rows.append([name, fmt.num(x.base), fmt.num(x.new), fmt.signed(x.delta), fmt.ci(x.ci, sep=" … ", sign=True),
+                     fmt.p_value(x.p_value), p_holm, str(x.n), f"**{t['yes']}**" if row.significant else t["no"]])
     s = c.settings
     method = (f"配对比较，基于两次运行都评审成功的 {c.n_shared} 道相同题目。Δ 的置信区间：配对 bootstrap（{s.get('bootstrap')} 次，"
               f"按类别分层，种子 {s.get('seed')}）；p 值：符号翻转置换检验（n ≤ {s.get('exact_max_n')} 时精确枚举，否则 "
@@ -428,8 +406,8 @@ def _comparison_block(c: Comparison, t: dict[str, str], zh: bool) -> dict[str, A
     def items(moves) -> list[dict[str, str]]:
         out = []
         for m in moves:
-            head = (f"Q{m.question_id} · {m.category} / {m.subcategory} · {fmt(m.base, 0)} → {fmt(m.new, 0)} "
-                    f"({fmt_delta(m.delta).replace('.00', '')})")
+            head = (f"Q{m.question_id} · {m.category} / {m.subcategory} · {fmt.num(m.base, 0)} → {fmt.num(m.new, 0)} "
+                    f"({fmt.signed(m.delta).replace('.00', '')})")
             out.append({"head": md_text(head), "question": md_text(m.question, QUESTION_CHARS) if m.question else "",
                         "base_reason": md_text(m.base_reason, REASON_CHARS) or "—",
                         "new_reason": md_text(m.new_reason, REASON_CHARS) or "—"})
@@ -507,12 +485,12 @@ def _review_notes(runs: Sequence[Run], zh: bool) -> list[str]:
         if zh:
             text = f"{r.label}：人工复核了 {a.n_reviewed} 条评审"
             if a.n_compared:
-                text += (f"；其中 {a.n_compared} 条与评审分数比较：平均绝对差 {a.mad:.2f} 分，"
-                         f"{100 * (a.within_1 or 0):.0f}% 相差不超过 1 分，复核者平均 {a.bias:+.2f} 分")
+                text += (f"；其中 {a.n_compared} 条与评审分数比较：平均绝对差 {fmt.num(a.mad)} 分，"
+                         f"{fmt.num(100 * (a.within_1 or 0), 0)}% 相差不超过 1 分，复核者平均 {fmt.signed(a.bias)} 分")
             if a.n_stale:
                 text += f"；{a.n_stale} 条复核已过期（评审已变）"
         else:
-            text = f"{r.label}: {a.line()}" + (f"; reviewer − judge {a.bias:+.2f} on average" if a.n_compared else "")
+            text = f"{r.label}: {a.line()}" + (f"; reviewer − judge {fmt.signed(a.bias)} on average" if a.n_compared else "")
         notes.append(md_text(text))
     return notes
 
@@ -534,7 +512,7 @@ def _family_warnings(runs: Sequence[Run], zh: bool) -> list[str]:
 
 
 def _est(e: Any) -> str:
-    return "—" if e is None or e.score is None else f"{e.score:.2f} {fmt_ci(e.ci)}".strip()
+    return "—" if e is None or e.score is None else (f"{fmt.num(e.score)} ({fmt.ci(e.ci)})" if e.ci else fmt.num(e.score))
 
 
 def _calibrated_column(board: dict[str, Any], cal_of: Sequence[Any], t: dict[str, str]) -> None:
@@ -560,7 +538,7 @@ def _calibration_section(cals: Any, t: dict[str, str], zh: bool) -> dict[str, An
             name = row.name if zh else row.en
             name = f"**{md_text(name)}**" if row.kind != "category" else md_text(name)
             rows.append([name, _est(row.judge_only), _est(row.calibrated) + (" ‡" if row.flag else ""),
-                         _est(row.labels_only), f"{row.n_labels} / {row.n}", fmt(row.effective_labels, 1)])
+                         _est(row.labels_only), f"{row.n_labels} / {row.n}", fmt.num(row.effective_labels, 1)])
         notes = [md_text(f"‡ {r.name if zh else r.en}: {r.flag}") for r in cal.rows() if r.flag and r.kind == "category"]
         notes += [md_text(w) for w in cal.warnings if not any(w.startswith(f"{r.key}:") for r in cal.categories)]
         if cal.label_scale:
@@ -572,12 +550,6 @@ def _calibration_section(cals: Any, t: dict[str, str], zh: bool) -> dict[str, An
                                   t["cal_eff"]], "notes": notes})
     notes = [md_text(w) for w in cals.warnings]
     return {"head": md_text(head), "tables": tables, "notes": notes}
-
-
-def _ci_text(ci: Sequence[float] | None, signed: bool = True) -> str:
-    if not ci:
-        return ""
-    return f"{ci[0]:+.2f}…{ci[1]:+.2f}" if signed else f"{ci[0]:.2f}…{ci[1]:.2f}"
 
 
 def _direction(value: float | None, ci: Sequence[float] | None, what: tuple[str, str, str]) -> str:
@@ -608,18 +580,18 @@ def _audit_block(a: Any, t: dict[str, str], zh: bool) -> dict[str, Any]:
                            "one answer per question: not evidence of a preference on its own")
             design = (("同题比较" if zh else "within each question") if x.design == "within-question" else
                       ("跨题比较，受题目难度混淆" if zh else "across questions, confounded by question difficulty"))
-            rho = "—" if x.spearman is None else f"{x.spearman:.2f}"
+            rho = fmt.num(x.spearman)
             lines.append(
-                f"**长度（{u}{'，jieba 分词' if unit == 'words' else ''}）**：每多 100 {u}，分数 {x.slope:+.2f}（95% CI {_ci_text(x.slope_ci)}），"
-                f"Spearman {rho}（{_ci_text(x.spearman_ci, False)}）；{design}，{x.n_answers} 个回答 / {x.n_questions} 道题。"
+                f"**长度（{u}{'，jieba 分词' if unit == 'words' else ''}）**：每多 100 {u}，分数 {fmt.signed(x.slope)}（95% CI {fmt.ci(x.slope_ci, sep='…', sign=True)}），"
+                f"Spearman {rho}（{fmt.ci(x.spearman_ci, sep='…')}）；{design}，{x.n_answers} 个回答 / {x.n_questions} 道题。"
                 f"{verdict}" if zh else
-                f"**Length ({u}{', jieba' if unit == 'words' else ''})**: {x.slope:+.2f} points per 100 {u} (95% CI {_ci_text(x.slope_ci)}), Spearman {rho} "
-                f"({_ci_text(x.spearman_ci, False)}); {design}, {x.n_answers} answers / {x.n_questions} questions. "
+                f"**Length ({u}{', jieba' if unit == 'words' else ''})**: {fmt.signed(x.slope)} points per 100 {u} (95% CI {fmt.ci(x.slope_ci, sep='…', sign=True)}), Spearman {rho} "
+                f"({fmt.ci(x.spearman_ci, sep='…')}); {design}, {x.n_answers} answers / {x.n_questions} questions. "
                 f"{verdict.capitalize()}.")
         unit = a.length.adjust_unit
         cat_unit = unit or "chars"
         u = unit_name.get(cat_unit, (cat_unit, cat_unit))[0 if zh else 1]
-        marked = [f"{c} {x.slope:+.2f} ({_ci_text(x.slope_ci)})"
+        marked = [f"{c} {fmt.signed(x.slope)} ({fmt.ci(x.slope_ci, sep='…', sign=True)})"
                   for c, x in a.length.categories.get(cat_unit, {}).items()
                   if x.slope is not None and x.slope_ci and (x.slope_ci[0] > 0 or x.slope_ci[1] < 0)
                   and x.design == "within-question"]
@@ -634,8 +606,8 @@ def _audit_block(a: Any, t: dict[str, str], zh: bool) -> dict[str, Any]:
             for model, rows in a.length.adjusted.items():
                 top = next((r for r in rows if r.kind == "overall"), None)
                 if top is not None and top.score is not None and top.at_equal_length is not None:
-                    parts.append(f"{model} {top.score:.2f} → {top.at_equal_length:.2f}（{top.delta:+.2f}）" if zh else
-                                 f"{model} {top.score:.2f} → {top.at_equal_length:.2f} ({top.delta:+.2f})")
+                    parts.append(f"{model} {fmt.num(top.score)} → {fmt.num(top.at_equal_length)}（{fmt.signed(top.delta)}）" if zh else
+                                 f"{model} {fmt.num(top.score)} → {fmt.num(top.at_equal_length)} ({fmt.signed(top.delta)})")
             if parts:
                 lines.append((f"**等长总分**（按{u}）：" if zh else f"**Overall at equal length** (in {u}): ")
                              + ("；" if zh else "; ").join(parts) + ("。线性、所有类别共用一个斜率，也去掉了长度应得的分：这是敏感性参考，不是修正后的分数"
@@ -650,40 +622,41 @@ def _audit_block(a: Any, t: dict[str, str], zh: bool) -> dict[str, Any]:
             n = names.get(feat, (feat, feat))[0 if zh else 1]
             if x.slope is None:
                 continue
-            c = f"{ctl.slope:+.2f}（{_ci_text(ctl.slope_ci)}）" if ctl is not None and ctl.slope is not None else "—"
+            c = f"{fmt.signed(ctl.slope)}（{fmt.ci(ctl.slope_ci, sep='…', sign=True)}）" if ctl is not None and ctl.slope is not None else "—"
             across = x.design != "within-question"
-            lines.append(f"**格式（{n}）**：{share:.0%} 的回答使用；每个 {x.slope:+.2f} 分（{_ci_text(x.slope_ci)}），"
+            lines.append(f"**格式（{n}）**：{fmt.pct(share)} 的回答使用；每个 {fmt.signed(x.slope)} 分（{fmt.ci(x.slope_ci, sep='…', sign=True)}），"
                          f"控制长度后 {c}" + ("；跨题比较，受题目难度混淆" if across else "") if zh else
-                         f"**Format ({n})**: used by {share:.0%} of answers; {x.slope:+.2f} points each "
-                         f"({_ci_text(x.slope_ci)}), {c.replace('（', ' (').replace('）', ')')} controlling for length"
+                         f"**Format ({n})**: used by {fmt.pct(share)} of answers; {fmt.signed(x.slope)} points each "
+                         f"({fmt.ci(x.slope_ci, sep='…', sign=True)}), {c.replace('（', ' (').replace('）', ')')} controlling for length"
                          + ("; across questions, confounded by difficulty" if across else ""))
     if a.position is not None:
         p = a.position.overall
         if p.n_pairs:
-            rate = "—" if p.first_position_rate is None else f"{p.first_position_rate:.2f}"
+            rate = fmt.num(p.first_position_rate)
             lines.append(
-                f"**位置**（成对比较 {p.n_pairs} 对）：助手1 胜出比例 {rate}（{_ci_text(p.first_position_ci, False)}；0.5 = 无偏），"
-                f"翻转率 {p.flip_rate:.1%}（{_ci_text(p.flip_ci, False)}），不一致率 {p.inconsistency_rate:.1%}" if zh else
-                f"**Position** ({p.n_pairs} pairs): first-position win rate {rate} ({_ci_text(p.first_position_ci, False)}; "
-                f"0.5 = none), flip rate {p.flip_rate:.1%} ({_ci_text(p.flip_ci, False)}), inconsistency "
-                f"{p.inconsistency_rate:.1%}")
+                f"**位置**（成对比较 {p.n_pairs} 对）：助手1 胜出比例 {rate}（{fmt.ci(p.first_position_ci, sep='…')}；0.5 = 无偏），"
+                f"翻转率 {fmt.pct(p.flip_rate, 1)}（{fmt.ci(p.flip_ci, sep='…')}），不一致率 {fmt.pct(p.inconsistency_rate, 1)}" if zh else
+                f"**Position** ({p.n_pairs} pairs): first-position win rate {rate} ({fmt.ci(p.first_position_ci, sep='…')}; "
+                f"0.5 = none), flip rate {fmt.pct(p.flip_rate, 1)} ({fmt.ci(p.flip_ci, sep='…')}), inconsistency "
+                f"{fmt.pct(p.inconsistency_rate, 1)}")
             worst = sorted(((c, s) for c, s in a.position.categories.items() if s.flip_rate), key=lambda x: -x[1].flip_rate)
             if worst:
                 lines.append(("翻转率最高的类别：" if zh else "Highest flip rates: ")
-                             + ", ".join(f"{c} {s.flip_rate:.0%} (n={s.n_pairs})" for c, s in worst[:3]))
+                             + ", ".join(f"{c} {fmt.pct(s.flip_rate)} (n={s.n_pairs})" for c, s in worst[:3]))
     if a.self_preference is not None:
         for row in a.self_preference.judges:
             if row.effect is not None:
-                lines.append(f"**自我偏好**：{row.judge}（{row.family}）对同族模型比其他评审多给 {row.effect:+.2f} 分"
-                             f"（{_ci_text(row.ci)}）" if zh else
-                             f"**Self-preference**: {row.judge} ({row.family}) gives its own family {row.effect:+.2f} "
-                             f"points more than the other judges do ({_ci_text(row.ci)})")
+                lines.append(f"**自我偏好**：{row.judge}（{row.family}）对同族模型比其他评审多给 {fmt.signed(row.effect)} 分"
+                             f"（{fmt.ci(row.ci, sep='…', sign=True)}）" if zh else
+                             f"**Self-preference**: {row.judge} ({row.family}) gives its own family {fmt.signed(row.effect)} "
+                             f"points more than the other judges do ({fmt.ci(row.ci, sep='…', sign=True)})")
             else:
                 lines.append(f"{'自我偏好' if zh else 'Self-preference'}: {row.judge}: {row.note}")
     if a.family is not None:
         fams = [f"{r.name} ({r.family})" for r in a.family.rows if r.role == "judge" and r.family]
         if fams:
             lines.append(("评审家族：" if zh else "Judge family: ") + ", ".join(fams))
+    lines += [f"{label}{'：' if zh else ': '}{text}" for label, text in fmt.figures(a.as_dict(), zh, of="audit")]
     notes = list(a.notes)
     if a.length is not None:
         notes += list(a.length.warnings)

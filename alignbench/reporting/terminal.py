@@ -11,15 +11,8 @@ from rich.table import Table
 
 from alignbench.metaeval import METRICS, SCALE_NOTE
 from alignbench.rubrics import Rubric
+from alignbench.stats import fmt
 from alignbench.types import Judgment, Status, Summary
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
-
-
-def _ci(ci: list[float] | None) -> str:
-    return "" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"
 
 
 def score_table(summary: Summary, rubric: Rubric) -> Table:
@@ -29,11 +22,7 @@ def score_table(summary: Summary, rubric: Rubric) -> Table:
              f" · {run.rubric or rubric.id}")
     table = Table(title=escape(title), caption="1–10 scale · 95% bootstrap CI · failed judgments excluded",
                   header_style="bold", title_style="bold")
-    table.add_column("类别 category", no_wrap=True)
-    table.add_column("score", justify="right")
-    table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
-    table.add_column("n", justify="right")
-    table.add_column("failed", justify="right")
+    _score_columns(table, "类别 category")
     cats = summary.categories
     for gid, group in summary.groups.items():
         members = [c for c in rubric.category_names(gid) if c in cats]
@@ -41,13 +30,13 @@ def score_table(summary: Summary, rubric: Rubric) -> Table:
             continue
         n = sum(cats[c].n for c in members)
         nf = sum(cats[c].n_failed for c in members)
-        table.add_row(f"[bold]{group.name} {group.en}[/]", f"[bold]{_fmt(group.score)}[/]",
-                      _ci(group.ci), str(n), _failed(nf))
+        table.add_row(f"[bold]{group.name} {group.en}[/]", f"[bold]{fmt.num(group.score)}[/]",
+                      fmt.ci(group.ci), str(n), _failed(nf))
         for name in members:
             c = cats[name]
-            table.add_row(f"  {name} [dim]{c.en}[/]", _fmt(c.score), _ci(c.ci), str(c.n), _failed(c.n_failed))
+            table.add_row(f"  {name} [dim]{c.en}[/]", fmt.num(c.score), fmt.ci(c.ci), str(c.n), _failed(c.n_failed))
     table.add_section()
-    table.add_row("[bold]总分 overall[/]", f"[bold]{_fmt(summary.overall)}[/]", _ci(summary.overall_ci),
+    table.add_row("[bold]总分 overall[/]", f"[bold]{fmt.num(summary.overall)}[/]", fmt.ci(summary.overall_ci),
                   str(summary.n_ok), _failed(summary.n_failed))
     return table
 
@@ -65,9 +54,9 @@ def dimension_table(summary: Summary, rubric: Rubric) -> Table:
     for name in rubric.category_names():
         if name in cats:
             own = cats[name].dimensions
-            table.add_row(name, *[_fmt(own[d].mean, 1) if d in own else "" for d in dims])
+            table.add_row(name, *[fmt.num(own[d].mean, 1) if d in own else "" for d in dims])
     table.add_section()
-    table.add_row("[bold]全部 all[/]", *[_fmt(summary.dimensions[d].mean, 1) for d in dims])
+    table.add_row("[bold]全部 all[/]", *[fmt.num(summary.dimensions[d].mean, 1) for d in dims])
     return table
 
 
@@ -83,16 +72,19 @@ def dialogue_table(summary: Summary) -> Table | None:
     table = Table(title=escape(f"各轮得分 per turn · {summary.model or '?'}"), header_style="bold", title_style="bold",
                   caption=f"{dialogues.get('n', 0)} dialogues, {dialogues.get('judged_turns', 0)} judged turns · "
                           "dialogue = mean of its turns · 95% bootstrap CI · failed turns excluded")
-    table.add_column("轮次 turn", no_wrap=True)
-    table.add_column("score", justify="right")
-    table.add_column("95% CI", justify="right", style="dim", no_wrap=True)
-    table.add_column("n", justify="right")
-    table.add_column("failed", justify="right")
+    _score_columns(table, "轮次 turn")
     for k in sorted(turns, key=int):
         v = turns[k]
-        table.add_row(f"第{escape(k)}轮 [dim]turn {escape(k)}[/]", _fmt(v.get("score")), _ci(v.get("ci")),
+        table.add_row(f"第{escape(k)}轮 [dim]turn {escape(k)}[/]", fmt.num(v.get("score")), fmt.ci(v.get("ci")),
                       str(v.get("n", 0)), _failed(v.get("n_failed", 0)))
     return table
+
+
+def _score_columns(table: Table, first: str) -> None:
+    """The columns of a score table (categories or turns): name, score, 95% CI, n, failed."""
+    table.add_column(first, no_wrap=True)
+    for name in ("score", "95% CI", "n", "failed"):
+        table.add_column(name, justify="right", style="dim" if name == "95% CI" else None, no_wrap=name == "95% CI")
 
 
 def _failed(n: int) -> str:
@@ -123,6 +115,8 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
         notes.append(f"answers' reasoning: {reasoning.get('removed', 0)} hidden from the judge (leading think block "
                      f"removed), {reasoning.get('leaked', 0)} leaked into the final text (think tags after the answer "
                      "began; judged as written)")
+    if shown := fmt.figures(summary.model_dump(mode="json")):
+        notes.append(" · ".join(f"{label}: {text}" for label, text in shown))
     u = summary.usage
     from alignbench.cost import spend_line
 
@@ -135,7 +129,6 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
 def comparison_table(cmp: Any) -> Table:
     """A run against its baseline (``report.compare.Comparison``): per score the two values, the delta
     coloured green/red (bold when significant, dim when not), its 95% CI and the paired test's p."""
-    from alignbench.reporting.compare import fmt_p
 
     table = Table(title=escape(f"{cmp.new_label} vs baseline {cmp.base_label}"), header_style="bold", title_style="bold",
                   caption=f"paired over {cmp.n_shared} shared questions · bootstrap CI · sign-flip permutation p "
@@ -152,9 +145,9 @@ def comparison_table(cmp: Any) -> Table:
         x = row.test
         colour = "green" if x.delta > 0 else "red" if x.delta < 0 else "white"
         style = f"bold {colour}" if row.significant else f"{colour}"
-        delta = f"[{style}]{x.delta:+.2f}{' *' if row.significant else ''}[/]"
-        p = fmt_p(row.p_holm if row.kind == "category" else x.p_value)
-        table.add_row(label, _fmt(x.base), _fmt(x.new), delta, f"[dim]{x.ci[0]:+.2f} … {x.ci[1]:+.2f}[/]",
+        delta = f"[{style}]{fmt.signed(x.delta)}{' *' if row.significant else ''}[/]"
+        p = fmt.p_value(row.p_holm if row.kind == "category" else x.p_value)
+        table.add_row(label, fmt.num(x.base), fmt.num(x.new), delta, f"[dim]{fmt.ci(x.ci, sep=' … ', sign=True)}[/]",
                       p, str(x.n))
     return table
 
@@ -169,18 +162,8 @@ def print_comparison(cmp: Any, console: Console) -> None:
         console.print(f"[yellow]•[/] {escape(problem)}", highlight=False)
     for title, moves in (("largest gains", cmp.gains), ("largest drops", cmp.drops)):
         if moves:
-            items = ", ".join(f"Q{m.question_id} {escape(m.category)} {m.base:.0f}→{m.new:.0f}" for m in moves)
+            items = ", ".join(f"Q{m.question_id} {escape(m.category)} {fmt.num(m.base, 0)}→{fmt.num(m.new, 0)}" for m in moves)
             console.print(f"[dim]{title}:[/] {items}", highlight=False)
-
-
-def _pm(value: float | None, se: float | None, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.{digits}f}" + (f" ± {se:.{digits}f}" if se is not None else "")
-
-
-def _share(value: float | None, digits: int = 1) -> str:
-    return "—" if value is None else f"{100 * value:.{digits}f}%"
 
 
 def pairwise_table(summary: dict[str, Any], title: str | None = None) -> Table:
@@ -209,10 +192,10 @@ def pairwise_table(summary: dict[str, Any], title: str | None = None) -> Table:
     for name, m in models.items():
         wtl = f"{m.get('n_wins', 0)}/{m.get('n_ties', 0)}/{m.get('n_losses', 0)}"
         row = [escape(name)] + ([escape(str(m.get("baseline")))] if several else [])
-        row += [_pm(m.get("win_rate"), m.get("win_rate_se")), _pm(m.get("lc_win_rate"), m.get("lc_win_rate_se")),
+        row += [fmt.pm(m.get("win_rate"), m.get("win_rate_se")), fmt.pm(m.get("lc_win_rate"), m.get("lc_win_rate_se")),
                 wtl, str(m.get("n", 0)), _failed(m.get("n_failed", 0))]
         if has_incons:
-            row.append(_share(m.get("inconsistency")))
+            row.append(fmt.pct(m.get("inconsistency"), 1))
         table.add_row(*row)
     return table
 
@@ -239,8 +222,8 @@ def pairwise_category_table(summary: dict[str, Any]) -> Table | None:
             if not c or c.get("win_rate") is None:
                 cells.append("—")
                 continue
-            incons = f" [dim]({_share(c['inconsistency'], 0)})[/]" if c.get("inconsistency") is not None else ""
-            cells.append(f"{c['win_rate']:.0f}{incons}")
+            incons = f" [dim]({fmt.pct(c['inconsistency'])})[/]" if c.get("inconsistency") is not None else ""
+            cells.append(f"{fmt.num(c['win_rate'], 0)}{incons}")
         table.add_row(cat, *cells)
     return table
 
@@ -255,7 +238,7 @@ def print_pairwise(summary: dict[str, Any], console: Console, categories: bool =
     notes = []
     bias = summary.get("position_bias", {})
     if bias.get("inconsistency") is not None:
-        notes.append(f"position inconsistency over all pairs {_share(bias['inconsistency'])} "
+        notes.append(f"position inconsistency over all pairs {fmt.pct(bias['inconsistency'], 1)} "
                      f"({bias.get('n_inconsistent', 0)} of {bias.get('n_pairs', 0)}; "
                      f"{bias.get('n_flips', 0)} flipped from win to loss with the order)")
     for name, m in summary.get("models", {}).items():
@@ -281,14 +264,11 @@ def print_pairwise(summary: dict[str, Any], console: Console, categories: bool =
 # -- meta-eval, ensembles, single judgments -----------------------------------------------------
 
 
-def _num(value: float | None, undefined: str = "undefined", digits: int = 3) -> str:
-    return undefined if value is None else f"{value:.{digits}f}"
-
-
-def _with_ci(value: float | None, ci: list[float] | None) -> str:
+def _with_ci(value: float | None, ci: Any, missing: str = "undefined", sep: str = "–", wrap: str = "{}") -> str:
+    """A correlation (three decimals) with its CI dimmed after it."""
     if value is None:
-        return "undefined"
-    return f"{value:.3f}" + (f" [dim][{ci[0]:.2f}, {ci[1]:.2f}][/]" if ci else "")
+        return missing
+    return fmt.num(value, 3) + (f" [dim]{wrap.format(fmt.ci(ci, sep=sep))}[/]" if ci else "")
 
 
 def _grid(payload: dict[str, Any], kind: str, metric: str, title: str) -> Table:
@@ -301,7 +281,7 @@ def _grid(payload: dict[str, Any], kind: str, metric: str, title: str) -> Table:
         cells = []
         for j in payload["judges"]:
             m = payload["results"][j][p][kind]
-            cells.append(_with_ci(m.get(metric), m.get("ci", {}).get(metric)))
+            cells.append(_with_ci(m.get(metric), m.get("ci", {}).get(metric), sep=", ", wrap="[{}]"))
         table.add_row(p, *cells)
     return table
 
@@ -326,8 +306,8 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
         for j, p in combos:
             m = payload["results"][j][p]["pointwise"]
             s, sy = m["sample_level"], m["system_level"]
-            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), *[_num(m[k]) for k in METRICS],
-                          f"{_num(s['spearman'])} ({s['n_blocks']})", f"{_num(sy['spearman'])} ({sy['n_systems']})")
+            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), *[fmt.num(m[k], 3, 'undefined') for k in METRICS],
+                          f"{fmt.num(s['spearman'], 3, 'undefined')} ({s['n_blocks']})", f"{fmt.num(sy['spearman'], 3, 'undefined')} ({sy['n_systems']})")
             where = f"{j} · {p}"
             for what, fig in (("pooled", m), ("sample level", s), ("system level", sy)):
                 if fig["undefined"]:
@@ -344,7 +324,7 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
             cells = []
             for j, p in combos:
                 c = payload["results"][j][p]["pointwise"]["categories"].get(cat)
-                cells.append("" if c is None else f"{_num(c['spearman'])} ({c['n']})")
+                cells.append("" if c is None else f"{fmt.num(c['spearman'], 3, 'undefined')} ({c['n']})")
             if any(cells):
                 cat_table.add_row(cat, *cells)
         console.print(cat_table)
@@ -363,9 +343,9 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
             table.add_column(col, justify="left" if left else "right", no_wrap=left)
         for j, p in combos:
             m = payload["results"][j][p]["pairwise"]
-            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), _num(m["agreement"]),
-                          f"{_num(m['agreement_excl_ties'], '—')} ({m['n_excl_ties']})", _num(m["consistency"]),
-                          _num(m["accuracy_per_order"], "—"), _num(m["first_position_rate"], "—"))
+            table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), fmt.num(m["agreement"], 3, 'undefined'),
+                          f"{fmt.num(m['agreement_excl_ties'], 3)} ({m['n_excl_ties']})", fmt.num(m["consistency"], 3, 'undefined'),
+                          fmt.num(m["accuracy_per_order"], 3), fmt.num(m["first_position_rate"], 3))
             if m["n_failed"]:
                 notes.append(f"{j} · {p}: {m['n_failed']} pair(s) without a verdict in both orders are excluded ("
                              + ", ".join(f"{k} {v}" for k, v in m["failed_by_status"].items()) + ")")
@@ -387,7 +367,7 @@ def _per_file(payload: dict[str, Any], combos: list[tuple[str, str]], kind: str,
         table.add_column(escape(f"{j} · {p}"), justify="right")
     for path in first["files"]:
         cells = [payload["results"][j][p][kind]["files"][path] for j, p in combos]
-        table.add_row(escape(Path(path).name), *[f"{_num(f[metric])} ({f['n']})" for f in cells])
+        table.add_row(escape(Path(path).name), *[f"{fmt.num(f[metric], 3, 'undefined')} ({f['n']})" for f in cells])
     console.print(table)
 
 
@@ -407,15 +387,15 @@ def print_disagreement(ensemble: dict[str, Any], console: Console) -> None:
     table.add_column("ρ", justify="right")
     table.add_column("n", justify="right")
     for cat, d in ensemble["categories"].items():
-        table.add_row(cat, *[_num(scores.get(j, {}).get("categories", {}).get(cat), "—", 2) for j in judges],
-                      _num(d["mad"], "—", 2), _num(d["spearman"]), str(d["n"]))
+        table.add_row(cat, *[fmt.num(scores.get(j, {}).get("categories", {}).get(cat)) for j in judges],
+                      fmt.num(d["mad"]), fmt.num(d["spearman"], 3, 'undefined'), str(d["n"]))
     table.add_section()
     o = ensemble["overall"]
-    table.add_row("[bold]全部 all[/]", *[_num(scores.get(j, {}).get("overall"), "—", 2) for j in judges],
-                  _num(o["mad"], "—", 2), _num(o["spearman"]), str(o["n"]))
+    table.add_row("[bold]全部 all[/]", *[fmt.num(scores.get(j, {}).get("overall")) for j in judges],
+                  fmt.num(o["mad"]), fmt.num(o["spearman"], 3, 'undefined'), str(o["n"]))
     console.print(table)
     if ensemble.get("dimensions"):
-        console.print("[dim]per-dimension MAD: " + " · ".join(f"{d} {v['mad']:.2f}" for d, v in
+        console.print("[dim]per-dimension MAD: " + " · ".join(f"{d} {fmt.num(v['mad'])}" for d, v in
                                                              ensemble["dimensions"].items()) + "[/]",
                       highlight=False)
 
@@ -456,13 +436,13 @@ def _est(e: Any) -> str:
     """A trust.Estimate as 'score lo–hi'."""
     if e is None or e.score is None:
         return "—"
-    return f"{e.score:.2f} [dim]{_ci(list(e.ci)) if e.ci else ''}[/]"
+    return f"{fmt.num(e.score)} [dim]{fmt.ci(e.ci)}[/]"
 
 
 def calibration_table(label: str, cal: Any, judge: str = "") -> Table:
     """One run's calibration (``trust.Calibration``): per row the calibrated score, the judge-only and
     labels-only estimates, each with its CI, the labels used and the effective labels gained."""
-    level = f"{cal.level:.0%}"
+    level = fmt.pct(cal.level)
     table = Table(title=escape(f"{label} · calibrated with human labels" + (f" · judge {judge}" if judge else "")),
                   header_style="bold", title_style="bold",
                   caption=f"{level} CIs ({cal.method}, λ {cal.lam}) · calibrated = judge on every answer + mean human−judge "
@@ -475,7 +455,7 @@ def calibration_table(label: str, cal: Any, judge: str = "") -> Table:
     for row in cal.rows():
         name = f"[bold]{row.name} {row.en}[/]" if row.kind != "category" else f"  {row.name} [dim]{row.en}[/]"
         flag = " [yellow]‡[/]" if row.flag else ""
-        eff = "—" if row.effective_labels is None else f"{row.effective_labels:.1f} ({row.labels_gained:+.1f})"
+        eff = "—" if row.effective_labels is None else f"{fmt.num(row.effective_labels, 1)} ({fmt.signed(row.labels_gained, 1)})"
         table.add_row(name, _est(row.calibrated) + flag, _est(row.judge_only), _est(row.labels_only),
                       f"{row.n_labels}/{row.n}", eff)
         if row.kind == "overall":
@@ -494,9 +474,9 @@ def print_calibrations(cset: Any, console: Console) -> None:
         console.print(calibration_table(label, cal, cset.judges.get(label, "")))
         back = cset.on_label_scale.get(label)
         if back:
-            ci = f" [{back['ci'][0]:.2f}–{back['ci'][1]:.2f}]" if back.get("ci") else ""
+            ci = f" [{fmt.ci(back['ci'])}]" if back.get("ci") else ""
             console.print(f"[dim]on the labels' {back['scale'][0]:g}–{back['scale'][1]:g} scale: overall "
-                          f"{back['score']:.2f}{ci}[/]", highlight=False)
+                          f"{fmt.num(back['score'])}{ci}[/]", highlight=False)
         a = cal.labels
         console.print(f"[dim]labels: {a.n_given} given, {a.n_used} used, {a.n_on_failed} on failed judgments, "
                       f"{a.n_unmatched} matching no judgment[/]", highlight=False)
@@ -504,12 +484,6 @@ def print_calibrations(cset: Any, console: Console) -> None:
             console.print(f"[yellow]•[/] {escape(w)}", highlight=False)
     for w in cset.warnings:
         console.print(f"[yellow]•[/] {escape(w)}", highlight=False)
-
-
-def _corr(value: float | None, ci: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.3f}" + (f" [dim]{ci[0]:.2f}–{ci[1]:.2f}[/]" if ci else "")
 
 
 def print_bridge(fit: Any, console: Console, saved: str | None = None) -> None:
@@ -525,9 +499,9 @@ def print_bridge(fit: Any, console: Console, saved: str | None = None) -> None:
         table.add_column(name, justify="right", min_width=6)  # a CI wraps under its score when narrow
 
     def row(name: str, a: Any) -> None:
-        table.add_row(name, str(a.n), _corr(a.spearman, a.spearman_ci), _corr(a.kendall, a.kendall_ci),
-                      _fmt(a.mean_abs_diff), "—" if a.mean_diff is None else f"{a.mean_diff:+.2f}",
-                      _fmt(a.mean_abs_diff_bridged))
+        table.add_row(name, str(a.n), _with_ci(a.spearman, a.spearman_ci, "—", "–"), _with_ci(a.kendall, a.kendall_ci, "—", "–"),
+                      fmt.num(a.mean_abs_diff), fmt.signed(a.mean_diff),
+                      fmt.num(a.mean_abs_diff_bridged))
 
     for cat, a in fit.categories.items():
         row(f"  {cat}", a)
@@ -541,15 +515,15 @@ def print_bridge(fit: Any, console: Console, saved: str | None = None) -> None:
             t.add_column(name, justify="right")
         for r in rows:
             name = f"[bold]{r.name}[/]" if r.kind != "category" else f"  {r.name}"
-            t.add_row(name, _fmt(r.old), _fmt(r.new), _fmt(r.bridged), str(r.n))
+            t.add_row(name, fmt.num(r.old), fmt.num(r.new), fmt.num(r.bridged), str(r.n))
         console.print(t)
-    knots = ", ".join(f"{x:g}→{y:.2f}" for x, y in zip(b.knots_old, b.knots_new, strict=True))
+    knots = ", ".join(f"{x:g}→{fmt.num(y)}" for x, y in zip(b.knots_old, b.knots_new, strict=True))
     console.print(f"[dim]map (isotonic, {b.n} answers): {knots}[/]", highlight=False)
     if b.band_x:
         lo, hi = b.band(b.band_x)
         widest = max(range(len(b.band_x)), key=lambda i: hi[i] - lo[i])
-        console.print(f"[dim]{b.level:.0%} bootstrap band ({b.n_boot} resamples): widest at old score "
-                      f"{b.band_x[widest]:g}: {lo[widest]:.2f}–{hi[widest]:.2f}[/]", highlight=False)
+        console.print(f"[dim]{fmt.pct(b.level)} bootstrap band ({b.n_boot} resamples): widest at old score "
+                      f"{b.band_x[widest]:g}: {fmt.num(lo[widest])}–{fmt.num(hi[widest])}[/]", highlight=False)
     for w in fit.warnings:
         console.print(f"[yellow]•[/] {escape(w)}", highlight=False)
     if saved:
@@ -565,29 +539,30 @@ def print_audit(audit: Any, console: Console) -> None:
             if x.slope is None:
                 continue
             design = "within question" if x.design == "within-question" else "across questions (confounded)"
-            lines.append(f"length ({unit}): {x.slope:+.2f}/100 [{_ci(list(x.slope_ci)) if x.slope_ci else '—'}], "
-                         f"ρ {_num(x.spearman, '—', 2)} · {design} · {x.n_answers} answers")
+            lines.append(f"length ({unit}): {fmt.signed(x.slope)}/100 [{fmt.ci(x.slope_ci) if x.slope_ci else '—'}], "
+                         f"ρ {fmt.num(x.spearman)} · {design} · {x.n_answers} answers")
         for model, rows in audit.length.adjusted.items():
             top = next((r for r in rows if r.kind == "overall"), None)
             if top is not None and top.delta is not None:
-                lines.append(f"at equal length ({audit.length.adjust_unit}): {model} {top.score:.2f} → "
-                             f"{top.at_equal_length:.2f} ({top.delta:+.2f})")
+                lines.append(f"at equal length ({audit.length.adjust_unit}): {model} {fmt.num(top.score)} → "
+                             f"{fmt.num(top.at_equal_length)} ({fmt.signed(top.delta)})")
     if audit.format is not None:
         for feat, x in audit.format.controlling_length.items():
             if x.slope is not None:
                 share = audit.format.share_with_structure.get(feat, 0.0)
-                lines.append(f"format ({feat.replace('_', ' ')}, {share:.0%} of answers): {x.slope:+.2f} each "
-                             f"[{_ci(list(x.slope_ci)) if x.slope_ci else '—'}] controlling for length")
+                lines.append(f"format ({feat.replace('_', ' ')}, {fmt.pct(share)} of answers): {fmt.signed(x.slope)} each "
+                             f"[{fmt.ci(x.slope_ci) if x.slope_ci else '—'}] controlling for length")
     if audit.position is not None and audit.position.overall.n_pairs:
         p = audit.position.overall
-        lines.append(f"position ({p.n_pairs} pairs): first-position win rate {_num(p.first_position_rate, '—', 2)}, "
-                     f"flip rate {p.flip_rate:.1%}, inconsistency {p.inconsistency_rate:.1%}")
+        lines.append(f"position ({p.n_pairs} pairs): first-position win rate {fmt.num(p.first_position_rate)}, "
+                     f"flip rate {fmt.pct(p.flip_rate, 1)}, inconsistency {fmt.pct(p.inconsistency_rate, 1)}")
     if audit.self_preference is not None:
         for r in audit.self_preference.judges:
-            lines.append(f"self-preference of {r.judge}: " + (f"{r.effect:+.2f} points" if r.effect is not None
+            lines.append(f"self-preference of {r.judge}: " + (f"{fmt.signed(r.effect)} points" if r.effect is not None
                                                              else r.note))
     if audit.family is not None and audit.family.warning:
         lines.append(audit.family.warning)
+    lines += [f"{label}: {text}" for label, text in fmt.figures(audit.as_dict(), of="audit")]
     notes = list(audit.notes) + (list(audit.length.warnings) if audit.length is not None else [])
     across = audit.length is not None and any(x.design != "within-question" for x in audit.length.units.values())
     hint = ("; one answer per question, so length is compared across questions (confounded by difficulty): give "
@@ -613,15 +588,15 @@ def print_samples(section: dict[str, Any], console: Console) -> None:
         table.add_column(name, justify="right")
     for r in v.get("rows", []):
         name = f"[bold]{r['name']}[/]" if r["kind"] != "category" else f"  {r['name']}"
-        table.add_row(name, str(r["n_answers"]), _num(r["sd_within"], "—", 2), _share(r["share_of_variance"]),
-                      _share(r["ci_narrower_without_noise"]), _share(r["share_of_variance_single"]),
-                      _share(r["ci_narrower_without_noise_single"]))
+        table.add_row(name, str(r["n_answers"]), fmt.num(r["sd_within"]), fmt.pct(r["share_of_variance"], 1),
+                      fmt.pct(r["ci_narrower_without_noise"], 1), fmt.pct(r["share_of_variance_single"], 1),
+                      fmt.pct(r["ci_narrower_without_noise_single"], 1))
     console.print(table)
     temp = section.get("temperature")
-    console.print(f"[dim]{v.get('n_answers', 0)} answers with ≥ 2 ok samples · mean SD {_num(v.get('mean_sd'), '—', 2)}"
-                  f" · max SD {_num(v.get('max_sd'), '—', 2)} · samples disagree on "
-                  f"{_share(v.get('share_answers_disagreeing'))} of answers · reliability (ICC) "
-                  f"{_num(v.get('reliability'), '—', 2)} · judge temperature {temp} · every sample in "
+    console.print(f"[dim]{v.get('n_answers', 0)} answers with ≥ 2 ok samples · mean SD {fmt.num(v.get('mean_sd'))}"
+                  f" · max SD {fmt.num(v.get('max_sd'))} · samples disagree on "
+                  f"{fmt.pct(v.get('share_answers_disagreeing'), 1)} of answers · reliability (ICC) "
+                  f"{fmt.num(v.get('reliability'))} · judge temperature {temp} · every sample in "
                   f"{section.get('file')}[/]", highlight=False)
 
 
@@ -631,7 +606,7 @@ def print_run_trust(rt: Any, console: Console) -> None:
         console.print(f"[yellow]•[/] reviews.jsonl unreadable: {escape(rt.review_problem)}", highlight=False)
     if rt.reviews is not None:
         a = rt.reviews
-        extra = f"; reviewer − judge {a.bias:+.2f} on average" if a.n_compared else ""
+        extra = f"; reviewer − judge {fmt.signed(a.bias)} on average" if a.n_compared else ""
         console.print(f"[bold]human reviews[/] {escape(a.line())}{extra}", highlight=False)
     if rt.samples:
         print_samples(rt.samples, console)
@@ -656,7 +631,7 @@ def print_meta_bias(payload: dict[str, Any], console: Console) -> None:
             if a["slope"] is None:
                 return "—"
             ci = a.get("slope_ci")
-            return f"{a['slope']:+.2f}" + (f" [dim]{ci[0]:+.2f}…{ci[1]:+.2f}[/]" if ci else "")
+            return fmt.signed(a['slope']) + (f" [dim]{fmt.ci(ci, sep='…', sign=True)}[/]" if ci else "")
 
         for j, p, lb in rows:
             for unit in ("chars", "words"):
@@ -672,6 +647,6 @@ def print_meta_bias(payload: dict[str, Any], console: Console) -> None:
         if pb and pb["overall"]["n_pairs"]:
             o = pb["overall"]
             console.print(f"[bold]position[/] {escape(j)} · {p}: first-position win rate "
-                          f"{_num(o['first_position_rate'], '—', 2)}, flip rate {_share(o['flip_rate'])}, "
-                          f"inconsistency {_share(o['inconsistency_rate'])} over {o['n_pairs']} pairs",
+                          f"{fmt.num(o['first_position_rate'])}, flip rate {fmt.pct(o['flip_rate'], 1)}, "
+                          f"inconsistency {fmt.pct(o['inconsistency_rate'], 1)} over {o['n_pairs']} pairs",
                           highlight=False)

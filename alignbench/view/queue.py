@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from alignbench.stats import fmt
+
 TYPICAL_MIN_CATEGORY_CHANGE = 0.25
 TYPICAL_WINDOW = 1.0
 
@@ -82,5 +84,5 @@ def usefulness(f: Facts) -> tuple[float, list[str]]:
     if (f.delta is not None and m is not None and abs(m) >= TYPICAL_MIN_CATEGORY_CHANGE and f.delta * m > 0
             and abs(f.delta - m) <= TYPICAL_WINDOW):
         points += 1 + min(abs(m), 2.0)
-        reasons.append(f"typical of {f.category}'s change ({m:+.2f})")
+        reasons.append(f"typical of {f.category}'s change ({fmt.signed(m)})")
     return points, reasons

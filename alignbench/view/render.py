@@ -21,6 +21,7 @@ from markupsafe import Markup, escape
 
 from alignbench import __version__
 from alignbench.rubrics import RubricError, load_rubric
+from alignbench.stats import fmt
 from alignbench.types import Question, Status
 from alignbench.view.data import (
     FAILED,
@@ -87,37 +88,8 @@ class Links:
 
 
 # ================================================================================================
-# Formatting (Jinja filters)
+# Formatting (Jinja filters: numbers through alignbench.stats.fmt, as the terminal and the report)
 # ================================================================================================
-
-
-def f2(value: float | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:.{digits}f}"
-
-
-def fscore(value: float | None) -> str:
-    """A score as the judge gave it: 7, 6.5 (no trailing zeros)."""
-    return "—" if value is None else f"{value:g}"
-
-
-def fci(ci: Sequence[float] | None) -> str:
-    return "" if not ci else f"{ci[0]:.2f}–{ci[1]:.2f}"
-
-
-def signed(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:+.{digits}f}"
-
-
-def pct(value: float | None, digits: int = 0) -> str:
-    return "—" if value is None else f"{100 * value:.{digits}f}%"
-
-
-def fp(p: float | None) -> str:
-    from alignbench.reporting.compare import fmt_p
-
-    return fmt_p(p)
 
 
 def highlight(text: str | None, words: Sequence[str]) -> Markup:
@@ -141,7 +113,8 @@ def highlight(text: str | None, words: Sequence[str]) -> Markup:
 def make_env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(f2=f2, fscore=fscore, fci=fci, signed=signed, pct=pct, fp=fp, snippet=snippet)
+    env.filters.update(f2=fmt.num, fscore=fmt.score, fci=fmt.ci, signed=fmt.signed, pct=fmt.pct, fp=fmt.p_value,
+                       snippet=snippet)
     env.globals.update(version=__version__, FAILED=FAILED, highlight=highlight)
     return env
 
@@ -319,7 +292,7 @@ class Pages:
         return self._render("run.html", title=rv.label, rv=rv, s=s, cats=cats, dims=dims,
                             cells=self.cells(rv), cols=self.columns(), agreement=rv.agreement(),
                             recent=recent, problems=rv.reviews.problems, cmp=rv.comparison,
-                            turns=self.turn_table([rv]),
+                            turns=self.turn_table([rv]), figures=fmt.figures(s),
                             subcats=sorted((s.get("subcategories") or {}).values(),
                                            key=lambda x: (x.get("score") is None, x.get("score") or 0)))
 

@@ -1,0 +1,127 @@
+"""Rounding and number formats for every view (terminal, Markdown report, the viewer's Jinja filters),
+so a score, a CI or a share reads the same everywhere, and ``FIGURES``, the run figures all three list.
+A missing value (None, NaN, inf) prints as ``MISSING``, never "nan"; a value that rounds to zero prints
+unsigned ("0.00", "+0.00": "-0.00" claims a direction the digits do not show); halves round as Python's
+format does (the nearest binary value, ties to even), as ``rnd`` rounds the figures written to JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MISSING = "—"
+
+
+def finite(value: Any) -> float | None:
+    """A plain finite float, or None (None, NaN, inf, text): a missing figure, never a fake number."""
+    if isinstance(value, float):  # the common case first: the views call this for every number
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, bytes)):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _fixed(v: float, spec: str) -> str:
+    """``format(v, spec)`` without the sign of a negative zero (Python 3.10 has no "z" option)."""
+    text = format(v, spec)
+    if text[0] == "-" and not text.strip("-+0.%"):
+        return ("+" if spec.startswith("+") else "") + text[1:]
+    return text
+
+
+def rnd(value: Any, digits: int = 4) -> float | None:
+    """A figure as written to JSON: rounded to ``digits``; None for a missing or undefined value."""
+    v = finite(value)
+    return None if v is None else round(v, digits)
+
+
+def rnd_ci(ci: Sequence[float] | None, digits: int = 4) -> list[float | None] | None:
+    """An interval as written to JSON: ``[lo, hi]`` rounded, or None."""
+    return None if ci is None else [rnd(ci[0], digits), rnd(ci[1], digits)]
+
+
+def num(value: Any, digits: int = 2, missing: str = MISSING) -> str:
+    """Fixed decimals: 7.25."""
+    v = finite(value)
+    return missing if v is None else _fixed(v, f".{digits}f")
+
+
+def signed(value: Any, digits: int = 2, missing: str = MISSING) -> str:
+    """With its sign: +0.25, -1.50."""
+    v = finite(value)
+    return missing if v is None else _fixed(v, f"+.{digits}f")
+
+
+def score(value: Any) -> str:
+    """A score as the judge gave it: 7, 6.5 (no trailing zeros)."""
+    v = finite(value)
+    return MISSING if v is None else f"{v:g}"
+
+
+def pct(value: Any, digits: int = 0) -> str:
+    """A share (0–1) as a percentage: 0.125 → 12% (digits 0), 12.5% (digits 1)."""
+    v = finite(value)
+    return MISSING if v is None else _fixed(100 * v, f".{digits}f") + "%"
+
+
+def pm(value: Any, se: Any = None, digits: int = 1) -> str:
+    """A value ± its standard error (the error left out when there is none)."""
+    v, e = finite(value), finite(se)
+    return MISSING if v is None else num(v, digits) + ("" if e is None else f" ± {num(e, digits)}")
+
+
+def ci(interval: Sequence[float] | None, digits: int = 2, sep: str = "–", sign: bool = False) -> str:
+    """An interval "lo–hi" ("" without one); ``sign``: both ends signed (a difference's CI)."""
+    f = signed if sign else num
+    return f"{f(interval[0], digits)}{sep}{f(interval[1], digits)}" if interval else ""
+
+
+def p_value(p: Any) -> str:
+    """p-values as people read them: two significant digits, '<0.001' below that."""
+    v = finite(p)
+    return MISSING if v is None else "<0.001" if v < 0.001 else f"{v:.2g}" if v < 0.1 else f"{v:.2f}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One number the views list, registered once: where it is (a dotted path into ``summary.json``, or
+    with ``of="audit"`` into a judge's bias audit, ``trust_runs.BiasAudit.as_dict()``), its labels and
+    its format. A new statistic shown everywhere: compute it (``aggregate.py`` or ``trust.py``) and add
+    its line to ``FIGURES``; the terminal, the report and (run figures) the viewer's run page list it."""
+
+    path: str
+    zh: str
+    en: str
+    kind: Literal["count", "score", "share", "signed"] = "score"
+    of: Literal["run", "audit"] = "run"
+
+    def value(self, summary: Mapping[str, Any]) -> Any:
+        node: Any = summary
+        for part in self.path.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        return node
+
+    def text(self, value: Any) -> str:
+        if self.kind == "count":
+            return MISSING if finite(value) is None else str(int(value))
+        return {"score": num, "share": pct, "signed": signed}[self.kind](value)
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("score_from.n_expected", "概率期望得分", "scores from log-probabilities", "count"),
+    Figure("score_from.n_verdict", "无概率、用评审分数", "scores from the verdict (no log-probabilities)", "count"),
+    Figure("position.n_failed", "位置审计略去的成对比较（某一顺序失败）", "pairs left out of the position audit (an order failed)",
+           "count", "audit"),
+)
+
+
+def figures(data: Mapping[str, Any], zh: bool = False, of: str = "run") -> list[tuple[str, str]]:
+    """(label, text) of each registered figure ``of`` this kind that ``data`` has, in ``FIGURES`` order."""
+    return [(f.zh if zh else f.en, f.text(v)) for f in FIGURES if f.of == of and (v := f.value(data)) is not None]

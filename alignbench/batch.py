@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alignbench import safejson
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.cost import (
     Budget,
@@ -67,6 +69,7 @@ ENDPOINT = {"openai": "/v1/chat/completions", "zhipuai": "/v4/chat/completions"}
 LIMITS = {"openai": (50_000, 190 * 2**20), "zhipuai": (50_000, 95 * 2**20)}
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 BROKEN = ("failed", "expired", "cancelled")
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([^"\\]{1,200})"')
 _TOO_LONG = ("context length", "maximum context", "too long", "context_length_exceeded", "超长", "1261")
 
 _SCHEMA = """
@@ -760,15 +763,27 @@ class BatchSource:
             protocols = self.ledger.protocols(row["local_id"])
             mine = set(keys)
             seen: set[str] = set()
+            bad: list[str] = []
             cost = 0.0
             for file_id in (row["output_file_id"], row["error_file_id"]):
                 if not file_id:
                     continue
                 data = await self.provider.content(file_id)
-                for raw in data.splitlines():
+                for lineno, raw in enumerate(data.splitlines(), start=1):
                     if not raw.strip():
                         continue
-                    obj = json.loads(raw)
+                    try:  # a cut or hostile line costs that line only: every good line is stored
+                        obj = safejson.scrub(safejson.loads(raw, storable=False))
+                        if not isinstance(obj, dict):
+                            raise json.JSONDecodeError("not a JSON object", "", 0)
+                    except json.JSONDecodeError as exc:
+                        bad.append(f"line {lineno}: {safejson.describe(exc)}")
+                        found = _CUSTOM_ID.search(raw[:4096])
+                        key = found.group(1).decode("utf-8", "replace") if found else None
+                        if key in mine and key not in seen:
+                            failures[key] = _Failure(f"unreadable line in batch {row['batch_id']}'s output "
+                                                     f"({bad[-1]})", transient=True)
+                        continue
                     key = obj.get("custom_id")
                     if key not in mine:
                         continue
@@ -784,6 +799,9 @@ class BatchSource:
                     if key in wanted:
                         got[key] = reply
                         failures.pop(key, None)
+            if bad:
+                self.note(f"batch {row['batch_id']}: {len(bad)} line(s) of its files could not be read ({bad[0]}); "
+                          "their requests are asked again, every other reply is stored")
             for key in mine - seen:
                 failures.setdefault(key, _Failure(f"no result in batch {row['batch_id']} ({row['state']})",
                                                   transient=True))

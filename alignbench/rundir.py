@@ -31,6 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from alignbench import safejson
 from alignbench.types import Answer, Judgment, Question, Status, Summary
 
 SUMMARY = "summary.json"
@@ -124,14 +125,14 @@ class RunFolder:
         summary = self.path / SUMMARY
         if summary.is_file():
             try:
-                owner = json.loads(summary.read_text(encoding="utf-8")).get("model")
+                owner = safejson.read_json(summary).get("model")
             except (ValueError, OSError):
                 owner = None
         if owner is None and (self.path / JUDGMENTS).is_file():
             with (self.path / JUDGMENTS).open(encoding="utf-8") as fh:
                 first = fh.readline()
             try:
-                owner = json.loads(first).get("model") if first.strip() else None
+                owner = safejson.loads(first).get("model") if first.strip() else None
             except ValueError:
                 owner = None
         if owner is not None and owner != self.model:
@@ -313,9 +314,9 @@ def load_run(path: Path | str, questions: bool = True) -> Run:
                            f"`alignbench winrate {run_dir}`, or pass score run folders to report/show")
         raise RunError(f"{run_dir}: unfinished run (no {SUMMARY}); run the same command again to finish it")
     try:
-        summary = Summary.model_validate(json.loads(summary_path.read_bytes()))
+        summary = Summary.model_validate(safejson.read_json(summary_path))
     except json.JSONDecodeError as exc:
-        raise RunError(f"{summary_path}:{exc.lineno}: not valid JSON ({exc.msg}); run the same command again to "
+        raise RunError(f"{summary_path}:{exc.lineno}: {safejson.describe(exc)}; run the same command again to "
                        "rewrite it") from None
     except ValidationError as exc:
         raise RunError(f"{summary_path}: not a finished summary ({exc.errors()[0].get('msg')}); run the same "

@@ -50,6 +50,7 @@ from alignbench.cost import (
     budget_for,
     counter_for,
     estimate,
+    load_prices,
     metered,
     price_for,
 )
@@ -896,7 +897,10 @@ class Channel:
 def channel_for(batch: bool | BatchOptions | None, max_cost: float | None,
                 configs: Sequence[ModelConfig]) -> Channel | None:
     """None for a plain online run; else the Channel, every judge checked first (a backend without a
-    batch API, a price unknown under --max-cost: errors before anything is sent)."""
+    batch API, a price unknown under --max-cost: errors before anything is sent). The price table is read
+    here in every run: a broken price file is one line before any call, never a crash when the spend is
+    priced after the judges were paid."""
+    load_prices()
     if not batch and max_cost is None:
         return None
     options = batch if isinstance(batch, BatchOptions) else BatchOptions() if batch else None

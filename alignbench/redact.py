@@ -20,7 +20,7 @@ _SECRET_NAME = re.compile(r"(API_KEY|APIKEY|_TOKEN|_SECRET|_PASSWORD)$", re.IGNO
 # A URL part that may carry a credential: a query, fragment or ``;path`` parameter whose name contains one of
 # these (``api_key``, ``access_token``, ``X-Amz-Signature``, ``;jsessionid``, ``?pass=``, ``?code=`` …).
 _CREDENTIAL = r"(?:key|token|secret|pass|pwd|auth|access|code|sig|session|credential|ticket)"
-_PARAM = re.compile(rf"([?&;#][\w.\-\[\]%]*{_CREDENTIAL}[\w.\-\[\]%]*=)[^&;#\s\"'<>]*", re.IGNORECASE)
+_PARAM = re.compile(rf"([?&;#][\w.\-\[\]%]*{_CREDENTIAL}[\w.\-\[\]%]*=)[^&;#?\s\"'<>]*", re.IGNORECASE)
 # user info: ``scheme://user:pass@`` (a ``/`` inside the password, which no parser accepts, included)
 _USERINFO = re.compile(r"([a-z][a-z0-9+.\-]*://)(?:[^\s/@?#]*:[^\s@?#]*|[^\s/@?#:]+)@", re.IGNORECASE)
 PREFIX = 16  # a key's first 16 characters (and whatever follows of it) are masked wherever they appear

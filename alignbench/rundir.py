@@ -22,6 +22,7 @@ Why each rule:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -127,7 +128,8 @@ class RunFolder:
         self._discard()  # a rewrite that never reached its marker: the finished run stays
         if self._lock is not None:
             (self.path / LOCK).unlink(missing_ok=True)
-            self._lock.close()
+            with contextlib.suppress(OSError):  # its pid note could not be flushed (a full disk): it is gone anyway
+                self._lock.close()
             self._lock = None
             if self._created and not any(self.path.iterdir()):  # a command that failed before writing
                 self.path.rmdir()

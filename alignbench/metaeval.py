@@ -116,7 +116,8 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
     if not path.is_file():
         raise InputError(path, None, "file not found")
-    head = path.read_bytes()[:4096].decode("utf-8-sig", errors="replace").lstrip()
+    with path.open("rb") as fh:  # the first bytes only: a huge file is refused by its size, not read first
+        head = fh.read(4096).decode("utf-8-sig", errors="replace").lstrip()
     if not head.startswith("["):
         return list(read_jsonl(path))
     try:

@@ -96,7 +96,8 @@ def redact(text: str | None, extra: tuple[str, ...] = ()) -> str | None:
     pattern = _pattern(tuple(known_secrets(extra)))
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    text = _USERINFO.sub(rf"\1{MASK}@", text)
+    if "://" in text:
+        text = _USERINFO.sub(rf"\1{MASK}@", text)
     return _PARAM.sub(rf"\1{MASK}", text) if "=" in text else text
 
 

@@ -298,3 +298,13 @@ def test_hf_encodes_the_bare_string_without_the_chat_template(
     _, chat_ids, _ = results["critiquellm-hf-chat"]
     assert all(c != g for c, g in zip(chat_ids, ids, strict=True))  # the explicit chat form is templated
     assert tok.decode(chat_ids[0]).startswith("<|user|>")
+
+
+def test_a_server_without_completions_stops_the_run_naming_the_chat_preset(tmp_path: Path) -> None:
+    from alignbench.engine import FatalCallError
+
+    with StubServer(responder=ProtocolJudge()) as server:
+        server.fail_always(404)  # as a server that does not serve /v1/completions
+        with pytest.raises(FatalCallError, match=r"404 from .*does not serve.*--judge critiquellm-chat"):
+            alignbench.score(QUESTIONS, ANSWERS_A, "critiquellm", base_url=server.url, out=tmp_path / "r")
+        assert server.paths and set(server.paths) == {"/completions"}  # never fell back to chat on its own

@@ -150,6 +150,9 @@ class OpenAIChat(PooledClient):
                                      too_long=True, endpoint=url) from None
             if feature := refused_feature(exc.status_code, message, sent):
                 raise FeatureRefused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
+            if request.completion and exc.status_code in (404, 405):
+                message += (" (this judge sends text completions to /completions, which the server does not "
+                            "serve; a chat form of the same judge, e.g. --judge critiquellm-chat, is an explicit choice)")
             raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=exc.status_code in (401, 403, 404)) from None
         except (openai.APIResponseValidationError, ValueError) as exc:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, read_jsonl, run_cli
-from stub_server import alignbench_responder
+from stub_server import alignbench_responder, prompt_chars
 
 import alignbench
 from alignbench.rundir import RunError, RunFolder, folder_name, load_run
@@ -60,7 +60,7 @@ def test_two_models_report_their_own_calls_and_tokens(stub, tmp_path: Path) -> N
     a, b = runs["model-a"].summary.usage, runs["model-b"].summary.usage
     assert a.calls == b.calls == 32  # not the run's 64 each
     assert a.calls + b.calls == stub.calls
-    sent = sum(len(m["content"]) for r in stub.requests for m in r["messages"])  # the stub counts characters
+    sent = sum(prompt_chars(r) for r in stub.requests)  # the stub counts characters (of a bare prompt here)
     assert a.prompt_tokens + b.prompt_tokens == sent and a.prompt_tokens != b.prompt_tokens
     assert runs["model-a"].dir == tmp_path / "two" / "model-a"
 

@@ -308,3 +308,24 @@ def test_a_server_without_completions_stops_the_run_naming_the_chat_preset(tmp_p
         with pytest.raises(FatalCallError, match=r"404 from .*does not serve.*--judge critiquellm-chat"):
             alignbench.score(QUESTIONS, ANSWERS_A, "critiquellm", base_url=server.url, out=tmp_path / "r")
         assert server.paths and set(server.paths) == {"/completions"}  # never fell back to chat on its own
+
+
+def test_prompt_format_is_a_setting_on_the_cli_and_the_api(tmp_path: Path) -> None:
+    """Any OpenAI-compatible judge can be asked as a bare completion (``--prompt-format completion``, API
+    ``prompt_format=``); the chat-form preset goes back to messages only when asked (``--prompt-format chat``)."""
+    reply = "分析……\n{'事实正确性': 6, '满足用户需求': 6, '清晰度': 6, '完备性': 6, '综合得分': 6}"
+    with StubServer(responder=lambda body: reply) as server:
+        proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge", "openai:some-judge",
+                       "--judge-base-url", server.url, "--prompt-format", "completion", "--out", str(tmp_path / "cli"),
+                       "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        cli_bodies = [b for b in server.requests if "prompt" in b]
+        assert cli_bodies and not [b for b in server.requests if "messages" in b]
+        assert all(isinstance(b["prompt"], str) and b["model"] == "some-judge" for b in cli_bodies)
+        server.requests.clear()
+        runs = alignbench.score(QUESTIONS, ANSWERS_A, "critiquellm", base_url=server.url, prompt_format="chat",
+                                out=tmp_path / "api", cache=False)
+        assert runs and all(b.get("messages") and "prompt" not in b for b in server.requests)
+    assert json.loads(proc.stdout)["run"]["judge"]["prompt_format"] == "completion"
+    bad = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--prompt-format", "raw", "--dry-run")
+    assert bad.returncode == 2 and "--prompt-format" in bad.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, run_cli, write_jsonl
+from conftest import QUESTIONS, ROOT, run_cli, write_jsonl
 from markdown_it import MarkdownIt
 
 from alignbench.data import file_sha256, load_questions
@@ -498,17 +498,15 @@ def test_report_without_matplotlib_is_still_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_score_report_show_end_to_end(stub, tmp_path):
-    runs = tmp_path / "runs"
-    proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "-a", str(ANSWERS_B), "--judge",
-                   "openai:gpt-4o", "--judge-base-url", stub.url, "--out", str(runs))
-    assert proc.returncode == 0, proc.stderr
-    calls = stub.calls
+def test_cli_score_report_show_end_to_end(judged, tmp_path):
+    runs = judged.root  # the session's `score` of model-a and model-b (openai:gpt-4o, the stub judge): read only
+    assert all(proc.returncode == 0 for proc in judged.procs.values())
+    calls = judged.stub.calls
     out = tmp_path / "rep" / "report.md"
     proc = run_cli("report", str(runs / "model-a"), str(runs / "model-b"), "--baseline-run", str(runs / "model-a"),
                    "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert stub.calls == calls  # a report never calls the judge
+    assert judged.stub.calls == calls  # a report never calls the judge
     text = out.read_text(encoding="utf-8")
     assert "### model-b 对比基线 model-a" in text and "![radar: category scores](report-radar.png)" in text
     assert (out.parent / "report-radar.png").is_file() and (out.parent / "report-dimensions.png").is_file()

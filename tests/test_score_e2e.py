@@ -58,12 +58,13 @@ def test_score_json_run_folder_and_no_key_leak(stub: StubServer, tmp_path: Path,
     assert SECRET not in proc.stdout + proc.stderr
 
 
-def test_rerun_reads_the_cache_and_reproduces(stub: StubServer, tmp_path: Path) -> None:
-    assert score(stub, tmp_path / "a").returncode == 0
+def test_rerun_reads_the_cache_and_reproduces(judged_copy: JudgedRuns, tmp_path: Path) -> None:
+    stub = judged_copy.stub  # the session's judge; its 64 replies are in this test's cache
+    assert judged_copy.procs["model-a"].returncode == 0
     calls = stub.calls
     proc = score(stub, tmp_path / "b", "--format", "json")
     assert proc.returncode == 0 and stub.calls == calls
-    first = read_jsonl(tmp_path / "a" / "judgments.jsonl")
+    first = read_jsonl(judged_copy.a / "judgments.jsonl")
     second = read_jsonl(tmp_path / "b" / "judgments.jsonl")
     strip = lambda js: [{k: v for k, v in j.items() if k != "cached"} for j in js]  # noqa: E731
     assert strip(first) == strip(second) and all(j["cached"] for j in second)

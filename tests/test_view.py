@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import run_cli
 from test_view_runs import HOSTILE_ANSWER, HOSTILE_JUDGE, QS, build_all, judgment, reviews_of, score_a
 
 from alignbench.cli import view as _view  # noqa: F401  (registers `view` until cli/__init__ imports it)
@@ -397,21 +398,18 @@ def test_command_errors_and_export(folders: dict[str, Path], tmp_path: Path) -> 
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "judgments.jsonl").write_text("", encoding="utf-8")
-    proc = _cli(str(unfinished))
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "unfinished" in err and "Traceback" not in err
+    proc = run_cli("view", str(unfinished))  # in-process: each of these ends by itself, no server left serving
+    assert proc.returncode == 2 and "unfinished" in proc.stderr and "Traceback" not in proc.stderr
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
-        proc = _cli(str(folders["a"]), "--port", str(busy.getsockname()[1]))
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 2 and "cannot listen" in err and "--port 0" in err
+        proc = run_cli("view", str(folders["a"]), "--port", str(busy.getsockname()[1]))
+    assert proc.returncode == 2 and "cannot listen" in proc.stderr and "--port 0" in proc.stderr
     out_dir = tmp_path / "site"
-    proc = _cli(str(folders["a"]), str(folders["cmp"]), "--baseline-run", str(folders["b"]),
-                "--export", str(out_dir))
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err
-    assert "static copy written" in out
+    proc = run_cli("view", str(folders["a"]), str(folders["cmp"]), "--baseline-run", str(folders["b"]),
+                   "--export", str(out_dir))
+    assert proc.returncode == 0, proc.stderr
+    assert "static copy written" in proc.stdout
     assert {"index.html", "list.html", "q-1.html", "q-32.html", "run-0.html", "pairwise.html"} <= \
         {p.name for p in out_dir.iterdir()}
     q1 = (out_dir / "q-1.html").read_text(encoding="utf-8")

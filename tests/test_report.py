@@ -7,7 +7,6 @@ so expected deltas are exact); one end-to-end test scores data/zh through the st
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -477,14 +476,11 @@ def test_charts_fall_back_to_english_without_cjk_font(tmp_path, monkeypatch):
     assert [f.name for f in out.files] == ["r-radar.png", "r-dimensions.png"]
 
 
-def test_report_without_matplotlib_is_still_written(tmp_path):
+def test_report_without_matplotlib_is_still_written(tmp_path, monkeypatch):
     a = make_run(tmp_path / "a", "model-a")
     out = tmp_path / "rep" / "report.md"
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from alignbench.cli import main\n"
-            f"sys.argv = ['alignbench', 'report', {str(a)!r}, '--out', {str(out)!r}]\n"
-            "main()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # Python's way to make a package unimportable
+    proc = run_cli("report", str(a), "--out", str(out))  # in-process: the CLI sees no matplotlib
     assert proc.returncode == 0, proc.stderr
     assert "charts skipped" in proc.stderr and "alignbench[report]" in proc.stderr
     text = out.read_text(encoding="utf-8")

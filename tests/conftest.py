@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -49,12 +50,14 @@ def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: floa
     """Run ``alignbench`` as a real subprocess: for the few tests that need one (signals and kills, the
     environment at interpreter start, import cost). Everything else uses ``run_cli``, which is the same
     command in-process without the 0.65-1 s of interpreter start-up."""
-    full_env = {**os.environ, **(env or {}), "COLUMNS": "120", "PYTHONIOENCODING": "utf-8"}
+    merged = {**os.environ, **(env or {}), "COLUMNS": "120", "PYTHONIOENCODING": "utf-8"}
+    full_env = {k: v for k, v in merged.items() if v is not None}  # None unsets, as with run_cli
     return subprocess.run([sys.executable, "-m", "alignbench", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=ROOT)
 
 
 _CLI_WIDTH = 120
+_IN_PROCESS = threading.Lock()  # one in-process command at a time: it swaps sys.stdout, os.environ, the cwd
 _FRESH_INTERPRETER_WARNINGS = (  # CPython's default filters, in order (see ``warnings.filters`` at start-up)
     ("default", DeprecationWarning, "__main__"),
     ("ignore", DeprecationWarning, ""),
@@ -75,9 +78,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     would print them, and the keys the command read for its clients (``redact``'s memory) are forgotten.
     An exception the command does not handle prints its traceback to stderr and exits 1, as Python does.
     ``timeout`` interrupts the command (Ctrl-C, as the command handles it) and raises ``TimeoutExpired``.
-    Use ``run_cli_process`` where only a real process will do."""
+    Commands started while another runs in-process (``run_cli`` from several threads at once) run as real
+    processes, side by side as a user's would. Use ``run_cli_process`` where only a real process will do."""
+    if not _IN_PROCESS.acquire(blocking=False):
+        return run_cli_process(*args, env=env, timeout=timeout)
+    try:
+        return _run_in_process(args, env, timeout)
+    finally:
+        _IN_PROCESS.release()
+
+
+def _run_in_process(args: tuple[str, ...], env: dict[str, str] | None, timeout: float) -> subprocess.CompletedProcess:
     import _thread
-    import threading
     import traceback
     import warnings
 

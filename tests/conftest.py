@@ -177,7 +177,8 @@ def _digest(folder: Path) -> str:
 
 @pytest.fixture(scope="session")
 def _judged_session(tmp_path_factory: pytest.TempPathFactory):
-    """Judged once per session: about 80 tests used to judge these same answers again each."""
+    """Judged once per session, for the tests that only read a judged run (they used to judge the same answers
+    again each)."""
     root = tmp_path_factory.mktemp("judged")
     cache = root / "cache.sqlite"
     runs = root / "runs"

@@ -121,6 +121,8 @@ class RunFolder:
                 self.__exit__()
                 raise RunError(f"{self.path}: cannot write the run folder ({exc.strerror}); choose another --out") \
                     from None
+        for stale in self.path.glob(".*.tmp"):  # staged by a writer that was killed (the lock is ours now)
+            stale.unlink(missing_ok=True)
         self._check_owner()
         return self
 

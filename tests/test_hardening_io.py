@@ -211,7 +211,7 @@ def test_a_file_size_limit_keeps_the_finished_run_and_ends_in_one_line(tmp_path:
     with StubServer(responder=alignbench_responder) as stub:
         args = ["score", "-q", str(QUESTIONS), "-a", str(answers), "--judge", "openai:judge", "--judge-base-url",
                 stub.url, "--out", str(tmp_path / "run")]
-        assert run_cli(*args).returncode == 0
+        alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / "run")
         before = _finished(tmp_path / "run")
         size = len(before["judgments.jsonl"])
         env = {**os.environ, "COLUMNS": "120", "PYTHONIOENCODING": "utf-8"}

@@ -52,7 +52,7 @@ if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench
     from alignbench.metaeval import MetaEvalResult, MetaPlan
     from alignbench.reporting.compare import Comparison
     from alignbench.trust import BridgeFit
-    from alignbench.trust_runs import BiasAudit, CalibrationSet, RunTrust
+    from alignbench.trust.runs import BiasAudit, CalibrationSet, RunTrust
     from alignbench.types import ModelRequest
 
 PathLike = str | Path
@@ -952,7 +952,7 @@ def show(run_dir: PathLike, *, baseline_run: PathLike | None = None, question_id
     ``show --format json`` prints."""
     from alignbench.reporting.compare import compare_runs as compare_two
     from alignbench.rundir import unique_labels
-    from alignbench.trust_runs import run_trust
+    from alignbench.trust.runs import run_trust
 
     folder = Path(run_dir)
     loaded = load_run(folder, questions=baseline_run is not None)
@@ -1078,7 +1078,7 @@ def report(run_dirs: Sequence[PathLike], out: PathLike | None = None, *, baselin
     adds a calibrated column and section. ``compare_runs``: compare folders whose pairwise verdicts feed
     the position audit. ``audit=False`` leaves out the bias section (it reads every answer file)."""
     from alignbench.reporting.markdown import write_report
-    from alignbench.trust_runs import load_labels, read_bridge
+    from alignbench.trust.runs import load_labels, read_bridge
 
     if lang not in ("zh", "en"):
         raise InputError("--lang", None, f"must be zh or en, not {lang!r}")
@@ -1105,9 +1105,9 @@ def calibrate(runs: PathLike | Sequence[PathLike], labels: PathLike, *, label_sc
     ``labels``: a JSONL of ``question_id``, ``model``, ``score`` (on ``label_scale`` such as "1-5", else
     the rubric's scale), or a run folder whose ``reviews.jsonl`` holds the labels (``picked``: which
     reviews count, default those from the viewer's random-sample queue; None for all). One calibration
-    per run folder (per model). Returns a ``trust_runs.CalibrationSet`` (``.runs[label]`` is a
+    per run folder (per model). Returns a ``trust.runs.CalibrationSet`` (``.runs[label]`` is a
     ``trust.Calibration``; ``.as_dict()`` is what ``calibrate --format json`` prints)."""
-    from alignbench.trust_runs import calibrate_runs, load_labels, load_runs
+    from alignbench.trust.runs import calibrate_runs, load_labels, load_runs
 
     label_set = load_labels(labels, picked)  # bad lines fail before any run is read
     if method not in ("analytic", "bootstrap"):
@@ -1128,7 +1128,7 @@ def bridge(old: PathLike | Sequence[PathLike], new: PathLike | Sequence[PathLike
     both (``trust.fit_bridge``: isotonic, with a bootstrap band), with their agreement overall and per
     category and every score on both scales. ``save`` writes the bridge for ``report(..., bridge=FILE)``.
     Returns a ``trust.BridgeFit``."""
-    from alignbench.trust_runs import fit_runs_bridge, load_runs
+    from alignbench.trust.runs import fit_runs_bridge, load_runs
 
     as_list = (lambda x: [x] if isinstance(x, str | Path) else list(x))  # noqa: E731
     fit = fit_runs_bridge(load_runs(as_list(old)), load_runs(as_list(new)), n_boot=n_boot, seed=seed)
@@ -1141,10 +1141,10 @@ def bridge(old: PathLike | Sequence[PathLike], new: PathLike | Sequence[PathLike
 
 def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLike] = (), n_boot: int = 300,
           seed: int = 0) -> list[BiasAudit]:
-    """Bias audits of finished runs (``trust_runs.audit_runs``): length (characters and jieba words,
+    """Bias audits of finished runs (``trust.runs.audit_runs``): length (characters and jieba words,
     within each question when several runs answered it), Markdown format, position (from the pairwise
     verdicts of ``compare_runs``), judge/model families. One ``BiasAudit`` per judge."""
-    from alignbench.trust_runs import audit_runs, load_runs
+    from alignbench.trust.runs import audit_runs, load_runs
 
     loaded = load_runs([runs] if isinstance(runs, str | Path) else runs)
     return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)

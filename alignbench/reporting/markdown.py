@@ -444,7 +444,7 @@ TRUST_STRINGS: dict[str, dict[str, str]] = {
 def _as_judged(r: Run, runs: Sequence[Run]) -> tuple[str, str]:
     """(judge, rubric) a run's scores are on: a bridged run is on the new judge's scale, named as a shown
     run of that judge names it (so a bridged history plus the new judge's runs is one comparable set)."""
-    from alignbench.trust_runs import bridge_info, run_judge
+    from alignbench.trust.runs import bridge_info, run_judge
 
     mark = bridge_info(r)
     if mark is None:
@@ -454,7 +454,7 @@ def _as_judged(r: Run, runs: Sequence[Run]) -> tuple[str, str]:
 
 
 def _bridge_notes(runs: Sequence[Run], zh: bool) -> list[str]:
-    from alignbench.trust_runs import bridge_info
+    from alignbench.trust.runs import bridge_info
 
     notes = []
     for r in runs:
@@ -472,7 +472,7 @@ def _bridge_notes(runs: Sequence[Run], zh: bool) -> list[str]:
 
 def _review_notes(runs: Sequence[Run], zh: bool) -> list[str]:
     """How many judgments of each run were reviewed and how far the judge agrees with the reviewers."""
-    from alignbench.trust_runs import review_state
+    from alignbench.trust.runs import review_state
 
     notes = []
     for r in runs:
@@ -498,7 +498,7 @@ def _review_notes(runs: Sequence[Run], zh: bool) -> list[str]:
 def _family_warnings(runs: Sequence[Run], zh: bool) -> list[str]:
     """The self-preference warning for the top of the report: a judge and a model of one family."""
     from alignbench.trust import family_report
-    from alignbench.trust_runs import bridge_info, judge_names
+    from alignbench.trust.runs import bridge_info, judge_names
 
     live = [r for r in runs if bridge_info(r) is None]
     fam = family_report(sorted({n for r in live for n in judge_names(r)}), sorted({r.model for r in live}))
@@ -698,11 +698,11 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
                  audit: bool = True, compare_dirs: Sequence[Path] = ()) -> tuple[str, ReportResult]:
     """The report text for loaded runs (and, when ``out`` is given, the charts beside it).
 
-    ``labels`` (a ``trust_runs.LabelSet``, on ``label_scale``): one calibration per run, shown as a
-    calibrated column and a section. ``audit``: the bias section (``trust_runs.audit_runs`` over the runs
-    not bridged, with ``compare_dirs`` for position). Runs made by ``trust_runs.bridged_run`` are
+    ``labels`` (a ``trust.runs.LabelSet``, on ``label_scale``): one calibration per run, shown as a
+    calibrated column and a section. ``audit``: the bias section (``trust.runs.audit_runs`` over the runs
+    not bridged, with ``compare_dirs`` for position). Runs made by ``trust.runs.bridged_run`` are
     marked as bridged."""
-    from alignbench.trust_runs import audit_runs, bridge_info, calibrate_runs
+    from alignbench.trust.runs import audit_runs, bridge_info, calibrate_runs
 
     if lang not in STRINGS:
         raise ValueError(f"unknown language {lang!r}; use zh or en")
@@ -809,7 +809,7 @@ def write_report(run_dirs: Sequence[Path], out: Path, baseline_dir: Path | None 
     if not runs:
         raise RunError("no finished run folder to report on" + (f" ({'; '.join(skipped)})" if skipped else ""))
     if bridge is not None:
-        from alignbench.trust_runs import bridged_run, bridges_run
+        from alignbench.trust.runs import bridged_run, bridges_run
 
         fit, source = bridge
         swap = {id(r): bridged_run(fit, r, source, seed=seed) for r in [*runs, baseline] if r is not None

@@ -464,7 +464,7 @@ def calibration_table(label: str, cal: Any, judge: str = "") -> Table:
 
 
 def print_calibrations(cset: Any, console: Console) -> None:
-    """Every run of a ``trust_runs.CalibrationSet``: its table, the labels' own scale, then the warnings
+    """Every run of a ``trust.runs.CalibrationSet``: its table, the labels' own scale, then the warnings
     (with counts) of each run and of the label set."""
     labels = cset.labels
     what = "reviews in" if labels.kind == "reviews" else "labels file"
@@ -532,7 +532,7 @@ def print_bridge(fit: Any, console: Console, saved: str | None = None) -> None:
 
 
 def print_audit(audit: Any, console: Console) -> None:
-    """A short bias-audit section (``trust_runs.BiasAudit``) for ``show``: one line per finding."""
+    """A short bias-audit section (``trust.runs.BiasAudit``) for ``show``: one line per finding."""
     lines: list[str] = []
     if audit.length is not None:
         for unit, x in audit.length.units.items():
@@ -601,7 +601,7 @@ def print_samples(section: dict[str, Any], console: Console) -> None:
 
 
 def print_run_trust(rt: Any, console: Console) -> None:
-    """``show``'s trust section (``trust_runs.RunTrust``): reviews, judge variance, bias audit."""
+    """``show``'s trust section (``trust.runs.RunTrust``): reviews, judge variance, bias audit."""
     if rt.review_problem:
         console.print(f"[yellow]•[/] reviews.jsonl unreadable: {escape(rt.review_problem)}", highlight=False)
     if rt.reviews is not None:

@@ -1,6 +1,6 @@
 """Judge trust over run folders: where ``alignbench.trust``'s statistics find their inputs.
 
-``trust.py`` is pure: judgments in, frozen results out. The commands need more than that: human
+The other ``alignbench.trust`` modules are pure: judgments in, frozen results out. The commands need more than that: human
 labels from a labels file or from a run folder's reviews, one calibration per run, a bridge fitted on
 two run folders and applied to older ones, bias audits over the runs a report shows (answer texts read
 from the answer files their manifests record, pairwise verdicts from compare folders), and the review

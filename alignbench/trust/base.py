@@ -1,0 +1,108 @@
+"""What the trust statistics share: the JSON-ready result base, t critical values, Welch–Satterthwaite
+degrees of freedom and the one-judgment-per-answer checks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from alignbench import stats
+from alignbench.rubrics import Rubric
+from alignbench.stats.fmt import finite as _f
+from alignbench.stats.fmt import rnd
+from alignbench.types import Judgment, Status
+
+Key = tuple[int, str]  # (question_id, model): one answer
+Kind = stats.Kind
+
+MIN_LABELS = 10  # fewer labels than this in a category: flagged (estimates still given from 2 on)
+TUNE_MIN_LABELS = 10  # λ is power-tuned only from this many labels; below, plain PPI (λ = 1)
+N_BOOT = 2000
+BRIDGE_FORMAT = "alignbench-bridge"
+BRIDGE_VERSION = 1
+
+
+# ================================================================================================
+# Shared helpers
+# ================================================================================================
+
+
+def _clean(value: Any, digits: int | None) -> Any:
+    """JSON-ready copy: tuples → lists, NaN/inf → None, floats rounded (``digits`` None: kept)."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v, digits) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _f(value) if digits is None else rnd(value, digits)
+    return value
+
+
+class _AsDict:
+    """``as_dict()`` for the frozen result dataclasses (the ``--format json`` body)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self), 4)  # type: ignore[call-overload]
+
+
+def _t_crit(level: float, df: float | None) -> float:
+    """Two-sided critical value: Student t with ``df`` degrees of freedom (normal when df is huge)."""
+    from scipy.special import ndtri, stdtrit  # the bare quantile functions: fast, and no scipy.stats import
+
+    q = 1 - (1 - level) / 2
+    if df is None or not math.isfinite(df) or df > 1e6:
+        return float(ndtri(q))
+    return float(stdtrit(max(df, 1.0), q))
+
+
+def satterthwaite(parts: Sequence[tuple[float, float]]) -> float | None:
+    """Welch–Satterthwaite degrees of freedom of a sum of independent variance estimates
+    ``[(variance, df), ...]``: (Σv)² / Σ(v²/df). None when every part is zero."""
+    total = sum(v for v, _ in parts)
+    den = sum(v * v / d for v, d in parts if v > 0 and d > 0)
+    if total <= 0 or den <= 0:
+        return None
+    return total * total / den
+
+
+def _ok_overall(j: Judgment) -> bool:
+    return j.status is Status.OK and j.overall is not None
+
+
+def _one_per_answer(judgments: Iterable[Judgment], what: str) -> dict[Key, Judgment]:
+    out: dict[Key, Judgment] = {}
+    for j in judgments:
+        key = (j.question_id, j.model)
+        if key in out:
+            raise ValueError(f"{what}: answer (question {key[0]}, model {key[1]}) is judged more than once; pass one "
+                             "judgment per answer (average repeated samples first, see judge_variance)")
+        out[key] = j
+    return out
+
+
+def _mostly(values: Iterable[str]) -> str:
+    """The single value, or every distinct value joined (sorted) when there are several."""
+    distinct = sorted(set(values))
+    return distinct[0] if len(distinct) == 1 else ",".join(distinct)
+
+
+def _weighted_scores(keys: Sequence[Key], cat_of: Mapping[Key, str], values: Mapping[str, Mapping[Key, float]],
+                     rubric: Rubric) -> list[tuple[str, Kind, str, int, dict[str, float | None]]]:
+    """AlignBench-weighted score of each series in ``values`` for overall, groups and categories, using
+    ``question_weights`` (a_i = W_c/n_c, so Σ a_i s_i = Σ_c W_c mean_c(s))."""
+    present = [c for c in rubric.category_names() if any(cat_of[k] == c for k in keys)]
+    out = []
+    for key, kind, name, _en, weights in stats.score_units(rubric, present):
+        mine = [k for k in keys if cat_of[k] in weights]
+        a = stats.question_weights([cat_of[k] for k in mine], weights)
+        out.append((key, kind, name, len(mine),
+                    {s: float(a @ np.array([v[k] for k in mine])) if mine else None for s, v in values.items()}))
+    return out

@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from alignbench import __version__, structured
+from alignbench import structured
 from alignbench.cache import ReplyStore
 from alignbench.cost import spend
 from alignbench.data import InputError, read_jsonl
@@ -80,6 +80,7 @@ from alignbench.types import (
     Status,
     Usage,
     UsageTotals,
+    __version__,
     _Sparse,
 )
 

@@ -24,12 +24,11 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from alignbench import __version__
 from alignbench.reporting.compare import Comparison, analysis_text, compare_runs
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, expand_runs, load_run, unique_labels
 from alignbench.stats import fmt
-from alignbench.types import Status, Summary
+from alignbench.types import Status, Summary, __version__
 
 TEMPLATES = Path(__file__).parent / "templates"
 QUESTION_CHARS = 160

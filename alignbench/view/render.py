@@ -19,10 +19,9 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from alignbench import __version__
 from alignbench.rubrics import RubricError, load_rubric
 from alignbench.stats import fmt
-from alignbench.types import Question, Status
+from alignbench.types import Question, Status, __version__
 from alignbench.view.data import (
     FAILED,
     QUEUES,

@@ -316,6 +316,16 @@ class Manifest(Loose):
     dir: str | None = None
 
 
+class Result(BaseModel):
+    """The base of the typed results written as JSON (the pairwise summary, ``meta_eval.json``, the trust
+    results): frozen, read back by ``model_validate`` from the JSON ``as_dict()`` gives."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
 class Summary(Loose):
     """One model's scores: the content of ``summary.json`` (and of ``score --format json``)."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from alignbench.pairwise.compare import PairJudgment
 
 
-@dataclass(frozen=True)
 class Association(_AsDict):
     """Association of the score with one answer feature (length, a Markdown count).
 
@@ -145,7 +143,6 @@ def count_words(text: str) -> int:
     return sum(1 for tok in jieba.lcut(text) if tok.strip())
 
 
-@dataclass(frozen=True)
 class AdjustedRow(_AsDict):
     """One score of one model as judged and at equal length (see ``length_bias``)."""
 
@@ -158,7 +155,6 @@ class AdjustedRow(_AsDict):
     delta: float | None
 
 
-@dataclass(frozen=True)
 class LengthBias(_AsDict):
     """``length_bias``'s result: the association overall and per category for each unit (chars, words),
     and (within-question design only) every model's scores at equal length in ``adjust_unit``."""
@@ -285,7 +281,6 @@ def markdown_features(text: str) -> dict[str, int]:
             "bold": len(_BOLD.findall(text)), "table_rows": len(_TABLE_ROW.findall(text))}
 
 
-@dataclass(frozen=True)
 class FormatBias(_AsDict):
     """``format_bias``'s result: per Markdown feature, the within-question association with the score,
     raw and controlling for length in characters (structure and length go together)."""
@@ -327,7 +322,6 @@ def format_bias(judgments: Sequence[Judgment], rubric: Rubric, texts: Mapping[Ke
 # ================================================================================================
 
 
-@dataclass(frozen=True)
 class PositionStats(_AsDict):
     """Position figures over the pairs judged successfully in both orders.
 
@@ -347,7 +341,6 @@ class PositionStats(_AsDict):
     inconsistency_ci: tuple[float, float] | None
 
 
-@dataclass(frozen=True)
 class PositionBias(_AsDict):
     overall: PositionStats
     categories: dict[str, PositionStats]
@@ -466,7 +459,6 @@ def model_family(name: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
 class FamilyRow(_AsDict):
     name: str
     role: Literal["judge", "model"]
@@ -474,7 +466,6 @@ class FamilyRow(_AsDict):
     shares_family_with: tuple[str, ...]  # judges (for a model) or models (for a judge) of its family
 
 
-@dataclass(frozen=True)
 class FamilyReport(_AsDict):
     """Judges and models by family; ``warning`` (for the top of a report) when any pair shares one."""
 
@@ -499,7 +490,6 @@ def family_report(judges: Sequence[str], models: Sequence[str]) -> FamilyReport:
     return FamilyReport(rows=tuple(rows), shared=shared, warning=warning)
 
 
-@dataclass(frozen=True)
 class SelfPreferenceRow(_AsDict):
     """One judge's preference for its own family: ``effect`` = mean(d | own family) − mean(d | others),
     where d = this judge's score − the other judges' mean score of the same answer. Positive: the judge
@@ -515,7 +505,6 @@ class SelfPreferenceRow(_AsDict):
     note: str = ""
 
 
-@dataclass(frozen=True)
 class SelfPreference(_AsDict):
     judges: tuple[SelfPreferenceRow, ...]
     n_answers: int  # answers judged ok by every judge

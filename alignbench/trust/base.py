@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ from alignbench import stats
 from alignbench.rubrics import Rubric
 from alignbench.stats.fmt import finite as _f
 from alignbench.stats.fmt import rnd
-from alignbench.types import Judgment, Status
+from alignbench.types import Judgment, Result, Status
 
 Key = tuple[int, str]  # (question_id, model): one answer
 Kind = stats.Kind
@@ -46,11 +45,15 @@ def _clean(value: Any, digits: int | None) -> Any:
     return value
 
 
-class _AsDict:
-    """``as_dict()`` for the frozen result dataclasses (the ``--format json`` body)."""
+class _AsDict(Result):
+    """The trust results: ``as_dict()`` is the ``--format json`` body (4 digits); positional arguments
+    are taken in field order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(**dict(zip(list(type(self).model_fields)[:len(args)], args, strict=True)), **kwargs)
 
     def as_dict(self) -> dict[str, Any]:
-        return _clean(asdict(self), 4)  # type: ignore[call-overload]
+        return _clean(self.model_dump(), 4)
 
 
 def _t_crit(level: float, df: float | None) -> float:

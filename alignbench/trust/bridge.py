@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,8 +27,7 @@ from alignbench.trust.base import (
 from alignbench.types import Judgment
 
 
-@dataclass(frozen=True)
-class Bridge:
+class Bridge(_AsDict):
     """A monotone map from an old judge's overall scores to a new judge's, fitted on the same answers.
 
     ``predict`` interpolates linearly between the isotonic knots and holds the end values outside them
@@ -107,7 +105,6 @@ class Bridge:
         return bridge
 
 
-@dataclass(frozen=True)
 class Agreement(_AsDict):
     """How far two judges agree on the same answers. ``mean_abs_diff``: mean |new − old| on the raw
     scales; ``mean_diff``: mean (new − old); ``mean_abs_diff_bridged``: mean |new − bridge(old)| (in
@@ -125,7 +122,6 @@ class Agreement(_AsDict):
     undefined: str | None = None
 
 
-@dataclass(frozen=True)
 class BothScales(_AsDict):
     """One score (overall, group or category) of one model on both judges' scales."""
 
@@ -140,7 +136,6 @@ class BothScales(_AsDict):
     ci_new: tuple[float, float] | None = None
 
 
-@dataclass(frozen=True)
 class BridgeFit(_AsDict):
     """``fit_bridge``'s result: the bridge (save ``bridge.as_dict()``), agreement overall and per
     category, and every score of every model on both scales."""
@@ -156,7 +151,7 @@ class BridgeFit(_AsDict):
     warnings: tuple[str, ...]
 
     def as_dict(self) -> dict[str, Any]:
-        out = _clean(asdict(self), 4)
+        out = _clean(self.model_dump(), 4)
         out["bridge"] = self.bridge.as_dict()  # the saved form, knots at full precision
         return out
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from alignbench import stats
 from alignbench.rubrics import Rubric
@@ -30,7 +31,6 @@ from alignbench.trust.base import (
 from alignbench.types import Judgment
 
 
-@dataclass(frozen=True)
 class LabelScale(_AsDict):
     """The scale human labels are given on, mapped linearly onto the rubric's scale (its ends onto the
     rubric's ends): 1–5 → 1–10 is x ↦ 1 + (x − 1)·9/4, so 1, 2, 3, 4, 5 → 1, 3.25, 5.5, 7.75, 10."""
@@ -38,7 +38,7 @@ class LabelScale(_AsDict):
     low: float
     high: float
 
-    def __post_init__(self) -> None:
+    def model_post_init(self, context: Any, /) -> None:
         if not (math.isfinite(self.low) and math.isfinite(self.high)) or self.high <= self.low:
             raise ValueError(f"label scale {self.low}-{self.high}: need low < high")
 
@@ -69,7 +69,6 @@ class HumanLabel:
     score: float
 
 
-@dataclass(frozen=True)
 class PPIMean(_AsDict):
     """PPI(++) estimate of one mean (one category), with its variance split in two parts:
     ``var_labelled`` (the rectifier's sampling error, ``df_labelled`` = n−1, or n−2 when λ was tuned) and
@@ -138,7 +137,6 @@ def ppi_mean(judge_all: Any, judge_labelled: Any, human_labelled: Any, lam: floa
                    var_labelled=v_lab, var_unlabelled=v_unl, df_labelled=n - ddof)
 
 
-@dataclass(frozen=True)
 class Estimate(_AsDict):
     """A score with its standard error, CI and (analytic method) degrees of freedom."""
 
@@ -151,7 +149,6 @@ class Estimate(_AsDict):
 NONE_ESTIMATE = Estimate(None)
 
 
-@dataclass(frozen=True)
 class CalibratedRow(_AsDict):
     """One line of the calibration table: the overall score, a group or a category.
 
@@ -175,7 +172,6 @@ class CalibratedRow(_AsDict):
     flag: str | None = None  # why this row is not to be trusted (too few labels), in words
 
 
-@dataclass(frozen=True)
 class LabelAccounting(_AsDict):
     """What became of the labels given: used, on failed judgments (reported, never used), unmatched."""
 
@@ -189,7 +185,6 @@ class LabelAccounting(_AsDict):
     n_unknown_category: int
 
 
-@dataclass(frozen=True)
 class Calibration(_AsDict):
     """``calibrate``'s result. ``overall``/``groups``/``categories`` in rubric order; ``rows()`` gives the
     table order (overall, then each group followed by its categories)."""
@@ -206,8 +201,8 @@ class Calibration(_AsDict):
     level: float
     min_labels: int
     warnings: tuple[str, ...]
-    group_members: dict[str, tuple[str, ...]] = field(default_factory=dict)  # group id -> categories present
-    settings: dict[str, Any] = field(default_factory=dict)
+    group_members: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # group id -> categories present
+    settings: dict[str, Any] = Field(default_factory=dict)
 
     def rows(self) -> list[CalibratedRow]:
         out: list[CalibratedRow] = [self.overall] if self.overall else []

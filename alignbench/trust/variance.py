@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +16,6 @@ from alignbench.trust.base import Key, Kind, _AsDict, _ok_overall
 from alignbench.types import Judgment
 
 
-@dataclass(frozen=True)
 class VarianceRow(_AsDict):
     """Judge noise in one score (overall, group or category).
 
@@ -37,7 +35,6 @@ class VarianceRow(_AsDict):
     ci_narrower_without_noise_single: float | None
 
 
-@dataclass(frozen=True)
 class AnswerSpread(_AsDict):
     """The samples of one answer: how many, their mean (the answer's score) and SD."""
 
@@ -49,7 +46,6 @@ class AnswerSpread(_AsDict):
     sd: float
 
 
-@dataclass(frozen=True)
 class JudgeVariance(_AsDict):
     """``judge_variance``'s result. ``samples_per_answer``: {K: number of answers judged K times};
     ``answers``: every answer with ≥ 2 samples, largest SD first."""

@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench
 
     from alignbench.answering import AnswerRun
     from alignbench.metaeval import MetaEvalResult, MetaPlan
+    from alignbench.pairwise.compare import PairwiseSummary
     from alignbench.reporting.compare import Comparison
     from alignbench.trust import BridgeFit
     from alignbench.trust.runs import BiasAudit, CalibrationSet, RunTrust
@@ -387,7 +388,7 @@ class PairwiseRun(FailureCounts):
     either order failed), as ``compare --max-failed`` does."""
 
     dir: Path
-    summary: dict[str, Any]
+    summary: PairwiseSummary
     judgments: list[Any]  # PairJudgment
 
 
@@ -484,6 +485,7 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
     length-controlled fit, ``bootstrap`` resamples its standard errors (``seed``). ``force``, ``batch``
     and ``max_cost`` as in ``score``."""
     from alignbench.pairwise.compare import (
+        PairwiseSummary,
         assemble,
         judge_pairs,
         run_metadata,
@@ -519,15 +521,13 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
         if channel:
             channel.settle()
         judgments = assemble(p.items, verdicts, p.rubric, p.config.name)
-        summary = summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed)  # type: ignore[arg-type]
-        summary.update({
-            "judge": p.config.public(), "rubric": p.rubric.id,
-            "usage": usage_totals(judgments, engine).model_dump(),
-            "run": run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
-                                baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
-                                baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
-            "finished": True,
-        })
+        summary = PairwiseSummary(
+            **summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed),  # type: ignore[arg-type]
+            judge=p.config.public(), rubric=p.rubric.id, usage=usage_totals(judgments, engine).model_dump(),
+            run=run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
+                             baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
+                             baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
+            finished=True)
         write_compare_run(folder, judgments, summary)
     return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
 
@@ -562,7 +562,7 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
                           on_event: EventHandler | None = None, on_combo: Any = None,
                           settings: JudgeSettings) -> MetaEvalResult:
     """How well each judge × protocol agrees with human labels; returns (and with ``out`` writes) the
-    figures as ``meta_eval.json`` holds them: a ``metaeval.MetaEvalResult``, a dict whose ``failed``,
+    figures as ``meta_eval.json`` holds them: a ``metaeval.MetaEvalResult`` (``.results``; ``failed``,
     ``total`` and ``by_status`` count the judgments that failed (what ``--max-failed`` decides on).
     ``data``: human-labelled files (see docs/meta-eval.md); ``category`` is given to rows without one;
     ``bootstrap`` resamples the 95% CIs (default 1000; ``seed``); ``on_combo(judge, protocol, rubric)``
@@ -676,7 +676,7 @@ def read_preferences(files: PathLike | Sequence[PathLike], *, length_unit: str |
 
 
 def winrate(files: PathLike | Sequence[PathLike], *, baseline: str | None = None, length_unit: str | None = None,
-            name_by: str = "generator", seed: int = 0, bootstrap: int = 200) -> dict[str, Any]:
+            name_by: str = "generator", seed: int = 0, bootstrap: int = 200) -> PairwiseSummary:
     """Plain and length-controlled win rates per model from existing pairwise judgments (AlpacaEval
     annotation files and/or our ``pairwise_judgments.jsonl`` or ``compare`` folders; ``read_preferences``);
     never calls a judge. Models are fitted jointly per baseline (one GLM over every model compared with
@@ -686,7 +686,7 @@ def winrate(files: PathLike | Sequence[PathLike], *, baseline: str | None = None
     ``baseline`` (None when several), ``baselines``, ``files``, ``length_unit``."""
     import pandas as pd
 
-    from alignbench.pairwise.compare import summarize_preferences
+    from alignbench.pairwise.compare import PairwiseSummary, summarize_preferences
 
     files = [files] if isinstance(files, str | Path) else list(files)
     table, units = read_preferences(files, length_unit=length_unit, name_by=name_by)
@@ -704,17 +704,17 @@ def winrate(files: PathLike | Sequence[PathLike], *, baseline: str | None = None
                 raise PreferenceError(f"model {m!r} is compared with two baselines ({seen[m]}, {b}); pick one with "
                                       "--baseline")
             seen[str(m)] = b
-    summary: dict[str, Any] = {"baseline": baselines[0] if len(baselines) == 1 else None, "baselines": baselines,
-                               "models": {}, "glm": {}, "files": [str(f) for f in files]}
+    models: dict[str, Any] = {}
+    glm: dict[str, Any] = {}
     for b, g in groups.items():
         part = summarize_preferences(g.reset_index(drop=True), n_boot=bootstrap, seed=seed)
-        summary["models"].update(part["models"])
-        summary["glm"][b] = part["glm"]
+        models.update(part["models"])
+        glm[b] = part["glm"]
     # leaderboard order: best length-controlled win rate first
-    summary["models"] = dict(sorted(summary["models"].items(),
-                                    key=lambda kv: -(kv[1]["lc_win_rate"] if kv[1]["lc_win_rate"] is not None else -1)))
-    summary["length_unit"] = units
-    return summary
+    models = dict(sorted(models.items(), key=lambda kv: -(kv[1]["lc_win_rate"] if kv[1]["lc_win_rate"] is not None
+                                                          else -1)))
+    return PairwiseSummary(baseline=baselines[0] if len(baselines) == 1 else None, baselines=baselines, models=models,
+                           glm=glm, files=[str(f) for f in files], length_unit=units)
 
 
 # -- answers ------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from alignbench.types import Answer, Judgment, Question, Status, Summary
+from alignbench.types import Answer, Judgment, Question, Result, Status, Summary
 
 SUMMARY = "summary.json"
 JUDGMENTS = "judgments.jsonl"
@@ -156,6 +156,7 @@ class RunFolder:
         return target
 
     def write_json(self, name: str, obj: Any) -> Path:
+        obj = obj.as_dict() if isinstance(obj, Result) else obj
         return self._replace(name, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
     def write_jsonl(self, name: str, records: Iterable[Any]) -> Path:

@@ -49,7 +49,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from alignbench import structured
 from alignbench.cache import ReplyStore
@@ -77,6 +77,7 @@ from alignbench.types import (
     ModelReply,
     ModelRequest,
     Question,
+    Result,
     Status,
     Usage,
     UsageTotals,
@@ -526,6 +527,33 @@ def position_bias(df: pd.DataFrame, categories: Sequence[str] | None = None) -> 
 # ================================================================================================
 
 
+class PairwiseSummary(Result):
+    """``pairwise_summary.json`` (a compare folder) or ``winrate``'s summary: ``models`` (each model's win
+    rates, SEs, W/T/L, ``categories``), the ``glm`` fit, and for a compare folder ``position_bias``,
+    ``judge``, ``usage``, ``run``. Only the fields set are written, in this order; a section this model
+    does not name (an importer's, a protocol's) is kept as an extra field, written last."""
+
+    model_config = ConfigDict(extra="allow")
+
+    baseline: str | None = None
+    baselines: list[str] | None = None  # winrate: every baseline compared with
+    models: dict[str, dict[str, Any]] = {}
+    glm: dict[str, Any] = {}  # winrate: one fit per baseline
+    files: list[str] | None = None  # winrate: the files read
+    length_unit: Any = None
+    position_bias: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    rubric: str | None = None
+    usage: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
+    imported: dict[str, Any] | None = None
+    differences: dict[str, Any] | None = None
+    finished: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
 def usage_totals(judgments: Sequence[PairJudgment], engine: Engine | None) -> UsageTotals:
     """Tokens of both orders of every pair (every compared turn of a dialogue, every attempt) and the engine's
     calls for these models."""
@@ -553,7 +581,7 @@ def summarize_compare(judgments: Sequence[PairJudgment], rubric: Rubric, length_
     return summary
 
 
-def write_compare_run(folder: RunFolder, judgments: Sequence[PairJudgment], summary: dict[str, Any]) -> None:
+def write_compare_run(folder: RunFolder, judgments: Sequence[PairJudgment], summary: PairwiseSummary) -> None:
     """``pairwise_judgments.jsonl`` (by model, then question), then ``pairwise_summary.json`` last."""
     folder.unfinish(SUMMARY_FILE)
     folder.write_jsonl(JUDGMENTS_FILE, sorted(judgments, key=lambda j: (j.model, j.question_id)))

@@ -13,7 +13,6 @@ span, ``<b>`` stays text and a newline cannot end a list item. The template only
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -341,6 +340,8 @@ def _weak_spots(r: Run, t: dict[str, str], lowest: int = 3, examples: int = 3) -
 def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[str, Any]]:
     """Tables from ``pairwise_summary.json`` files (written by the pairwise mode), read tolerantly:
     a file that is missing is no section; a file that is unreadable is a note; a missing field is —."""
+    from alignbench.pairwise.compare import PairwiseSummary
+
     blocks, seen = [], set()
     for r in runs:
         path = r.pairwise_file
@@ -349,17 +350,14 @@ def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[st
         seen.add(path.resolve())
         notes: list[str] = []
         rows: list[list[str]] = []
-        data: Any = None
+        data: PairwiseSummary | None = None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            models = data.get("models") if isinstance(data, dict) else None
-            if not isinstance(models, dict):
+            data = PairwiseSummary.model_validate_json(path.read_bytes())  # a ValidationError is a ValueError
+            if "models" not in data.model_fields_set:
                 raise ValueError("no 'models' mapping")
         except (OSError, ValueError) as exc:
             notes.append(md_text(f"{path}: unreadable ({exc})"))
-            models = {}
-        for name, m in models.items():
-            m = m if isinstance(m, dict) else {}
+        for name, m in (data.models if data is not None else {}).items():
             wtl = [m.get(k) for k in ("n_wins", "n_ties", "n_losses")]
             incons = m.get("inconsistency")
             rows.append([md_text(name), fmt.pm(m.get("win_rate"), m.get("win_rate_se")),
@@ -367,7 +365,7 @@ def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[st
                          " / ".join(str(v) if isinstance(v, int) else "—" for v in wtl),
                          f"{fmt.pct(incons, 1)}" if isinstance(incons, (int, float)) and 0 <= incons <= 1 else
                          (f"{fmt.num(incons, 1)}%" if isinstance(incons, (int, float)) else "—")])
-        base = data.get("baseline") if isinstance(data, dict) else None
+        base = data.baseline if data is not None else None
         title = md_text(f"{path.parent.name}/pairwise_summary.json" + (
             f" · baseline {base}" if isinstance(base, str) else ""))
         if rows:

@@ -270,11 +270,11 @@ class Pages:
         for folder in self.data.pair_folders:
             s = folder.summary
             models = []
-            for name, m in (s.get("models") or {}).items():
+            for name, m in s.models.items():
                 models.append({"name": name, **m})
-            out.append({"label": folder.label, "path": str(folder.path), "baseline": s.get("baseline"),
-                        "models": models, "bias": s.get("position_bias") or {}, "n_pairs": len(folder.pairs),
-                        "length_unit": s.get("length_unit")})
+            out.append({"label": folder.label, "path": str(folder.path), "baseline": s.baseline,
+                        "models": models, "bias": s.position_bias or {}, "n_pairs": len(folder.pairs),
+                        "length_unit": s.length_unit})
         return out
 
     # -- run page ------------------------------------------------------------------------------------

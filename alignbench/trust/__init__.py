@@ -19,7 +19,7 @@ CIs for the first only. This module adds the second and the tools to see it:
 4. ``judge_variance``: repeated judgments of the same answers: the within-answer spread and how much
    of each CI it accounts for.
 
-Every result is a frozen dataclass with ``as_dict()`` (JSON-ready: tuples become lists, NaN becomes
+Every result is a frozen pydantic model with ``as_dict()`` (JSON-ready: tuples become lists, NaN becomes
 None). Formulas, rules and the reasons for each choice are in ``docs/trust.md``.
 """
 

@@ -29,7 +29,7 @@ from alignbench.engine import Engine, EventHandler, RetryPolicy, run_sync
 from alignbench.importing import import_judgments  # noqa: F401  (alignbench import; re-exported)
 from alignbench.judges import ModelConfig, judge_config, make_client
 from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.rundir import FailureCounts, Run, RunError, RunFolder, default_run_dir, folder_name, load_run
+from alignbench.rundir import PairwiseRun, Run, RunError, RunFolder, default_run_dir, folder_name, load_run
 from alignbench.scoring import (
     SAMPLES_FILE,
     Item,
@@ -379,17 +379,6 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
 
 
 # -- compare ------------------------------------------------------------------------------------
-
-
-@dataclass(repr=False)
-class PairwiseRun(FailureCounts):
-    """A finished ``compare`` folder: the pairwise summary and every pair judged in both orders.
-    ``failed``, ``total`` and ``by_status`` count the pairs that gave no verdict (a pair fails when
-    either order failed), as ``compare --max-failed`` does."""
-
-    dir: Path
-    summary: PairwiseSummary
-    judgments: list[Any]  # PairJudgment
 
 
 @dataclass

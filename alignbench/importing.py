@@ -36,7 +36,7 @@ import numpy as np
 
 from alignbench.data import InputError, file_sha256, read_jsonl
 from alignbench.rubrics import Rubric, load_rubric
-from alignbench.rundir import FailureCounts, Run, RunFolder, default_run_dir, load_run
+from alignbench.rundir import PairwiseRun, Run, RunFolder, default_run_dir, load_run
 from alignbench.types import Judgment, Status, UsageTotals
 
 Format = Literal["alignbench-judge", "fastchat-single", "fastchat-pair"]
@@ -93,16 +93,6 @@ class Difference:
                 "our_status": self.our_status, "detail": self.detail}
 
 
-@dataclass(repr=False)
-class ImportedPairs(FailureCounts):
-    """The compare folder a pair file became: what ``api.compare`` returns (``PairwiseRun``'s fields), its
-    pairwise summary and every pair's ``PairJudgment``; ``failed``/``total`` count pairs without a verdict."""
-
-    dir: Path
-    summary: Any  # PairwiseSummary
-    judgments: list[Any]
-
-
 @dataclass
 class ImportResult:
     """One imported file: its format and hash, the run folders written (``runs``: model -> Run for pointwise
@@ -116,7 +106,7 @@ class ImportResult:
     records: int
     differences: list[Difference]
     runs: dict[str, Run] = field(default_factory=dict)
-    pairwise: ImportedPairs | None = None  # a pair file's compare folder
+    pairwise: PairwiseRun | None = None  # a pair file's compare folder
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -770,7 +760,7 @@ def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric:
     with RunFolder(run_dir) as run_folder:
         _jsonl(run_folder, DIFFERENCES_FILE, [d.as_dict() for d in diffs])
         write_compare_run(run_folder, judgments, summary)
-    result.pairwise = ImportedPairs(dir=run_dir, summary=summary, judgments=judgments)
+    result.pairwise = PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
     return result
 
 

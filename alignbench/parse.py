@@ -490,9 +490,7 @@ def _dims_for_line_verdict(found: _Found, verdict: _Candidate) -> tuple[dict[str
 RATING_LABELS = ("Overall Rating", "Overall rating", "overall rating", "Rating", "rating", "RATING", "Score",
                  "score", "SCORE", "最终评分", "综合评分", "总评分", "评分")
 RESULT_LABELS = ("[RESULT]", "[Result]", "[result]", "[结果]")
-# The one table of output conventions: the labels an overall rating follows (besides the rubric's overall key;
-# a rubric's ``verdict_labels`` replace them) and what a reply without a verdict lacks. ``double-brackets`` is
-# read by ``_collect_brackets``, every other one by ``_collect``.
+# Output conventions: the labels a rating follows (a rubric's own replace them), what a reply without one lacks.
 CONVENTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "alignbench-dict": ((), "no score block and no {key} line"),
     "double-brackets": ((), "no [[N]] rating"),

@@ -224,6 +224,17 @@ class FailureCounts:
 
 
 @dataclass(repr=False)
+class PairwiseRun(FailureCounts):
+    """A finished ``compare`` folder (``api.compare``, or a pair file ``alignbench import`` read): the
+    ``pairwise.compare.PairwiseSummary`` and every pair judged in both orders. ``failed``, ``total`` and
+    ``by_status`` count the pairs that gave no verdict (either order failed), as ``--max-failed`` does."""
+
+    dir: Path
+    summary: Any  # PairwiseSummary
+    judgments: list[Any]  # PairJudgment
+
+
+@dataclass(repr=False)
 class Run(FailureCounts):
     """One finished run folder: its summary, its judgments, and the question texts when the recorded
     question file is at hand (for reports and the viewer). ``failed``, ``total`` and ``by_status``

@@ -528,10 +528,8 @@ def position_bias(df: pd.DataFrame, categories: Sequence[str] | None = None) -> 
 
 
 class PairwiseSummary(Result):
-    """``pairwise_summary.json`` (a compare folder) or ``winrate``'s summary: ``models`` (each model's win
-    rates, SEs, W/T/L, ``categories``), the ``glm`` fit, and for a compare folder ``position_bias``,
-    ``judge``, ``usage``, ``run``. Only the fields set are written, in this order; a section this model
-    does not name (an importer's, a protocol's) is kept as an extra field, written last."""
+    """``pairwise_summary.json`` or ``winrate``'s summary. Only the fields set are written, in this order; a
+    section not named here (a protocol's) is kept as an extra field, written last."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -25,64 +25,16 @@ None). Formulas, rules and the reasons for each choice are in ``docs/trust.md``.
 
 from __future__ import annotations
 
-from alignbench.trust.audits import (
-    FAMILIES,
-    FORMAT_FEATURES,
-    AdjustedRow,
-    Association,
-    FamilyReport,
-    FamilyRow,
-    FormatBias,
-    LengthBias,
-    PositionBias,
-    PositionStats,
-    SelfPreference,
-    SelfPreferenceRow,
-    answer_lengths,
-    association,
-    count_words,
-    family_report,
-    format_bias,
-    length_bias,
-    markdown_features,
-    model_family,
-    position_bias,
-    self_preference,
-)
-from alignbench.trust.base import BRIDGE_FORMAT, BRIDGE_VERSION, MIN_LABELS, TUNE_MIN_LABELS, satterthwaite
-from alignbench.trust.bridge import (
-    Agreement,
-    BothScales,
-    Bridge,
-    BridgeFit,
-    apply_bridge,
-    fit_bridge,
-    kendall_tau_b,
-)
-from alignbench.trust.calibration import (
-    CalibratedRow,
-    Calibration,
-    Estimate,
-    HumanLabel,
-    LabelAccounting,
-    LabelScale,
-    PPIMean,
-    calibrate,
-    calibrate_arrays,
-    parse_label_scale,
-    power_tuned_lambda,
-    ppi_mean,
-)
-from alignbench.trust.variance import AnswerSpread, JudgeVariance, VarianceRow, judge_variance
-
-# The public API; docs/trust.md says how each piece is called and what it returns.
-__all__ = [
-    "BRIDGE_FORMAT", "BRIDGE_VERSION", "FAMILIES", "FORMAT_FEATURES", "MIN_LABELS", "TUNE_MIN_LABELS",
-    "AdjustedRow", "Agreement", "AnswerSpread", "Association", "BothScales", "Bridge", "BridgeFit", "CalibratedRow", "Calibration",
-    "Estimate", "FamilyReport", "FamilyRow", "FormatBias", "HumanLabel", "JudgeVariance", "LabelAccounting",
-    "LabelScale", "LengthBias", "PPIMean", "PositionBias", "PositionStats", "SelfPreference", "SelfPreferenceRow",
-    "VarianceRow", "answer_lengths", "apply_bridge", "association", "calibrate", "calibrate_arrays", "count_words",
-    "family_report", "fit_bridge", "format_bias", "judge_variance", "kendall_tau_b", "length_bias",
-    "markdown_features", "model_family", "parse_label_scale", "position_bias", "power_tuned_lambda", "ppi_mean",
-    "satterthwaite", "self_preference",
-]
+# The public API by topic (docs/trust.md says how each piece is called and what it returns).
+# isort: off
+from alignbench.trust.audits import (  # noqa: F401
+    FAMILIES, FORMAT_FEATURES, AdjustedRow, Association, FamilyReport, FamilyRow, FormatBias, LengthBias,
+    PositionBias, PositionStats, SelfPreference, SelfPreferenceRow, answer_lengths, association, count_words,
+    family_report, format_bias, length_bias, markdown_features, model_family, position_bias, self_preference)
+from alignbench.trust.bridge import (  # noqa: F401
+    BRIDGE_FORMAT, BRIDGE_VERSION, Agreement, BothScales, Bridge, BridgeFit, apply_bridge, fit_bridge, kendall_tau_b)
+from alignbench.trust.calibration import (  # noqa: F401
+    MIN_LABELS, TUNE_MIN_LABELS, CalibratedRow, Calibration, Estimate, HumanLabel, LabelAccounting, LabelScale,
+    PPIMean, calibrate, calibrate_arrays, parse_label_scale, power_tuned_lambda, ppi_mean, satterthwaite)
+from alignbench.trust.variance import AnswerSpread, JudgeVariance, VarianceRow, judge_variance  # noqa: F401
+# isort: on

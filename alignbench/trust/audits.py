@@ -317,9 +317,7 @@ def format_bias(judgments: Sequence[Judgment], rubric: Rubric, texts: Mapping[Ke
     return FormatBias(features=raw, controlling_length=ctl, share_with_structure=share, warnings=tuple(warnings))
 
 
-# ================================================================================================
-# 3b. Position bias (pairwise)
-# ================================================================================================
+# -- position bias (pairwise) ---------------------------------------------------------------------
 
 
 class PositionStats(_AsDict):

@@ -1,9 +1,8 @@
-"""What the trust statistics share: the JSON-ready result base, t critical values, Welch–Satterthwaite
-degrees of freedom and the one-judgment-per-answer checks."""
+"""What the trust statistics share: the JSON-ready result base, the one-judgment-per-answer check and
+AlignBench-weighted scores."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -17,17 +16,6 @@ from alignbench.types import Judgment, Result, Status
 
 Key = tuple[int, str]  # (question_id, model): one answer
 Kind = stats.Kind
-
-MIN_LABELS = 10  # fewer labels than this in a category: flagged (estimates still given from 2 on)
-TUNE_MIN_LABELS = 10  # λ is power-tuned only from this many labels; below, plain PPI (λ = 1)
-N_BOOT = 2000
-BRIDGE_FORMAT = "alignbench-bridge"
-BRIDGE_VERSION = 1
-
-
-# ================================================================================================
-# Shared helpers
-# ================================================================================================
 
 
 def _clean(value: Any, digits: int | None) -> Any:
@@ -56,26 +44,6 @@ class _AsDict(Result):
         return _clean(self.model_dump(), 4)
 
 
-def _t_crit(level: float, df: float | None) -> float:
-    """Two-sided critical value: Student t with ``df`` degrees of freedom (normal when df is huge)."""
-    from scipy.special import ndtri, stdtrit  # the bare quantile functions: fast, and no scipy.stats import
-
-    q = 1 - (1 - level) / 2
-    if df is None or not math.isfinite(df) or df > 1e6:
-        return float(ndtri(q))
-    return float(stdtrit(max(df, 1.0), q))
-
-
-def satterthwaite(parts: Sequence[tuple[float, float]]) -> float | None:
-    """Welch–Satterthwaite degrees of freedom of a sum of independent variance estimates
-    ``[(variance, df), ...]``: (Σv)² / Σ(v²/df). None when every part is zero."""
-    total = sum(v for v, _ in parts)
-    den = sum(v * v / d for v, d in parts if v > 0 and d > 0)
-    if total <= 0 or den <= 0:
-        return None
-    return total * total / den
-
-
 def _ok_overall(j: Judgment) -> bool:
     return j.status is Status.OK and j.overall is not None
 
@@ -89,12 +57,6 @@ def _one_per_answer(judgments: Iterable[Judgment], what: str) -> dict[Key, Judgm
                              "judgment per answer (average repeated samples first, see judge_variance)")
         out[key] = j
     return out
-
-
-def _mostly(values: Iterable[str]) -> str:
-    """The single value, or every distinct value joined (sorted) when there are several."""
-    distinct = sorted(set(values))
-    return distinct[0] if len(distinct) == 1 else ",".join(distinct)
 
 
 def _weighted_scores(keys: Sequence[Key], cat_of: Mapping[Key, str], values: Mapping[str, Mapping[Key, float]],

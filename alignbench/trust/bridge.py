@@ -4,7 +4,7 @@ same answers judged by both. See ``alignbench.trust`` and docs/trust.md."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -13,18 +13,17 @@ import numpy as np
 from alignbench import stats
 from alignbench.rubrics import Rubric
 from alignbench.stats.fmt import finite as _f
-from alignbench.trust.base import (
-    BRIDGE_FORMAT,
-    BRIDGE_VERSION,
-    Kind,
-    _AsDict,
-    _clean,
-    _mostly,
-    _ok_overall,
-    _one_per_answer,
-    _weighted_scores,
-)
+from alignbench.trust.base import Kind, _AsDict, _clean, _ok_overall, _one_per_answer, _weighted_scores
 from alignbench.types import Judgment
+
+BRIDGE_FORMAT = "alignbench-bridge"
+BRIDGE_VERSION = 1
+
+
+def _mostly(values: Iterable[str]) -> str:
+    """The single value, or every distinct value joined (sorted) when there are several."""
+    distinct = sorted(set(values))
+    return distinct[0] if len(distinct) == 1 else ",".join(distinct)
 
 
 class Bridge(_AsDict):
@@ -85,19 +84,15 @@ class Bridge(_AsDict):
         if version != BRIDGE_VERSION:
             raise ValueError(f"bridge format version {version!r} is not supported (this alignbench reads "
                              f"version {BRIDGE_VERSION})")
-        try:
+        try:  # pydantic converts each field; a malformed one is a ValidationError (a ValueError)
             old, new, knots, band = data["old"], data["new"], data["knots"], data["band"]
-            ko = tuple(float(v) for v in knots["old"])
-            kn = tuple(float(v) for v in knots["new"])
-            bridge = cls(old_judge=str(old["judge"]), new_judge=str(new["judge"]), old_rubric=str(old["rubric"]),
-                         new_rubric=str(new["rubric"]), old_scale=tuple(old["scale"]),  # type: ignore[arg-type]
-                         new_scale=tuple(new["scale"]), knots_old=ko, knots_new=kn,  # type: ignore[arg-type]
-                         band_x=tuple(float(v) for v in band["x"]), band_lo=tuple(float(v) for v in band["lo"]),
-                         band_hi=tuple(float(v) for v in band["hi"]), level=float(band["level"]),
-                         n_boot=int(band["n_boot"]), seed=int(band["seed"]), n=int(data["n"]),
-                         created=str(data["created"]))
+            bridge = cls(old_judge=old["judge"], new_judge=new["judge"], old_rubric=old["rubric"], new_rubric=new["rubric"],
+                         old_scale=old["scale"], new_scale=new["scale"], knots_old=knots["old"], knots_new=knots["new"],
+                         band_x=band["x"], band_lo=band["lo"], band_hi=band["hi"], level=band["level"],
+                         n_boot=band["n_boot"], seed=band["seed"], n=data["n"], created=data["created"])
         except (KeyError, TypeError) as exc:
             raise ValueError(f"bridge is missing or has a malformed field: {exc}") from None
+        ko, kn = bridge.knots_old, bridge.knots_new
         if not ko or len(ko) != len(kn) or np.any(np.diff(ko) < 0) or np.any(np.diff(kn) < -1e-12):
             raise ValueError("bridge knots must be non-empty, of equal length and non-decreasing")
         if not (len(bridge.band_x) == len(bridge.band_lo) == len(bridge.band_hi)):

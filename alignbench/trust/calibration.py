@@ -16,19 +16,32 @@ from pydantic import Field
 from alignbench import stats
 from alignbench.rubrics import Rubric
 from alignbench.stats.fmt import finite as _f
-from alignbench.trust.base import (
-    MIN_LABELS,
-    N_BOOT,
-    TUNE_MIN_LABELS,
-    Key,
-    Kind,
-    _AsDict,
-    _ok_overall,
-    _one_per_answer,
-    _t_crit,
-    satterthwaite,
-)
+from alignbench.trust.base import Key, Kind, _AsDict, _ok_overall, _one_per_answer
 from alignbench.types import Judgment
+
+MIN_LABELS = 10  # fewer labels than this in a category: flagged (estimates still given from 2 on)
+TUNE_MIN_LABELS = 10  # λ is power-tuned only from this many labels; below, plain PPI (λ = 1)
+N_BOOT = 2000
+
+
+def _t_crit(level: float, df: float | None) -> float:
+    """Two-sided critical value: Student t with ``df`` degrees of freedom (normal when df is huge)."""
+    from scipy.special import ndtri, stdtrit  # the bare quantile functions: fast, and no scipy.stats import
+
+    q = 1 - (1 - level) / 2
+    if df is None or not math.isfinite(df) or df > 1e6:
+        return float(ndtri(q))
+    return float(stdtrit(max(df, 1.0), q))
+
+
+def satterthwaite(parts: Sequence[tuple[float, float]]) -> float | None:
+    """Welch–Satterthwaite degrees of freedom of a sum of independent variance estimates
+    ``[(variance, df), ...]``: (Σv)² / Σ(v²/df). None when every part is zero."""
+    total = sum(v for v, _ in parts)
+    den = sum(v * v / d for v, d in parts if v > 0 and d > 0)
+    if total <= 0 or den <= 0:
+        return None
+    return total * total / den
 
 
 class LabelScale(_AsDict):

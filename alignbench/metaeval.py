@@ -595,12 +595,8 @@ def plan_meta_eval(data: Sequence[Path | str], judges: list[str], protocols: lis
 
 
 class MetaEvalResult(Result):
-    """What a meta-eval returns: ``meta_eval.json``'s content (``as_dict()``, ``model_validate`` reads an
-    old file back), plus the failed-judgment counts over every judge × protocol, pointwise and pairwise,
-    that ``alignbench meta-eval --max-failed`` decides its exit code on.
-
-    A pointwise row counts once, a labelled pair once (failed when either order failed), as each
-    entry's ``n`` and ``n_failed`` count them. ``results[judge][protocol]`` holds each combo's figures."""
+    """``meta_eval.json`` (``results[judge][protocol]``: each combo's figures), with the failed-judgment counts
+    ``--max-failed`` decides on: a pointwise row or a labelled pair (failed if either order failed) counts once."""
 
     judges: list[str]
     protocols: list[str]

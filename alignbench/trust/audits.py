@@ -1,5 +1,6 @@
-"""Bias audits: length and format (within-question association with the score), position (pairwise)
-and model families / self-preference. See ``alignbench.trust`` and docs/trust.md."""
+"""Bias audits: ``length_bias`` and ``format_bias`` (within-question association of score with answer
+length / Markdown structure), ``position_bias`` (pairwise first-position win rate and flip rate),
+``self_preference`` and ``family_report`` (judge and model from one family)."""
 
 from __future__ import annotations
 

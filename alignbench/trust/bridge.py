@@ -1,5 +1,6 @@
-"""A bridge between judges: a monotone (isotonic) map from one judge's scale to another's, fitted on the
-same answers judged by both. See ``alignbench.trust`` and docs/trust.md."""
+"""``fit_bridge`` / ``apply_bridge``: a monotone (isotonic) map from one judge's scale to another's, fitted
+on the same answers judged by both, so runs scored by a retired judge can be put on the new judge's scale;
+``Bridge`` round-trips through a versioned JSON dict."""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Calibration: judge scores on the human scale by prediction-powered inference (PPI, power-tuned as in
-PPI++), from a few human labels. See ``alignbench.trust`` and docs/trust.md."""
+"""``calibrate``: prediction-powered inference (PPI, power-tuned as in PPI++). The judge scores every
+answer, people score a random subset; per category the human-scale mean is the judge's mean over every
+answer plus the mean human−judge difference on the labelled answers (the *rectifier*). The CI carries both
+errors. Categories are combined with the AlignBench weights (``stats.group_weights``), as ``aggregate``
+combines category means."""
 
 from __future__ import annotations
 

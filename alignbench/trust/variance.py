@@ -1,5 +1,5 @@
-"""Judge variance: repeated judgments of the same answers, the within-answer spread and how much of each
-CI it accounts for. See ``alignbench.trust`` and docs/trust.md."""
+"""``judge_variance``: repeated judgments of the same answers: the within-answer spread and how much of
+each CI it accounts for."""
 
 from __future__ import annotations
 

@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -216,12 +217,18 @@ def _inside_sentence(norm: str, end: int) -> bool:
 # -- one value -------------------------------------------------------------------------------------
 
 _S = r"[ \t]*"  # whitespace runs are cut at 4 characters before these patterns run (see _read_value)
-_DEC = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits only (full-width ones are normalised first)
+_DEC = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits only (full-width ones are normalised first; others fail, _read_value)
 _SCALE_NUM = rf"{_DEC}|百|十|五"  # 10分制, 百分制
 _SCALE_WORDS = {"百": "100", "十": "10", "五": "5"}
-_VALUE = re.compile(  # optional "10分制下给" then the number
-    rf"(?:(?:在|按|以|用)?{_S}(?P<pre>{_SCALE_NUM}){_S}分制(?:下|中|里)?[ \t,]*(?:给出|打出|给|打|评|得|为|是)?了?{_S})?"
+_GIVE = rf"(?:我|本回答|该回答|此回答|回答|这里|此处)?{_S}(?:给出|打出|给予|给|打|评为|评|得|判)了?{_S}"
+_VALUE = re.compile(  # optional "10分制下给" / "10分满分，我给" / "满分10分，给" then the number
+    rf"(?:(?:在|按|以|用)?{_S}(?P<pre>{_SCALE_NUM}){_S}分制(?:下|中|里)?[ \t,]*(?:给出|打出|给|打|评|得|为|是)?了?{_S}"
+    rf"|(?P<pre2>{_DEC}){_S}分?{_S}(?:为|是)?满分(?:[ \t,;。]*{_GIVE}|[ \t,;。]+)"
+    rf"|(?:满分|总分)(?:为|是)?{_S}(?P<pre3>{_DEC}){_S}分?(?:[ \t,;。]*{_GIVE}|[ \t,;。]+))?"
     rf"(?P<num>-?{_DEC})")
+_KEYCAP = re.compile("(?:[0-9]\ufe0f?\u20e3)+|\U0001F51F")  # 1️⃣0️⃣ (digit, variation selector, keycap), 🔟
+_BROKEN = re.compile("[\u00ad\u200b-\u200d\u2060\ufe0e\ufe0f\ufeff\u20e3]+[0-9]")  # a number split by invisibles
+_DECIMAL_COMMA = re.compile(r",(?P<d>[0-9]{1,2})(?=$|分|[^\d\w])")  # 8,5 → 8.5 (never 8)
 _SCI = re.compile(r"[eE][+-]?[0-9]+")
 _FRACTION = re.compile(rf"{_S}分?{_S}/{_S}(?P<d>{_DEC})")
 _RANGE = re.compile(rf"{_S}分?{_S}(?:-|~|〜|到|至|—|–|或|or\b|to\b){_S}(?P<hi>-?{_DEC})", re.IGNORECASE)
@@ -268,14 +275,25 @@ def _read_value(text: str, scale: tuple[float, float], at_end: bool = False) -> 
     if long_space:  # bounds the backtracking of the optional-whitespace patterns; no value spans that
         text, at_end = text[:long_space.start()], False
     lead = len(text) - len(text.lstrip(_VALUE_LEAD))
+    if keycap := _KEYCAP.match(text, lead):  # emoji digits: read as the digits they show
+        digits = "".join(c for c in keycap.group(0) if c.isdigit()) or "10"
+        return _Value("ok", float(digits), end=keycap.end(), start=lead)
     m = _VALUE.match(text, lead)
     if not m:
         word = text[lead:].strip()[:20]
+        first = word[:1]
+        if first and unicodedata.digit(first, None) is not None:  # ٧, 𝟖, ⑧: never skipped as "no number"
+            return _Value("bad", reason=f"a digit form that is not a plain number ({first!r})")
         return _Value("blank", reason=f"no number ({word!r})" if word else "no value")
     number, at = float(m["num"]), m.end()
     raw = m["num"]
-    if m["pre"] and _scale_number(m["pre"]) != hi:
-        return _Value("bad", reason=f"a score on a {_scale_number(m['pre']):g}-point scale, not {lo:g}–{hi:g}")
+    pre = m["pre"] or m["pre2"] or m["pre3"]
+    if pre and _scale_number(pre) != hi:
+        return _Value("bad", reason=f"a score on a {_scale_number(pre):g}-point scale, not {lo:g}–{hi:g}")
+    if _BROKEN.match(text, at) or (text[at:at + 1] and unicodedata.digit(text[at], None) is not None):
+        return _Value("bad", reason=f"a number written with invisible or unusual characters ({text[m.start('num'):at + 4]!r})")
+    if "." not in raw and (comma := _DECIMAL_COMMA.match(text, at)):
+        number, at, raw = float(f"{raw}.{comma['d']}"), comma.end(), f"{raw}.{comma['d']}"
     if sci := _SCI.match(text, at):
         return _Value("bad", reason=f"scientific notation ({raw}{sci.group(0)}) is not a score")
     if fraction := _FRACTION.match(text, at):
@@ -314,9 +332,13 @@ _BLOCK = re.compile(r"\{[^{}]*\}")  # a flat brace block; linear: each scan stop
 _ENTRY_SPLIT = re.compile(r"[,\n]")
 # a quoted string (not crossing a line; JSON escapes inside double quotes) or an entry separator
 _DICT_TOKEN = re.compile(r"""'[^'\n]*'|"(?:[^"\\\n]|\\.)*"|[,\n]""")
+_COMMA_DIGITS = re.compile(r"[0-9]{1,2}[ \t]*$")  # what follows a decimal comma inside a dict (no space before it)
+_PLAIN_INT = re.compile(r"[ \t'\"]*-?[0-9]+[ \t]*$")
 _ELLIPSIS = {"...", "…", "……", "etc", "etc.", "等", "等等"}
 _KEY_STRIP = " \t\r'\"*`"
-_LINE_LEAD = re.compile(r"""(?:\((?P<paren>[^()\n]{1,24})\))?[ \t'"*\]】)]*(?:(?P<sep>:|=|为|是)[ \t'"*]*)?""")
+_LINE_LEAD = re.compile(r"""(?:\((?P<paren>[^()\n]{1,24})\))?[ \t'"*\]】)]*(?:(?P<sep>:|=|为|是"""
+                        r"""|(?:应|应该|应当)?(?:修改|修正|更正|调整|下调|上调|降低|提高|提升|改|降|提)(?:为|成|到|至)"""
+                        r"""|应为|应该是|应当是)[ \t'"*]*)?""")  # ``综合得分改为3分``: a revision is a verdict
 _PAREN_SCALE = re.compile(rf"(?:满分|总分|out of)?{_S}(?:{_DEC}{_S}(?:-|~|到|至|to){_S})?(?P<d>{_SCALE_NUM}){_S}(?:分制|分|points?)?$",
                           re.IGNORECASE)
 
@@ -373,12 +395,20 @@ def _read_dict(norm: str, start: int, end: int, known: set[str], scale: tuple[fl
         entries = _dict_entries(inner, quoted_strings=False)
     seen: dict[str, list[_Value]] = {}
     ellipsis = False
+    previous: tuple[str, str, int] | None = None
     for entry in entries:
         if isinstance(entry, str):
             ellipsis = ellipsis or entry.strip(_KEY_STRIP) in _ELLIPSIS
+            if previous is not None and _COMMA_DIGITS.match(entry.lstrip(" \t")) and _PLAIN_INT.match(previous[1]):
+                # {'综合得分': 8,5}: a decimal comma split the value; read 8.5, never 8 ("8, 5": which one?)
+                key, raw, at = previous
+                seen[key][-1] = _shifted(_read_value(f"{raw.rstrip()},{entry.rstrip()}", scale), start + 1 + at) \
+                    if entry[:1].isdigit() else _Value("bad", reason=f"a number after the value ({raw.strip()},{entry}): "
+                                                                    "a decimal comma or a stray number")
         elif entry[0] in known:
             value = _shifted(_read_value(entry[1][:_LOOKAHEAD], scale), start + 1 + entry[2])
             seen.setdefault(entry[0], []).append(value)
+        previous = entry if not isinstance(entry, str) and entry[0] in known else None
     if not seen:
         return None
     values = {k: v[0] for k, v in seen.items()}
@@ -456,8 +486,40 @@ def _looks_like_dict(norm: str, start: int, known: set[str]) -> bool:
     return head[:1] in ("'", '"') or any(head.startswith(k) for k in known)
 
 
+_EXAMPLE_LEAD = re.compile(r"(?:示例|例如|比如|譬如|样例|范例|for example|e\.g\.|example|such as)[^。！？!?;\n]{0,12}[:,]?[ \t*`]*$",
+                           re.IGNORECASE)  # words that make what follows them on the line an example
+_HYPOTHETICAL = re.compile(r"如果|假如|假设|若是|要是|倘若|如若|若|\b(?:if|would|could)\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[。！？!?；;]")
+_FENCE_LINE = re.compile(r"[ \t]*(?:```|~~~)[\w-]*[ \t]*")
+
+
+def _aside(norm: str, start: int) -> str | None:
+    """Why the verdict at ``start`` is not the judge's verdict: it follows words that make it an example
+    (``输出格式示例：``, on its line or on the line that introduces it) or a hypothetical (``如果…，综合得分为9分``,
+    in its sentence). None: it is a verdict."""
+    line = norm.rfind("\n", 0, start) + 1
+    before = norm[max(line, start - 80):start]
+    if _EXAMPLE_LEAD.search(before):
+        return "example"
+    ends = list(_SENTENCE_END.finditer(before))
+    if _HYPOTHETICAL.search(before[ends[-1].end() if ends else 0:]):
+        return "hypothetical"
+    if before.strip(" \t*#>-`"):
+        return None
+    end = line - 1
+    for _ in range(3):  # the line that introduces it, over blank and fence lines
+        if end <= 0:
+            return None
+        prev = norm.rfind("\n", 0, end) + 1
+        text = norm[max(prev, end - 80):end]
+        if text.strip() and not _FENCE_LINE.fullmatch(text):
+            return "example" if _EXAMPLE_LEAD.search(text.rstrip()) and text.rstrip().endswith(":") else None
+        end = prev - 1
+    return None
+
+
 def _collect(norm: str, quoted: _Spans, known: set[str], overall_keys: set[str],
-             scale: tuple[float, float], whole: bool = False) -> _Found:
+             scale: tuple[float, float], whole: bool = False, asides: bool = True) -> _Found:
     """Every score dict and score line in the verdict window, outside quoted material. A prompt read for its
     examples goes through here unchanged: an echo-marked dict (``例如：{…}``) is a candidate in a reply too."""
     found = _Found()
@@ -472,7 +534,7 @@ def _collect(norm: str, quoted: _Spans, known: set[str], overall_keys: set[str],
             continue
         if quoted.covers(m.start(), m.end()):
             found.quoted += 1
-        elif block.template:
+        elif block.template or (asides and _aside(norm, m.start())):
             found.templates += 1
         elif key := next((k for k in block.values if k in overall_keys), None):
             found.candidates.append(_Candidate(m.start(), m.end(), "dict", block.values[key], block,
@@ -501,6 +563,8 @@ def _collect(norm: str, quoted: _Spans, known: set[str], overall_keys: set[str],
             continue
         if quoted.covers(m.start(), end):
             found.quoted += 1
+        elif asides and m.group(0) in overall_keys and _aside(norm, m.start()):
+            found.templates += 1
         elif m.group(0) in overall_keys:
             found.candidates.append(_Candidate(m.start(), end, "lines", value))
         else:
@@ -656,7 +720,8 @@ def _find(body: str, dimensions: tuple[str, ...], overall_key: str, scale: tuple
         return norm, _collect_brackets(norm, quoted, set(dimensions), scale, prompt=prompt or material, whole=material)
     own = {"alignbench-dict": (), "rating-line": RATING_LABELS, "result-tag": RESULT_LABELS}[convention]
     overall_keys = {overall_key, *(labels or own)}
-    return norm, _collect(norm, quoted, set(dimensions) | overall_keys, overall_keys, scale, whole=material)
+    return norm, _collect(norm, quoted, set(dimensions) | overall_keys, overall_keys, scale, whole=material,
+                          asides=not (prompt or material))
 
 
 # -- material the judge was shown (rule 8) ----------------------------------------------------------
@@ -811,6 +876,8 @@ def _drop_copies(found: _Found, norm: str, material: Material) -> tuple[_Found, 
     return replace(found, candidates=kept[:k], dim_dicts=dims, copied=dropped + len(trailing)), None
 
 
+_RETRACT = re.compile(rf"(?:改为|改成|修正为|更正为|调整为|下调为|上调为|降为|降到|降至|提高到|提高至|应为|应该是|应改为|应给|应该给)"
+                      rf"[ \t]*(?P<n>{_DEC})[ \t]*分")  # a revision in prose after the verdict, without the key
 _VERBATIM_DROP = re.compile(r"[\s*`]+")
 
 
@@ -913,6 +980,10 @@ def _verdict_of(found: _Found, norm: str, dimensions: tuple[str, ...] | list[str
         return ParsedScores(Status.PARSE_FAILED, detail=verdict.block.problem)
     if verdict.overall.kind != "ok":
         return ParsedScores(Status.PARSE_FAILED, detail=f"{overall_key}: {verdict.overall.reason}")
+    retract = _RETRACT.search(norm, verdict.end, verdict.end + TAIL_CHARS)
+    if retract and float(retract["n"]) != verdict.overall.number:
+        return ParsedScores(Status.PARSE_FAILED, detail=(
+            f"ambiguous: after the verdict {verdict.overall.show()} the judge writes {retract.group(0)!r}"))
     if verdict.inline:
         others = {c.overall.show() for c in found.candidates[:-1]} - {verdict.overall.show()}
         if others:

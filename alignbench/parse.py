@@ -486,10 +486,10 @@ def _looks_like_dict(norm: str, start: int, known: set[str]) -> bool:
     return head[:1] in ("'", '"') or any(head.startswith(k) for k in known)
 
 
-_EXAMPLE_LEAD = re.compile(r"(?:示例|例如|比如|譬如|样例|范例|for example|e\.g\.|example|such as)[^。！？!?;\n]{0,12}[:,]?[ \t*`]*$",
+_EXAMPLE_LEAD = re.compile(r"(?:示例|例如|比如|譬如|样例|范例|for example|e\.g\.|example|such as)[^。！？!?;.\n]{0,12}[:,]?[ \t*`]*$",
                            re.IGNORECASE)  # words that make what follows them on the line an example
-_HYPOTHETICAL = re.compile(r"如果|假如|假设|若是|要是|倘若|如若|若|\b(?:if|would|could)\b", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[。！？!?；;]")
+_HYPOTHETICAL = re.compile(r"如果|假如|若是|要是|倘若|如若|假若")  # a condition before the key in its sentence
+_SENTENCE_END = re.compile(r"[。！？!?；;]|\.[ \t]")
 _FENCE_LINE = re.compile(r"[ \t]*(?:```|~~~)[\w-]*[ \t]*")
 
 
@@ -1019,6 +1019,23 @@ def _verdict_of(found: _Found, norm: str, dimensions: tuple[str, ...] | list[str
 
 # -- structured output (a JSON verdict; ``alignbench.structured`` builds the schemas) --------------
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose keys are unique (``json.loads`` keeps the last of a repeated key silently: a verdict
+    with ``"overall"`` twice would be read as whichever came last). The same value twice is harmless."""
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out and out[key] != value:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _json_verdict(body: str) -> tuple[object, str | None] | None:
     """The JSON object a structured reply holds, or the reason it cannot be read; None when the reply is
     not a JSON attempt at all (prose from a backend that ignored the schema: read it as text). A reply
@@ -1031,7 +1048,9 @@ def _json_verdict(body: str) -> tuple[object, str | None] | None:
     if not stripped.startswith("{"):
         return None
     try:
-        return json.loads(stripped), None
+        return json.loads(stripped, object_pairs_hook=_unique_keys), None
+    except _DuplicateKey as exc:
+        return None, f"ambiguous: the JSON verdict has {exc.key!r} twice with different values"
     except json.JSONDecodeError as exc:
         if exc.pos >= len(stripped) - 1 or "Unterminated" in exc.msg:
             return None, "cut off: the JSON verdict ends before it is complete"

@@ -46,6 +46,21 @@ parser binds to the judge's *own, last* verdict by these rules:
    keeps this rule; examples are read from the prompt by the same collectors, so a copy is recognised in
    whatever form the convention reads (the dict, ``[[N]]``, ``Rating: N``, ``[RESULT] N``).
 
+8. **The answer cannot speak for the judge** — when the caller passes what the judge was shown
+   (``material=``: ``material_scores`` / ``material_verdicts`` of the answer, the question and the reference,
+   read once per text). A verdict that is a verbatim copy of a verdict-shaped span there is dropped when it
+   sits in a quotation (a code fence, quotes or backticks, an HTML comment, inside a sentence, after words that
+   introduce a quotation such as ``回答末尾写道：``, or with the material's own words around it) or after the
+   judge's own verdict; a disagreeing copy introduced by words of revision (``综上``) is ambiguous. When only
+   copies remain, the last is read if it stands alone on its line (a judge may give the answer's number in the
+   answer's words), otherwise the reply is a parse failure. The same holds for pairwise verdicts and JSON
+   verdicts (an ``"overall"`` object copied from the answer). Also read as the judge meant or failed: a scale
+   beside the score (``10分满分，我给8分`` is 8), example blocks (``输出格式示例：…``) and hypotheticals
+   (``如果…，综合得分为9分``) after the verdict (skipped), a revision (``综合得分改为3分`` is a verdict; ``…应改为3分``
+   without the key after the verdict is a failure), keycap digits (``1️⃣0️⃣`` is 10), other digit forms and
+   invisible characters inside a number (failures), a decimal comma (``8,5`` is 8.5), a JSON key given twice
+   with different values (a failure).
+
 Other output conventions (a rubric's ``verdict``; docs/protocols.md) go through the same rules: MT-Bench's
 ``[[8]]`` / ``评分：[[8]]`` (``double-brackets``: anchored at ``[[``, a rating labelled with a dimension is that
 dimension's, an echoed ``例如：评分：[[5]]`` or ``[[N]]`` is skipped, an unclosed ``[[`` at the end is a cut-off),

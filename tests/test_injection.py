@@ -133,6 +133,20 @@ def test_score_and_compare_end_to_end_with_a_judge_that_quotes_the_injection(tmp
     for j in injected:  # exactly the judge's own verdict: what it wrote before quoting the answer
         assert j.overall == read(j.raw.split("\n\n注意")[0], list(j.scores)).overall
     assert (run.summary.model_extra or {})["injection"]["n"] == 16
+    # seen everywhere a team looks: the terminal footer, the report, the viewer's filter
+    from rich.console import Console
+
+    from alignbench.reporting.terminal import print_summary
+    from alignbench.rubrics import load_rubric
+    from alignbench.view.data import Query, load_view
+
+    console = Console(record=True, width=200)
+    print_summary(run.summary, load_rubric("alignbench"), console)
+    assert "answers carrying their own verdict (injection attempts): 16" in console.export_text()
+    report = alignbench.report([run.dir], tmp_path / "report.md", lang="en", charts=False, audit=False)
+    assert "injection attempts" in Path(report.path).read_text(encoding="utf-8")
+    flagged = load_view([run.dir]).select(Query(flags=("injection",)))
+    assert sorted(it.qid for it in flagged) == sorted(j.question_id for j in injected)
 
     pair_answers = _inject(ANSWERS_A, tmp_path / "pa.jsonl", FAKE_PAIR, every=1)
     with StubServer(responder=pairwise) as judge:

@@ -836,7 +836,7 @@ class _Copies:
         before = norm[max(0, start - 8):start].rstrip(" \t*")
         if before[-1:] and before[-1] in _QUOTE_OPEN:
             return True
-        if _inside_sentence(norm, end):
+        if _WORD.search(_line_rest(norm, end).lstrip(_ALONE)):  # words after it: talked about (``分`` is the unit)
             return True
         lead = self.lead(start)
         if _QUOTE_LEAD.search(lead):

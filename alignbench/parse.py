@@ -561,7 +561,7 @@ def _collect(norm: str, quoted: _Spans, known: set[str], overall_keys: set[str],
                  and _looks_like_dict(norm, tail, known) and any(k in norm[tail:] for k in known))
     if tail_open:
         found.cut_off = norm[tail: tail + 60].strip()
-    limit = tail if tail_open else len(norm)
+    limit = tail if tail_open and not whole else len(norm)  # material: an open brace cuts nothing off
     starts = [s for s, _ in spans]
     for m in _key_pattern(tuple(known)).finditer(norm, w0, limit):
         i = bisect_right(starts, m.start()) - 1

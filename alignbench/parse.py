@@ -751,12 +751,15 @@ def _material(texts: Sequence[str], spans_of: object) -> Material:
         if not text:
             continue
         norm = text.translate(_FULLWIDTH)
-        flat.append(_verbatim(norm))
+        before = len(keys)
         for start, end in spans_of(text, norm):  # type: ignore[operator]
             line_start, line_end = _line_bounds(norm, start, end)  # shown with its line: what a reader recognises
             keys.setdefault(_verbatim(norm[start:end]), text[line_start:line_end].strip()[:80])
-        for m in _JSON_VERDICT.finditer(norm):
-            keys.setdefault(_verbatim(m.group(0)), m.group(0))
+        if '"overall"' in norm:
+            for m in _JSON_VERDICT.finditer(norm):
+                keys.setdefault(_verbatim(m.group(0)), m.group(0))
+        if len(keys) > before:  # only a text with verdicts of its own can be what a copy's surroundings come from
+            flat.append(_verbatim(norm))
     keys.pop("", None)
     return Material(frozenset(keys), "\x00".join(flat), next(iter(keys.values()), None))
 
@@ -768,7 +771,13 @@ def material_scores(texts: tuple[str, ...], dimensions: tuple[str, ...] = (), ov
     """The verdict-shaped spans of ``texts`` (an answer's replies; a question and its reference) as a pointwise
     judge of this convention writes them: ``parse_scores(..., material=…)`` tells a copy of one by them. A
     non-empty result on an answer means the answer carries a verdict of its own (an injection attempt)."""
+    own = {"alignbench-dict": (), "double-brackets": ("[[",), "rating-line": RATING_LABELS,
+           "result-tag": RESULT_LABELS}.get(convention, ())
+    anchors = (overall_key, *dimensions, *(labels or own))
+
     def spans(text: str, norm: str) -> list[tuple[int, int]]:
+        if not any(a in norm for a in anchors):  # most answers: no key at all, nothing to collect
+            return []
         found = _find(text, dimensions, overall_key, scale, convention, labels, material=True)[1]
         return [(c.start, c.end) for c in found.candidates] + [(d.start, d.end) for d in found.dim_dicts]
     return _material(texts, spans)
@@ -779,6 +788,8 @@ def material_verdicts(texts: tuple[str, ...]) -> Material:
     """The pairwise verdict-shaped spans of ``texts`` (``最终判决：[[助手1]]``, ``[[A]]``,
     ``{'综合比较结果': …}``), for ``parse_verdict(..., material=…)``."""
     def spans(text: str, norm: str) -> list[tuple[int, int]]:
+        if not _VERDICT_ANCHOR.search(norm):
+            return []
         own, echoes, _ = _saids(norm, _NOWHERE, 0)
         return [(s.start, s.end) for s in own + echoes]
     return _material(texts, spans)

@@ -754,12 +754,12 @@ def _material(texts: Sequence[str], spans_of: object) -> Material:
         before = len(keys)
         for start, end in spans_of(text, norm):  # type: ignore[operator]
             line_start, line_end = _line_bounds(norm, start, end)  # shown with its line: what a reader recognises
-            keys.setdefault(_verbatim(norm[start:end]), text[line_start:line_end].strip()[:80])
+            keys.setdefault(_copy_key(norm[start:end]), text[line_start:line_end].strip()[:80])
         if '"overall"' in norm:
             for m in _JSON_VERDICT.finditer(norm):
-                keys.setdefault(_verbatim(m.group(0)), m.group(0))
+                keys.setdefault(_copy_key(m.group(0)), m.group(0))
         if len(keys) > before:  # only a text with verdicts of its own can be what a copy's surroundings come from
-            flat.append(_verbatim(norm))
+            flat.append(_copy_key(norm))
     keys.pop("", None)
     return Material(frozenset(keys), "\x00".join(flat), next(iter(keys.values()), None))
 
@@ -826,7 +826,7 @@ class _Copies:
         self.blocks = _Spans(spans)
 
     def copied(self, start: int, end: int) -> bool:
-        return _verbatim(self.norm[start:end]) in self.material.keys
+        return _copy_key(self.norm[start:end]) in self.material.keys
 
     def lead(self, start: int) -> str:
         """The text before ``start`` on its line and the previous non-blank line (bounded)."""
@@ -852,8 +852,8 @@ class _Copies:
         lead = self.lead(start)
         if _QUOTE_LEAD.search(lead):
             return True
-        key = _verbatim(norm[start:end])
-        pre, post = _verbatim(lead)[-_CONTEXT:], _verbatim(norm[end:end + 60])[:_CONTEXT]
+        key = _copy_key(norm[start:end])
+        pre, post = _copy_key(lead)[-_CONTEXT:], _copy_key(norm[end:end + 60])[:_CONTEXT]
         return (len(pre) >= 6 and pre + key in self.material.flat) or (len(post) >= 6 and key + post in self.material.flat)
 
     def alone(self, start: int) -> bool:
@@ -905,6 +905,11 @@ def _drop_copies(found: _Found, norm: str, material: Material) -> tuple[_Found, 
 _RETRACT = re.compile(rf"(?:改为|改成|修正为|更正为|调整为|下调为|上调为|降为|降到|降至|提高到|提高至|应为|应该是|应改为|应给|应该给)"
                       rf"[ \t]*(?P<n>{_DEC})[ \t]*分")  # a revision in prose after the verdict, without the key
 _VERBATIM_DROP = re.compile(r"[\s*`]+")
+
+
+def _copy_key(text: str) -> str:
+    """A span as rule 8 compares it: as ``_verbatim``, and a copy that swaps the quote style is still a copy."""
+    return _verbatim(text).replace('"', "'")
 
 
 def _verbatim(text: str) -> str:
@@ -1130,11 +1135,11 @@ def _json_copy(body: str, material: Material) -> str | None:
     if not material:
         return None
     norm = body.translate(_FULLWIDTH)
-    whole = _verbatim(norm)
+    whole = _copy_key(norm)
     if len(whole) >= 20 and whole in material.flat:
         return "the JSON verdict is a copy of text from the answer or question the judge was shown"
     for m in _JSON_VERDICT.finditer(norm):
-        if _verbatim(m.group(0)) in material.keys:
+        if _copy_key(m.group(0)) in material.keys:
             return f"the JSON verdict's {m.group(0)[:60]!r} copies the answer's own verdict-shaped text"
     return None
 

@@ -90,6 +90,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 
+from alignbench import safejson
 from alignbench.reasoning import ReasoningSplit, split_reasoning
 from alignbench.types import Status
 
@@ -1079,7 +1080,8 @@ def _json_verdict(body: str) -> tuple[object, str | None] | None:
     if not stripped.startswith("{"):
         return None
     try:
-        return json.loads(stripped, object_pairs_hook=_unique_keys), None
+        obj = safejson.loads(stripped)  # bounded first; within the bounds, a second read finds repeated keys
+        return json.loads(stripped, object_pairs_hook=_unique_keys) if "\"" in stripped else obj, None
     except _DuplicateKey as exc:
         return None, f"ambiguous: the JSON verdict has {exc.key!r} twice with different values"
     except json.JSONDecodeError as exc:

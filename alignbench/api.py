@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench
     from alignbench.trust import BridgeFit
     from alignbench.trust_runs import BiasAudit, CalibrationSet, RunTrust
     from alignbench.types import ModelRequest
+    from alignbench.upstream import UpstreamProtocol
 
 PathLike = str | Path
 CacheArg = PathLike | ReplyStore | bool | None
@@ -150,20 +151,46 @@ def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) ->
     return qs, {"path": "<memory>", "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()}
 
 
-def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
-               judge: str | Sequence[str] = "critiquellm", *, model: str | None = None, judge_model: str | None = None,
-               base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
-               max_answer_chars: int | None = 12000, allow_empty: bool = False, samples: int = 1,
+def _upstream(upstream: PathLike | None, rubric: str | None, protocol: str | None) -> UpstreamProtocol | None:
+    """The protocol of the checkout ``upstream`` points at (read, parsed and hashed now), or None."""
+    if upstream is None:
+        return None
+    from alignbench.upstream import load_protocol
+
+    if rubric or protocol:
+        raise RubricError("--upstream sends the checkout's own prompts: --rubric and --protocol do not apply to it")
+    return load_protocol(upstream)
+
+
+def plan_score(questions: PathLike | Sequence[Question] | None,
+               answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] | None = None, *,
+               model: str | None = None, judge_model: str | None = None, base_url: Sequence[str] | str | None = None,
+               rubric: str | None = None, protocol: str | None = None, max_answer_chars: int | None = 12000,
+               allow_empty: bool = False, samples: int = 1, upstream: PathLike | None = None,
                **overrides: Any) -> ScorePlan | EnsemblePlan:
     """Check every input and render every prompt; call nothing. One judge gives a ``ScorePlan``, several
     (``"a,b"`` or a list) an ``EnsemblePlan``; either runs with ``score_from_plan``, and its ``warnings()``
     are what to tell the user first (the CLI prints them). ``samples`` K > 1 asks the judge K times per
-    answer (see ``run_score_plan``)."""
+    answer (see ``run_score_plan``).
+
+    ``upstream``: the path of the user's clone of THUDM/AlignBench: every prompt is then built exactly as its
+    ``judge.py`` builds it (docs/protocols.md), the questions default to its v1.1 file and the judge to
+    ``gpt-4``. ``judge`` None: ``critiquellm``, or the upstream protocol's judge."""
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
-    names = _judges(judge)
+    official = _upstream(upstream, rubric, protocol)
+    if official is not None:
+        questions = official.default_questions if questions is None else questions
+        if judge_model is None and judge in (None, official.default_judge):
+            judge_model = official.default_judge_model
+        judge, max_answer_chars = judge or official.default_judge, None  # the official script never clips
+    if questions is None:
+        raise InputError("--questions", None, "give the question file (or --upstream PATH: a THUDM/AlignBench "
+                         "clone's data/data_v1.1_release.jsonl)")
+    names = _judges(judge or "critiquellm")
     settings = dict(model=model, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
-                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples, **overrides)
+                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples, official=official,
+                    **overrides)
     if len(names) > 1:
         return EnsemblePlan(judges=names, plans=[_plan_one(questions, answers, n, **settings) for n in names])
     return _plan_one(questions, answers, names[0], **settings)
@@ -172,10 +199,12 @@ def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Seq
 def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
               judge: str, *, model: str | None, judge_model: str | None, base_url: Sequence[str] | str | None,
               rubric: str | None, protocol: str | None, max_answer_chars: int | None, allow_empty: bool,
-              samples: int, **overrides: Any) -> ScorePlan:
+              samples: int, official: UpstreamProtocol | None = None, **overrides: Any) -> ScorePlan:
     config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
                           **overrides)
-    rub = load_rubric(config.rubric)
+    if official is not None:
+        config = official.judge_config(config)
+    rub = official.rubric() if official is not None else load_rubric(config.rubric)
     qs, record = _load_questions(questions, rub)
     files: list[tuple[str, list[Answer]]]
     if isinstance(answers, str | Path):
@@ -266,8 +295,8 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
     return runs
 
 
-async def score_async(questions: PathLike | Sequence[Question],
-                      answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] = "critiquellm",
+async def score_async(questions: PathLike | Sequence[Question] | None,
+                      answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] | None = None,
                       *, model: str | None = None, base_url: Sequence[str] | str | None = None,
                       judge_model: str | None = None, rubric: str | None = None, protocol: str | None = None,
                       out: PathLike | None = None, force: bool = False, concurrency: int = 16, timeout: float = 120.0,
@@ -277,8 +306,12 @@ async def score_async(questions: PathLike | Sequence[Question],
                       on_event: EventHandler | None = None,
                       extra_manifest: dict[str, Any] | None = None, samples: int = 1,
                       refresh_failed: bool = False, batch: bool | BatchOptions = False,
-                      max_cost: float | None = None, **judge_settings: Any) -> dict[str, Run]:
+                      max_cost: float | None = None, upstream: PathLike | None = None,
+                      **judge_settings: Any) -> dict[str, Run]:
     """Judge answers with a multi-dimension rubric; one finished ``Run`` per model.
+
+    ``upstream``: the path of a THUDM/AlignBench clone: the official AlignBench protocol, its prompts built from
+    that checkout's ``judge.py`` and configs (``questions`` None: its v1.1 question file; ``judge`` None: gpt-4).
 
     ``batch`` (True or ``alignbench.batch.BatchOptions``) sends the uncached requests through the
     provider's batch API (see docs/batch.md; ``BatchPending`` when ``wait=False`` leaves them running);
@@ -294,7 +327,8 @@ async def score_async(questions: PathLike | Sequence[Question],
     p = plan_score(questions, answers, judge, model=model, judge_model=judge_model, base_url=base_url, rubric=rubric,
                    protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples,
                    concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                   options={k: v for k, v in (options or {}).items() if v is not None}, **judge_settings)
+                   options={k: v for k, v in (options or {}).items() if v is not None}, upstream=upstream,
+                   **judge_settings)
     return await score_from_plan_async(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries,
                                        cache=cache, seed=seed, on_event=on_event, extra_manifest=extra_manifest,
                                        refresh_failed=refresh_failed, batch=batch, max_cost=max_cost)
@@ -1012,15 +1046,28 @@ class JudgePrompt:
         return {"messages": self.messages, "rubric": self.rubric.id, **self.config.decoding.model_dump()}
 
 
-def prompt(questions: PathLike, question_id: int, *, answers: PathLike | None = None, model: str | None = None,
-           judge: str = "critiquellm", rubric: str | None = None, protocol: str | None = None) -> JudgePrompt:
+def prompt(questions: PathLike | None, question_id: int, *, answers: PathLike | None = None,
+           model: str | None = None, judge: str | None = None, rubric: str | None = None, protocol: str | None = None,
+           upstream: PathLike | None = None) -> JudgePrompt:
     """The judge prompt for one question exactly as ``score`` would send it; calls nothing. The answer is
     taken from ``answers`` (of ``model`` when the file holds several) or is the placeholder ``{answer}``.
-    A question id the file lacks, or an answer file without that question, is a ``NotFoundError``."""
+    A question id the file lacks, or an answer file without that question, is a ``NotFoundError``.
+    ``upstream``: as in ``score`` (the prompt the official ``judge.py`` of that checkout would send)."""
     from alignbench.prompts import build_request
 
-    config = judge_config(judge, rubric=rubric, protocol=protocol)
-    rub = load_rubric(config.rubric)
+    official = _upstream(upstream, rubric, protocol)
+    if official is not None:
+        questions = official.default_questions if questions is None else questions
+    if questions is None:
+        raise InputError("--questions", None, "give the question file (or --upstream PATH)")
+    judge_model = None
+    if official is not None and judge in (None, official.default_judge):
+        judge_model = official.default_judge_model
+    config = judge_config(judge or (official.default_judge if official is not None else "critiquellm"),
+                          judge_model=judge_model, rubric=rubric, protocol=protocol)
+    if official is not None:
+        config = official.judge_config(config)
+    rub = official.rubric() if official is not None else load_rubric(config.rubric)
     qs = {q.id: q for q in load_questions(questions, rub)}
     if question_id not in qs:
         raise NotFoundError(f"question_id {question_id} is not in {questions}", questions)

@@ -13,6 +13,16 @@ import typer
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", "-q", help="AlignBench question file (JSONL).")]
 JudgeOpt = Annotated[str, typer.Option("--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL.")]
+UpstreamOpt = Annotated[Path | None, typer.Option(
+    "--upstream", help="Your clone of THUDM/AlignBench: judge exactly as its judge.py does (its prompt and "
+                       "configs, one user message, temperature 0; default judge gpt-4, default questions its "
+                       "data/data_v1.1_release.jsonl). See docs/protocols.md.")]
+# --questions and --judge where --upstream can supply them (score, prompt)
+QuestionsOrUpstreamOpt = Annotated[Path | None, typer.Option(
+    "--questions", "-q", help="AlignBench question file (JSONL); with --upstream: default the checkout's v1.1 file.")]
+JudgeOrUpstreamOpt = Annotated[str | None, typer.Option(
+    "--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL. Default: critiquellm; "
+                          "gpt-4 with --upstream.")]
 JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="Override the preset's model id.")]
 JudgeUrlOpt = Annotated[list[str] | None, typer.Option(
     "--judge-base-url", help="OpenAI-compatible base URL of the judge; repeat for several servers.")]

@@ -22,7 +22,7 @@ from alignbench.cli.options import (
     FormatOpt,
     JudgeKeyEnvOpt,
     JudgeModelOpt,
-    JudgeOpt,
+    JudgeOrUpstreamOpt,
     JudgeUrlOpt,
     MaxAnswerCharsOpt,
     MaxCostOpt,
@@ -32,7 +32,7 @@ from alignbench.cli.options import (
     NoWaitOpt,
     ParseRetriesOpt,
     ProtocolOpt,
-    QuestionsOpt,
+    QuestionsOrUpstreamOpt,
     RefreshOpt,
     RubricOpt,
     ScoreFromOpt,
@@ -40,6 +40,7 @@ from alignbench.cli.options import (
     StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    UpstreamOpt,
     allowed_failures,
     batch_arg,
     cache_arg,
@@ -54,9 +55,9 @@ from alignbench.cli.options import (
 
 @app.command()
 def score(
-    questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s), JSONL; repeat for several models.")],
-    judge: JudgeOpt = "critiquellm",
+    questions: QuestionsOrUpstreamOpt = None,
+    judge: JudgeOrUpstreamOpt = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for answer files without model_id.")] = None,
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeUrlOpt = None,
@@ -91,11 +92,13 @@ def score(
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")] = None,
     structured: StructuredOpt = None,
     score_from: ScoreFromOpt = None,
+    upstream: UpstreamOpt = None,
 ) -> None:
     """Judge answers with a multi-dimension rubric and print per-category scores.
 
     Re-running the same command reads every stored reply from the cache: nothing is paid twice, and
-    a killed run picks up where it stopped. `--judge a,b` averages an ensemble of judges.
+    a killed run picks up where it stopped. `--judge a,b` averages an ensemble of judges. `--upstream
+    PATH` (a THUDM/AlignBench clone) judges with the official AlignBench protocol read from it.
     """
     from alignbench import api
 
@@ -108,7 +111,7 @@ def score(
                     max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
                     timeout=timeout, temperature=temperature, max_tokens=max_tokens, **key_settings(api_key_env),
                     options={k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None},
-                    structured=structured, score_from=score_from)
+                    structured=structured, score_from=score_from, upstream=upstream)
     with guarded(), paying():
         plan = api.plan_score(questions, answers, judge, samples=samples, **settings)  # all input checked
         for message in plan.warnings():
@@ -157,21 +160,22 @@ def _print_dry_run(p) -> None:  # noqa: ANN001 - an api.ScorePlan
 
 @app.command()
 def prompt(
-    questions: QuestionsOpt,
     question_id: Annotated[int, typer.Option("--question-id", "-i", help="The question to render.")],
+    questions: QuestionsOrUpstreamOpt = None,
     answers: Annotated[Path | None, typer.Option("--answers", "-a", help="Take the answer from this file.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m")] = None,
-    judge: JudgeOpt = "critiquellm",
+    judge: JudgeOrUpstreamOpt = None,
     rubric: RubricOpt = None,
     protocol: ProtocolOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="text or json (the exact messages).")] = "text",
+    upstream: UpstreamOpt = None,
 ) -> None:
     """Print the exact judge prompt for one question (with a placeholder answer unless --answers)."""
     from alignbench import api
 
     with guarded():
         built = api.prompt(questions, question_id, answers=answers, model=model, judge=judge, rubric=rubric,
-                           protocol=protocol)
+                           protocol=protocol, upstream=upstream)
     if fmt == "json":
         print_json(built.as_dict())
     else:

@@ -248,9 +248,12 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
 
 
 def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
+    from alignbench.upstream import protocol_label
+
     notes = []
     zh = lang == "zh"
     for r in runs:
+        notes.append(md_text(f"{r.label}: {'评审协议' if zh else 'protocol'}: {protocol_label(r.manifest)}"))
         n_failed = r.summary.n_failed
         missing = r.manifest.n_missing_answers
         if n_failed or missing:

@@ -128,6 +128,9 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
                  f"tokens {u.prompt_tokens}+{u.completion_tokens} · {spend_line(u)}")
     for note in notes:
         console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
+    from alignbench.upstream import protocol_label
+
+    console.print(f"[bold]protocol:[/] {escape(protocol_label(summary.run))}", highlight=False)
 
 
 def comparison_table(cmp: Any) -> Table:

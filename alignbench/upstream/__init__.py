@@ -14,9 +14,11 @@ the file, before any call.
 from __future__ import annotations
 
 import hashlib
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 Kind = Literal["alignbench", "fastchat", "critiquellm"]
 
@@ -78,3 +80,71 @@ def open_checkout(path: str | Path, expect: Kind | None = None) -> Checkout:
 def sha256_file(path: Path) -> str:
     """Hex SHA-256 of a file's bytes: what a manifest records and what tells a modified checkout."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- protocols: kind -> the module that builds it -------------------------------------------------
+
+class UpstreamProtocol(Protocol):
+    """What ``score``/``prompt`` need of a checkout's protocol (``alignbench_official.OfficialAlignBench`` is one).
+
+    ``rubric()`` is a :class:`~alignbench.rubrics.Rubric` whose ``upstream`` is the protocol itself: the
+    ordinary plan → engine → parse → aggregate path runs, with its prompts built by ``messages`` from the
+    checkout. ``record()`` goes into the run's manifest (``run.upstream``) and is what :func:`protocol_label`
+    reads; ``judge_config`` refuses settings the protocol does not use (and fixes its rubric name)."""
+
+    name: str
+    default_judge: str  # the judge preset when none is given
+    default_judge_model: str | None  # and the model it is asked for (None: the preset's), unless --judge-model
+
+    @property
+    def default_questions(self) -> Path | None: ...
+    def messages(self, question: Any, answer: str) -> list[dict[str, str]]: ...
+    def record(self) -> dict[str, Any]: ...
+    def rubric(self) -> Any: ...
+    def judge_config(self, config: Any) -> Any: ...
+
+
+# The one branch point on the checkout's kind: "module:function" taking a Checkout and returning an
+# UpstreamProtocol. A kind not listed here is recognised by open_checkout but has no ``score --upstream`` yet.
+PROTOCOL_BUILDERS: dict[str, str] = {
+    "alignbench": "alignbench.upstream.alignbench_official:load",
+}
+
+
+def load_protocol(path: str | Path) -> UpstreamProtocol:
+    """The judge protocol of the checkout at ``path``, every file of it read, parsed and hashed now (before
+    any call): THUDM/AlignBench's ``judge.py``, or whatever :data:`PROTOCOL_BUILDERS` has for its kind."""
+    checkout = open_checkout(path)
+    target = PROTOCOL_BUILDERS.get(checkout.kind)
+    if target is None:
+        raise UpstreamError(f"{checkout.root}: a {checkout.kind} checkout; alignbench does not score with its "
+                            "protocol yet (a THUDM/AlignBench clone is read)")
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)(checkout)
+
+
+# -- the label of a run's numbers ------------------------------------------------------------------
+
+_LEADERBOARDS = (("mtbench", "MT-Bench"),)  # our rubric's name prefix -> the leaderboard its numbers resemble
+
+
+def protocol_label(manifest: Any) -> str:
+    """What a run's numbers can stand next to, in one line: the one place this label is written (the terminal
+    footer, ``summary.json``'s manifest, the Markdown report and the viewer all show this text).
+
+    A run made with an upstream protocol (manifest ``upstream``: ``protocol``, ``file``, ``sha256``,
+    ``modified``, ``differs``, ``known``) is "official AlignBench protocol (judge.py @ 0f5ef4d0)", plus what
+    differs from the known upstream version when modified; a run made with a rubric of ours says that its
+    numbers are not comparable with the published leaderboard. ``manifest``: a ``Manifest`` or its dict."""
+    get = manifest.get if isinstance(manifest, Mapping) else lambda k, d=None: getattr(manifest, k, d)
+    record = get("upstream")
+    if isinstance(record, Mapping) and record.get("protocol"):
+        text = f"{record['protocol']} ({record.get('file', '?')} @ {str(record.get('sha256', ''))[:8] or '?'})"
+        if record.get("modified"):
+            differs = ", ".join(record.get("differs") or []) or "its files"
+            text += f", modified: {differs} differ from {record.get('known', 'the known upstream version')}"
+        return text
+    rubric = str(get("rubric") or "?")
+    board = next((b for prefix, b in _LEADERBOARDS if rubric.startswith(prefix)), "AlignBench")
+    return (f"alignbench's own rubric {rubric}: its numbers are not comparable with the published {board} "
+            "leaderboard (score --upstream with the official checkout gives those)")

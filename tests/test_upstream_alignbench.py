@@ -302,7 +302,7 @@ def test_own_rubric_run_says_it_is_not_comparable(tmp_path: Path) -> None:
     summary = json.loads((run.dir / "summary.json").read_text(encoding="utf-8"))
     label = summary["run"]["protocol_label"]
     assert "upstream" not in summary["run"]
-    assert label.startswith("alignbench's own rubric alignbench@") and "not comparable with the published " \
+    assert label.startswith("rubric alignbench@") and "not comparable with the published " \
         "AlignBench leaderboard" in label
     console = Console(record=True, width=300)
     print_summary(run.summary, load_rubric("alignbench"), console)

@@ -146,5 +146,5 @@ def protocol_label(manifest: Any) -> str:
         return text
     rubric = str(get("rubric") or "?")
     board = next((b for prefix, b in _LEADERBOARDS if rubric.startswith(prefix)), "AlignBench")
-    return (f"alignbench's own rubric {rubric}: its numbers are not comparable with the published {board} "
-            "leaderboard (score --upstream with the official checkout gives those)")
+    return (f"rubric {rubric} (alignbench's rubric set, not the official protocol): its numbers are not "
+            f"comparable with the published {board} leaderboard")

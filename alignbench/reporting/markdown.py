@@ -253,7 +253,6 @@ def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
     notes = []
     zh = lang == "zh"
     for r in runs:
-        notes.append(md_text(f"{r.label}: {'评审协议' if zh else 'protocol'}: {protocol_label(r.manifest)}"))
         n_failed = r.summary.n_failed
         missing = r.manifest.n_missing_answers
         if n_failed or missing:
@@ -274,6 +273,11 @@ def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
                                  "the judge prompt"))
     if not notes:
         notes.append("所有评审均成功，没有排除任何回答。" if zh else "Every judgment succeeded; nothing was excluded.")
+    # what each run's numbers can stand next to: the official protocol, or a rubric of ours (not the leaderboard's)
+    by_label: dict[str, list[str]] = {}
+    for r in runs:
+        by_label.setdefault(protocol_label(r.manifest), []).append(r.label)
+    notes += [md_text(f"{', '.join(names)}: {'评审协议' if zh else 'protocol'}: {label}") for label, names in by_label.items()]
     notes += [n for r in runs for n in _protocol_notes(r, zh)]
     for what, zh_what, values in (("rubric", "评分细则", {_as_judged(r, runs)[1] for r in runs}),
                                   ("judge", "评审模型", {_as_judged(r, runs)[0] for r in runs}),

@@ -118,6 +118,11 @@ class ScorePlan:
         if self.samples > 1 and self.config.decoding.temperature == 0:
             out.append(f"--samples {self.samples} at judge temperature 0: the samples differ only if the server's "
                        "sampling uses the seed; pass --temperature (e.g. 0.7) to measure the judge's spread")
+        if (official := self.rubric.upstream) is not None and official.record().get("modified"):
+            from alignbench.upstream import protocol_label
+
+            out.append(protocol_label({"rubric": self.rubric.id, "upstream": official.record()}) + ": the scores are "
+                       "labelled modified and do not stand next to the published leaderboard")
         return out
 
 

@@ -150,6 +150,8 @@ def test_modified_checkout_works_and_says_so(checkout_docs: list[dict], tmp_path
     module = import_judge(judge)
     config = upstream_config(module, clone, tmp_path)
     files = answer_files(checkout_docs[:40], tmp_path / "answers")
+    clone_questions = clone / "data" / "data_v1.1_release.jsonl"
+    write_jsonl(clone_questions, checkout_docs[:40])  # the clone's own question file, answered in full
     plan = api.plan_score(None, [files["m-braces"]], upstream=clone)
     docs = {d["question_id"]: d for d in checkout_docs}
     answers = {r["question_id"]: r["answer"] for r in read_jsonl(files["m-braces"])}
@@ -164,6 +166,9 @@ def test_modified_checkout_works_and_says_so(checkout_docs: list[dict], tmp_path
     label = protocol_label({"rubric": plan.rubric.id, "upstream": record})
     assert label.startswith(f"official AlignBench protocol (judge.py @ {sha256_file(judge)[:8]}), modified: ")
     assert "judge.py, config/my_definitions.json differ from THUDM/AlignBench@5b79d4a" in label
+    assert plan.warnings() == [f"{label}: the scores are labelled modified and do not stand next to the published "
+                               "leaderboard"]
+    assert not [w for w in api.plan_score(None, [files["m-braces"]], upstream=UPSTREAM).warnings() if "modified" in w]
     # another version of the files is another rubric id, so no cached reply of the original is reused
     assert plan.rubric.id != load_protocol(UPSTREAM).rubric().id
 

@@ -181,6 +181,10 @@ def test_modified_checkout_works_and_says_so(checkout_docs: list[dict], tmp_path
      "config.dimension2def(dim).upper()"),
     (lambda s: s.replace("answer=sample.answer)", "answer=sample.answer.strip())"), ".format(answer=...)"),
     (lambda s: s.replace("[助手的答案结束]\\n\"", "[助手的答案结束]{missing}\\n\""), "does not format"),
+    (lambda s: s.replace("    return dimensions, prompt", "    return dimensions, prompt + '!'"),
+     "returns something other than (dimensions, prompt)"),
+    (lambda s: s.replace("    return dimensions, prompt", "    prompt = prompt.strip()\n    return dimensions, prompt"),
+     "prompt is assigned after the prompt is formatted"),
 ])
 def test_broken_checkout_fails_naming_the_file_before_any_call(tmp_path: Path, edit, names: str) -> None:  # noqa: ANN001
     clone = copy_checkout(tmp_path / "AlignBench", n_questions=2)

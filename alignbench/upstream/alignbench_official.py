@@ -124,6 +124,8 @@ class _Reader:
         self.line: tuple[str | _Part, ...] | None = None
         self.enumerate_start = 0
         self.format_call: tuple[str, dict[str, str | None], ast.AST] | None = None
+        self.prompt_var: str | None = None  # the local the formatted prompt is assigned to
+        self.returned = False
 
     def fail(self, node: ast.AST, why: str) -> NoReturn:
         where = f"{self.path} line {getattr(node, 'lineno', '?')}"
@@ -158,6 +160,8 @@ class _Reader:
             self.statement(stmt)
         if self.format_call is None:
             self.fail(self.fn, "prompt_construct has no `prompt = TEMPLATE.format(...)`")
+        if not self.returned:
+            self.fail(self.fn, "prompt_construct does not return (dimensions, prompt)")
         template, keywords, node = self.format_call  # type: ignore[misc]
         if None in keywords.values() and (self.acc is None or self.line is None or self.dims_by is None):
             self.fail(node, "the dimension list passed to .format(...) is not built by a loop over "
@@ -175,8 +179,16 @@ class _Reader:
     def statement(self, stmt: ast.stmt) -> None:
         if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):  # a docstring
             return
-        if isinstance(stmt, ast.Return):
+        if isinstance(stmt, ast.Return):  # run_sample reads `dimensions, prompt = prompt_construct(...)`
+            value = stmt.value
+            if not (isinstance(value, ast.Tuple) and len(value.elts) == 2 and isinstance(value.elts[1], ast.Name)
+                    and self.prompt_var is not None and value.elts[1].id == self.prompt_var):
+                self.fail(stmt, "prompt_construct returns something other than (dimensions, prompt), prompt being "
+                                "the formatted template")
+            self.returned = True
             return
+        if self.returned:
+            self.fail(stmt, "prompt_construct has statements after its return")
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             self.assign(stmt.targets[0].id, stmt.value, stmt)
             return
@@ -189,6 +201,8 @@ class _Reader:
         self.fail(stmt, f"prompt_construct has a statement alignbench does not read: {ast.unparse(stmt)[:80]!r}")
 
     def assign(self, name: str, value: ast.expr, stmt: ast.stmt) -> None:
+        if self.format_call is not None or (name == self.acc and self.line is not None):
+            self.fail(stmt, f"{name} is assigned after the {'prompt is formatted' if self.format_call else 'loop'}")
         text = self.string(value)
         if text is not None:
             self.strings[name] = text
@@ -215,6 +229,7 @@ class _Reader:
                     self.fail(stmt, f".format({kw.arg}=...) is given neither a sample field nor the dimension list")
                 keywords[kw.arg] = by  # type: ignore[index]
             self.format_call = (template, keywords, stmt)  # type: ignore[assignment]
+            self.prompt_var = name
             return
         self.fail(stmt, f"an assignment alignbench does not read: {ast.unparse(stmt)[:80]!r}")
 

@@ -120,6 +120,9 @@ def test_known_hashes_are_the_checkout_files() -> None:
     assert protocol_label({"rubric": protocol.rubric().id, "upstream": record}) == LABEL
     assert "not comparable with the published AlignBench leaderboard" in protocol_label({"rubric": "alignbench@1.2.0"})
     assert "MT-Bench leaderboard" in protocol_label({"rubric": "mtbench-single@1.0.0"})
+    edited = {**record, "sha256": "ab" * 32, "modified": True, "differs": ["judge.py"]}
+    assert protocol_label({"upstream": edited}) == ("official AlignBench protocol (judge.py @ abababab), modified: "
+                                                    "judge.py differs from THUDM/AlignBench@5b79d4a")
 
 
 def copy_checkout(dest: Path, n_questions: int | None = None) -> Path:

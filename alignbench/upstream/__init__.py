@@ -141,8 +141,9 @@ def protocol_label(manifest: Any) -> str:
     if isinstance(record, Mapping) and record.get("protocol"):
         text = f"{record['protocol']} ({record.get('file', '?')} @ {str(record.get('sha256', ''))[:8] or '?'})"
         if record.get("modified"):
-            differs = ", ".join(record.get("differs") or []) or "its files"
-            text += f", modified: {differs} differ from {record.get('known', 'the known upstream version')}"
+            files = list(record.get("differs") or [])
+            verb = "differs" if len(files) == 1 else "differ"
+            text += f", modified: {', '.join(files) or 'its files'} {verb} from {record.get('known', 'the known version')}"
         return text
     rubric = str(get("rubric") or "?")
     board = next((b for prefix, b in _LEADERBOARDS if rubric.startswith(prefix)), "AlignBench")

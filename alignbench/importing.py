@@ -131,8 +131,11 @@ class ImportResult:
 
 
 def imported_label(imported: dict[str, Any]) -> str:
-    """``imported from <file> (<format>), not re-judged``: the line terminal, report and viewer show."""
-    return f"imported from {imported.get('source', '?')} ({imported.get('format', '?')}), not re-judged"
+    """``imported from <file> (<format>), not re-judged``: the line terminal, report and viewer show
+    (``upstream.protocol_label`` writes it, as every run's protocol line)."""
+    from alignbench.upstream import protocol_label
+
+    return protocol_label({"imported": {"source": "?", "format": "?", **imported}})
 
 
 # ================================================================================================
@@ -607,7 +610,7 @@ def _write_pointwise(path: Path, fmt: Format, sha: str, model: str, judgments: l
         judge = {"name": judge_model, "backend": "imported", "model": judge_model,
                  "prompt": ", ".join(prompts), "tool": _TOOL[fmt]}
         man = manifest(model, judge, rubric, qrec, answers_rec, imported=imported,
-                       notes=[imported_label(imported), *notes]).model_copy(update={"rubric": rubric_id})
+                       notes=list(notes)).model_copy(update={"rubric": rubric_id})
         summary = build_summary(judgments, rubric, man, UsageTotals(), seed=seed)
         if fmt == "fastchat-single":
             summary = _with_mtbench(summary, mtbench_figures(judgments, rubric, seed=seed))
@@ -760,7 +763,7 @@ def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric:
         "run": run_metadata(dir=str(run_dir), questions={"path": str(qpath), "sha256": file_sha256(qpath)},
                             answers={m: str(folder / f"{m}.jsonl") for m in compared if m in replies},
                             baseline_answers=str(folder / f"{base}.jsonl") if base in replies else None, n_questions=len(qs), missing={}, baseline_missing=[],
-                            max_answer_chars=None, imported=imported, notes=[imported_label(imported), *notes]),
+                            max_answer_chars=None, imported=imported, notes=list(notes)),
         "imported": imported,
         "differences": {"file": DIFFERENCES_FILE, "n": len(diffs), "by_kind": _by_kind(diffs)},
         "finished": True,

@@ -221,9 +221,6 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
     or leaked into the final text, and its figures (``stats.fmt.FIGURES``); per-turn scores: own table."""
     extra = r.summary.model_extra or {}
     out = []
-    if imported := (r.manifest.model_extra or {}).get("imported"):  # alignbench import: not judged by us
-        out.append(md_text(f"{r.label}: imported from {imported.get('source')} ({imported.get('format')}), not "
-                           "re-judged" + (f" (sha256 {str(imported.get('sha256'))[:12]})" if imported.get('sha256') else "")))
     reasoning = extra.get("answer_reasoning") or {}
     if reasoning.get("removed") or reasoning.get("leaked"):
         out.append(md_text(
@@ -236,6 +233,8 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
 
 
 def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
+    from alignbench.upstream import protocol_label
+
     notes = []
     zh = lang == "zh"
     for r in runs:
@@ -259,6 +258,11 @@ def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
                                  "the judge prompt"))
     if not notes:
         notes.append("所有评审均成功，没有排除任何回答。" if zh else "Every judgment succeeded; nothing was excluded.")
+    # what each run's numbers can stand next to: the official protocol, or a rubric of ours (not the leaderboard's)
+    by_label: dict[str, list[str]] = {}
+    for r in runs:
+        by_label.setdefault(protocol_label(r.manifest), []).append(r.label)
+    notes += [md_text(f"{', '.join(names)}: {'评审协议' if zh else 'protocol'}: {label}") for label, names in by_label.items()]
     notes += [n for r in runs for n in _protocol_notes(r, zh)]
     for what, zh_what, values in (("rubric", "评分细则", {_as_judged(r, runs)[1] for r in runs}),
                                   ("judge", "评审模型", {_as_judged(r, runs)[0] for r in runs}),

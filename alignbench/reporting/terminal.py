@@ -100,8 +100,6 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
     if (turns := dialogue_table(summary)) is not None:
         console.print(turns)
     notes = []
-    if imported := (summary.run.model_extra or {}).get("imported"):  # alignbench import: not judged by us
-        notes.append(f"imported from {imported.get('source')} ({imported.get('format')}), not re-judged")
     if summary.n_failed:
         by = ", ".join(f"{k} {v}" for k, v in summary.failed_by_status.items())
         notes.append(f"{summary.n_failed} judgment(s) failed and are excluded ({by})")
@@ -124,6 +122,9 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
                  f"tokens {u.prompt_tokens}+{u.completion_tokens} · {spend_line(u)}")
     for note in notes:
         console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
+    from alignbench.upstream import protocol_label
+
+    console.print(f"[bold]protocol:[/] {escape(protocol_label(summary.run))}", highlight=False)
 
 
 def comparison_table(cmp: Any) -> Table:

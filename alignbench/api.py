@@ -93,6 +93,7 @@ class ScorePlan:
     missing: dict[str, list[int]] = field(default_factory=dict)  # model -> unanswered question ids
     max_answer_chars: int | None = None
     samples: int = 1  # judgments asked per answer (see run_score_plan)
+    upstream: Any = None  # the protocol of an --upstream checkout (upstream.fastchat_mtbench.FastChat), or None
 
     @property
     def models(self) -> list[str]:
@@ -150,20 +151,64 @@ def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) ->
     return qs, {"path": "<memory>", "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()}
 
 
-def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
-               judge: str | Sequence[str] = "critiquellm", *, model: str | None = None, judge_model: str | None = None,
+def _fastchat(upstream: PathLike | None) -> Any:
+    """The MT-Bench protocol of an ``--upstream`` FastChat checkout (``upstream.fastchat_mtbench``), None
+    without ``--upstream``. Everything it reads is checked here, before any call."""
+    if upstream is None:
+        return None
+    from alignbench.upstream import UpstreamError, open_checkout
+
+    checkout = open_checkout(upstream)
+    if checkout.kind != "fastchat":
+        raise UpstreamError(f"{checkout.root}: --upstream with a {checkout.kind} checkout is not supported here")
+    from alignbench.upstream.fastchat_mtbench import open_fastchat
+
+    return open_fastchat(checkout)
+
+
+def _fastchat_judge(judge: str, rubric: str | None, protocol: str | None, overrides: dict[str, Any]) -> ModelConfig:
+    """The judge as FastChat calls it: its prompts (no --rubric/--protocol), temperature 0 and 2,048 tokens
+    unless --temperature/--max-tokens say otherwise."""
+    from alignbench.upstream.fastchat_mtbench import MAX_TOKENS, RUBRIC, TEMPERATURE
+
+    if rubric or protocol:
+        raise InputError("--upstream", None, "the FastChat checkout's judge_prompts.jsonl decides the prompts; drop "
+                         "--rubric/--protocol")
+    settings = {**overrides, "temperature": TEMPERATURE if overrides.get("temperature") is None
+                else overrides["temperature"], "max_tokens": overrides.get("max_tokens") or MAX_TOKENS}
+    return judge_config(judge, rubric=RUBRIC, **settings)
+
+
+def _default_judge(fastchat: Any) -> str:
+    from alignbench.upstream.fastchat_mtbench import DEFAULT_JUDGE
+
+    return DEFAULT_JUDGE if fastchat is not None else "critiquellm"
+
+
+def plan_score(questions: PathLike | Sequence[Question] | None,
+               answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] | None = None,
+               *, model: str | None = None, judge_model: str | None = None,
                base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
                max_answer_chars: int | None = 12000, allow_empty: bool = False, samples: int = 1,
-               **overrides: Any) -> ScorePlan | EnsemblePlan:
+               upstream: PathLike | None = None, **overrides: Any) -> ScorePlan | EnsemblePlan:
     """Check every input and render every prompt; call nothing. One judge gives a ``ScorePlan``, several
     (``"a,b"`` or a list) an ``EnsemblePlan``; either runs with ``score_from_plan``, and its ``warnings()``
     are what to tell the user first (the CLI prints them). ``samples`` K > 1 asks the judge K times per
-    answer (see ``run_score_plan``)."""
+    answer (see ``run_score_plan``). ``upstream``: a FastChat checkout, to judge MT-Bench exactly as its
+    ``gen_judgment.py`` does (docs/protocols.md; ``questions`` None then means its MT-Bench questions and the
+    judge defaults to ``openai:gpt-4``)."""
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
-    names = _judges(judge)
+    fastchat = _fastchat(upstream)
+    names = _judges(judge if judge is not None else _default_judge(fastchat))
+    if fastchat is not None and len(names) > 1:
+        raise InputError("--judge", None, "--upstream runs one judge at a time")
+    if questions is None and fastchat is None:
+        raise InputError("--questions", None, "give the question file (or --upstream FASTCHAT for MT-Bench's)")
     settings = dict(model=model, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
                     max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples, **overrides)
+    if fastchat is not None:
+        settings["fastchat"] = fastchat
     if len(names) > 1:
         return EnsemblePlan(judges=names, plans=[_plan_one(questions, answers, n, **settings) for n in names])
     return _plan_one(questions, answers, names[0], **settings)
@@ -172,11 +217,19 @@ def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Seq
 def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
               judge: str, *, model: str | None, judge_model: str | None, base_url: Sequence[str] | str | None,
               rubric: str | None, protocol: str | None, max_answer_chars: int | None, allow_empty: bool,
-              samples: int, **overrides: Any) -> ScorePlan:
-    config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
-                          **overrides)
-    rub = load_rubric(config.rubric)
-    qs, record = _load_questions(questions, rub)
+              samples: int, fastchat: Any = None, **overrides: Any) -> ScorePlan:
+    if fastchat is not None:
+        config = _fastchat_judge(judge, rubric, protocol, dict(judge_model=judge_model, base_url=base_url,
+                                                               **overrides))
+        rub = load_rubric(config.rubric)
+        path = questions if questions is not None else fastchat.default_questions()
+        qs, record = fastchat.load_questions(path, rub), {"path": str(path), "sha256": file_sha256(path)}
+        max_answer_chars = None  # FastChat shows answers whole
+    else:
+        config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
+                              **overrides)
+        rub = load_rubric(config.rubric)
+        qs, record = _load_questions(questions, rub)  # type: ignore[arg-type]
     files: list[tuple[str, list[Answer]]]
     if isinstance(answers, str | Path):
         answers = [answers]
@@ -194,9 +247,10 @@ def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequ
             sources[name] = path
         pairs.extend(joined.pairs)
         missing.update(joined.missing)
-    return ScorePlan(config=config, rubric=rub, questions=qs, items=plan(pairs, rub, config, max_answer_chars),
-                     questions_record=record, sources=sources, missing=missing, max_answer_chars=max_answer_chars,
-                     samples=samples)
+    items = fastchat.plan_single(pairs, rub, config) if fastchat is not None else plan(pairs, rub, config,
+                                                                                        max_answer_chars)
+    return ScorePlan(config=config, rubric=rub, questions=qs, items=items, questions_record=record, sources=sources,
+                     missing=missing, max_answer_chars=max_answer_chars, samples=samples, upstream=fastchat)
 
 
 def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
@@ -221,6 +275,8 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
     samples = p.samples if samples is None else samples
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
+    if p.upstream is not None:
+        parse_retries = 0  # FastChat asks each prompt once (a retry would be another request)
     dirs = _score_dirs(p, out)
     store, owned = open_store(cache)
     with ExitStack() as stack:
@@ -259,15 +315,19 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
                     {"sample": i % samples, "seed": it.request.decoding.seed, "judgment": j.model_dump(mode="json")}
                     for i, (it, j) in enumerate(zip(items, drawn, strict=True)) if j.model == name])
             usage = usage_totals(mine_drawn, engine, name)
-            summary = folder.write_run(mine, build_summary(mine, p.rubric, run, usage, seed=seed, samples=section,
-                                                           score_from=p.config.score_from))
+            body = build_summary(mine, p.rubric, run, usage, seed=seed, samples=section, score_from=p.config.score_from)
+            if p.upstream is not None:
+                from alignbench.upstream.fastchat_mtbench import finish_summary
+
+                body = finish_summary(body, mine, p.upstream, seed=seed)
+            summary = folder.write_run(mine, body)
             runs[name] = Run(dir=folder.path, summary=summary, judgments=sorted(mine, key=lambda j: j.question_id),
                              label=name)
     return runs
 
 
-async def score_async(questions: PathLike | Sequence[Question],
-                      answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] = "critiquellm",
+async def score_async(questions: PathLike | Sequence[Question] | None,
+                      answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] | None = None,
                       *, model: str | None = None, base_url: Sequence[str] | str | None = None,
                       judge_model: str | None = None, rubric: str | None = None, protocol: str | None = None,
                       out: PathLike | None = None, force: bool = False, concurrency: int = 16, timeout: float = 120.0,
@@ -277,8 +337,10 @@ async def score_async(questions: PathLike | Sequence[Question],
                       on_event: EventHandler | None = None,
                       extra_manifest: dict[str, Any] | None = None, samples: int = 1,
                       refresh_failed: bool = False, batch: bool | BatchOptions = False,
-                      max_cost: float | None = None, **judge_settings: Any) -> dict[str, Run]:
-    """Judge answers with a multi-dimension rubric; one finished ``Run`` per model.
+                      max_cost: float | None = None, upstream: PathLike | None = None,
+                      **judge_settings: Any) -> dict[str, Run]:
+    """Judge answers with a multi-dimension rubric; one finished ``Run`` per model. ``judge`` None: critiquellm,
+    or with ``upstream`` (a FastChat checkout: MT-Bench as its gen_judgment.py judges it) openai:gpt-4.
 
     ``batch`` (True or ``alignbench.batch.BatchOptions``) sends the uncached requests through the
     provider's batch API (see docs/batch.md; ``BatchPending`` when ``wait=False`` leaves them running);
@@ -294,7 +356,8 @@ async def score_async(questions: PathLike | Sequence[Question],
     p = plan_score(questions, answers, judge, model=model, judge_model=judge_model, base_url=base_url, rubric=rubric,
                    protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty, samples=samples,
                    concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                   options={k: v for k, v in (options or {}).items() if v is not None}, **judge_settings)
+                   options={k: v for k, v in (options or {}).items() if v is not None}, upstream=upstream,
+                   **judge_settings)
     return await score_from_plan_async(p, out=out, force=force, attempts=attempts, parse_retries=parse_retries,
                                        cache=cache, seed=seed, on_event=on_event, extra_manifest=extra_manifest,
                                        refresh_failed=refresh_failed, batch=batch, max_cost=max_cost)
@@ -406,6 +469,7 @@ class ComparePlan:
     n_pairs: int
     questions_record: dict[str, str]
     baseline_path: str
+    upstream: Any = None  # the protocol of an --upstream checkout (upstream.fastchat_mtbench.FastChat), or None
 
     def warnings(self) -> list[str]:
         out = []
@@ -428,20 +492,34 @@ def _file_model_name(path: Path) -> str | None:
     return None
 
 
-def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                 judge: str = "critiquellm", *, judge_model: str | None = None,
+def plan_compare(questions: PathLike | None, answers: Sequence[PathLike], baseline: PathLike,
+                 judge: str | None = None, *, judge_model: str | None = None,
                  base_url: Sequence[str] | str | None = None, rubric: str | None = None, protocol: str | None = None,
-                 max_answer_chars: int | None = 12000, allow_empty: bool = False, **overrides: Any) -> ComparePlan:
-    """Check every input and render both orders of every pair; call nothing."""
+                 max_answer_chars: int | None = 12000, allow_empty: bool = False, upstream: PathLike | None = None,
+                 **overrides: Any) -> ComparePlan:
+    """Check every input and render both orders of every pair; call nothing. ``upstream``: a FastChat
+    checkout, to compare MT-Bench answers as its ``gen_judgment.py --mode pairwise-baseline`` does
+    (``questions`` None: its MT-Bench questions; judge default openai:gpt-4)."""
     from alignbench.pairwise.compare import match_pairs, plan_pairs
 
-    config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
-                          **overrides)
-    rub = load_rubric(config.rubric)
-    if not rub.templates.pairwise_user:
-        raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
+    fastchat = _fastchat(upstream)
+    judge = judge if judge is not None else _default_judge(fastchat)
+    if fastchat is not None:
+        config = _fastchat_judge(judge, rubric, protocol, dict(judge_model=judge_model, base_url=base_url,
+                                                               **overrides))
+        rub = load_rubric(config.rubric)
+        questions = questions if questions is not None else fastchat.default_questions()
+        qs = fastchat.load_questions(questions, rub)
+    else:
+        if questions is None:
+            raise InputError("--questions", None, "give the question file (or --upstream FASTCHAT for MT-Bench's)")
+        config = judge_config(judge, judge_model=judge_model, base_url=base_url, rubric=rubric, protocol=protocol,
+                              **overrides)
+        rub = load_rubric(config.rubric)
+        if not rub.templates.pairwise_user:
+            raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
+        qs = load_questions(questions, rub)
     baseline, answers = Path(baseline), [Path(a) for a in answers]
-    qs = load_questions(questions, rub)
     base = load_answers(baseline, model=_file_model_name(baseline), allow_empty=allow_empty)
     names = sorted({a.model for a in base})
     if len(names) != 1:
@@ -468,16 +546,17 @@ def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: Pat
     if not matched.pairs:
         raise InputError(baseline, None, "no question has an answer from both a model and the baseline: nothing "
                          "to compare")
-    return ComparePlan(config=config, rubric=rub, questions=qs,
-                       items=plan_pairs(matched.pairs, rub, config, max_answer_chars), baseline=names[0],
+    items = fastchat.plan_pairs(matched.pairs, rub, config) if fastchat is not None else plan_pairs(
+        matched.pairs, rub, config, max_answer_chars)
+    return ComparePlan(config=config, rubric=rub, questions=qs, items=items, baseline=names[0], upstream=fastchat,
                        sources=source, missing=matched.missing, baseline_missing=matched.baseline_missing,
                        n_pairs=len(matched.pairs), questions_record={"path": str(questions),
                                                                      "sha256": file_sha256(questions)},
                        baseline_path=str(baseline))
 
 
-async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                        judge: str = "critiquellm", *, judge_model: str | None = None,
+async def compare_async(questions: PathLike | None, answers: Sequence[PathLike], baseline: PathLike,
+                        judge: str | None = None, *, judge_model: str | None = None,
                         base_url: Sequence[str] | str | None = None, rubric: str | None = None,
                         protocol: str | None = None, out: PathLike | None = None, force: bool = False,
                         length_unit: str = "words", seed: int = 0, bootstrap: int = 200, concurrency: int = 16,
@@ -485,9 +564,11 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
                         max_answer_chars: int | None = 12000, temperature: float | None = None,
                         max_tokens: int | None = None, cache: CacheArg = None, allow_empty: bool = False,
                         on_event: EventHandler | None = None, batch: bool | BatchOptions = False,
-                        max_cost: float | None = None, **judge_settings: Any) -> PairwiseRun:
+                        max_cost: float | None = None, upstream: PathLike | None = None,
+                        **judge_settings: Any) -> PairwiseRun:
     """Judge each model against a baseline, every pair in both orders; win rates, length-controlled
-    win rates and position inconsistency in the returned (and written) pairwise summary.
+    win rates and position inconsistency in the returned (and written) pairwise summary. ``upstream``: a
+    FastChat checkout (MT-Bench's pair-v2 prompts; the summary's ``fastchat`` holds show_result.py's counts).
     ``judge_settings`` are further judge overrides (e.g. ``api_key_env``); ``batch`` and ``max_cost``
     as in ``score``."""
     from alignbench.pairwise.compare import (
@@ -504,7 +585,9 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
     p = plan_compare(questions, answers, baseline, judge, judge_model=judge_model, base_url=base_url, rubric=rubric,
                      protocol=protocol, max_answer_chars=max_answer_chars, allow_empty=allow_empty,
                      concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
-                     **judge_settings)
+                     upstream=upstream, **judge_settings)
+    if p.upstream is not None:
+        parse_retries = 0  # FastChat asks each prompt once
     models = list(dict.fromkeys(p.sources))
     joined = "+".join(models)
     who = joined if len(joined) <= 60 else f"{len(models)}-models"
@@ -537,6 +620,11 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
                                 baseline_missing=p.baseline_missing, max_answer_chars=max_answer_chars),
             "finished": True,
         })
+        if p.upstream is not None:
+            from alignbench.upstream.fastchat_mtbench import fastchat_pair_section
+
+            summary["fastchat"] = fastchat_pair_section(judgments, seed=seed)
+            summary["run"]["protocol"] = p.upstream.record()
         write_compare_run(folder, judgments, summary)
     return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
 

@@ -21,7 +21,7 @@ from alignbench.cli.options import (
     FormatOpt,
     JudgeKeyEnvOpt,
     JudgeModelOpt,
-    JudgeOpt,
+    JudgeOrUpstreamOpt,
     JudgeUrlOpt,
     MaxAnswerCharsOpt,
     MaxCostOpt,
@@ -31,11 +31,12 @@ from alignbench.cli.options import (
     NoWaitOpt,
     ParseRetriesOpt,
     ProtocolOpt,
-    QuestionsOpt,
+    QuestionsOrUpstreamOpt,
     RubricOpt,
     StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    UpstreamOpt,
     allowed_failures,
     batch_arg,
     cache_arg,
@@ -62,10 +63,10 @@ def _check_choice(value: str | None, option: str, choices: tuple[str, ...]) -> N
 
 @app.command()
 def compare(
-    questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s) of the model(s) to compare, JSONL; repeat for several.")],
     baseline: Annotated[Path, typer.Option("--baseline", "-b", help="Answer file of the baseline model, JSONL.")],
-    judge: JudgeOpt = "critiquellm",
+    questions: QuestionsOrUpstreamOpt = None,
+    judge: JudgeOrUpstreamOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeUrlOpt = None,
     rubric: RubricOpt = None,
@@ -94,6 +95,7 @@ def compare(
     batch_fallback: BatchFallbackOpt = "batch",
     max_cost: MaxCostOpt = None,
     structured: StructuredOpt = None,
+    upstream: UpstreamOpt = None,
 ) -> None:
     """Judge each model against a baseline, every pair in both orders, and print win rates,
     length-controlled win rates and position inconsistency.
@@ -108,7 +110,7 @@ def compare(
     allowed_failures(max_failed, 1)
     paid = batch_arg(batch, no_wait, batch_fallback)
     settings = dict(judge_model=judge_model, base_url=judge_base_url, rubric=rubric, protocol=protocol,
-                    max_answer_chars=max_answer_chars, allow_empty=allow_empty)
+                    max_answer_chars=max_answer_chars, allow_empty=allow_empty, upstream=upstream)
     tuning = dict(concurrency=concurrency, timeout=timeout, temperature=temperature, max_tokens=max_tokens,
                   structured=structured, **key_settings(api_key_env))
     with guarded(), paying():
@@ -138,6 +140,10 @@ def compare(
         print_json(summary)
     else:
         print_pairwise(summary, console)
+        if summary.get("fastchat"):
+            from alignbench.reporting.terminal import print_fastchat_pairwise
+
+            print_fastchat_pairwise(summary, console)
         console.print(f"run folder: {result.dir}", style="dim", markup=False, highlight=False)
     first = result.failures[0] if result.failed else None
     exit_on_failures(result.failed, result.total, result.by_status, max_failed,

@@ -23,6 +23,7 @@ from alignbench.cli.options import (
     JudgeKeyEnvOpt,
     JudgeModelOpt,
     JudgeOpt,
+    JudgeOrUpstreamOpt,
     JudgeUrlOpt,
     MaxAnswerCharsOpt,
     MaxCostOpt,
@@ -33,6 +34,7 @@ from alignbench.cli.options import (
     ParseRetriesOpt,
     ProtocolOpt,
     QuestionsOpt,
+    QuestionsOrUpstreamOpt,
     RefreshOpt,
     RubricOpt,
     ScoreFromOpt,
@@ -40,6 +42,7 @@ from alignbench.cli.options import (
     StructuredOpt,
     TemperatureOpt,
     TimeoutOpt,
+    UpstreamOpt,
     allowed_failures,
     batch_arg,
     cache_arg,
@@ -54,9 +57,9 @@ from alignbench.cli.options import (
 
 @app.command()
 def score(
-    questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s), JSONL; repeat for several models.")],
-    judge: JudgeOpt = "critiquellm",
+    questions: QuestionsOrUpstreamOpt = None,
+    judge: JudgeOrUpstreamOpt = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for answer files without model_id.")] = None,
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeUrlOpt = None,
@@ -91,6 +94,7 @@ def score(
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")] = None,
     structured: StructuredOpt = None,
     score_from: ScoreFromOpt = None,
+    upstream: UpstreamOpt = None,
 ) -> None:
     """Judge answers with a multi-dimension rubric and print per-category scores.
 
@@ -108,7 +112,7 @@ def score(
                     max_answer_chars=max_answer_chars, allow_empty=allow_empty, concurrency=concurrency,
                     timeout=timeout, temperature=temperature, max_tokens=max_tokens, **key_settings(api_key_env),
                     options={k: v for k, v in {"device": device, "batch_size": batch_size}.items() if v is not None},
-                    structured=structured, score_from=score_from)
+                    structured=structured, score_from=score_from, upstream=upstream)
     with guarded(), paying():
         plan = api.plan_score(questions, answers, judge, samples=samples, **settings)  # all input checked
         for message in plan.warnings():

@@ -108,6 +108,12 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
     if (turns := dialogue_table(summary)) is not None:
         console.print(turns)
     notes = []
+    protocol = (summary.run.model_extra or {}).get("protocol") or {}
+    if protocol.get("label"):  # a run made with an upstream checkout's own protocol says which, first
+        mt = (summary.model_extra or {}).get("mtbench") or {}
+        extra = f": overall = MT-Bench score, the mean of {mt.get('n', 0)} judged turns ({mt.get('n_failed', 0)} " \
+                "failed, excluded)" if mt else ""
+        notes.append(f"{protocol['label']}{extra}")
     if summary.n_failed:
         by = ", ".join(f"{k} {v}" for k, v in summary.failed_by_status.items())
         notes.append(f"{summary.n_failed} judgment(s) failed and are excluded ({by})")
@@ -128,6 +134,22 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
                  f"tokens {u.prompt_tokens}+{u.completion_tokens} · {spend_line(u)}")
     for note in notes:
         console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
+
+
+def print_fastchat_pairwise(summary: dict[str, Any], console: Console) -> None:
+    """A ``compare --upstream FASTCHAT`` run counted as FastChat's ``show_result.py`` counts it: per model, wins,
+    losses and ties over (question, turn) rows, its win rates, and the rows without a verdict (counted)."""
+    fc = summary.get("fastchat") or {}
+    label = ((summary.get("run") or {}).get("protocol") or {}).get("label", "FastChat")
+    table = Table(title=escape(f"{label} · vs {summary.get('baseline', '?')}"), header_style="bold",
+                  title_style="bold", caption=escape(fc.get("unit", "")))
+    for name in ("model", "win", "loss", "tie", "error", "win_rate", "loss_rate", "win_rate_adjusted", "95% CI"):
+        table.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
+    for model, m in (fc.get("models") or {}).items():
+        table.add_row(escape(model), str(m["win"]), str(m["loss"]), str(m["tie"]), _failed(m["error"]),
+                      _fmt(m["win_rate"], 3), _fmt(m["loss_rate"], 3), f"[bold]{_fmt(m['win_rate_adjusted'], 3)}[/]",
+                      _ci(m.get("win_rate_adjusted_ci")))
+    console.print(table)
 
 
 def comparison_table(cmp: Any) -> Table:

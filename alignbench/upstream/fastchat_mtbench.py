@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,7 +218,9 @@ def _need_ref_cats(path: Path) -> tuple[str, ...]:
     """``NEED_REF_CATS`` of the checkout's ``common.py``, read with ``ast`` (the module itself imports
     FastChat's model code and API clients; nothing of it is run)."""
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        with warnings.catch_warnings():  # its regexes are written with "\\[" in plain strings: not ours to warn about
+            warnings.simplefilter("ignore")
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (SyntaxError, UnicodeDecodeError) as exc:
         raise UpstreamError(f"{path}: does not parse as Python ({exc})") from None
     for node in tree.body:

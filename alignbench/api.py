@@ -624,7 +624,7 @@ async def compare_async(questions: PathLike | None, answers: Sequence[PathLike],
             from alignbench.upstream.fastchat_mtbench import fastchat_pair_section
 
             summary["fastchat"] = fastchat_pair_section(judgments, seed=seed)
-            summary["run"]["protocol"] = p.upstream.record()
+            summary["run"]["upstream"] = p.upstream.record()
         write_compare_run(folder, judgments, summary)
     return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
 

@@ -226,13 +226,18 @@ def test_score_sends_fastchats_requests_and_gets_show_results_score(common, tmp_
         minus_one = sum(1 for r in rows if r["model"] == m and r["score"] == -1)
         assert minus_one > 0 and mt["n_failed"] == minus_one and mt["n"] == 160 - minus_one
         assert payload[m]["overall"] == mt["score"] and mt["ci"][0] <= mt["score"] <= mt["ci"][1]
-        protocol = payload[m]["run"]["protocol"]
-        assert protocol["label"] == f"MT-Bench (FastChat llm_judge @ {KNOWN_SHA256['data/judge_prompts.jsonl'][:8]})"
-        assert protocol["modified"] == [] and protocol["need_ref_cats"] == list(common.NEED_REF_CATS)
+        record = payload[m]["run"]["upstream"]
+        assert record["label"] == f"MT-Bench (FastChat llm_judge @ {KNOWN_SHA256['data/judge_prompts.jsonl'][:8]})"
+        assert record["sha256"] == KNOWN_SHA256["data/judge_prompts.jsonl"] and record["modified"] is False
+        assert record["need_ref_cats"] == list(common.NEED_REF_CATS)
+        assert record["files"] == KNOWN_SHA256  # every file read (questions included) is the known upstream one
 
     table = run_cli("show", str(tmp_path / "runs" / MODELS[0]))
     assert table.returncode == 0, table.stderr
     assert "MT-Bench (FastChat llm_judge @" in table.stdout
+    report = api.report([tmp_path / "runs" / m for m in MODELS], tmp_path / "report.md", charts=False, audit=False)
+    text = report.path.read_text(encoding="utf-8")
+    assert "show_result.py" in text and "AlignBench 公式" not in text  # the overall is MT-Bench's, said so
 
 
 # -- pairwise --------------------------------------------------------------------------------------------
@@ -290,7 +295,9 @@ def test_a_modified_checkout_is_read_at_run_time_and_labelled(tmp_path: Path) ->
     plan = api.plan_score(None, answer_file, upstream=root / "fastchat" / "llm_judge")  # llm_judge/ itself works too
     fastchat = open_fastchat(root)
     assert fastchat.modified == ["data/judge_prompts.jsonl"]
-    assert plan.upstream.label.endswith(", modified)")
+    assert plan.upstream.label.startswith("MT-Bench (FastChat llm_judge @ ")
+    assert ", modified: data/judge_prompts.jsonl differ" in plan.upstream.label
+    assert plan.upstream.record()["modified"] is True and plan.upstream.record()["differs"] == fastchat.modified
     writing = [it for it in plan.items if it.question.category == "writing" and it.turn == 1]
     math = [it for it in plan.items if it.question.category == "math" and it.turn == 1]
     assert writing and all(it.request.messages[0]["content"] == "EDITED SYSTEM PROMPT" for it in writing)

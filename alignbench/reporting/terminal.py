@@ -108,7 +108,7 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
     if (turns := dialogue_table(summary)) is not None:
         console.print(turns)
     notes = []
-    protocol = (summary.run.model_extra or {}).get("protocol") or {}
+    protocol = (summary.run.model_extra or {}).get("upstream") or {}
     if protocol.get("label"):  # a run made with an upstream checkout's own protocol says which, first
         mt = (summary.model_extra or {}).get("mtbench") or {}
         extra = f": overall = MT-Bench score, the mean of {mt.get('n', 0)} judged turns ({mt.get('n_failed', 0)} " \
@@ -140,8 +140,8 @@ def print_fastchat_pairwise(summary: dict[str, Any], console: Console) -> None:
     """A ``compare --upstream FASTCHAT`` run counted as FastChat's ``show_result.py`` counts it: per model, wins,
     losses and ties over (question, turn) rows, its win rates, and the rows without a verdict (counted)."""
     fc = summary.get("fastchat") or {}
-    label = ((summary.get("run") or {}).get("protocol") or {}).get("label", "FastChat")
-    table = Table(title=escape(f"{label} · vs {summary.get('baseline', '?')}"), header_style="bold",
+    label = ((summary.get("run") or {}).get("upstream") or {}).get("label", "FastChat")
+    table = Table(title=escape(f"{label} · vs {fc.get('baseline') or '?'}"), header_style="bold",
                   title_style="bold", caption=escape(fc.get("unit", "")))
     for name in ("model", "win", "loss", "tie", "error", "win_rate", "loss_rate", "win_rate_adjusted", "95% CI"):
         table.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)

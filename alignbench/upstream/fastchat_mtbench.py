@@ -47,7 +47,9 @@ if TYPE_CHECKING:
     from alignbench.scoring import Item
     from alignbench.types import Judgment
 
-NAME = "fastchat-mtbench"
+PROTOCOL = "MT-Bench"
+SOURCE = "FastChat llm_judge"  # the label: "MT-Bench (FastChat llm_judge @ <judge_prompts.jsonl's hash>)"
+KNOWN = "lm-sys/FastChat's fastchat/llm_judge (the version of ../shared/upstream/FastChat)"
 RUBRIC = "mtbench-fastchat"  # rubrics/mtbench-fastchat: categories and verdict conventions, no prompt text
 DEFAULT_JUDGE = "openai:gpt-4"  # gen_judgment.py --judge-model default
 TEMPERATURE = 0.0  # run_judge_single / run_judge_pair: chat_completion_openai(..., temperature=0, max_tokens=2048)
@@ -93,9 +95,10 @@ class FastChat:
 
     @property
     def label(self) -> str:
-        """What every view of a run made this way says: which protocol, at which prompts."""
-        tag = self.files[PROMPTS_FILE][:8] + (", modified" if self.modified else "")
-        return f"MT-Bench (FastChat llm_judge @ {tag})"
+        """What every view of a run made this way says: which protocol, at which prompts (and which files
+        differ from the FastChat version we know)."""
+        text = f"{PROTOCOL} ({SOURCE} @ {self.files[PROMPTS_FILE][:8]})"
+        return text + (f", modified: {', '.join(self.modified)} differ from {KNOWN}" if self.modified else "")
 
     def default_questions(self) -> Path:
         return self.checkout.file(QUESTIONS_FILE)
@@ -200,9 +203,11 @@ class FastChat:
         return items
 
     def record(self) -> dict[str, Any]:
-        """The manifest entry (``summary.json`` → ``run.protocol``): what reproduces and labels the run."""
-        return {"name": NAME, "label": self.label, "checkout": str(self.checkout.root),
-                "files": dict(sorted(self.files.items())), "modified": self.modified,
+        """The manifest entry (``summary.json`` → ``run.upstream``): what reproduces and labels the run. The
+        label is ``protocol (file @ sha256[:8])`` plus, when ``modified``, the files that ``differ``."""
+        return {"protocol": PROTOCOL, "file": SOURCE, "sha256": self.files[PROMPTS_FILE], "modified": bool(self.modified),
+                "differs": self.modified, "known": KNOWN, "label": self.label, "kind": self.checkout.kind,
+                "root": str(self.checkout.root.resolve()), "files": dict(sorted(self.files.items())),
                 "need_ref_cats": list(self.need_ref), "temperature": TEMPERATURE, "max_tokens": MAX_TOKENS,
                 "comparable": "with MT-Bench scores made by FastChat's gen_judgment.py and show_result.py with "
                               "the same judge model" + ("" if not self.modified else
@@ -348,7 +353,7 @@ def finish_summary(summary: Summary, judgments: Sequence[Judgment], fastchat: Fa
     section = mtbench_section(judgments, seed=seed)
     body = summary.model_dump(mode="json")
     body.update(overall=section["score"], overall_ci=section["ci"], mtbench=section)
-    body["run"] = {**body["run"], "protocol": fastchat.record()}
+    body["run"] = {**body["run"], "upstream": fastchat.record()}
     return Summary.model_validate(body)
 
 
@@ -395,6 +400,7 @@ def fastchat_pair_section(judgments: Sequence[PairJudgment], seed: int = 0, n_bo
                 lo, hi = np.quantile(boot, [alpha, 1 - alpha])
                 entry["win_rate_adjusted_ci"] = [round(float(lo), 4), round(float(hi), 4)]
         out[model] = entry
-    return {"models": out, "unit": "(question, turn) rows as show_result.py counts them; a tie in the first order "
+    return {"models": out, "baseline": judgments[0].baseline if judgments else None,
+            "unit": "(question, turn) rows as show_result.py counts them; a tie in the first order "
                                     "or orders that disagree make a tie; errors counted, not scored"}
 

@@ -458,6 +458,7 @@ class ComparePlan:
     n_pairs: int
     questions_record: dict[str, str]
     baseline_path: str
+    upstream: Any = None  # the protocol of an --upstream checkout (upstream.fastchat_mtbench.FastChat), or None
 
     def warnings(self) -> list[str]:
         out = []
@@ -481,18 +482,26 @@ def _file_model_name(path: Path) -> str | None:
 
 
 @takes_settings("judge")
-def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                 judge: str = "critiquellm", *, allow_empty: bool = False, settings: JudgeSettings) -> ComparePlan:
+def plan_compare(questions: PathLike | None, answers: Sequence[PathLike], baseline: PathLike,
+                 judge: str | None = None, *, allow_empty: bool = False, settings: JudgeSettings) -> ComparePlan:
     """Check every input and render both orders of every pair; call nothing. Like ``plan_score``, a plan
-    reads the settings that make prompts; those of the run are ``compare``'s."""
+    reads the settings that make prompts; those of the run are ``compare``'s. ``upstream`` (a setting): a
+    FastChat clone, to compare MT-Bench answers as its ``gen_judgment.py --mode pairwise-baseline`` does
+    (``questions`` None: its MT-Bench questions; ``judge`` None: its GPT-4)."""
     from alignbench.pairwise.compare import match_pairs, plan_pairs
 
+    proto, questions, judge, settings = _upstream(questions, judge, settings)
     config = settings.config(judge)
-    rub = load_rubric(config.rubric)
-    if not rub.templates.pairwise_user:
-        raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
+    if proto is not None:
+        config = proto.judge_config(config, settings)
+        rub = proto.rubric()
+        qs = proto.load_questions(questions, rub)
+    else:
+        rub = load_rubric(config.rubric)
+        if not rub.templates.pairwise_user:
+            raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
+        qs = load_questions(questions, rub)
     baseline, answers = Path(baseline), [Path(a) for a in answers]
-    qs = load_questions(questions, rub)
     base = load_answers(baseline, model=_file_model_name(baseline), allow_empty=allow_empty)
     names = sorted({a.model for a in base})
     if len(names) != 1:
@@ -519,8 +528,9 @@ def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: Pat
     if not matched.pairs:
         raise InputError(baseline, None, "no question has an answer from both a model and the baseline: nothing "
                          "to compare")
-    return ComparePlan(config=config, rubric=rub, questions=qs,
-                       items=plan_pairs(matched.pairs, rub, config, settings.max_answer_chars), baseline=names[0],
+    items = proto.plan_pairs(matched.pairs, rub, config) if proto is not None else plan_pairs(
+        matched.pairs, rub, config, settings.max_answer_chars)
+    return ComparePlan(config=config, rubric=rub, questions=qs, items=items, baseline=names[0], upstream=proto,
                        sources=source, missing=matched.missing, baseline_missing=matched.baseline_missing,
                        n_pairs=len(matched.pairs), questions_record={"path": str(questions),
                                                                      "sha256": file_sha256(questions)},
@@ -528,15 +538,16 @@ def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: Pat
 
 
 @takes_settings()
-async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                        judge: str = "critiquellm", *, out: PathLike | None = None, force: bool = False,
+async def compare_async(questions: PathLike | None, answers: Sequence[PathLike], baseline: PathLike,
+                        judge: str | None = None, *, out: PathLike | None = None, force: bool = False,
                         allow_empty: bool = False, length_unit: str = "words", seed: int = 0, bootstrap: int = 200,
                         on_event: EventHandler | None = None, settings: JudgeSettings) -> PairwiseRun:
     """Judge each model against a baseline, every pair in both orders; win rates, length-controlled
     win rates and position inconsistency in the returned (and written) pairwise summary. ``baseline`` is
     the baseline model's answer file; ``length_unit`` (words or chars) measures answers for the
     length-controlled fit, ``bootstrap`` resamples its standard errors (``seed``). ``force``, ``batch``
-    and ``max_cost`` as in ``score``."""
+    and ``max_cost`` as in ``score``. ``upstream``: a FastChat clone (MT-Bench's pair-v2 prompts; the summary's
+    ``fastchat`` holds show_result.py's counts)."""
     from alignbench.pairwise.compare import (
         assemble,
         judge_pairs,
@@ -563,8 +574,10 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
         try:
             if channel:
                 channel.check_start([(p.config, [it.request for it in p.items])], store)
+            retries = settings.parse_retries if p.upstream is None or p.upstream.parse_retries is None \
+                else p.upstream.parse_retries  # FastChat asks each prompt once
             verdicts, engine = await judge_pairs(p.items, client, store, retry=settings.retry,
-                                                 parse_retries=settings.parse_retries, on_event=on_event,
+                                                 parse_retries=retries, on_event=on_event,
                                                  serve_hint=p.config.serve_hint,
                                                  refresh_failed=settings.refresh_failed, source=source)
         finally:
@@ -582,6 +595,8 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
                                 baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
             "finished": True,
         })
+        if p.upstream is not None:  # the protocol's own counts (FastChat: show_result.py's) and its record
+            summary = p.upstream.finish_pairwise(summary, judgments, seed)
         write_compare_run(folder, judgments, summary)
     return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
 

@@ -27,6 +27,17 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", "-q", help="AlignBench question file (JSONL).")]
+# score and compare: the question file may come from the --upstream checkout (FastChat's MT-Bench questions), and
+# the judge's default depends on it (FastChat's is GPT-4)
+QuestionsOrUpstreamOpt = Annotated[Path | None, typer.Option(
+    "--questions", "-q", help="Question file (JSONL): AlignBench's, or FastChat's with --upstream (default there: "
+                              "the checkout's data/mt_bench/question.jsonl).")]
+UpstreamOpt = Annotated[Path | None, typer.Option(
+    "--upstream", help="Your clone of lm-sys/FastChat: judge MT-Bench exactly as its gen_judgment.py does, with "
+                       "its own prompts, reference answers and questions (docs/protocols.md).")]
+JudgeOrUpstreamOpt = Annotated[str | None, typer.Option(
+    "--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL. Default: critiquellm; "
+                          "openai:gpt-4 with --upstream (FastChat's judge).")]
 JudgeOpt = Annotated[str, typer.Option("--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL.")]
 UpstreamOpt = Annotated[Path | None, typer.Option(
     "--upstream", help="Your clone of THUDM/AlignBench or lm-sys/FastChat: judge exactly as its own script does "

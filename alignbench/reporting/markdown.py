@@ -46,6 +46,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "leaderboard_note": "每格为均值及 95% 置信区间（按类别分层的 bootstrap）；每列最佳值加粗。总分 = (推理 + 语言) / 2，"
                             "推理、语言分别为其类别均分的平均（AlignBench 公式）。评审失败的回答不计入任何均值。",
         "incomplete_note": "† 该组缺少部分类别，不能与完整的 AlignBench 分数相比。",
+        "mtbench_note": "每格为均值及 95% 置信区间；每列最佳值加粗。总分为 MT-Bench 分数：按 FastChat 的 show_result.py，"
+                        "对所有已评审的轮次取均值（置信区间对题目做 bootstrap）；类别分为各段对话（两轮均值）的平均。"
+                        "评审失败的轮次不计入任何均值。",
         "weak_lowest": "得分最低的子类别：", "weak_examples": "示例（这些子类别中得分最低的题目）：",
         "question": "题目", "judge_reason": "评审理由", "judge_base": "基线评审", "judge_new": "本次评审",
         "none": "无。", "gains": "进步最大的题目", "drops": "退步最大的题目",
@@ -71,6 +74,10 @@ STRINGS: dict[str, dict[str, str]] = {
                             "in bold. Overall = (reasoning + language) / 2, each group the mean of its category "
                             "means (AlignBench's formula). Failed judgments are excluded from every mean.",
         "incomplete_note": "† the group lacks some categories: not comparable with full AlignBench scores.",
+        "mtbench_note": "Each cell: mean and 95% CI; best value per column in bold. Overall is the MT-Bench score as "
+                        "FastChat's show_result.py computes it, the mean over all judged turns (CI: bootstrap over "
+                        "questions); a category is the mean of its dialogues (each the mean of its two turns). "
+                        "Failed turns are excluded from every mean.",
         "weak_lowest": "Lowest-scoring subcategories:", "weak_examples": "Examples (the lowest-scored questions in "
                                                                          "those subcategories):",
         "question": "question", "judge_reason": "judge", "judge_base": "judge (baseline)",
@@ -177,7 +184,8 @@ def _leaderboard(runs: Sequence[Run], rubric: Rubric, t: dict[str, str], zh: boo
         cells.append(str(r.summary.n_ok))
         rows.append(cells)
     header = [t["model"], *(h for _, h in cols), "n"]
-    return {"header": header, "rows": rows, "align": ["l", *["r"] * (len(cols) + 1)], "incomplete": incomplete}
+    return {"header": header, "rows": rows, "align": ["l", *["r"] * (len(cols) + 1)], "incomplete": incomplete,
+            "mtbench": any((r.summary.model_extra or {}).get("mtbench") for r in runs)}
 
 
 def _failures(summary: Summary, t: dict[str, str]) -> str:

@@ -127,6 +127,22 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
     console.print(f"[bold]protocol:[/] {escape(protocol_label(summary.run))}", highlight=False)
 
 
+def print_fastchat_pairwise(summary: dict[str, Any], console: Console) -> None:
+    """A ``compare --upstream FASTCHAT`` run counted as FastChat's ``show_result.py`` counts it: per model, wins,
+    losses and ties over (question, turn) rows, its win rates, and the rows without a verdict (counted)."""
+    fc = summary.get("fastchat") or {}
+    label = ((summary.get("run") or {}).get("upstream") or {}).get("label", "FastChat")
+    table = Table(title=escape(f"{label} · vs {fc.get('baseline') or '?'}"), header_style="bold",
+                  title_style="bold", caption=escape(fc.get("unit", "")))
+    for name in ("model", "win", "loss", "tie", "error", "win_rate", "loss_rate", "win_rate_adjusted", "95% CI"):
+        table.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
+    for model, m in (fc.get("models") or {}).items():
+        table.add_row(escape(model), str(m["win"]), str(m["loss"]), str(m["tie"]), _failed(m["error"]),
+                      fmt.num(m["win_rate"], 3), fmt.num(m["loss_rate"], 3),
+                      f"[bold]{fmt.num(m['win_rate_adjusted'], 3)}[/]", fmt.ci(m.get("win_rate_adjusted_ci"), 3))
+    console.print(table)
+
+
 def comparison_table(cmp: Any) -> Table:
     """A run against its baseline (``report.compare.Comparison``): per score the two values, the delta
     coloured green/red (bold when significant, dim when not), its 95% CI and the paired test's p."""

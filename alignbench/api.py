@@ -243,7 +243,6 @@ def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequ
         qs, record = proto.load_questions(questions, rub), {"path": str(questions), "sha256": file_sha256(questions)}
     else:
         qs, record = _load_questions(questions, rub)
-    qs, record = _load_questions(questions, rub)
     files: list[tuple[str, list[Answer]]]
     if isinstance(answers, str | Path):
         answers = [answers]

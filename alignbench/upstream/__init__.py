@@ -146,7 +146,8 @@ def protocol_label(manifest: Any) -> str:
     get = manifest.get if isinstance(manifest, Mapping) else lambda k, d=None: getattr(manifest, k, d)
     imported = get("imported")
     if isinstance(imported, Mapping) and imported.get("source"):  # alignbench import: judged elsewhere, read here
-        return f"imported from {imported['source']} ({imported.get('format', '?')}), not re-judged"
+        sha = f" (sha256 {str(imported['sha256'])[:12]})" if imported.get("sha256") else ""
+        return f"imported from {imported['source']} ({imported.get('format', '?')}), not re-judged{sha}"
     record = get("upstream")
     if isinstance(record, Mapping) and record.get("protocol"):
         text = f"{record['protocol']} ({record.get('file', '?')} @ {str(record.get('sha256', ''))[:8] or '?'})"

@@ -457,7 +457,7 @@ class ComparePlan:
     n_pairs: int
     questions_record: dict[str, str]
     baseline_path: str
-    upstream: Any = None  # the protocol of an --upstream checkout (upstream.fastchat_mtbench.FastChat), or None
+    upstream: UpstreamProtocol | None = None  # the protocol of an --upstream checkout (upstream.load_protocol)
 
     def warnings(self) -> list[str]:
         out = []

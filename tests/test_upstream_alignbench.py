@@ -278,7 +278,7 @@ def test_score_end_to_end_official_labels_everywhere(tmp_path: Path) -> None:
     judgments = read_jsonl(out / "judgments.jsonl")
     assert all(j["scores"] and j["rubric"] == run["rubric"] for j in judgments)
     shown = run_cli("show", str(out))
-    assert shown.returncode == 0 and LABEL in " ".join(shown.stdout.split())
+    assert shown.returncode == 0 and " ".join(shown.stdout.split()).count(LABEL) == 1  # printed once
     report = run_cli("report", str(out), "--out", str(tmp_path / "report.md"), "--no-charts")
     assert report.returncode == 0, report.stderr
     assert LABEL in (tmp_path / "report.md").read_text(encoding="utf-8")

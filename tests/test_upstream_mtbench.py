@@ -234,7 +234,9 @@ def test_score_sends_fastchats_requests_and_gets_show_results_score(common, tmp_
 
     table = run_cli("show", str(tmp_path / "runs" / MODELS[0]))
     assert table.returncode == 0, table.stderr
-    assert "MT-Bench (FastChat llm_judge @" in table.stdout
+    flat = " ".join(table.stdout.split())
+    assert flat.count("MT-Bench (FastChat llm_judge @") == 1  # the protocol line, printed once
+    assert "judged turns the MT-Bench score averages" in flat  # mtbench.n, a registered figure
     report = api.report([tmp_path / "runs" / m for m in MODELS], tmp_path / "report.md", charts=False, audit=False)
     text = report.path.read_text(encoding="utf-8")
     assert "show_result.py" in text and "AlignBench 公式" not in text  # the overall is MT-Bench's, said so

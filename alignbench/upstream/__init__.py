@@ -90,7 +90,7 @@ class UpstreamProtocol(Protocol):
 
     The ordinary plan → engine → parse → aggregate path runs with it: ``rubric()`` names categories and the
     verdict convention, ``load_questions`` reads the checkout's question format, ``plan_single`` (and, where the
-    tool has one, ``plan_pairs``) builds every request exactly as the tool's script does, ``finish_summary``
+    tool has a pairwise mode, ``plan_pairs``; otherwise it refuses with an UpstreamError) builds every request exactly as the tool's script does, ``finish_summary``
     adds the tool's own figures. ``record()`` goes into the run's manifest (``run.upstream``) and is what
     :func:`protocol_label` reads; ``judge_config`` applies the tool's decoding and refuses what it never sends."""
 
@@ -107,6 +107,8 @@ class UpstreamProtocol(Protocol):
     def load_questions(self, path: str | Path, rubric: Any) -> list[Any]: ...
     def plan_single(self, pairs: Any, rubric: Any, config: Any) -> list[Any]: ...
     def finish_summary(self, summary: Any, judgments: Any, rubric: Any, seed: int) -> Any: ...
+    def plan_pairs(self, pairs: Any, rubric: Any, config: Any) -> list[Any]: ...
+    def finish_pairwise(self, summary: dict[str, Any], judgments: Any, seed: int) -> dict[str, Any]: ...
 
 
 # The one branch point on the checkout's kind: "module:function" taking a Checkout and returning an

@@ -430,6 +430,14 @@ class OfficialAlignBench:
         """judge.py's figures are AlignBench's (the summary as built): nothing to add."""
         return summary
 
+    def plan_pairs(self, pairs: Any, rubric: Rubric, config: Any) -> list[Any]:
+        """judge.py grades single answers only: ``compare --upstream`` with this clone is refused, before any call."""
+        raise UpstreamError(f"{self.checkout.root}: THUDM/AlignBench's judge.py has no pairwise mode; compare "
+                            "--upstream takes a FastChat clone (MT-Bench's pair prompts)")
+
+    def finish_pairwise(self, summary: dict[str, Any], judgments: Any, seed: int) -> dict[str, Any]:
+        return summary
+
     def judge_config(self, config: Any, settings: Any = None) -> Any:
         """The judge's settings under this protocol: temperature 0 and the prompt unchanged (no structured-output
         note) are judge.py's; anything else is refused before any call."""

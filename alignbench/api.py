@@ -206,6 +206,21 @@ def _upstream(questions: Any, judge: Any, settings: JudgeSettings) -> tuple[Upst
     return proto, questions, judge, settings.replace(max_answer_chars=None)
 
 
+def _judge_config(judge: str, settings: JudgeSettings, proto: UpstreamProtocol | None) -> ModelConfig:
+    """``judge``'s config with the settings; under an upstream protocol, as its script calls the judge: chat
+    messages (both scripts send them; a completion preset is switched to chat, an explicit --prompt-format
+    completion refused) and the protocol's own decoding (``judge_config``)."""
+    config = settings.config(judge)
+    if proto is None:
+        return config
+    if settings.prompt_format == "completion":
+        from alignbench.upstream import UpstreamError
+
+        raise UpstreamError(f"the {proto.name} sends chat messages, as its own script does: drop --prompt-format "
+                            "completion")
+    return proto.judge_config(config.model_copy(update={"prompt_format": "chat"}), settings)
+
+
 @takes_settings("judge")
 def plan_score(questions: PathLike | Sequence[Question] | None,
                answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] | None = None, *,
@@ -235,9 +250,7 @@ def plan_score(questions: PathLike | Sequence[Question] | None,
 def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
               judge: str, *, model: str | None, allow_empty: bool, samples: int, settings: JudgeSettings,
               proto: UpstreamProtocol | None = None) -> ScorePlan:
-    config = settings.config(judge)
-    if proto is not None:
-        config = proto.judge_config(config, settings)
+    config = _judge_config(judge, settings, proto)
     rub = proto.rubric() if proto is not None else load_rubric(config.rubric)
     if proto is not None and isinstance(questions, str | Path):
         qs, record = proto.load_questions(questions, rub), {"path": str(questions), "sha256": file_sha256(questions)}
@@ -490,9 +503,8 @@ def plan_compare(questions: PathLike | None, answers: Sequence[PathLike], baseli
     from alignbench.pairwise.compare import match_pairs, plan_pairs
 
     proto, questions, judge, settings = _upstream(questions, judge, settings)
-    config = settings.config(judge)
+    config = _judge_config(judge, settings, proto)
     if proto is not None:
-        config = proto.judge_config(config, settings)
         rub = proto.rubric()
         qs = proto.load_questions(questions, rub)
     else:
@@ -1069,9 +1081,7 @@ def prompt(questions: PathLike | None, question_id: int, *, answers: PathLike | 
 
     settings = JudgeSettings.build(rubric=rubric, protocol=protocol, upstream=upstream)
     proto, questions, judge, settings = _upstream(questions, judge, settings)
-    config = settings.config(judge)
-    if proto is not None:
-        config = proto.judge_config(config, settings)
+    config = _judge_config(judge, settings, proto)
     rub = proto.rubric() if proto is not None else load_rubric(config.rubric)
     qs = {q.id: q for q in (proto.load_questions(questions, rub) if proto is not None
                             else load_questions(questions, rub))}

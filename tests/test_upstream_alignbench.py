@@ -235,6 +235,15 @@ def test_protocol_refuses_what_judge_py_does_not_do(tmp_path: Path) -> None:
         api.plan_score(None, answers, model="m", upstream=UPSTREAM, rubric="alignbench")
     with pytest.raises(UpstreamError, match="not a checkout"):
         api.plan_score(None, answers, model="m", upstream=tmp_path)
+    # judge.py sends chat messages: a completion preset is asked in chat form, an explicit completion refused
+    plan = api.plan_score(None, answers, "critiquellm", model="m", upstream=UPSTREAM)
+    assert plan.config.prompt_format == "chat" and not plan.items[0].request.completion
+    with pytest.raises(UpstreamError, match="--prompt-format"):
+        api.plan_score(None, answers, model="m", upstream=UPSTREAM, prompt_format="completion")
+    # judge.py has no pairwise mode: compare --upstream with this clone stops before any call
+    with pytest.raises(UpstreamError, match="no pairwise mode"):
+        api.plan_compare(None, [answers], write_jsonl(tmp_path / "b.jsonl", [{"question_id": 1, "answer": "答"}]),
+                         upstream=UPSTREAM)
     # a dialogue, or a subcategory the checkout's map lacks, is refused at plan time (judge.py would crash)
     protocol = load_protocol(UPSTREAM)
     with pytest.raises(UpstreamError, match="subcategory '新子类' has no dimensions"):

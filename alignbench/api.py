@@ -56,6 +56,7 @@ if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench
     from alignbench.trust import BridgeFit
     from alignbench.trust.runs import BiasAudit, CalibrationSet, RunTrust
     from alignbench.types import ModelRequest
+    from alignbench.upstream import UpstreamProtocol
 
 PathLike = str | Path
 CacheArg = PathLike | ReplyStore | bool | None
@@ -118,6 +119,7 @@ class ScorePlan:
     missing: dict[str, list[int]] = field(default_factory=dict)  # model -> unanswered question ids
     max_answer_chars: int | None = None
     samples: int = 1  # judgments asked per answer (see run_score_plan)
+    upstream: UpstreamProtocol | None = None  # the protocol of an --upstream checkout (upstream.load_protocol)
 
     @property
     def models(self) -> list[str]:
@@ -142,6 +144,11 @@ class ScorePlan:
         if self.samples > 1 and self.config.decoding.temperature == 0:
             out.append(f"--samples {self.samples} at judge temperature 0: the samples differ only if the server's "
                        "sampling uses the seed; pass --temperature (e.g. 0.7) to measure the judge's spread")
+        if self.upstream is not None and self.upstream.record().get("modified"):
+            from alignbench.upstream import protocol_label
+
+            out.append(protocol_label({"rubric": self.rubric.id, "upstream": self.upstream.record()}) + ": the "
+                       "scores are labelled modified and do not stand next to the published leaderboard")
         return out
 
 
@@ -175,28 +182,82 @@ def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) ->
     return qs, {"path": "<memory>", "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()}
 
 
+def _upstream(questions: Any, judge: Any, settings: JudgeSettings) -> tuple[UpstreamProtocol | None, Any, Any,
+                                                                            JudgeSettings]:
+    """The protocol of the ``upstream`` checkout (read, parsed and hashed now, before any call), or None, with
+    what it supplies when not given: its question file, its judge (and the model id its script asks for), and
+    answers shown whole (the upstream scripts never clip). The one place score, compare and prompt read it."""
+    if settings.upstream is None:
+        if questions is None:
+            raise InputError("--questions", None, "give the question file (or --upstream PATH: a THUDM/AlignBench "
+                             "or FastChat clone, whose own question file is then used)")
+        return None, questions, "critiquellm" if judge is None else judge, settings
+    from alignbench.upstream import load_protocol
+
+    if settings.rubric or settings.protocol:
+        raise RubricError("--upstream sends the checkout's own prompts: --rubric and --protocol do not apply to it "
+                          "(drop --rubric/--protocol)")
+    proto = load_protocol(settings.upstream)
+    questions = proto.default_questions if questions is None else questions
+    if questions is None:
+        raise InputError("--questions", None, f"the checkout at {settings.upstream} has no default question file; "
+                         "give one")
+    judge = proto.default_judge if judge is None else judge
+    if settings.judge_model is None and judge == proto.default_judge and proto.default_judge_model:
+        settings = settings.replace(judge_model=proto.default_judge_model)
+    return proto, questions, judge, settings.replace(max_answer_chars=None)
+
+
+def _judge_config(judge: str, settings: JudgeSettings, proto: UpstreamProtocol | None) -> ModelConfig:
+    """``judge``'s config with the settings; under an upstream protocol, as its script calls the judge: chat
+    messages (both scripts send them; a completion preset is switched to chat, an explicit --prompt-format
+    completion refused) and the protocol's own decoding (``judge_config``)."""
+    config = settings.config(judge)
+    if proto is None:
+        return config
+    if settings.prompt_format == "completion":
+        from alignbench.upstream import UpstreamError
+
+        raise UpstreamError(f"the {proto.name} sends chat messages, as its own script does: drop --prompt-format "
+                            "completion")
+    return proto.judge_config(config.model_copy(update={"prompt_format": "chat"}), settings)
+
+
 @takes_settings("judge")
-def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
-               judge: str | Sequence[str] = "critiquellm", *, model: str | None = None, allow_empty: bool = False,
-               samples: int = 1, settings: JudgeSettings) -> ScorePlan | EnsemblePlan:
+def plan_score(questions: PathLike | Sequence[Question] | None,
+               answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] | None = None, *,
+               model: str | None = None, allow_empty: bool = False, samples: int = 1,
+               settings: JudgeSettings) -> ScorePlan | EnsemblePlan:
     """Check every input and render every prompt; call nothing. One judge gives a ``ScorePlan``, several
     (``"a,b"`` or a list) an ``EnsemblePlan``; either runs with ``score_from_plan``, and its ``warnings()``
     are what to tell the user first (the CLI prints them). ``samples`` K > 1 asks the judge K times per
     answer (see ``run_score_plan``). A plan reads the settings that make prompts; those of the run
-    (attempts, cache, batch …) are ``score_from_plan``'s."""
+    (attempts, cache, batch …) are ``score_from_plan``'s.
+
+    ``upstream`` (a setting): the user's clone of THUDM/AlignBench (the official protocol of its ``judge.py``)
+    or of FastChat (MT-Bench as its ``gen_judgment.py`` judges it); docs/protocols.md. ``questions`` None is
+    then the clone's question file and ``judge`` None its judge (GPT-4); without it ``judge`` None is
+    ``critiquellm``."""
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
+    proto, questions, judge, settings = _upstream(questions, judge, settings)
     names = _judges(judge)
+    if proto is not None and len(names) > 1:
+        raise InputError("--judge", None, "--upstream runs one judge at a time")
     plans = [_plan_one(questions, answers, n, model=model, allow_empty=allow_empty, samples=samples,
-                       settings=settings) for n in names]
+                       settings=settings, proto=proto) for n in names]
     return EnsemblePlan(judges=names, plans=plans) if len(names) > 1 else plans[0]
 
 
 def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequence[PathLike] | Sequence[Answer],
-              judge: str, *, model: str | None, allow_empty: bool, samples: int, settings: JudgeSettings) -> ScorePlan:
-    config = settings.config(judge)
-    rub = load_rubric(config.rubric)
-    qs, record = _load_questions(questions, rub)
+              judge: str, *, model: str | None, allow_empty: bool, samples: int, settings: JudgeSettings,
+              proto: UpstreamProtocol | None = None) -> ScorePlan:
+    config = _judge_config(judge, settings, proto)
+    rub = proto.rubric() if proto is not None else load_rubric(config.rubric)
+    if proto is not None and isinstance(questions, str | Path):
+        qs, record = proto.load_questions(questions, rub), {"path": str(questions), "sha256": file_sha256(questions)}
+    else:
+        qs, record = _load_questions(questions, rub)
     files: list[tuple[str, list[Answer]]]
     if isinstance(answers, str | Path):
         answers = [answers]
@@ -215,9 +276,9 @@ def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequ
         pairs.extend(joined.pairs)
         missing.update(joined.missing)
     chars = settings.max_answer_chars
-    return ScorePlan(config=config, rubric=rub, questions=qs, items=plan(pairs, rub, config, chars),
-                     questions_record=record, sources=sources, missing=missing, max_answer_chars=chars,
-                     samples=samples)
+    items = proto.plan_single(pairs, rub, config) if proto is not None else plan(pairs, rub, config, chars)
+    return ScorePlan(config=config, rubric=rub, questions=qs, items=items, questions_record=record, sources=sources,
+                     missing=missing, max_answer_chars=chars, samples=samples, upstream=proto)
 
 
 def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
@@ -254,8 +315,10 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
             items = p.items if samples == 1 else sample_items(p.items, samples)
             if channel:  # --max-cost: refuse before anything is sent when the upper bound is over it
                 channel.check_start([(p.config, [it.request for it in items])], store)
+            retries = settings.parse_retries if p.upstream is None or p.upstream.parse_retries is None \
+                else p.upstream.parse_retries  # FastChat asks each prompt once
             judgments, engine = await judge_items(items, p.rubric, client, store, judge_name or p.config.name,
-                                                  retry=settings.retry, parse_retries=settings.parse_retries,
+                                                  retry=settings.retry, parse_retries=retries,
                                                   on_event=on_event, serve_hint=p.config.serve_hint,
                                                   refresh_failed=settings.refresh_failed, source=source)
         finally:
@@ -269,8 +332,9 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
         runs = {}
         for name, folder in folders.items():
             mine = [j for j in judgments if j.model == name]
+            upstream = {"upstream": p.upstream.record()} if p.upstream is not None else {}
             run = manifest(name, p.config.public(), p.rubric, p.questions_record, p.sources[name],
-                           p.missing.get(name, []), p.max_answer_chars, **engine.record(store),
+                           p.missing.get(name, []), p.max_answer_chars, **engine.record(store), **upstream,
                            **(extra_manifest or {}))
             section, mine_drawn = None, mine
             if samples > 1:
@@ -281,16 +345,18 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
                     {"sample": i % samples, "seed": it.request.decoding.seed, "judgment": j.model_dump(mode="json")}
                     for i, (it, j) in enumerate(zip(items, drawn, strict=True)) if j.model == name])
             usage = usage_totals(mine_drawn, engine, name)
-            summary = folder.write_run(mine, build_summary(mine, p.rubric, run, usage, seed=seed, samples=section,
-                                                           score_from=p.config.score_from))
+            body = build_summary(mine, p.rubric, run, usage, seed=seed, samples=section, score_from=p.config.score_from)
+            if p.upstream is not None:  # the protocol's own figures (MT-Bench: show_result.py's score)
+                body = p.upstream.finish_summary(body, mine, p.rubric, seed)
+            summary = folder.write_run(mine, body)
             runs[name] = Run(dir=folder.path, summary=summary, judgments=sorted(mine, key=lambda j: j.question_id),
                              label=name)
     return runs
 
 
 @takes_settings()
-async def score_async(questions: PathLike | Sequence[Question],
-                      answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] = "critiquellm",
+async def score_async(questions: PathLike | Sequence[Question] | None,
+                      answers: PathLike | Sequence[PathLike] | Sequence[Answer], judge: str | Sequence[str] | None = None,
                       *, model: str | None = None, out: PathLike | None = None, force: bool = False,
                       allow_empty: bool = False, samples: int = 1, seed: int = 0, on_event: EventHandler | None = None,
                       extra_manifest: dict[str, Any] | None = None, settings: JudgeSettings) -> dict[str, Run]:
@@ -395,6 +461,7 @@ class ComparePlan:
     n_pairs: int
     questions_record: dict[str, str]
     baseline_path: str
+    upstream: UpstreamProtocol | None = None  # the protocol of an --upstream checkout (upstream.load_protocol)
 
     def warnings(self) -> list[str]:
         out = []
@@ -418,18 +485,25 @@ def _file_model_name(path: Path) -> str | None:
 
 
 @takes_settings("judge")
-def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                 judge: str = "critiquellm", *, allow_empty: bool = False, settings: JudgeSettings) -> ComparePlan:
+def plan_compare(questions: PathLike | None, answers: Sequence[PathLike], baseline: PathLike,
+                 judge: str | None = None, *, allow_empty: bool = False, settings: JudgeSettings) -> ComparePlan:
     """Check every input and render both orders of every pair; call nothing. Like ``plan_score``, a plan
-    reads the settings that make prompts; those of the run are ``compare``'s."""
+    reads the settings that make prompts; those of the run are ``compare``'s. ``upstream`` (a setting): a
+    FastChat clone, to compare MT-Bench answers as its ``gen_judgment.py --mode pairwise-baseline`` does
+    (``questions`` None: its MT-Bench questions; ``judge`` None: its GPT-4)."""
     from alignbench.pairwise.compare import match_pairs, plan_pairs
 
-    config = settings.config(judge)
-    rub = load_rubric(config.rubric)
-    if not rub.templates.pairwise_user:
-        raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
+    proto, questions, judge, settings = _upstream(questions, judge, settings)
+    config = _judge_config(judge, settings, proto)
+    if proto is not None:
+        rub = proto.rubric()
+        qs = proto.load_questions(questions, rub)
+    else:
+        rub = load_rubric(config.rubric)
+        if not rub.templates.pairwise_user:
+            raise RubricError(f"rubric {rub.id} has no pairwise template; use --rubric alignbench or critiquellm")
+        qs = load_questions(questions, rub)
     baseline, answers = Path(baseline), [Path(a) for a in answers]
-    qs = load_questions(questions, rub)
     base = load_answers(baseline, model=_file_model_name(baseline), allow_empty=allow_empty)
     names = sorted({a.model for a in base})
     if len(names) != 1:
@@ -456,8 +530,9 @@ def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: Pat
     if not matched.pairs:
         raise InputError(baseline, None, "no question has an answer from both a model and the baseline: nothing "
                          "to compare")
-    return ComparePlan(config=config, rubric=rub, questions=qs,
-                       items=plan_pairs(matched.pairs, rub, config, settings.max_answer_chars), baseline=names[0],
+    items = proto.plan_pairs(matched.pairs, rub, config) if proto is not None else plan_pairs(
+        matched.pairs, rub, config, settings.max_answer_chars)
+    return ComparePlan(config=config, rubric=rub, questions=qs, items=items, baseline=names[0], upstream=proto,
                        sources=source, missing=matched.missing, baseline_missing=matched.baseline_missing,
                        n_pairs=len(matched.pairs), questions_record={"path": str(questions),
                                                                      "sha256": file_sha256(questions)},
@@ -465,15 +540,16 @@ def plan_compare(questions: PathLike, answers: Sequence[PathLike], baseline: Pat
 
 
 @takes_settings()
-async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseline: PathLike,
-                        judge: str = "critiquellm", *, out: PathLike | None = None, force: bool = False,
+async def compare_async(questions: PathLike | None, answers: Sequence[PathLike], baseline: PathLike,
+                        judge: str | None = None, *, out: PathLike | None = None, force: bool = False,
                         allow_empty: bool = False, length_unit: str = "words", seed: int = 0, bootstrap: int = 200,
                         on_event: EventHandler | None = None, settings: JudgeSettings) -> PairwiseRun:
     """Judge each model against a baseline, every pair in both orders; win rates, length-controlled
     win rates and position inconsistency in the returned (and written) pairwise summary. ``baseline`` is
     the baseline model's answer file; ``length_unit`` (words or chars) measures answers for the
     length-controlled fit, ``bootstrap`` resamples its standard errors (``seed``). ``force``, ``batch``
-    and ``max_cost`` as in ``score``."""
+    and ``max_cost`` as in ``score``. ``upstream``: a FastChat clone (MT-Bench's pair-v2 prompts; the summary's
+    ``fastchat`` holds show_result.py's counts)."""
     from alignbench.pairwise.compare import (
         PairwiseSummary,
         assemble,
@@ -501,8 +577,10 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
         try:
             if channel:
                 channel.check_start([(p.config, [it.request for it in p.items])], store)
+            retries = settings.parse_retries if p.upstream is None or p.upstream.parse_retries is None \
+                else p.upstream.parse_retries  # FastChat asks each prompt once
             verdicts, engine = await judge_pairs(p.items, client, store, retry=settings.retry,
-                                                 parse_retries=settings.parse_retries, on_event=on_event,
+                                                 parse_retries=retries, on_event=on_event,
                                                  serve_hint=p.config.serve_hint,
                                                  refresh_failed=settings.refresh_failed, source=source)
         finally:
@@ -511,13 +589,16 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
         if channel:
             channel.settle()
         judgments = assemble(p.items, verdicts, p.rubric, p.config.name)
-        summary = PairwiseSummary(
-            **summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed),  # type: ignore[arg-type]
-            judge=p.config.public(), rubric=p.rubric.id, usage=usage_totals(judgments, engine).model_dump(),
-            run=run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
-                             baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
-                             baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
-            finished=True)
+        fields = {**summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed),  # type: ignore[arg-type]
+                  "judge": p.config.public(), "rubric": p.rubric.id,
+                  "usage": usage_totals(judgments, engine).model_dump(),
+                  "run": run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
+                                      baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
+                                      baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
+                  "finished": True}
+        if p.upstream is not None:  # the protocol's own counts (FastChat: show_result.py's) and its record
+            fields = p.upstream.finish_pairwise(fields, judgments, seed)
+        summary = PairwiseSummary(**fields)
         write_compare_run(folder, judgments, summary)
     return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
 
@@ -528,7 +609,7 @@ compare = _blocking(compare_async)
 # -- meta-eval ----------------------------------------------------------------------------------
 
 
-@takes_settings("judge", omit=("protocol",))
+@takes_settings("judge", omit=("protocol", "upstream"))
 def plan_meta_eval(data: Sequence[PathLike], judges: str | Sequence[str] = "critiquellm",
                    protocols: str | Sequence[str] = "multi-dimension", *, category: str | None = None,
                    settings: JudgeSettings) -> MetaPlan:
@@ -545,7 +626,7 @@ def plan_meta_eval(data: Sequence[PathLike], judges: str | Sequence[str] = "crit
                      max_answer_chars=settings.max_answer_chars, **settings.config_overrides())
 
 
-@takes_settings(omit=("protocol",))
+@takes_settings(omit=("protocol", "upstream"))
 async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] = "critiquellm",
                           protocols: str | Sequence[str] = "multi-dimension", *, category: str | None = None,
                           out: PathLike | None = None, bootstrap: int | None = None, seed: int = 0,
@@ -979,25 +1060,36 @@ class JudgePrompt:
         return {"messages": self.messages, "rubric": self.rubric.id, **self.config.decoding.model_dump()}
 
 
-def prompt(questions: PathLike, question_id: int, *, answers: PathLike | None = None, model: str | None = None,
-           judge: str = "critiquellm", rubric: str | None = None, protocol: str | None = None) -> JudgePrompt:
+def prompt(questions: PathLike | None, question_id: int, *, answers: PathLike | None = None,
+           model: str | None = None, judge: str | None = None, rubric: str | None = None, protocol: str | None = None,
+           upstream: PathLike | None = None) -> JudgePrompt:
     """The judge prompt for one question exactly as ``score`` would send it; calls nothing. The answer is
     taken from ``answers`` (of ``model`` when the file holds several) or is the placeholder ``{answer}``.
-    A question id the file lacks, or an answer file without that question, is a ``NotFoundError``."""
+    A question id the file lacks, or an answer file without that question, is a ``NotFoundError``.
+    ``upstream``: as in ``score`` (the prompt that checkout's own script would send; for a dialogue, its
+    first judged turn)."""
     from alignbench.prompts import build_request
 
-    config = judge_config(judge, rubric=rubric, protocol=protocol)
-    rub = load_rubric(config.rubric)
-    qs = {q.id: q for q in load_questions(questions, rub)}
+    settings = JudgeSettings.build(rubric=rubric, protocol=protocol, upstream=upstream)
+    proto, questions, judge, settings = _upstream(questions, judge, settings)
+    config = _judge_config(judge, settings, proto)
+    rub = proto.rubric() if proto is not None else load_rubric(config.rubric)
+    qs = {q.id: q for q in (proto.load_questions(questions, rub) if proto is not None
+                            else load_questions(questions, rub))}
     if question_id not in qs:
         raise NotFoundError(f"question_id {question_id} is not in {questions}", questions)
-    answer = Answer(question_id=question_id, model=model or "model", text="{answer}")
+    question = qs[question_id]
+    answer = Answer(question_id=question_id, model=model or "model", text="{answer}",
+                    turns=("{answer}",) * question.model_turns if question.model_turns > 1 else ())
     if answers is not None:
         found = [a for a in load_answers(answers, model=model) if a.question_id == question_id]
         if not found:
             raise NotFoundError(f"{answers} has no answer to question {question_id}", answers)
         answer = found[0]
-    request, _ = build_request(rub, qs[question_id], answer, config.decoding, system_role=config.system_role)
+    if proto is not None:
+        request = proto.plan_single([(question, answer)], rub, config)[0].request
+    else:
+        request, _ = build_request(rub, question, answer, config.decoding, system_role=config.system_role)
     return JudgePrompt(request=request, rubric=rub, config=config)
 
 

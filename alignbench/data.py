@@ -113,6 +113,46 @@ def load_questions(path: Path | str, rubric: Rubric) -> list[Question]:
     return questions
 
 
+def load_fastchat_questions(path: Path | str, rubric: Rubric) -> list[Question]:
+    """Load FastChat's MT-Bench ``question.jsonl`` as it is: ``question_id``, ``category`` and ``turns`` (the
+    user turns, strings). Why a reader of its own: those lines have no ``subcategory`` and may carry a
+    ``reference`` list that FastChat's judge never reads (its references come from ``reference_answer/``), so
+    the AlignBench reader would refuse them. The category is the subcategory (MT-Bench has one level)."""
+    path = Path(path)
+    questions: list[Question] = []
+    seen: dict[int, int] = {}
+    for lineno, obj in read_jsonl(path):
+        if "question_id" not in obj:
+            raise InputError(path, lineno, "missing field 'question_id'")
+        qid = _question_id(obj["question_id"], path, lineno)
+        if qid in seen:
+            raise InputError(path, lineno, f"duplicate question_id {qid} (first on line {seen[qid]})")
+        seen[qid] = lineno
+        category = _require(obj, "category", str, path, lineno)
+        cat = rubric.category(category)
+        if cat is None:
+            raise InputError(path, lineno, f"unknown category {category!r}; expected one of "
+                             f"{', '.join(rubric.category_names())}")
+        raw = obj.get("turns")
+        if not isinstance(raw, list) or not raw or not all(isinstance(t, str) and t.strip() for t in raw):
+            raise InputError(path, lineno, "field 'turns' must be a non-empty list of user turns (strings)")
+        turns = tuple(Turn(role="user", content=t) for t in raw)
+        questions.append(Question(id=qid, category=cat.name, subcategory=cat.name, question=raw[0], turns=turns))
+    if not questions:
+        raise InputError(path, None, "no questions in file")
+    return questions
+
+
+def _fastchat_replies(obj: dict, path: Path, lineno: int) -> tuple[str, ...]:
+    """The replies of a FastChat answer line (``choices[0].turns``, as its ``gen_model_answer.py`` writes them)."""
+    choices = obj["choices"]
+    turns = choices[0].get("turns") if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+        else None
+    if not isinstance(turns, list) or not turns or not all(isinstance(r, str) for r in turns):
+        raise InputError(path, lineno, "field 'choices' must be FastChat's [{\"turns\": [reply, ...]}]")
+    return tuple(turns)
+
+
 def _dialogue(obj: dict, path: Path, lineno: int) -> tuple[tuple[Turn, ...], tuple[str, ...]]:
     """The ``turns`` (and ``references``) of a multi-turn question line (format in data/zh/README.md): user
     turns as strings or ``{"role": "user", "content": …}``, fixed assistant turns as
@@ -146,7 +186,8 @@ def _dialogue(obj: dict, path: Path, lineno: int) -> tuple[tuple[Turn, ...], tup
 
 
 def load_answers(path: Path | str, model: str | None = None, allow_empty: bool = False) -> list[Answer]:
-    """Load answers in AlignBench's format (``model_id``) or the simple ``{question_id, answer}`` one.
+    """Load answers in AlignBench's format (``model_id``), the simple ``{question_id, answer}`` one, or FastChat's
+    (``model_id``, ``choices[0].turns``: one reply per turn).
 
     ``model`` names the model when lines carry no ``model_id`` and overrides it when they do.
     Keys other than ``question_id``, ``model_id`` and ``answer`` are kept in ``Answer.meta``.
@@ -166,7 +207,10 @@ def load_answers(path: Path | str, model: str | None = None, allow_empty: bool =
             raise InputError(path, lineno, "no model name: the line has no 'model_id'; "
                              "pass --model NAME to name the model")
         replies: tuple[str, ...] = ()
-        if "turns" in obj:  # a multi-turn answer: one reply per model turn
+        if "choices" in obj and "turns" not in obj and "answer" not in obj:  # FastChat's model_answer format
+            replies = _fastchat_replies(obj, path, lineno)
+            text = replies[-1]
+        elif "turns" in obj:  # a multi-turn answer: one reply per model turn
             raw = obj["turns"]
             if not isinstance(raw, list) or not raw or not all(isinstance(r, str) for r in raw):
                 raise InputError(path, lineno, "field 'turns' must be a non-empty list of replies (strings), one per "
@@ -182,7 +226,7 @@ def load_answers(path: Path | str, model: str | None = None, allow_empty: bool =
             raise InputError(path, lineno, f"duplicate answer to question {qid} from {name} "
                              f"(first on line {seen[(name, qid)]})")
         seen[(name, qid)] = lineno
-        meta = {k: v for k, v in obj.items() if k not in ("question_id", "model_id", "answer", "turns")}
+        meta = {k: v for k, v in obj.items() if k not in ("question_id", "model_id", "answer", "turns", "choices")}
         meta["line"] = lineno
         answers.append(Answer(question_id=qid, model=name, text=text, meta=meta, turns=replies))
     if not answers:

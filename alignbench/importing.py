@@ -32,12 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
 from alignbench.data import InputError, file_sha256, read_jsonl
 from alignbench.rubrics import Rubric, load_rubric
 from alignbench.rundir import PairwiseRun, Run, RunFolder, default_run_dir, load_run
 from alignbench.types import Judgment, Status, UsageTotals
+from alignbench.upstream.fastchat_mtbench import mtbench_figures, with_mtbench
 
 Format = Literal["alignbench-judge", "fastchat-single", "fastchat-pair"]
 FORMATS: tuple[Format, ...] = ("alignbench-judge", "fastchat-single", "fastchat-pair")
@@ -121,8 +120,11 @@ class ImportResult:
 
 
 def imported_label(imported: dict[str, Any]) -> str:
-    """``imported from <file> (<format>), not re-judged``: the line terminal, report and viewer show."""
-    return f"imported from {imported.get('source', '?')} ({imported.get('format', '?')}), not re-judged"
+    """``imported from <file> (<format>), not re-judged``: the line terminal, report and viewer show
+    (``upstream.protocol_label`` writes it, as every run's protocol line)."""
+    from alignbench.upstream import protocol_label
+
+    return protocol_label({"imported": {"source": "?", "format": "?", **imported}})
 
 
 # ================================================================================================
@@ -410,40 +412,6 @@ def _fastchat_single(path: Path, records: Sequence[tuple[int, dict[str, Any]]], 
     return by_model, diffs
 
 
-def mtbench_figures(judgments: Sequence[Judgment], rubric: Rubric, seed: int = 0, n_boot: int = 2000,
-                    level: float = 0.95) -> dict[str, Any]:
-    """The MT-Bench score as FastChat's ``show_result.py`` computes it (the mean over judged turns; per turn the
-    same) with our CIs (questions resampled, turns of a question kept together) and failure counts: a turn we
-    could not read is counted in ``n_failed``, never averaged as -1 nor dropped unseen. Per category too."""
-    rng = np.random.default_rng(seed)
-    alpha = (1 - level) / 2
-    turns = [t for j in judgments for t in (j.turns or [j])]
-
-    def figure(selected: list[Judgment]) -> dict[str, Any]:
-        by_q: dict[int, list[float]] = {}
-        for t in selected:
-            if t.status is Status.OK and t.overall is not None:
-                by_q.setdefault(t.question_id, []).append(t.overall)
-        ok = [v for vals in by_q.values() for v in vals]
-        entry: dict[str, Any] = {"score": None, "ci": None, "n": len(ok), "n_failed": len(selected) - len(ok)}
-        if ok:
-            sums = np.array([sum(v) for v in by_q.values()])
-            counts = np.array([len(v) for v in by_q.values()])
-            idx = rng.integers(0, len(sums), size=(n_boot, len(sums)))
-            boot = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-            lo, hi = np.quantile(boot, [alpha, 1 - alpha])
-            entry.update(score=round(float(np.mean(ok)), 4), ci=[round(float(lo), 4), round(float(hi), 4)])
-        return entry
-
-    by_turn = {str(k): figure([t for t in turns if t.turn == k]) for k in sorted({t.turn or 1 for t in turns})}
-    cats = {c: {**figure([t for t in turns if t.category == c]), "group": rubric.category(c).group,  # type: ignore[union-attr]
-                "en": rubric.category(c).en}  # type: ignore[union-attr]
-            for c in rubric.category_names() if any(t.category == c for t in turns)}
-    return {**figure(turns), "turns": by_turn, "categories": cats, "n_turns": len(turns),
-            "unit": "mean over judged turns (FastChat show_result.py); turns without a verdict counted in n_failed, "
-                    "not averaged"}
-
-
 def _pair_row(obj: dict[str, Any], path: Path, lineno: int, baseline: str) -> tuple[str, str, str] | None:
     """(model, order of game 1, order of game 2) for a row against ``baseline``; None when the baseline is not
     in it. In game 1 FastChat shows model_1 as A, in game 2 model_2."""
@@ -597,26 +565,15 @@ def _write_pointwise(path: Path, fmt: Format, sha: str, model: str, judgments: l
         judge = {"name": judge_model, "backend": "imported", "model": judge_model,
                  "prompt": ", ".join(prompts), "tool": _TOOL[fmt]}
         man = manifest(model, judge, rubric, qrec, answers_rec, imported=imported,
-                       notes=[imported_label(imported), *notes]).model_copy(update={"rubric": rubric_id})
+                       notes=list(notes)).model_copy(update={"rubric": rubric_id})
         summary = build_summary(judgments, rubric, man, UsageTotals(), seed=seed)
         if fmt == "fastchat-single":
-            summary = _with_mtbench(summary, mtbench_figures(judgments, rubric, seed=seed))
+            summary = with_mtbench(summary, mtbench_figures(judgments, rubric, seed=seed))  # score --upstream's
         summary = summary.model_copy(update={"imported": imported, "differences": {
             "file": DIFFERENCES_FILE, "n": sum(d.model == model for d in diffs),
             "by_kind": _by_kind([d for d in diffs if d.model == model])}})
         folder.write_run(judgments, summary)
     return load_run(run_dir)
-
-
-def _with_mtbench(summary: Any, figures: dict[str, Any]) -> Any:
-    """The summary with the MT-Bench score as its overall (and its one group's), per category the turn means."""
-    groups = {gid: g.model_copy(update={"score": figures["score"], "ci": figures["ci"]})
-              for gid, g in summary.groups.items()}
-    cats = {name: c.model_copy(update={"score": figures["categories"][name]["score"],
-                                       "ci": figures["categories"][name]["ci"]})
-            for name, c in summary.categories.items() if name in figures["categories"]}
-    return summary.model_copy(update={"overall": figures["score"], "overall_ci": figures["ci"], "groups": groups,
-                                      "categories": {**summary.categories, **cats}, "mtbench": figures})
 
 
 def _by_kind(diffs: Sequence[Difference]) -> dict[str, int]:
@@ -754,7 +711,7 @@ def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric:
         run=run_metadata(dir=str(run_dir), questions={"path": str(qpath), "sha256": file_sha256(qpath)},
                             answers={m: str(folder / f"{m}.jsonl") for m in compared if m in replies},
                             baseline_answers=str(folder / f"{base}.jsonl") if base in replies else None, n_questions=len(qs), missing={}, baseline_missing=[],
-                            max_answer_chars=None, imported=imported, notes=[imported_label(imported), *notes]),
+                            max_answer_chars=None, imported=imported, notes=list(notes)),
         imported=imported, differences={"file": DIFFERENCES_FILE, "n": len(diffs), "by_kind": _by_kind(diffs)},
         finished=True)
     with RunFolder(run_dir) as run_folder:

@@ -74,12 +74,17 @@ def cap_answer(text: str, max_chars: int | None) -> tuple[str, bool]:
     return text[:max_chars] + TRUNCATION_MARK, True
 
 
-def answer_view(text: str) -> tuple[str, str | None]:
+def answer_view(text: str, verbatim: bool = False) -> tuple[str, str | None]:
     """What the judge is shown of an answer, and what happened to its reasoning: a ``<think>`` block (or a
     never-closed one) is removed — the judge grades the answer, not the scratchpad — and reported as
     "removed"; think tags left inside the final text are "leaked" (counted; the text is kept, since an
-    answer may discuss the tag). An answer without think tags is shown exactly as it is."""
+    answer may discuss the tag). An answer without think tags is shown exactly as it is.
+
+    ``verbatim`` (an upstream protocol, whose script sends the answer file's text as it is): nothing is
+    removed, and any think tags are "leaked" (judged as written)."""
     split = split_reasoning(text)
+    if verbatim:
+        return text, "leaked" if (split.start or split.unclosed or split.leaked) else None
     if split.start == 0 and not split.unclosed:
         return text, "leaked" if split.leaked else None
     return split.answer, "leaked" if split.leaked else "removed"
@@ -109,7 +114,10 @@ def render(rubric: Rubric, question: Question, answer_text: str, *, turn: int | 
            replies: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """Render the chat messages for one answer. A multi-turn rubric (``turns`` set) also gets ``dialogue``:
     the messages up to model ``turn`` (each a dict of role, content and model turn; ``replies`` are the
-    model's replies as shown, the judged one last) and ``turn``/``n_turns``; ``reference`` is that turn's."""
+    model's replies as shown, the judged one last) and ``turn``/``n_turns``; ``reference`` is that turn's.
+    A rubric with an ``upstream`` protocol has its messages built by that protocol from the user's checkout."""
+    if rubric.upstream is not None:
+        return rubric.upstream.messages(question, answer_text)
     if not rubric.templates.user:
         raise RubricError(f"rubric {rubric.id} has no pointwise template (templates.user in "
                           f"{rubric.folder / 'rubric.yaml'}): it only compares pairs")
@@ -224,12 +232,21 @@ def build_request(
     ``turn``: the model turn of a multi-turn answer to judge (its dialogue so far is shown).
     ``structured_output``: ask for the verdict as JSON (the schema rides on the request, the prompt says
     what the JSON holds); ``logprobs``: ask for that many alternatives per output token; ``completion``: send
-    the prompt as one bare text completion, no chat template (``ModelRequest.completion``)."""
+    the prompt as one bare text completion, no chat template (``ModelRequest.completion``).
+
+    Under an upstream protocol (``rubric.upstream``) the answer goes in as its file holds it, neither clipped
+    nor stripped of reasoning: the official script sends it so."""
+    verbatim = rubric.upstream is not None
+    if verbatim:
+        max_answer_chars = None
+        if structured_output:
+            raise RubricError(f"rubric {rubric.id} sends the upstream prompt as it is: structured output would add "
+                              "to it")
     if turn is None:
-        text, truncated = cap_answer(answer_view(answer.text)[0], max_answer_chars)
+        text, truncated = cap_answer(answer_view(answer.text, verbatim)[0], max_answer_chars)
         messages = render(rubric, question, text)
     else:
-        replies = [cap_answer(answer_view(r)[0], max_answer_chars) for r in (answer.turns or (answer.text,))[:turn]]
+        replies = [cap_answer(answer_view(r, verbatim)[0], max_answer_chars) for r in (answer.turns or (answer.text,))[:turn]]
         text, truncated = replies[-1]
         messages = render(rubric, question, text, turn=turn, replies=tuple(r for r, _ in replies))
     schema = None

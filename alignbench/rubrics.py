@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    from alignbench.upstream import UpstreamProtocol
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster, same result
 
@@ -164,6 +167,13 @@ class Rubric(_Model):
         return self
 
     # -- lookups -------------------------------------------------------------------------
+    @property
+    def upstream(self) -> UpstreamProtocol | None:
+        """The upstream tool's own prompt construction this rubric sends (``alignbench.upstream``: the official
+        AlignBench protocol read from the user's checkout), or None: this rubric's templates build its prompts.
+        Why a hook on the rubric: the rest of the flow (plan, engine, parser, aggregation) stays one path."""
+        return None
+
     @property
     def id(self) -> str:
         """``name@version+digest``: stamped on judgments and part of every cache key, so a template

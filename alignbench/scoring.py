@@ -146,7 +146,7 @@ def make_judgment(item: Item, reply: Exchange | object, rubric: Rubric, judge_na
             "usage": exchange.usage, "attempts": exchange.attempts, "truncated_answer": item.truncated,
             "answer_chars": len(item.judged_text), "cached": exchange.cached,
             "earlier_replies": [r.text for r in exchange.replies[:-1] if r.text is not None],
-            "answer_reasoning": answer_view(item.judged_text)[1], "turn": item.turn,
+            "answer_reasoning": answer_view(item.judged_text, rubric.upstream is not None)[1], "turn": item.turn,
             "injection": answer_material.first}
     if last.text is None:
         detail = last.error if not earlier else f"{last.error}; first reply: {earlier}"
@@ -356,7 +356,12 @@ def usage_totals(judgments: Sequence[Judgment], engine: Engine | None, *tags: st
 
 def manifest(model: str, judge: dict, rubric: Rubric, questions: dict, answers: object,
              missing: Sequence[int] = (), max_answer_chars: int | None = None, **extra: object) -> Manifest:
-    """What reproduces a run: judge, rubric, inputs with their hashes, version, time."""
+    """What reproduces a run: judge, rubric, inputs with their hashes, version, time; under an upstream protocol
+    its checkout's record (``upstream``: files and hashes, modified or not), and in every run the label saying
+    what its numbers can stand next to (``upstream.protocol_label``)."""
+    from alignbench.upstream import protocol_label
+
+    extra["protocol_label"] = protocol_label({"rubric": rubric.id, **extra})
     return Manifest(model=model, judge=judge, rubric=rubric.id, questions=questions, answers=answers,
                     missing_answers=list(missing), n_missing_answers=len(missing), max_answer_chars=max_answer_chars,
                     alignbench_version=__version__,

@@ -67,6 +67,9 @@ class JudgeSettings(BaseModel):
         None, description="completion: send the bare prompt string to /v1/completions (no chat template), as "
                           "CritiqueLLM's authors run it; chat: messages (default: the preset's)")
     options: Mapping[str, Any] | None = Field(None, description="backend options, e.g. hf judges' device, batch_size")
+    upstream: str | Path | None = Field(
+        None, description="a clone of THUDM/AlignBench or FastChat: judge exactly as its own script does, its prompts "
+                          "read from it (docs/protocols.md); default questions and judge then come from it")
     # -- how a run calls it (read when a plan is judged: ``CALL``) --
     attempts: int = Field(6, ge=1, description="calls per request on 429/5xx/timeouts, the first included")
     parse_retries: int = Field(1, ge=0, description="fresh samples asked after an unparseable judgment")

@@ -295,7 +295,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "engine": ("engine",),
     "run folders": ("rundir", "reviews"),
     "features": ("aggregate", "cost", "batch", "scoring", "answering", "ensemble", "pairwise", "pairwise.compare",
-                 "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "trust", "trust.base",
+                 "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "upstream.alignbench_official",
+                 "upstream.fastchat_mtbench", "trust", "trust.base",
                  "trust.calibration", "trust.bridge", "trust.audits", "trust.variance", "trust.runs"),
     "reporting": ("reporting", "reporting.charts", "reporting.compare", "reporting.markdown", "reporting.terminal"),
     "api": ("settings", "api", ""),  # "": the package itself, which re-exports the API

@@ -214,6 +214,7 @@ def test_cli_import_then_show(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     flat = " ".join(shown.stdout.split())
     assert "(alignbench-judge), not re-judged" in flat and "总分 overall" in flat
+    assert flat.count("not re-judged") == 1  # the protocol line, printed once
 
 
 # -- FastChat ------------------------------------------------------------------------------------------

@@ -71,6 +71,7 @@ def guarded(saved: str = "every reply received so far is in the cache",
     from alignbench.judges import ModelConfigError
     from alignbench.rubrics import RubricError
     from alignbench.rundir import RunError
+    from alignbench.upstream import UpstreamError
 
     try:
         yield
@@ -80,7 +81,7 @@ def guarded(saved: str = "every reply received so far is in the cache",
         raise typer.Exit(130) from None
     except FatalCallError as exc:
         raise fail(f"{exc}. {fatal_hint}") from None
-    except (CacheError, InputError, ModelConfigError, RubricError, RunError, ServerUnavailable) as exc:
+    except (CacheError, InputError, ModelConfigError, RubricError, RunError, ServerUnavailable, UpstreamError) as exc:
         raise fail(str(exc)) from None
 
 

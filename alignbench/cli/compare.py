@@ -14,9 +14,9 @@ from alignbench.cli.options import (
     DryRunOpt,
     ForceOpt,
     FormatOpt,
-    JudgeOpt,
+    JudgeOrUpstreamOpt,
     MaxFailedOpt,
-    QuestionsOpt,
+    QuestionsOrUpstreamOpt,
     allowed_failures,
     exit_on_failures,
     judge_options,
@@ -46,10 +46,10 @@ def _check_choice(value: str | None, option: str, choices: tuple[str, ...]) -> N
 @app.command()
 @judge_options()
 def compare(
-    questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s) of the model(s) to compare, JSONL; repeat for several.")],
     baseline: Annotated[Path, typer.Option("--baseline", "-b", help="Answer file of the baseline model, JSONL.")],
-    judge: JudgeOpt = "critiquellm",
+    questions: QuestionsOrUpstreamOpt = None,
+    judge: JudgeOrUpstreamOpt = None,
     settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: reports/<models>__vs__<baseline>__<judge>__<rubric>.")] = None,
     force: ForceOpt = False,
@@ -99,6 +99,10 @@ def compare(
         print_json(summary)
     else:
         print_pairwise(summary, console)
+        if (summary.model_extra or {}).get("fastchat"):
+            from alignbench.reporting.terminal import print_fastchat_pairwise
+
+            print_fastchat_pairwise(summary, console)
         console.print(f"run folder: {result.dir}", style="dim", markup=False, highlight=False)
     first = result.failures[0] if result.failed else None
     exit_on_failures(result.failed, result.total, result.by_status, max_failed,

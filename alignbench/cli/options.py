@@ -27,7 +27,30 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 QuestionsOpt = Annotated[Path, typer.Option("--questions", "-q", help="AlignBench question file (JSONL).")]
+# score and compare: the question file may come from the --upstream checkout (FastChat's MT-Bench questions), and
+# the judge's default depends on it (FastChat's is GPT-4)
+QuestionsOrUpstreamOpt = Annotated[Path | None, typer.Option(
+    "--questions", "-q", help="Question file (JSONL): AlignBench's, or FastChat's with --upstream (default there: "
+                              "the checkout's data/mt_bench/question.jsonl).")]
+UpstreamOpt = Annotated[Path | None, typer.Option(
+    "--upstream", help="Your clone of lm-sys/FastChat: judge MT-Bench exactly as its gen_judgment.py does, with "
+                       "its own prompts, reference answers and questions (docs/protocols.md).")]
+JudgeOrUpstreamOpt = Annotated[str | None, typer.Option(
+    "--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL. Default: critiquellm; "
+                          "openai:gpt-4 with --upstream (FastChat's judge).")]
 JudgeOpt = Annotated[str, typer.Option("--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL.")]
+UpstreamOpt = Annotated[Path | None, typer.Option(
+    "--upstream", help="Your clone of THUDM/AlignBench or lm-sys/FastChat: judge exactly as its own script does "
+                       "(judge.py: its prompt and configs, one user message; gen_judgment.py: MT-Bench's prompts, "
+                       "reference answers and questions), temperature 0, default judge GPT-4, default questions "
+                       "the clone's. See docs/protocols.md.")]
+# --questions and --judge where --upstream can supply them (score, prompt)
+QuestionsOrUpstreamOpt = Annotated[Path | None, typer.Option(
+    "--questions", "-q", help="Question file (JSONL); with --upstream: default the checkout's own (AlignBench "
+                              "v1.1, or FastChat's data/mt_bench/question.jsonl).")]
+JudgeOrUpstreamOpt = Annotated[str | None, typer.Option(
+    "--judge", "-j", help="Judge preset (see `alignbench judges`) or BACKEND:MODEL. Default: critiquellm; "
+                          "gpt-4 with --upstream.")]
 JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="Override the preset's model id.")]
 JudgeUrlOpt = Annotated[list[str] | None, typer.Option(
     "--judge-base-url", help="OpenAI-compatible base URL of the judge; repeat for several servers.")]
@@ -268,6 +291,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "no_wait": (NoWaitOpt, False),
     "batch_fallback": (BatchFallbackOpt, "batch"),
     "max_cost": (MaxCostOpt, None),
+    "upstream": (UpstreamOpt, None),
 }
 
 

@@ -16,12 +16,13 @@ from alignbench.cli.options import (
     DryRunOpt,
     ForceOpt,
     FormatOpt,
-    JudgeOpt,
+    JudgeOrUpstreamOpt,
     MaxFailedOpt,
     ProtocolOpt,
-    QuestionsOpt,
+    QuestionsOrUpstreamOpt,
     RubricOpt,
     SeedOpt,
+    UpstreamOpt,
     allowed_failures,
     exit_on_run_failures,
     judge_options,
@@ -38,9 +39,9 @@ if TYPE_CHECKING:
 @app.command()
 @judge_options()
 def score(
-    questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s), JSONL; repeat for several models.")],
-    judge: JudgeOpt = "critiquellm",
+    questions: QuestionsOrUpstreamOpt = None,
+    judge: JudgeOrUpstreamOpt = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for answer files without model_id.")] = None,
     settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (several models: one subfolder each). Default: reports/<model>__<judge>__<rubric>.")] = None,
@@ -57,7 +58,8 @@ def score(
     """Judge answers with a multi-dimension rubric and print per-category scores.
 
     Re-running the same command reads every stored reply from the cache: nothing is paid twice, and
-    a killed run picks up where it stopped. `--judge a,b` averages an ensemble of judges.
+    a killed run picks up where it stopped. `--judge a,b` averages an ensemble of judges. `--upstream
+    PATH` (a THUDM/AlignBench clone) judges with the official AlignBench protocol read from it.
     """
     from alignbench import api
 
@@ -109,21 +111,22 @@ def _print_dry_run(p) -> None:  # noqa: ANN001 - an api.ScorePlan
 
 @app.command()
 def prompt(
-    questions: QuestionsOpt,
     question_id: Annotated[int, typer.Option("--question-id", "-i", help="The question to render.")],
+    questions: QuestionsOrUpstreamOpt = None,
     answers: Annotated[Path | None, typer.Option("--answers", "-a", help="Take the answer from this file.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m")] = None,
-    judge: JudgeOpt = "critiquellm",
+    judge: JudgeOrUpstreamOpt = None,
     rubric: RubricOpt = None,
     protocol: ProtocolOpt = None,
     fmt: Annotated[str, typer.Option("--format", help="text or json (the exact messages).")] = "text",
+    upstream: UpstreamOpt = None,
 ) -> None:
     """Print the exact judge prompt for one question (with a placeholder answer unless --answers)."""
     from alignbench import api
 
     with guarded():
         built = api.prompt(questions, question_id, answers=answers, model=model, judge=judge, rubric=rubric,
-                           protocol=protocol)
+                           protocol=protocol, upstream=upstream)
     if fmt == "json":
         print_json(built.as_dict())
     else:

@@ -45,6 +45,9 @@ STRINGS: dict[str, dict[str, str]] = {
         "leaderboard_note": "每格为均值及 95% 置信区间（按类别分层的 bootstrap）；每列最佳值加粗。总分 = (推理 + 语言) / 2，"
                             "推理、语言分别为其类别均分的平均（AlignBench 公式）。评审失败的回答不计入任何均值。",
         "incomplete_note": "† 该组缺少部分类别，不能与完整的 AlignBench 分数相比。",
+        "mtbench_note": "每格为均值及 95% 置信区间；每列最佳值加粗。总分为 MT-Bench 分数：按 FastChat 的 show_result.py，"
+                        "对所有已评审的轮次取均值（置信区间对题目做 bootstrap）；类别分为各段对话（两轮均值）的平均。"
+                        "评审失败的轮次不计入任何均值。",
         "weak_lowest": "得分最低的子类别：", "weak_examples": "示例（这些子类别中得分最低的题目）：",
         "question": "题目", "judge_reason": "评审理由", "judge_base": "基线评审", "judge_new": "本次评审",
         "none": "无。", "gains": "进步最大的题目", "drops": "退步最大的题目",
@@ -70,6 +73,10 @@ STRINGS: dict[str, dict[str, str]] = {
                             "in bold. Overall = (reasoning + language) / 2, each group the mean of its category "
                             "means (AlignBench's formula). Failed judgments are excluded from every mean.",
         "incomplete_note": "† the group lacks some categories: not comparable with full AlignBench scores.",
+        "mtbench_note": "Each cell: mean and 95% CI; best value per column in bold. Overall is the MT-Bench score as "
+                        "FastChat's show_result.py computes it, the mean over all judged turns (CI: bootstrap over "
+                        "questions); a category is the mean of its dialogues (each the mean of its two turns). "
+                        "Failed turns are excluded from every mean.",
         "weak_lowest": "Lowest-scoring subcategories:", "weak_examples": "Examples (the lowest-scored questions in "
                                                                          "those subcategories):",
         "question": "question", "judge_reason": "judge", "judge_base": "judge (baseline)",
@@ -176,7 +183,8 @@ def _leaderboard(runs: Sequence[Run], rubric: Rubric, t: dict[str, str], zh: boo
         cells.append(str(r.summary.n_ok))
         rows.append(cells)
     header = [t["model"], *(h for _, h in cols), "n"]
-    return {"header": header, "rows": rows, "align": ["l", *["r"] * (len(cols) + 1)], "incomplete": incomplete}
+    return {"header": header, "rows": rows, "align": ["l", *["r"] * (len(cols) + 1)], "incomplete": incomplete,
+            "mtbench": any((r.summary.model_extra or {}).get("mtbench") for r in runs)}
 
 
 def _failures(summary: Summary, t: dict[str, str]) -> str:
@@ -220,9 +228,6 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
     or leaked into the final text, and its figures (``stats.fmt.FIGURES``); per-turn scores: own table."""
     extra = r.summary.model_extra or {}
     out = []
-    if imported := (r.manifest.model_extra or {}).get("imported"):  # alignbench import: not judged by us
-        out.append(md_text(f"{r.label}: imported from {imported.get('source')} ({imported.get('format')}), not "
-                           "re-judged" + (f" (sha256 {str(imported.get('sha256'))[:12]})" if imported.get('sha256') else "")))
     reasoning = extra.get("answer_reasoning") or {}
     if reasoning.get("removed") or reasoning.get("leaked"):
         out.append(md_text(
@@ -240,6 +245,8 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
 
 
 def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
+    from alignbench.upstream import protocol_label
+
     notes = []
     zh = lang == "zh"
     for r in runs:
@@ -263,6 +270,11 @@ def _run_notes(runs: Sequence[Run], lang: str) -> list[str]:
                                  "the judge prompt"))
     if not notes:
         notes.append("所有评审均成功，没有排除任何回答。" if zh else "Every judgment succeeded; nothing was excluded.")
+    # what each run's numbers can stand next to: the official protocol, or a rubric of ours (not the leaderboard's)
+    by_label: dict[str, list[str]] = {}
+    for r in runs:
+        by_label.setdefault(protocol_label(r.manifest), []).append(r.label)
+    notes += [md_text(f"{', '.join(names)}: {'评审协议' if zh else 'protocol'}: {label}") for label, names in by_label.items()]
     notes += [n for r in runs for n in _protocol_notes(r, zh)]
     for what, zh_what, values in (("rubric", "评分细则", {_as_judged(r, runs)[1] for r in runs}),
                                   ("judge", "评审模型", {_as_judged(r, runs)[0] for r in runs}),

@@ -101,8 +101,6 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
     if (turns := dialogue_table(summary)) is not None:
         console.print(turns)
     notes = []
-    if imported := (summary.run.model_extra or {}).get("imported"):  # alignbench import: not judged by us
-        notes.append(f"imported from {imported.get('source')} ({imported.get('format')}), not re-judged")
     if summary.n_failed:
         by = ", ".join(f"{k} {v}" for k, v in summary.failed_by_status.items())
         notes.append(f"{summary.n_failed} judgment(s) failed and are excluded ({by})")
@@ -125,6 +123,25 @@ def print_summary(summary: Summary, rubric: Rubric, console: Console) -> None:
                  f"tokens {u.prompt_tokens}+{u.completion_tokens} · {spend_line(u)}")
     for note in notes:
         console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
+    from alignbench.upstream import protocol_label
+
+    console.print(f"[bold]protocol:[/] {escape(protocol_label(summary.run))}", highlight=False)
+
+
+def print_fastchat_pairwise(summary: PairwiseSummary, console: Console) -> None:
+    """A ``compare --upstream FASTCHAT`` run counted as FastChat's ``show_result.py`` counts it: per model, wins,
+    losses and ties over (question, turn) rows, its win rates, and the rows without a verdict (counted)."""
+    fc = (summary.model_extra or {}).get("fastchat") or {}
+    label = ((summary.run or {}).get("upstream") or {}).get("label", "FastChat")
+    table = Table(title=escape(f"{label} · vs {fc.get('baseline') or '?'}"), header_style="bold",
+                  title_style="bold", caption=escape(fc.get("unit", "")))
+    for name in ("model", "win", "loss", "tie", "error", "win_rate", "loss_rate", "win_rate_adjusted", "95% CI"):
+        table.add_column(name, justify="left" if name == "model" else "right", no_wrap=True)
+    for model, m in (fc.get("models") or {}).items():
+        table.add_row(escape(model), str(m["win"]), str(m["loss"]), str(m["tie"]), _failed(m["error"]),
+                      fmt.num(m["win_rate"], 3), fmt.num(m["loss_rate"], 3),
+                      f"[bold]{fmt.num(m['win_rate_adjusted'], 3)}[/]", fmt.ci(m.get("win_rate_adjusted_ci"), 3))
+    console.print(table)
 
 
 def comparison_table(cmp: Any) -> Table:

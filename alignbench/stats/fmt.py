@@ -119,6 +119,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("score_from.n_verdict", "无概率、用评审分数", "scores from the verdict (no log-probabilities)", "count"),
     Figure("injection.n", "自带评分/判决文本的回答（疑似注入）", "answers carrying their own verdict (injection attempts)",
            "count"),
+    Figure("mtbench.n", "MT-Bench 分数所平均的已评审轮次", "judged turns the MT-Bench score averages", "count"),
+    Figure("mtbench.n_failed", "未读出评分的轮次（不计入）", "turns without a verdict (excluded)", "count"),
     Figure("position.n_failed", "位置审计略去的成对比较（某一顺序失败）", "pairs left out of the position audit (an order failed)",
            "count", "audit"),
 )

@@ -137,6 +137,13 @@ class RunView:
         return str(judge.get("name") or self.run.judge_id)
 
     @property
+    def protocol(self) -> str:
+        """What the run's numbers can stand next to (``upstream.protocol_label``: official protocol or our rubric)."""
+        from alignbench.upstream import protocol_label
+
+        return protocol_label(self.summary.get("run", {}))
+
+    @property
     def n_judges(self) -> int:
         """Judges behind each judgment (an ensemble's attempts add up over its judges)."""
         return len((self.summary.get("ensemble") or {}).get("judges") or []) or 1

@@ -51,6 +51,11 @@ class ServerUnavailable(RuntimeError):
     """No server of the model answers at all; the message says how to start one."""
 
 
+class ServerGone(ServerUnavailable):
+    """Every server of the model stopped accepting connections mid-run: the run stops at once (retrying a
+    refused connection for minutes helps nobody); every reply received so far is in the cache."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 6  # calls per request, first one included
@@ -230,7 +235,9 @@ class Engine:
         self.stats: dict[str, CallStats] = {}  # by tag (the model being judged or answered)
         self._prefetched: dict[str, ModelReply] = {}
         self._keys: dict[int, tuple[ModelRequest, str]] = {}
-        self._fatal: FatalCallError | None = None  # once set, no further call is sent
+        self._fatal: FatalCallError | ServerGone | None = None  # once set, no further call is sent
+        self._gone_lock: asyncio.Lock | None = None
+        self._gone_checked = -1.0
         self._checked = False
         self.notes: list[str] = []  # what the caller should be told (a model the server does not serve …)
         self.reported: dict[str, int] = {}  # model named in each reply -> replies (the judge's identity)
@@ -366,9 +373,38 @@ class Engine:
         except ModelCallError as exc:
             if exc.overload:
                 self.limit.overloaded()
+            if exc.unreachable:
+                await self._check_gone()
             raise
         await self.limit.succeeded()
         return reply
+
+    async def _check_gone(self, confirm: float = 1.0) -> None:
+        """After a refused connection: when every server refuses, twice ``confirm`` seconds apart (a server
+        restarting for a moment is not gone), stop the run with one line instead of minutes of retries.
+        One check at a time, at most one per ``confirm`` seconds, whatever number of requests failed."""
+        if self._fatal is not None:
+            raise self._fatal
+        self._gone_lock = self._gone_lock or asyncio.Lock()
+        async with self._gone_lock:
+            loop = asyncio.get_running_loop()
+            if self._fatal is None and loop.time() - self._gone_checked >= confirm:
+                urls = list(self.client.urls)
+                for pause in (0.0, confirm):
+                    await asyncio.sleep(pause)
+                    try:
+                        dead = await asyncio.wait_for(self.client.check(), min(10.0, self.deadline or 10.0))
+                    except asyncio.TimeoutError:
+                        dead = []
+                    if not urls or len(dead) < len(urls):
+                        break
+                else:
+                    what = "judge server" if self.role == "judge" else "server"
+                    self._fatal = ServerGone(f"{what} gone at {', '.join(urls)} (connection refused); every reply "
+                                             "received so far is in the cache: re-run to resume")
+                self._gone_checked = loop.time()
+        if self._fatal is not None:
+            raise self._fatal
 
     def _stop(self, state: RetryCallState) -> bool:
         """Stop after the last attempt, or when the server asks for a pause longer than the cap (waiting

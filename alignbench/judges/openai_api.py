@@ -16,7 +16,7 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletion
 
-from alignbench.judges.base import ModelCallError, parse_retry_after
+from alignbench.judges.base import ModelCallError, parse_retry_after, refused_connection
 from alignbench.judges.pool import Endpoint, EndpointPool, FeatureRefused, PooledClient, refused_feature
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
@@ -114,7 +114,7 @@ class OpenAIChat(PooledClient):
             raise ModelCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
         except openai.APIConnectionError as exc:
             raise ModelCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
-                                 endpoint=url) from None
+                                 endpoint=url, unreachable=refused_connection(exc)) from None
         except openai.APIStatusError as exc:
             message = _error_message(exc)
             if exc.status_code >= 500 or exc.status_code in (408, 409):

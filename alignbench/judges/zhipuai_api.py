@@ -24,7 +24,7 @@ import zhipuai
 from zhipuai.core import _errors as zerr
 from zhipuai.types.chat.chat_completion import Completion
 
-from alignbench.judges.base import ModelCallError, parse_retry_after
+from alignbench.judges.base import ModelCallError, parse_retry_after, refused_connection
 from alignbench.judges.pool import Endpoint, EndpointPool, FeatureRefused, PooledClient, refused_feature
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
@@ -153,7 +153,7 @@ class ZhipuAIChat(PooledClient):
             raise ModelCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
         except zerr.APIConnectionError as exc:
             raise ModelCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
-                                 endpoint=url) from None
+                                 endpoint=url, unreachable=refused_connection(exc)) from None
         except (zerr.APIResponseError, ValueError) as exc:  # malformed body: json.JSONDecodeError is a ValueError
             raise ModelCallError(f"malformed reply from {url}: {type(exc).__name__}", retryable=True,
                                  endpoint=url) from None

@@ -3,16 +3,21 @@ loopback servers, in process where the library is what is tested."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ANSWERS_A, QUESTIONS
+from conftest import ANSWERS_A, QUESTIONS, read_jsonl, run_cli, write_jsonl
 from stub_server import StubServer, alignbench_responder
 
 import alignbench
 from alignbench.engine import ServerUnavailable
+
+
+def one_answer(tmp_path: Path) -> Path:
+    return write_jsonl(tmp_path / "one.jsonl", read_jsonl(ANSWERS_A)[:1])
 
 
 def test_a_judge_server_that_dies_mid_run_stops_the_run_within_seconds(tmp_path: Path) -> None:
@@ -29,3 +34,74 @@ def test_a_judge_server_that_dies_mid_run_stops_the_run_within_seconds(tmp_path:
         alignbench.score(QUESTIONS, ANSWERS_A, "openai:judge", base_url=stub.url, out=tmp_path / "r",
                          concurrency=2)
     assert time.monotonic() - start < 8  # not minutes of retries (6 attempts x 32 requests before)
+
+
+class FloodServer:
+    """Answers every request (GET or POST) with a 200 whose body never ends: ``byte_every`` seconds per byte
+    (a drip), or as fast as the socket takes it (a flood), with no Content-Length."""
+
+    def __init__(self, byte_every: float = 0.0) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.root = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.byte_every = byte_every
+        self.sent = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+            chunk = b" " if self.byte_every else b" " * 65536
+            while not self.stop.is_set():
+                conn.sendall(chunk)
+                self.sent += len(chunk)
+                if self.byte_every:
+                    time.sleep(self.byte_every)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
+def test_zhipuai_startup_get_answered_one_byte_at_a_time_ends_within_the_timeout(tmp_path: Path) -> None:
+    drip = FloodServer(byte_every=0.2)
+    try:
+        start = time.monotonic()
+        proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(one_answer(tmp_path)), "--judge", "zhipuai:glm-4",
+                       "--judge-base-url", drip.root + "/api/paas/v4", "--timeout", "2", "--attempts", "1",
+                       "--out", str(tmp_path / "r"), env={"ZHIPUAI_API_KEY": "abc.def"})
+        elapsed = time.monotonic() - start
+    finally:
+        drip.close()
+    assert proc.returncode == 3, proc.stderr  # the one judgment failed: the reply never ended
+    judgment = read_jsonl(tmp_path / "r" / "judgments.jsonl")[0]
+    assert judgment["status"] == "judge_error"
+    assert elapsed < 15  # the process ends: no worker thread left reading (121 s under --timeout 5 before)
+
+
+@pytest.mark.parametrize("judge", ["openai:judge", "zhipuai:glm-4"])
+def test_a_reply_larger_than_the_cap_fails_that_request_and_stops_reading(judge: str, tmp_path: Path) -> None:
+    flood = FloodServer()
+    url = flood.root + ("/api/paas/v4" if judge.startswith("zhipuai") else "/v1")
+    try:
+        runs = alignbench.score(QUESTIONS, one_answer(tmp_path), judge, base_url=url, out=tmp_path / "r",
+                                max_reply_bytes=200_000, attempts=1, timeout=20, api_key_env="KEY_FOR_TEST",
+                                api_key_explicit=True)
+    finally:
+        flood.close()
+    judgment = next(iter(runs.values())).judgments[0]
+    assert judgment.status.value == "judge_error" and "--max-reply-bytes 200000" in judgment.detail
+    assert flood.sent < 50_000_000  # reading stopped near the cap, not at the 20 s timeout

@@ -38,6 +38,7 @@ ProtocolOpt = Annotated[str | None, typer.Option(
                        "set (--rubric or the preset's) to use. See docs/meta-eval.md.")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (per judge server).")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds a judge request may take in all (queueing at the server included), per attempt.")]
+MaxReplyBytesOpt = Annotated[int, typer.Option("--max-reply-bytes", min=1024, help="A judge reply is read up to this many bytes; a larger one fails that request (a server streaming garbage cannot exhaust memory).")]
 AttemptsOpt = Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")]
 ParseRetriesOpt = Annotated[int, typer.Option("--parse-retries", min=0, help="Fresh samples asked after an unparseable judgment.")]
 MaxAnswerCharsOpt = Annotated[int | None, typer.Option("--max-answer-chars", help="Clip longer answers in the prompt (recorded in the judgment).")]
@@ -246,6 +247,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "protocol": (ProtocolOpt, None),
     "concurrency": (ConcurrencyOpt, 16),
     "timeout": (TimeoutOpt, 120.0),
+    "max_reply_bytes": (MaxReplyBytesOpt, 8_000_000),
     "attempts": (AttemptsOpt, 6),
     "parse_retries": (ParseRetriesOpt, 1),
     "max_answer_chars": (MaxAnswerCharsOpt, 12000),

@@ -54,6 +54,7 @@ class ModelConfig(BaseModel):
     max_tokens: int = 2048
     top_p: float | None = None
     timeout: float = 120.0
+    max_reply_bytes: int = 8_000_000  # a reply is read up to this size (judges.pool.DEFAULT_MAX_REPLY_BYTES)
     concurrency: int = 16
     extra_body: dict[str, Any] = {}
     serve_hint: str | None = None

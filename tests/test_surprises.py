@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ANSWERS_A, QUESTIONS, read_jsonl, run_cli, write_jsonl
-from stub_server import StubServer, alignbench_responder
+from stub_server import Refuse, StubServer, alignbench_responder
 
 import alignbench
 from alignbench.engine import ServerUnavailable
@@ -105,3 +105,28 @@ def test_a_reply_larger_than_the_cap_fails_that_request_and_stops_reading(judge:
     judgment = next(iter(runs.values())).judgments[0]
     assert judgment.status.value == "judge_error" and "--max-reply-bytes 200000" in judgment.detail
     assert flood.sent < 50_000_000  # reading stopped near the cap, not at the 20 s timeout
+
+
+def test_a_500_naming_response_format_is_a_refusal_remembered_for_the_run(tmp_path: Path) -> None:
+    def llama_cpp_python(body: dict) -> str:  # llama-cpp-python 0.3: json_schema is a 500 naming the field
+        if "response_format" in body:
+            raise Refuse(500, "Internal error: response_format json_schema is not supported")
+        return alignbench_responder(body)
+
+    with StubServer(responder=llama_cpp_python) as stub:
+        runs = alignbench.score(QUESTIONS, ANSWERS_A, "openai:judge", base_url=stub.url, out=tmp_path / "r",
+                                structured=True, concurrency=1)
+        asked = [("response_format" in body) for body in stub.requests]
+    judgments = next(iter(runs.values())).judgments
+    assert all(j.status.value == "ok" for j in judgments)
+    assert asked.count(True) == 1 and len(asked) == len(judgments) + 1  # refused once, then never asked again
+
+
+def test_structured_via_json_object_sends_the_schema(tmp_path: Path) -> None:
+    with StubServer(responder=alignbench_responder) as stub:
+        proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(one_answer(tmp_path)), "--judge", "openai:judge",
+                       "--judge-base-url", stub.url, "--out", str(tmp_path / "r"), "--structured",
+                       "--structured-via", "json_object")
+        sent = stub.requests[0].get("response_format")
+    assert proc.returncode in (0, 3), proc.stderr
+    assert sent["type"] == "json_object" and sent["schema"]["type"] == "object"

@@ -228,6 +228,9 @@ StructuredOpt = Annotated[bool | None, typer.Option(
                                          "OpenAI json_schema, vLLM guided_json, GLM JSON mode, constrained decoding "
                                          "for hf judges; a server that refuses falls back to text and says why. "
                                          "Default: the preset's (on for gpt-4o, gpt-4o-mini).")]
+StructuredViaOpt = Annotated[str | None, typer.Option(
+    "--structured-via", help="How --structured asks for JSON: json_schema (OpenAI), json_object (with the schema: "
+                             "llama.cpp servers), guided_json (vLLM guided decoding). Default: the backend's.")]
 ScoreFromOpt = Annotated[str | None, typer.Option(
     "--score-from", help="verdict (default) or logprobs: also ask for token log-probabilities and score summaries by "
                          "the expected score over the judge's score-token distribution (falls back to the verdict "
@@ -258,6 +261,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "api_key_env": (JudgeKeyEnvOpt, None),
     "refresh": (RefreshOpt, None),
     "structured": (StructuredOpt, None),
+    "structured_via": (StructuredViaOpt, None),
     "score_from": (ScoreFromOpt, None),
     "device": (JudgeDeviceOpt, None),
     "batch_size": (JudgeBatchSizeOpt, None),

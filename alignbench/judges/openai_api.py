@@ -141,14 +141,14 @@ class OpenAIChat(PooledClient):
                                  endpoint=url, unreachable=refused_connection(exc)) from None
         except openai.APIStatusError as exc:
             message = _error_message(exc)
+            if feature := refused_feature(exc.status_code, message, sent):  # a 500 naming response_format too
+                raise FeatureRefused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=True, endpoint=url,
                                      overload=exc.status_code == 503, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
             if exc.status_code in (400, 413, 422) and any(m in message.lower() for m in _TOO_LONG_MARKERS):
                 raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
-            if feature := refused_feature(exc.status_code, message, sent):
-                raise FeatureRefused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
             raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=exc.status_code in (401, 403, 404)) from None
         except ReplyTooLarge as exc:  # read outside the SDK's send (a streamed body)
@@ -189,8 +189,8 @@ def chat_body(request: ModelRequest, model: str, *, extra_body: dict[str, Any] |
         schema = request.response_schema
         if structured_via == "guided_json":  # vLLM's guided decoding
             body["guided_json"] = schema
-        elif structured_via == "json_object":
-            body["response_format"] = {"type": "json_object"}
+        elif structured_via == "json_object":  # with the schema: llama.cpp servers constrain to it
+            body["response_format"] = {"type": "json_object", "schema": schema}
         else:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "alignbench_verdict", "schema": schema, "strict": True}}

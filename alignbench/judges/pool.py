@@ -138,7 +138,7 @@ class EndpointPool:
                  "limit": e.limit} for e in self.endpoints]
 
 
-# What a server says when it does not support a protocol feature a request asked for (HTTP 400/422): the
+# What a server says when it does not support a protocol feature a request asked for (HTTP 4xx/5xx): the
 # request is sent again without it, and the reply records why (docs/protocols.md).
 _FEATURE_MARKERS = {
     "structured": ("response_format", "json_schema", "json schema", "guided", "structured output", "json mode",
@@ -157,8 +157,10 @@ class FeatureRefused(Exception):
 
 
 def refused_feature(status: int, message: str, asked: set[str]) -> str | None:
-    """Which of the ``asked`` features (structured, logprobs) a 400/422 error refuses, if any."""
-    if status not in (400, 422):
+    """Which of the ``asked`` features (structured, logprobs) an error refuses, if any: any 4xx or 5xx whose
+    message names the feature (llama-cpp-python answers ``response_format: json_schema`` with a 500 naming
+    it; retrying that six times per request failed every judgment). Not 401/403 (the key) nor 429 (load)."""
+    if status < 400 or status in (401, 403, 429):
         return None
     low = message.lower()
     return next((f for f in sorted(asked) if any(m in low for m in _FEATURE_MARKERS[f])), None)

@@ -156,14 +156,14 @@ class ZhipuAIChat(PooledClient):
         except zerr.APIStatusError as exc:  # 400, 500, 503 and every other status
             status = exc.status_code
             code, message = _error_detail(exc)
+            if feature := refused_feature(status, message, sent):  # a 500 naming response_format too
+                raise FeatureRefused(feature, f"{status} from {url}: {message}"[:300]) from None
             if status >= 500 or status in (408, 409):
                 raise ModelCallError(f"{status} from {url}: {message}", retryable=True, endpoint=url,
                                      overload=status == 503, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
             if code in _TOO_LONG_CODES or any(m in message.lower() for m in _TOO_LONG_MARKERS):
                 raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
-            if feature := refused_feature(status, message, sent):
-                raise FeatureRefused(feature, f"{status} from {url}: {message}"[:300]) from None
             raise ModelCallError(f"{status} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=status in (403, 404) or code in _FATAL_CODES) from None
         except zerr.APITimeoutError:  # a subclass of APIConnectionError: catch it first

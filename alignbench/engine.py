@@ -241,6 +241,7 @@ class Engine:
         self._checked = False
         self.notes: list[str] = []  # what the caller should be told (a model the server does not serve …)
         self.reported: dict[str, int] = {}  # model named in each reply -> replies (the judge's identity)
+        self.foreign: dict[str, int] = {}  # server a reused cached reply came from, not among ours -> replies
         self._secrets = tuple(known_secrets())
         self._backoff = wait_exponential_jitter(multiplier=self.retry.initial, max=self.retry.max_wait, jitter=0.5)
 
@@ -265,6 +266,12 @@ class Engine:
         if other:
             notes.append(f"{sum(other.values())} repl{'ies' if sum(other.values()) > 1 else 'y'} came from "
                          f"{', '.join(sorted(other))}, not {model}")
+        if self.foreign:
+            n = sum(self.foreign.values())
+            notes.append(f"{n} cached repl{'ies' if n > 1 else 'y'} of {model or self.client.fingerprint} came from "
+                         f"another server ({', '.join(sorted(self.foreign))}), not {', '.join(self.client.urls)}, and "
+                         f"{'were' if n > 1 else 'was'} reused: a server answering to the same model name may serve "
+                         "another model; pass --cache NEW_FILE (or --no-cache) to ask this server")
         if store is not None and store.write_failures:
             notes.append(f"{store.write_failures} replies could not be stored in the cache {store.path} "
                          f"({store.write_error}); this run used them, a re-run would ask for them again")
@@ -335,6 +342,9 @@ class Engine:
         if hit is not None:
             stats.cached += 1
             self._reported(hit)
+            urls = self.client.urls
+            if hit.endpoint and urls and hit.endpoint not in urls:  # recorded from another server: said so
+                self.foreign[hit.endpoint] = self.foreign.get(hit.endpoint, 0) + 1
             return hit
         async with self.limit:
             if self._fatal is not None:  # requests queued behind a fatal error never reach the server

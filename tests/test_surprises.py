@@ -130,3 +130,19 @@ def test_structured_via_json_object_sends_the_schema(tmp_path: Path) -> None:
         sent = stub.requests[0].get("response_format")
     assert proc.returncode in (0, 3), proc.stderr
     assert sent["type"] == "json_object" and sent["schema"]["type"] == "object"
+
+
+def test_cached_replies_from_another_server_with_the_same_model_name_are_reused_only_with_a_warning(
+        tmp_path: Path) -> None:
+    answers = write_jsonl(tmp_path / "three.jsonl", read_jsonl(ANSWERS_A)[:3])
+    with StubServer(responder=alignbench_responder) as first:
+        alignbench.score(QUESTIONS, answers, "openai:judge", base_url=first.url, out=tmp_path / "a")
+        again = alignbench.score(QUESTIONS, answers, "openai:judge", base_url=first.url, out=tmp_path / "a2")
+        first_url = first.url
+    with StubServer(responder=alignbench_responder) as second:
+        runs = alignbench.score(QUESTIONS, answers, "openai:judge", base_url=second.url, out=tmp_path / "b")
+        asked = second.calls
+    notes = " ".join(next(iter(runs.values())).summary.run.model_extra.get("notes", []))
+    assert asked == 0 and f"3 cached replies of judge came from another server ({first_url})" in notes
+    assert "--cache NEW_FILE" in notes
+    assert not any("another server" in n for n in next(iter(again.values())).summary.run.model_extra.get("notes", []))  # same server: silent

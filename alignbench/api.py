@@ -246,7 +246,8 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
     with ExitStack() as stack:
         if owned:
             stack.callback(store.close)
-        folders = {m: stack.enter_context(RunFolder(d, model=m, force=force)) for m, d in dirs.items()}
+        judge = f"{p.config.backend}:{p.config.model}"  # another judge into the same folder needs force
+        folders = {m: stack.enter_context(RunFolder(d, model=m, force=force, judge=judge)) for m, d in dirs.items()}
         client, source = channel.open(p.config, store) if channel else (make_client(p.config), None)
         try:
             items = p.items if samples == 1 else sample_items(p.items, samples)

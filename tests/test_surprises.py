@@ -14,6 +14,8 @@ from stub_server import Refuse, StubServer, alignbench_responder
 
 import alignbench
 from alignbench.engine import ServerUnavailable
+from alignbench.judges import ModelConfigError
+from alignbench.rundir import RunError
 
 
 def one_answer(tmp_path: Path) -> Path:
@@ -146,3 +148,22 @@ def test_cached_replies_from_another_server_with_the_same_model_name_are_reused_
     assert asked == 0 and f"3 cached replies of judge came from another server ({first_url})" in notes
     assert "--cache NEW_FILE" in notes
     assert not any("another server" in n for n in next(iter(again.values())).summary.run.model_extra.get("notes", []))  # same server: silent
+
+
+def test_another_judge_into_the_same_run_folder_needs_force(stub: StubServer, tmp_path: Path) -> None:
+    answers = one_answer(tmp_path)
+    alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / "r")
+    with pytest.raises(RunError, match="judged by openai:judge, not openai:other.*--force"):
+        alignbench.score(QUESTIONS, answers, "openai:other", base_url=stub.url, out=tmp_path / "r")
+    alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / "r")  # same judge: fine
+    runs = alignbench.score(QUESTIONS, answers, "openai:other", base_url=stub.url, out=tmp_path / "r", force=True)
+    assert next(iter(runs.values())).summary.run.judge["model"] == "other"
+
+
+def test_a_repeated_baseline_and_an_empty_model_id_are_refused(tmp_path: Path) -> None:
+    twice = run_cli("compare", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "-b", str(ANSWERS_A), "-b",
+                    str(one_answer(tmp_path)), "--judge", "openai:judge", "--judge-base-url", "http://127.0.0.1:9/v1",
+                    "--dry-run")
+    assert twice.returncode == 2 and "--baseline/-b is given 2 times" in twice.stderr
+    with pytest.raises(ModelConfigError, match="names no model"):
+        alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:")

@@ -164,6 +164,8 @@ def resolve_model(judge: str, **overrides: Any) -> ModelConfig:
         spec = dict(presets[judge])
     elif ":" in judge and judge.split(":", 1)[0] in known:
         backend, model = judge.split(":", 1)
+        if not model.strip():
+            raise ModelConfigError(f"--judge {judge!r} names no model: write {backend}:MODEL (e.g. {backend}:gpt-4o)")
         spec = {"name": judge, "backend": backend, "model": model, "api_key_env": known[backend].key_env}
     else:
         raise ModelConfigError(

@@ -272,6 +272,9 @@ class Engine:
                          f"another server ({', '.join(sorted(self.foreign))}), not {', '.join(self.client.urls)}, and "
                          f"{'were' if n > 1 else 'was'} reused: a server answering to the same model name may serve "
                          "another model; pass --cache NEW_FILE (or --no-cache) to ask this server")
+        if store is not None and store.vanished():
+            notes.append(f"the reply cache {store.path} was deleted or replaced during the run: the replies of this "
+                         "run were not kept there, a re-run would ask for them again")
         if store is not None and store.write_failures:
             notes.append(f"{store.write_failures} replies could not be stored in the cache {store.path} "
                          f"({store.write_error}); this run used them, a re-run would ask for them again")

@@ -167,3 +167,24 @@ def test_a_repeated_baseline_and_an_empty_model_id_are_refused(tmp_path: Path) -
     assert twice.returncode == 2 and "--baseline/-b is given 2 times" in twice.stderr
     with pytest.raises(ModelConfigError, match="names no model"):
         alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:")
+
+
+def test_identical_answers_across_a_models_file_are_warned_about(tmp_path: Path) -> None:
+    rows = read_jsonl(ANSWERS_A)[:8]
+    same = write_jsonl(tmp_path / "same.jsonl", [{**r, "answer": "抱歉，生成失败。"} for r in rows])
+    warnings = alignbench.plan_score(QUESTIONS, same, "openai:judge").warnings()
+    assert any("8 of 8 answers of" in w and "抱歉，生成失败。" in w for w in warnings)
+    assert not any("same text" in w for w in alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:judge").warnings())
+
+
+def test_a_cache_deleted_mid_run_is_reported(tmp_path: Path, _isolated_cache: Path) -> None:
+    def delete_the_cache(body: dict) -> str:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{_isolated_cache}{suffix}").unlink(missing_ok=True)
+        return alignbench_responder(body)
+
+    with StubServer(responder=delete_the_cache) as stub:
+        runs = alignbench.score(QUESTIONS, one_answer(tmp_path), "openai:judge", base_url=stub.url,
+                                out=tmp_path / "r")
+    notes = " ".join(next(iter(runs.values())).summary.run.model_extra.get("notes", []))
+    assert f"the reply cache {_isolated_cache} was deleted or replaced during the run" in notes

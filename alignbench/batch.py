@@ -481,6 +481,7 @@ class BatchSource:
         if config.backend not in ENDPOINT:
             raise ModelConfigError(f"--batch works with the openai and zhipuai backends, not {config.backend!r} "
                                    f"({config.name})")
+        refuse_completion(config)
         if isinstance(store, NullStore):
             raise ModelConfigError("--batch needs the reply cache (it holds the batches in flight and their "
                                    "replies): drop --no-cache")
@@ -536,6 +537,9 @@ class BatchSource:
         return body, record
 
     def line(self, client: Any, key: str, request: ModelRequest) -> tuple[bytes, str | None]:
+        if request.completion:  # never a chat line in its place (refuse_completion stops such a run first)
+            raise ModelConfigError(f"{self.config.name}: a text-completion request cannot go into a "
+                                   f"{ENDPOINT[self.config.backend]} batch line")
         body, record = self.body(client, request)
         data = (json.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT[self.config.backend], "body": body},
                            ensure_ascii=False, separators=(",", ":")) + "\n").encode()
@@ -875,6 +879,16 @@ class Channel:
             raise BudgetExceeded(self.budget.stopped_message())
 
 
+def refuse_completion(config: ModelConfig) -> None:
+    """One clear error, before anything is sent, for a judge whose requests are bare text completions
+    (``prompt_format: completion``): batch lines and batches here are chat completions, and sending the
+    prompt as a chat message instead would be the chat template this judge is meant to run without."""
+    if config.completion:
+        raise ModelConfigError(f"--batch sends chat completions, but judge {config.name} sends its prompt as a bare "
+                               "text completion (prompt_format completion, /v1/completions); run it online, or "
+                               "choose the chat form explicitly (e.g. --judge critiquellm-chat)")
+
+
 def channel_for(batch: bool | BatchOptions | None, max_cost: float | None,
                 configs: Sequence[ModelConfig]) -> Channel | None:
     """None for a plain online run; else the Channel, every judge checked first (a backend without a
@@ -887,6 +901,7 @@ def channel_for(batch: bool | BatchOptions | None, max_cost: float | None,
             if config.backend not in ENDPOINT:
                 raise ModelConfigError(f"--batch works with the openai and zhipuai backends, not "
                                        f"{config.backend!r} ({config.name})")
+            refuse_completion(config)
     return Channel(options, budget_for(max_cost, configs))
 
 

@@ -544,7 +544,7 @@ class MetaPlan:
             answer = Answer(question_id=row.question.id, model=row.model or "response", text=row.response)
             request, truncated = build_request(rub, row.question, answer, config.decoding, self.max_answer_chars,
                                                system_role=config.system_role, structured_output=config.structured,
-                                               logprobs=config.logprobs)
+                                               logprobs=config.logprobs, completion=config.completion)
             items.append(Item(row.question, answer, request, truncated))
         return items
 

@@ -217,12 +217,14 @@ def build_request(
     turn: int | None = None,
     structured_output: bool = False,
     logprobs: int | None = None,
+    completion: bool = False,
 ) -> tuple[ModelRequest, bool]:
     """The judge request for one answer, and whether the answer had to be clipped.
 
     ``turn``: the model turn of a multi-turn answer to judge (its dialogue so far is shown).
     ``structured_output``: ask for the verdict as JSON (the schema rides on the request, the prompt says
-    what the JSON holds); ``logprobs``: ask for that many alternatives per output token."""
+    what the JSON holds); ``logprobs``: ask for that many alternatives per output token; ``completion``: send
+    the prompt as one bare text completion, no chat template (``ModelRequest.completion``)."""
     if turn is None:
         text, truncated = cap_answer(answer_view(answer.text)[0], max_answer_chars)
         messages = render(rubric, question, text)
@@ -238,7 +240,7 @@ def build_request(
     if not system_role:
         messages = merge_system(messages)
     request = ModelRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id,
-                           question_id=question.id, response_schema=schema, logprobs=logprobs)
+                           question_id=question.id, response_schema=schema, logprobs=logprobs, completion=completion)
     return request, truncated
 
 

@@ -78,7 +78,7 @@ def plan(pairs: Sequence[tuple[Question, Answer]], rubric: Rubric, config: Model
     (a judge server with prefix caching then reuses the shared question+reference prefix). A dialogue
     under a multi-turn rubric gives one item per judged turn, consecutive (``judge_items`` joins them)."""
     items = []
-    protocol = {"structured_output": config.structured, "logprobs": config.logprobs}
+    protocol = {"structured_output": config.structured, "logprobs": config.logprobs, "completion": config.completion}
     for question, answer in sorted(pairs, key=lambda p: (p[0].id, p[1].model)):
         turns = judged_turns(rubric, question)
         if turns is None:

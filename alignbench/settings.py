@@ -64,6 +64,9 @@ class JudgeSettings(BaseModel):
         None, description=f"how JSON is asked for: {', '.join(STRUCTURED_VIA)} (default: the backend's)")
     score_from: Literal["verdict", "logprobs"] | None = Field(
         None, description="logprobs: also score summaries by the expected score over the score tokens")
+    prompt_format: Literal["chat", "completion"] | None = Field(
+        None, description="completion: send the bare prompt string to /v1/completions (no chat template), as "
+                          "CritiqueLLM's authors run it; chat: messages (default: the preset's)")
     options: Mapping[str, Any] | None = Field(None, description="backend options, e.g. hf judges' device, batch_size")
     # -- how a run calls it (read when a plan is judged: ``CALL``) --
     attempts: int = Field(6, ge=1, description="calls per request on 429/5xx/timeouts, the first included")

@@ -148,6 +148,10 @@ class ModelRequest(Frozen):
     # Token log-probabilities: how many alternatives per output token to ask for (OpenAI allows 20). Part of
     # the cache key, so a reply cached without them is not mistaken for one that has them.
     logprobs: int | None = None
+    # A text completion: the messages' text is sent as one bare prompt (``judges.base.completion_prompt``), with
+    # no chat template (``/v1/completions``; in-process, the tokenizer on the bare string), as a judge fine-tuned
+    # on a raw input format (CritiqueLLM) was run by its authors. Part of the cache key: another input, another reply.
+    completion: bool = False
 
     def cache_key(self, fingerprint: str) -> str:
         payload = {
@@ -161,6 +165,8 @@ class ModelRequest(Frozen):
             payload["response_schema"] = self.response_schema
         if self.logprobs is not None:
             payload["logprobs"] = self.logprobs
+        if self.completion:
+            payload["completion"] = True
         blob = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

@@ -31,6 +31,8 @@ _DIM_IDS = {"事实正确性": "correctness", "满足用户需求": "helpfulness
 
 
 def _prompt(body: dict) -> str:
+    if "messages" not in body and isinstance(body.get("prompt"), str):  # a text completion (/v1/completions)
+        return body["prompt"]
     return "\n".join(str(m.get("content", "")) for m in body.get("messages", []) if isinstance(m, dict))
 
 
@@ -87,7 +89,9 @@ class ProtocolJudge:
         if self.reasoning:
             out["reasoning_content"] = "先看回答是否正确。也许 {'综合得分': 2}？再想想。"
         if body.get("logprobs"):
-            out["logprobs"] = _logprobs(content, seed, int(body.get("top_logprobs") or 5))
+            n = body.get("logprobs")  # a text completion asks for N alternatives here, a chat one says true
+            k = body.get("top_logprobs") or (n if isinstance(n, int) and not isinstance(n, bool) else 5)
+            out["logprobs"] = _logprobs(content, seed, int(k))
             self.seeds[content] = seed
         return out
 

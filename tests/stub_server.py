@@ -19,6 +19,11 @@ or ``proc, url = spawn_stub(latency=0.2)`` and ``proc.kill()`` when done.
 
 Faults (``fail_next``, ``hang_next``, ``malformed_next``) go into one FIFO queue and are consumed
 one per chat request in order of arrival.  ``fail_always`` overrides the queue until ``heal()``.
+
+Text completions (``POST /v1/completions``, a ``prompt`` instead of ``messages``) are served by the same
+responders, faults and counters: a responder reads the prompt where it reads the last user message
+(``_last_user_text``), and the reply is a ``text_completion``. ``paths`` records which route each
+request in ``requests`` came to.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ __all__ = [
     "alignbench_responder",
     "echo_responder",
     "fixed_responder",
+    "prompt_chars",
     "spawn_stub",
 ]
 
@@ -124,11 +130,21 @@ def _messages(body: dict) -> list[dict]:
 
 
 def _last_user_text(body: dict) -> str:
+    if not _messages(body) and isinstance(body.get("prompt"), str):  # a text completion: its bare prompt
+        return body["prompt"]
     msgs = _messages(body)
     for msg in reversed(msgs):
         if msg.get("role") == "user":
             return _content_text(msg.get("content"))
     return _content_text(msgs[-1].get("content")) if msgs else ""
+
+
+def prompt_chars(body: dict) -> int:
+    """What the stub counts as a request's prompt tokens: the characters of its messages' contents, or of a
+    text completion's bare prompt."""
+    if not _messages(body) and isinstance(body.get("prompt"), str):
+        return len(body["prompt"])
+    return sum(len(_content_text(m.get("content"))) for m in _messages(body))
 
 
 def fixed_responder(body: dict) -> str:
@@ -282,6 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if self._path().endswith("/chat/completions"):
             self.server.stub._handle_chat(self, raw)
+        elif self._path().endswith("/completions"):
+            self.server.stub._handle_chat(self, raw, completion=True)
         else:
             self._send_error_json(404, f"Unknown path {self.path}")
 
@@ -306,6 +324,7 @@ class StubServer:
         self.slots: int | None = None  # parallel slots: enforced, and advertised on GET /props
         self.advertise_slots = True
         self.requests: list[dict] = []
+        self.paths: list[str] = []  # the route of each request: "/chat/completions" or "/completions"
         self.headers: list[dict] = []
         self.max_in_flight = 0
         self.in_flight = 0
@@ -379,6 +398,7 @@ class StubServer:
         """Forget recorded requests/headers/counters and pending faults."""
         with self._lock:
             self.requests.clear()
+            self.paths.clear()
             self.headers.clear()
             self._calls = 0
             self.max_in_flight = self.in_flight
@@ -429,7 +449,7 @@ class StubServer:
             else:
                 self._connections.discard(conn)
 
-    def _handle_chat(self, handler: _Handler, raw: bytes) -> None:
+    def _handle_chat(self, handler: _Handler, raw: bytes, completion: bool = False) -> None:
         try:
             body = json.loads(raw.decode("utf-8")) if raw else {}
             bad_json = None if isinstance(body, dict) else "request body must be a JSON object"
@@ -441,6 +461,7 @@ class StubServer:
 
         with self._lock:
             self.requests.append(body)
+            self.paths.append("/completions" if completion else "/chat/completions")
             self.headers.append(hdrs)
             self._calls += 1
             self.in_flight += 1
@@ -456,15 +477,16 @@ class StubServer:
                 fault = self._faults.popleft() if self._faults else None
         try:
             if self.slots is None:
-                self._answer(handler, body, bad_json, fault)
+                self._answer(handler, body, bad_json, fault, completion)
             else:  # like llama.cpp: at most ``slots`` requests run, the rest wait their turn
                 with self._slot_gate:
-                    self._answer(handler, body, bad_json, fault)
+                    self._answer(handler, body, bad_json, fault, completion)
         finally:
             with self._lock:
                 self.in_flight -= 1
 
-    def _answer(self, handler: _Handler, body: dict, bad_json: str | None, fault: dict | None) -> None:
+    def _answer(self, handler: _Handler, body: dict, bad_json: str | None, fault: dict | None,
+                completion: bool = False) -> None:
         delay = self.latency
         if fault is not None and fault["kind"] == "hang":
             delay += fault["seconds"]
@@ -507,7 +529,7 @@ class StubServer:
             return
 
         model = body.get("model") or "stub-model"
-        prompt_tokens = sum(len(_content_text(m.get("content"))) for m in _messages(body))
+        prompt_tokens = prompt_chars(body)
         completion_tokens = len(text)
         with self._lock:
             n = self._calls
@@ -518,6 +540,14 @@ class StubServer:
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
+        if completion:
+            handler._send_json(200, {
+                "id": completion_id.replace("chatcmpl", "cmpl"), "object": "text_completion", "created": created,
+                "model": model,
+                "choices": [{"index": 0, "text": text, "finish_reason": extra.get("finish_reason", "stop"),
+                             "logprobs": _completion_logprobs(extra["logprobs"]) if extra.get("logprobs") else None}],
+                "usage": usage})
+            return
         if body.get("stream"):
             handler._send(
                 200,
@@ -546,6 +576,18 @@ class StubServer:
                 "usage": usage,
             },
         )
+
+
+def _completion_logprobs(entries: list[dict]) -> dict:
+    """Chat-shaped token entries (what a responder returns) in the completions API's shape: parallel lists of
+    tokens, their log-probabilities, their alternatives (``{token: logprob}``) and character offsets."""
+    offsets, at = [], 0
+    for e in entries:
+        offsets.append(at)
+        at += len(e["token"])
+    return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
+            "top_logprobs": [{t["token"]: t["logprob"] for t in e.get("top_logprobs") or []} for e in entries],
+            "text_offset": offsets}
 
 
 def _sse_payload(completion_id: str, created: int, model: str, text: str, usage: dict) -> bytes:

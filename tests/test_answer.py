@@ -390,9 +390,8 @@ def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    started = time.monotonic()
     proc = answer(f"http://127.0.0.1:{port}/v1", tmp_path / "a.jsonl")
-    assert time.monotonic() - started < 20
+    # the one check before any request says so (no retries until a deadline: no wall-clock bound needed)
     assert_one_clean_error(proc, "no server answers at", f"127.0.0.1:{port}")
     assert not (tmp_path / "a.jsonl").exists()  # no empty file left behind
 

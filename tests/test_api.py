@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, read_jsonl, run_cli
-from stub_server import alignbench_responder
+from stub_server import alignbench_responder, prompt_chars
 
 import alignbench
 from alignbench.rundir import RunError, RunFolder, folder_name, load_run
@@ -60,7 +60,7 @@ def test_two_models_report_their_own_calls_and_tokens(stub, tmp_path: Path) -> N
     a, b = runs["model-a"].summary.usage, runs["model-b"].summary.usage
     assert a.calls == b.calls == 32  # not the run's 64 each
     assert a.calls + b.calls == stub.calls
-    sent = sum(len(m["content"]) for r in stub.requests for m in r["messages"])  # the stub counts characters
+    sent = sum(prompt_chars(r) for r in stub.requests)  # the stub counts characters (of a bare prompt here)
     assert a.prompt_tokens + b.prompt_tokens == sent and a.prompt_tokens != b.prompt_tokens
     assert runs["model-a"].dir == tmp_path / "two" / "model-a"
 
@@ -201,31 +201,30 @@ def test_pairwise_run_counts_its_failed_pairs(tmp_path: Path) -> None:
     assert pair.by_status == {"judge_error": pair.failed}
 
 
-def test_api_show_equals_cli_show_json(stub, tmp_path: Path) -> None:
-    alignbench.score(QUESTIONS, ANSWERS_A, base_url=stub.url, out=tmp_path / "a")
-    alignbench.score(QUESTIONS, ANSWERS_B, base_url=stub.url, out=tmp_path / "b")
+def test_api_show_equals_cli_show_json(judged) -> None:
+    a, b = judged.a, judged.b  # the session's judged runs: read only
 
     def cli(*args: str):
-        proc = run_cli("show", str(tmp_path / "a"), "--format", "json", *args)
+        proc = run_cli("show", str(a), "--format", "json", *args)
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
 
     def as_printed(payload):
         return json.loads(json.dumps(payload, ensure_ascii=False))
 
-    view = alignbench.show(tmp_path / "a")
+    view = alignbench.show(a)
     assert as_printed(view.as_json()) == cli() and view.comparison is None and view.trust is not None
-    view = alignbench.show(tmp_path / "a", baseline_run=tmp_path / "b", seed=1)
-    shown = cli("--baseline-run", str(tmp_path / "b"), "--seed", "1")
+    view = alignbench.show(a, baseline_run=b, seed=1)
+    shown = cli("--baseline-run", str(b), "--seed", "1")
     assert as_printed(view.as_json()) == shown and "comparison" in shown and "trust" in shown
     assert view.comparison.rows[0].kind == "overall"
-    one = alignbench.show(tmp_path / "a", question_id=3)
+    one = alignbench.show(a, question_id=3)
     assert as_printed(one.as_json()) == cli("-i", "3") and [j.question_id for j in one.judgments] == [3]
-    assert as_printed(alignbench.show(tmp_path / "a", audit=False).as_json()) == cli("--no-audit")
+    assert as_printed(alignbench.show(a, audit=False).as_json()) == cli("--no-audit")
     with pytest.raises(RunError, match="no judgment of question 999"):
-        alignbench.show(tmp_path / "a", question_id=999)
-    proc = run_cli("show", str(tmp_path / "a"), "-i", "999")
-    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path / 'a'}: no judgment of question 999"
+        alignbench.show(a, question_id=999)
+    proc = run_cli("show", str(a), "-i", "999")
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {a}: no judgment of question 999"
 
 
 def test_api_prompt_equals_cli_prompt(tmp_path: Path) -> None:

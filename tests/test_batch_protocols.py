@@ -102,7 +102,7 @@ def test_the_body_of_each_backend_is_what_its_sdk_posts_online() -> None:
 
 @pytest.mark.parametrize(("judge", "settings", "via"), [
     ("openai:stub-model", {}, "json_schema"),
-    ("critiquellm", {}, "guided_json"),
+    ("critiquellm-chat", {}, "guided_json"),  # batch lines are chat completions: critiquellm itself is refused
     ("openai:stub-model", {"structured_via": "json_object"}, "json_object"),
 ])
 def test_structured_logprob_batch_lines_and_judgments_equal_online(tmp_path: Path, judge: str, settings: dict,

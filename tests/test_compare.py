@@ -300,7 +300,7 @@ def test_failed_calls_are_counted_then_resumed(stub: StubServer, tmp_path: Path)
 @pytest.mark.slow
 def test_critiquellm_pairwise_format(stub: StubServer, tmp_path: Path) -> None:
     def critiquellm(body: dict) -> str:
-        position = content_winner(*blocks(body["messages"][-1]["content"]))
+        position = content_winner(*blocks(body["prompt"]))  # the critiquellm preset sends a bare prompt
         word = {"1": "助手1", "2": "助手2", "tie": "质量相当"}[position]
         return "助手1的答案……\n{'综合比较结果': '" + word + "'}"
 
@@ -314,9 +314,10 @@ def test_critiquellm_pairwise_format(stub: StubServer, tmp_path: Path) -> None:
     assert (m["win_rate"], m["n_losses"], m["inconsistency"]) == (0.0, 32, 0.0)
     assert summary["rubric"] == load_rubric("critiquellm").id and summary["baseline"] == "model-a"
     rub = load_rubric("critiquellm")
+    assert stub.paths == ["/completions"] * len(stub.requests)  # CritiqueLLM's input, no chat template
     for body in stub.requests:
-        (msg,) = body["messages"]  # no system message
-        lines = msg["content"].split("\n")
+        assert "messages" not in body
+        lines = body["prompt"].split("\n")
         assert lines[0].strip("[]") in rub.answer_types and lines[1].startswith("用户的提问：")
         for marker in ("[参考答案开始]", "[参考答案结束]", "[助手1的答案开始]", "[助手1的答案结束]", "[助手2的答案开始]"):
             assert marker in lines

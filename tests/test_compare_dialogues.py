@@ -129,7 +129,7 @@ def answer_files(tmp: Path, single: bool = False) -> tuple[Path, Path]:
 
 
 def compare(stub: StubServer, questions: Path, a: Path, b: Path, out: Path, *extra: str) -> dict:
-    """One `alignbench compare` run (a real subprocess) with its own reply cache beside ``out``."""
+    """One `alignbench compare` run (the real CLI, in-process) with its own reply cache beside ``out``."""
     proc = run_cli("compare", "-q", str(questions), "-a", str(a), "-b", str(b), "--judge", "openai:gpt-4o",
                    "--judge-base-url", stub.url, "--out", str(out), "--length-unit", "chars", "--bootstrap", "20",
                    "--format", "json", *extra, env={"ALIGNBENCH_CACHE": str(out.parent / "cache.sqlite")})

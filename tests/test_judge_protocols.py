@@ -86,9 +86,9 @@ def test_every_convention_stays_linear_on_hostile_replies() -> None:
                "[[1-" * (size // 4), "例如：评分：[[5]] " * (size // 14)]
     for convention in ("double-brackets", "rating-line", "result-tag"):
         for text in hostile:
-            started = time.perf_counter()
+            started = time.process_time()
             parse_scores(text, ["事实正确性"], "评分", convention=convention)
-            assert time.perf_counter() - started < 1.5, (convention, text[:20])
+            assert time.process_time() - started < 1.5, (convention, text[:20])
 
 
 # -- one reasoning handler ---------------------------------------------------------------------------

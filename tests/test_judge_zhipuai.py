@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -113,12 +112,9 @@ def test_concurrency_calls_are_really_in_flight(monkeypatch: pytest.MonkeyPatch)
             finally:
                 await judge.aclose()
 
-        started = time.perf_counter()
         replies = asyncio.run(go())
-        elapsed = time.perf_counter() - started
     assert len(replies) == 24 and all(r.text for r in replies)
-    assert server.max_in_flight == 12
-    assert elapsed < 2 * 0.4 * 1.8  # two waves of 12, not 24 one after another (9.6 s) nor waves of 6
+    assert server.max_in_flight == 12  # 12 at once (not waves of 6), never more; counted, not timed
 
 
 def test_missing_key_fails_early_with_a_clear_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

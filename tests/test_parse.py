@@ -82,15 +82,16 @@ SIZES = {"200KB": 200_000, "window": TAIL_CHARS - 1_000}
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("name", list(adversarial(10)))
 def test_adversarial_reply_parses_fast(name: str, size: str) -> None:
-    """A correctness guard, not a benchmark: the old parser took minutes on 100 KB of these."""
+    """A correctness guard, not a benchmark: the old parser took minutes on 100 KB of these. The bound is on
+    this process's CPU time, which a loaded machine does not stretch (wall-clock time it does)."""
     text = adversarial(SIZES[size])[name]
     assert len(text) >= SIZES[size] * 0.95
     for tail in ("", "\n{'事实正确性': 7, '满足用户需求': 7, '清晰度': 7, '完备性': 7, '综合得分': 7}"):
-        start = time.perf_counter()
+        start = time.process_time()
         parsed = parse_scores(text + tail, FACTUAL)
         parse_verdict(text + tail)
         parse_sections(text + tail, {"plan": "评估计划", "execution": "执行"})
-        assert time.perf_counter() - start < 1.0, name
+        assert time.process_time() - start < 1.0, name
         assert parsed.ok == bool(tail) and (not tail or parsed.overall == 7)
 
 
@@ -224,11 +225,11 @@ def test_echo_checks_stay_linear() -> None:
     examples = ("{'综合得分': 5}",)
     copies = "\n{'综合得分': 5}" * (TAIL_CHARS // 16)
     for text in ("{'综合得分': 7}" + copies, copies, "{'综合得分': 5}" * 12_000 + "\n{'综合得分': 7}"):
-        start = time.perf_counter()
+        start = time.process_time()
         parsed = parse_scores(text, FACTUAL, examples=examples)
-        assert time.perf_counter() - start < 1.0
+        assert time.process_time() - start < 1.0
         assert parsed.ok == (not text.startswith("{'综合得分': 7}"))
     for name, text in adversarial(200_000).items():
-        start = time.perf_counter()
+        start = time.process_time()
         parse_scores(text, FACTUAL, examples=examples)
-        assert time.perf_counter() - start < 1.0, name
+        assert time.process_time() - start < 1.0, name

@@ -7,7 +7,6 @@ so expected deltas are exact); one end-to-end test scores data/zh through the st
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import warnings
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, run_cli, write_jsonl
+from conftest import QUESTIONS, ROOT, run_cli, write_jsonl
 from markdown_it import MarkdownIt
 
 from alignbench.data import file_sha256, load_questions
@@ -477,14 +476,11 @@ def test_charts_fall_back_to_english_without_cjk_font(tmp_path, monkeypatch):
     assert [f.name for f in out.files] == ["r-radar.png", "r-dimensions.png"]
 
 
-def test_report_without_matplotlib_is_still_written(tmp_path):
+def test_report_without_matplotlib_is_still_written(tmp_path, monkeypatch):
     a = make_run(tmp_path / "a", "model-a")
     out = tmp_path / "rep" / "report.md"
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from alignbench.cli import main\n"
-            f"sys.argv = ['alignbench', 'report', {str(a)!r}, '--out', {str(out)!r}]\n"
-            "main()")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # Python's way to make a package unimportable
+    proc = run_cli("report", str(a), "--out", str(out))  # in-process: the CLI sees no matplotlib
     assert proc.returncode == 0, proc.stderr
     assert "charts skipped" in proc.stderr and "alignbench[report]" in proc.stderr
     text = out.read_text(encoding="utf-8")
@@ -498,17 +494,15 @@ def test_report_without_matplotlib_is_still_written(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_score_report_show_end_to_end(stub, tmp_path):
-    runs = tmp_path / "runs"
-    proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "-a", str(ANSWERS_B), "--judge",
-                   "openai:gpt-4o", "--judge-base-url", stub.url, "--out", str(runs))
-    assert proc.returncode == 0, proc.stderr
-    calls = stub.calls
+def test_cli_score_report_show_end_to_end(judged, tmp_path):
+    runs = judged.root  # the session's `score` of model-a and model-b (openai:gpt-4o, the stub judge): read only
+    assert all(proc.returncode == 0 for proc in judged.procs.values())
+    calls = judged.stub.calls
     out = tmp_path / "rep" / "report.md"
     proc = run_cli("report", str(runs / "model-a"), str(runs / "model-b"), "--baseline-run", str(runs / "model-a"),
                    "--out", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert stub.calls == calls  # a report never calls the judge
+    assert judged.stub.calls == calls  # a report never calls the judge
     text = out.read_text(encoding="utf-8")
     assert "### model-b 对比基线 model-a" in text and "![radar: category scores](report-radar.png)" in text
     assert (out.parent / "report-radar.png").is_file() and (out.parent / "report-dimensions.png").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import json
 import os
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, read_jsonl, run_cli, write_jsonl
+from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, ROOT, JudgedRuns, read_jsonl, run_cli, write_jsonl
 from stub_server import StubServer, alignbench_responder
 
 SECRET = "sk-test-SECRET-do-not-leak-4242"
@@ -41,7 +42,10 @@ def test_score_json_run_folder_and_no_key_leak(stub: StubServer, tmp_path: Path,
     first = judgments[0]
     assert first["status"] == "ok" and first["rubric"].startswith("alignbench@") and first["raw"].endswith("}")
     assert first["usage"]["prompt_tokens"] > 0 and len(first["prompt_hash"]) == 16
-    assert set(first["scores"]) == {"事实正确性", "满足用户需求", "清晰度", "完备性"} or first["scores"]
+    assert set(first["scores"]) == {"事实正确性", "满足用户需求", "清晰度", "完备性"}  # 基本任务's dimensions
+    verdict = ast.literal_eval(first["raw"].splitlines()[-1])  # the dict the judge wrote on its last line
+    assert first["scores"] == {k: v for k, v in verdict.items() if k != "综合得分"}
+    assert first["overall"] == verdict["综合得分"]
     # a provider's key goes only to the provider's own https host: this loopback server never sees it
     assert {h["authorization"] for h in stub.headers} == {"Bearer EMPTY"}
     # named with --api-key-env, the key goes to the named server, and still into nothing we write
@@ -54,24 +58,25 @@ def test_score_json_run_folder_and_no_key_leak(stub: StubServer, tmp_path: Path,
     assert SECRET not in proc.stdout + proc.stderr
 
 
-def test_rerun_reads_the_cache_and_reproduces(stub: StubServer, tmp_path: Path) -> None:
-    assert score(stub, tmp_path / "a").returncode == 0
+def test_rerun_reads_the_cache_and_reproduces(judged_copy: JudgedRuns, tmp_path: Path) -> None:
+    stub = judged_copy.stub  # the session's judge; its 64 replies are in this test's cache
+    assert judged_copy.procs["model-a"].returncode == 0
     calls = stub.calls
     proc = score(stub, tmp_path / "b", "--format", "json")
     assert proc.returncode == 0 and stub.calls == calls
-    first = read_jsonl(tmp_path / "a" / "judgments.jsonl")
+    first = read_jsonl(judged_copy.a / "judgments.jsonl")
     second = read_jsonl(tmp_path / "b" / "judgments.jsonl")
     strip = lambda js: [{k: v for k, v in j.items() if k != "cached"} for j in js]  # noqa: E731
     assert strip(first) == strip(second) and all(j["cached"] for j in second)
     assert json.loads(proc.stdout)["usage"]["calls"] == 0
 
 
-def test_table_output(stub: StubServer, tmp_path: Path) -> None:
-    proc = score(stub, tmp_path / "run")
+def test_table_output(judged: JudgedRuns) -> None:
+    proc = judged.procs["model-a"]  # the session's `score` of model-a's answers (openai:gpt-4o, the stub judge)
     assert proc.returncode == 0, proc.stderr
     for text in ("中文推理", "中文语言", "数学计算", "总分 overall", "95% CI", "维度得分"):
         assert text in proc.stdout
-    shown = run_cli("show", str(tmp_path / "run"))
+    shown = run_cli("show", str(judged.a))
     assert shown.returncode == 0 and "总分 overall" in shown.stdout
 
 
@@ -115,9 +120,14 @@ def test_concurrency_is_bounded(tmp_path: Path) -> None:
 
 
 def test_unparseable_judgment_is_retried_then_counted(tmp_path: Path) -> None:
+    """Question 3's judge never writes a verdict: retried once, then counted as parse_failed with its text kept.
+    Question 2's judge writes none at temperature 0 only: the retry (a fresh sample) parses and is scored."""
+    questions = {r["question_id"]: r["question"] for r in read_jsonl(QUESTIONS)}
+    never, once = questions[3][:40], questions[2][:40]  # each names its own question only
+
     def responder(body: dict) -> str:
         text = body["messages"][-1]["content"]
-        if "一句话总结" in text or body.get("temperature", 0) == 0 and "翻译" in text:
+        if never in text or body.get("temperature", 0) == 0 and once in text:
             return "这个回答嘛……我觉得还行。"
         return alignbench_responder(body)
 
@@ -127,16 +137,17 @@ def test_unparseable_judgment_is_retried_then_counted(tmp_path: Path) -> None:
         judgments = read_jsonl(tmp_path / "run" / "judgments.jsonl")
         failed = [j for j in judgments if j["status"] != "ok"]
         retried_ok = [j for j in judgments if j["status"] == "ok" and j["attempts"] == 2]
-        assert failed or retried_ok
+        assert [j["question_id"] for j in failed] == [3] and [j["question_id"] for j in retried_ok] == [2]
         for j in failed:
             assert j["status"] == "parse_failed" and j["overall"] is None and j["scores"] == {}
             assert j["attempts"] == 2 and "还行" in j["raw"] and "first reply" in j["detail"]
         for j in retried_ok:
             assert "first reply: parse_failed" in j["detail"]
         summary = json.loads(proc.stdout)
-        assert summary["n_failed"] == len(failed)
+        assert summary["n_failed"] == len(failed) == 1
         temps = sorted({r.get("temperature") for r in stub.requests})
         assert temps == [0.0, 0.3]  # the retry is a fresh sample
+        assert stub.calls == 32 + 2
         calls = stub.calls
         assert score(stub, tmp_path / "run2").returncode == 0 and stub.calls == calls
 

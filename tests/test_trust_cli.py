@@ -76,9 +76,9 @@ def human_of(qid: int, judge_score: float) -> int:
 # ================================================================================================
 
 
-def test_calibrate_cli_equals_api_equals_trust(stub, tmp_path):
-    run_dir = tmp_path / "run"
-    run = alignbench.score(QUESTIONS, ANSWERS_A, "openai:stub", base_url=stub.url, out=run_dir)["model-a"]
+def test_calibrate_cli_equals_api_equals_trust(judged, tmp_path):
+    run_dir = judged.a  # the session's judged run of model-a: read only
+    run = load_run(run_dir)
     labelled = [j for j in run.judgments if j.question_id % 4 != 1]  # 3 of the 4 answers of every category
     labels = write_jsonl(tmp_path / "labels.jsonl", [
         {"question_id": j.question_id, "model": "model-a", "score": human_of(j.question_id, j.overall)}
@@ -378,17 +378,18 @@ def test_report_labels_add_a_calibrated_column(tmp_path):
 # ================================================================================================
 
 
-def test_meta_eval_takes_reviews_as_labels(stub, tmp_path):
-    run_dir = tmp_path / "run"
-    run = alignbench.score(QUESTIONS, ANSWERS_A, "openai:stub", base_url=stub.url, out=run_dir)["model-a"]
+def test_meta_eval_takes_reviews_as_labels(judged_copy, tmp_path):
+    stub, judge_id = judged_copy.stub, judged_copy.judge  # a copy of the session's run; its replies in our cache
+    run_dir = judged_copy.a
+    run = load_run(run_dir)
     for j in run.judgments[:20]:
         append_review(run_dir, make_review(j, "override", float(1 + j.question_id % 10), reviewer="bob"))
     calls = stub.calls
-    payload = alignbench.meta_eval([run_dir], "openai:stub", base_url=stub.url, bootstrap=50)
+    payload = alignbench.meta_eval([run_dir], judge_id, base_url=stub.url, bootstrap=50)
     assert stub.calls == calls  # the same prompts as the run: every reply from the cache
     info = payload["data"][str(run_dir)]
     assert info["kind"] == "reviews" and info["n_pointwise"] == 20 and info["human_range"] == [1.0, 10.0]
-    m = payload["results"]["openai:stub"]["multi-dimension"]["pointwise"]
+    m = payload["results"][judge_id]["multi-dimension"]["pointwise"]
     assert m["n"] == 20
     judge = [j.overall for j in run.judgments[:20]]
     human = [float(1 + j.question_id % 10) for j in run.judgments[:20]]
@@ -398,10 +399,10 @@ def test_meta_eval_takes_reviews_as_labels(stub, tmp_path):
     lb = m["length_bias"]
     assert set(lb) >= {"chars", "words", "note"}
     assert lb["chars"]["judge_beyond_human"]["controls"] == ["human score"]
-    res = invoke("meta-eval", "--data", str(run_dir), "--judge", "openai:stub", "--judge-base-url", stub.url,
+    res = invoke("meta-eval", "--data", str(run_dir), "--judge", judge_id, "--judge-base-url", stub.url,
                  "--bootstrap", "20")
     assert res.exit_code == 0, res.output
     assert "length: judge vs human labels" in res.stdout
     empty = write_run(tmp_path / "plain", "model-a", {q.id: 5.0 for q in QS})
-    res = invoke("meta-eval", "--data", str(empty), "--judge", "openai:stub", "--judge-base-url", stub.url)
+    res = invoke("meta-eval", "--data", str(empty), "--judge", judge_id, "--judge-base-url", stub.url)
     assert res.exit_code == 2 and "no current review in reviews.jsonl" in res.stderr

@@ -381,17 +381,13 @@ def _ours_file(folder: Path, model: str = "ours", baseline: str = "base-ours", n
 
 def test_api_winrate_is_what_the_cli_prints(tmp_path: Path) -> None:
     """`alignbench winrate --format json` prints exactly what `alignbench.api.winrate` returns."""
-    import os
-    import subprocess
-    import sys
+    from conftest import run_cli
 
     from alignbench.api import winrate
 
     alpaca, ours = _alpaca_file(tmp_path / "m.json"), _ours_file(tmp_path / "run")
     summary = winrate([alpaca, ours], bootstrap=20, seed=3)
-    proc = subprocess.run([sys.executable, "-m", "alignbench", "winrate", str(alpaca), str(ours), "--bootstrap", "20",
-                           "--seed", "3", "--format", "json"], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    proc = run_cli("winrate", str(alpaca), str(ours), "--bootstrap", "20", "--seed", "3", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == json.loads(json.dumps(summary))
     assert summary["baseline"] is None and summary["baselines"] == ["base", "base-ours"]

@@ -235,6 +235,10 @@ ScoreFromOpt = Annotated[str | None, typer.Option(
     "--score-from", help="verdict (default) or logprobs: also ask for token log-probabilities and score summaries by "
                          "the expected score over the judge's score-token distribution (falls back to the verdict "
                          "where a judge gives none).")]
+PromptFormatOpt = Annotated[str | None, typer.Option(
+    "--prompt-format", help="completion: the bare prompt string through /v1/completions, no chat template (how "
+                            "CritiqueLLM is run by its authors; the critiquellm presets' default); chat: messages "
+                            "through /v1/chat/completions. Default: the preset's.")]
 JudgeDeviceOpt = Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")]
 JudgeBatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")]
 
@@ -263,6 +267,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "structured": (StructuredOpt, None),
     "structured_via": (StructuredViaOpt, None),
     "score_from": (ScoreFromOpt, None),
+    "prompt_format": (PromptFormatOpt, None),
     "device": (JudgeDeviceOpt, None),
     "batch_size": (JudgeBatchSizeOpt, None),
     "batch": (BatchOpt, False),
@@ -283,6 +288,7 @@ def judge_settings(values: Mapping[str, Any]) -> JudgeSettings:
     if refresh not in (None, "failed"):
         raise fail(f"--refresh: only 'failed' is known, not {refresh!r}")
     check_choice(given.get("score_from"), "--score-from", "verdict", "logprobs")
+    check_choice(given.get("prompt_format"), "--prompt-format", "chat", "completion")
     fields = dict(base_url=given.pop("judge_base_url", None),
                   cache=cache_arg(given.pop("cache", None), given.pop("no_cache", False)),
                   batch=batch_arg(given.pop("batch", False), given.pop("no_wait", False),

@@ -31,6 +31,11 @@ PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 
 STRUCTURED_VIA = ("json_schema", "guided_json", "json_object", "constrained")
 DEFAULT_VIA = {"openai": "json_schema", "zhipuai": "json_object", "hf": "constrained"}
+PROMPT_FORMATS = ("chat", "completion")
+# Backends that can send a bare text completion (``prompt_format: completion``), and the structured-output
+# ways that work without a chat message: vLLM's guided_json rides on /v1/completions too, the transformers
+# constraint does not care; response_format (json_schema, json_object) is a chat-completions parameter.
+COMPLETION_BACKENDS = {"openai": ("guided_json",), "hf": ("constrained",)}
 TOP_LOGPROBS = 20
 
 
@@ -65,6 +70,17 @@ class ModelConfig(BaseModel):
     structured: bool = False
     structured_via: str | None = None
     score_from: str = "verdict"
+    # How the prompt is sent: ``chat`` (messages through the server's chat template) or ``completion`` (the
+    # messages' text as one bare prompt: /v1/completions, or the tokenizer without a chat template), as a judge
+    # fine-tuned on a raw input format was run by its authors (CritiqueLLM). docs/judges.md.
+    prompt_format: str = "chat"
+
+    @field_validator("prompt_format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in PROMPT_FORMATS:
+            raise ValueError(f"prompt_format must be chat or completion, not {value!r}")
+        return value
 
     @field_validator("structured_via")
     @classmethod
@@ -99,6 +115,11 @@ class ModelConfig(BaseModel):
         return TOP_LOGPROBS if self.score_from == "logprobs" else None
 
     @property
+    def completion(self) -> bool:
+        """Whether requests go out as bare text completions (``prompt_format: completion``)."""
+        return self.prompt_format == "completion"
+
+    @property
     def via(self) -> str:
         """How this judge's backend asks for structured output (``structured_via`` or the backend's way)."""
         return self.structured_via or DEFAULT_VIA.get(self.backend, "json_schema")
@@ -120,6 +141,8 @@ class ModelConfig(BaseModel):
             out["structured"] = self.via
         if self.score_from != "verdict":
             out["score_from"] = self.score_from
+        if self.completion:  # only when on: manifests of chat runs stay as they were
+            out["prompt_format"] = self.prompt_format
         return out
 
 
@@ -175,7 +198,24 @@ def resolve_model(judge: str, **overrides: Any) -> ModelConfig:
     spec.update({k: v for k, v in overrides.items() if v is not None and v != []})
     if options:
         spec["options"] = {**spec.get("options", {}), **{k: v for k, v in options.items() if v is not None}}
-    return ModelConfig(**spec)
+    return check_prompt_format(ModelConfig(**spec))
+
+
+def check_prompt_format(config: ModelConfig) -> ModelConfig:
+    """``config`` itself, or one clear error, before any call, when it asks for a text completion its backend
+    cannot send (ZhipuAI has no completions API) or structured output by a way that needs chat messages."""
+    if not config.completion:
+        return config
+    ways = COMPLETION_BACKENDS.get(config.backend)
+    if ways is None:
+        raise ModelConfigError(f"{config.name}: prompt_format completion (a bare text prompt) is not available on "
+                               f"the {config.backend} backend; use prompt_format chat, or a backend among "
+                               f"{', '.join(COMPLETION_BACKENDS)}")
+    if config.structured and config.via not in ways:
+        raise ModelConfigError(f"{config.name}: structured output by {config.via} is a chat-completions parameter; "
+                               f"with prompt_format completion use structured_via {' or '.join(ways)}, or "
+                               "--no-structured")
+    return config
 
 
 def judge_config(judge: str, *, judge_model: str | None = None, base_url: Any = None, rubric: str | None = None,
@@ -214,6 +254,7 @@ def make_client(config: ModelConfig, lazy: bool = True) -> ModelClient:
     backend = backends().get(config.backend)
     if backend is None:
         raise ModelConfigError(f"{config.name}: unknown backend {config.backend!r}")
+    check_prompt_format(config)
     missing = backend.missing_packages()
     if missing:
         raise ModelConfigError(f"{config.name} needs {' and '.join(missing)}: "
@@ -261,4 +302,4 @@ def make_judge(config: ModelConfig) -> ModelClient:
     return make_client(config, lazy=False)
 
 __all__ = ["Backend", "ModelCallError", "ModelConfig", "ModelConfigError", "ModelClient", "backends",
-           "judge_config", "key_to_send", "load_presets", "make_client", "make_judge", "resolve_model"]
+           "check_prompt_format", "judge_config", "key_to_send", "load_presets", "make_client", "make_judge", "resolve_model"]

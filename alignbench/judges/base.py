@@ -6,6 +6,7 @@ backoff and concurrency, so the policy is the same for every backend and counted
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from alignbench.types import ModelReply, ModelRequest
@@ -87,6 +88,15 @@ def merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     system, rest = messages[0], list(messages[1:])
     rest[0] = {"role": "user", "content": system["content"] + "\n\n" + rest[0]["content"]}
     return rest
+
+
+def completion_prompt(messages: Sequence[Mapping[str, str]]) -> str:
+    """The one bare prompt string of a text-completion request (``ModelRequest.completion``): the messages'
+    text joined as ``merge_system`` joins a system message to its user turn. A completion-style rubric renders
+    one user message, so the prompt is exactly that message: CritiqueLLM's input string, byte for byte, with no
+    chat template around it. Every backend that sends a completion reads the prompt here, so a vLLM server, a
+    batch line and the in-process tokenizer see the same string."""
+    return "\n\n".join(m["content"] for m in messages)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -11,8 +11,10 @@ Why the details:
 
 * Greedy by default (temperature 0 -> ``do_sample=False``): a judge should give the same verdict to
   the same prompt. Sampled retries (after an unparseable judgment) seed torch from the request.
-* The prompt goes through the tokenizer's chat template when it has one; otherwise the messages'
-  text is used as is, which is the raw format CritiqueLLM was trained on.
+* A request marked ``completion`` (``prompt_format: completion``, the ``critiquellm-hf`` preset) is the bare
+  string tokenized as CritiqueLLM's own ``inference.py`` tokenizes it (``tokenizer(text)``, special tokens
+  added, no chat template). Any other prompt goes through the tokenizer's chat template when it has one
+  (``chat_template: off`` skips it); otherwise the messages' text is used as is.
 * Decoded text is only what the model generated (the prompt is sliced off by token position).
 * A prompt that does not fit the model's context (with a little room to answer) is refused with
   ``too_long`` before any compute; the run goes on.
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignbench.judges.base import ModelCallError, merge_system
+from alignbench.judges.base import ModelCallError, completion_prompt, merge_system
 from alignbench.types import ModelReply, ModelRequest, TokenProbs, Usage
 
 INSTALL_HINT = "pip install 'alignbench[local]'"
@@ -301,18 +303,18 @@ class LocalModel:
     # -- prompts ---------------------------------------------------------------------------------
 
     def encode(self, request: ModelRequest) -> list[int]:
-        """Token ids of the prompt: chat template if the tokenizer has one, else the raw text."""
+        """Token ids of the prompt: a text completion's bare string as is; else the chat template if the
+        tokenizer has one (and ``chat_template`` is not off), else the raw text."""
         messages = [dict(m) for m in request.messages]
         tok = self.tokenizer
-        if self.chat_template == "auto" and getattr(tok, "chat_template", None):
+        if not request.completion and self.chat_template == "auto" and getattr(tok, "chat_template", None):
             try:
                 text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             except Exception:  # e.g. a template that rejects the system role: fold it into the user turn
                 text = tok.apply_chat_template(merge_system(messages), tokenize=False,
                                                add_generation_prompt=True)
             return list(tok(text, add_special_tokens=False)["input_ids"])
-        text = "\n\n".join(m["content"] for m in messages)
-        return list(tok(text, add_special_tokens=True)["input_ids"])
+        return list(tok(completion_prompt(messages), add_special_tokens=True)["input_ids"])
 
     # -- the micro-batcher -----------------------------------------------------------------------
 

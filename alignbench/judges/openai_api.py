@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import openai
+from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
-from alignbench.judges.base import ModelCallError, parse_retry_after, refused_connection
+from alignbench.judges.base import ModelCallError, completion_prompt, parse_retry_after, refused_connection
 from alignbench.judges.pool import (
     DEFAULT_MAX_REPLY_BYTES,
     Endpoint,
@@ -28,6 +30,7 @@ from alignbench.judges.pool import (
     bounded_transport,
     refused_feature,
 )
+from alignbench.logprobs import from_openai
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
 
@@ -39,7 +42,9 @@ _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "co
 
 
 class OpenAIChat(PooledClient):
-    """A judge model reached through the OpenAI chat-completions API."""
+    """A judge model reached through the OpenAI chat-completions API, or through its text-completions API
+    (``/v1/completions``) for a request marked ``completion``: the bare prompt a judge fine-tuned on a raw
+    input format was run with (CritiqueLLM), with no chat template put around it by the server."""
 
     backend = "openai"
 
@@ -115,20 +120,40 @@ class OpenAIChat(PooledClient):
         return self.features(request)
 
     def body_for(self, request: ModelRequest, sent: set[str]) -> dict[str, Any]:
-        """The JSON body posted for ``request``: online, and as a batch line's ``body`` (see ``chat_body``)."""
-        return chat_body(request, self.model, extra_body=self.extra_body, structured_via=self.structured_via,
-                         sent=sent)
+        """The JSON body posted for ``request``: online, and as a batch line's ``body`` (see ``request_body``)."""
+        return request_body(request, self.model, extra_body=self.extra_body, structured_via=self.structured_via,
+                            sent=sent)
 
     def read_body(self, body: dict[str, Any], url: str) -> ModelReply:
-        """A reply from a chat completion that arrived as JSON (a batch output line), read by the same code
-        as an online reply: the SDK's own loose construction of its response type, then ``reply_from``."""
+        """A reply from a chat or text completion that arrived as JSON (a batch output line), read by the same
+        code as an online reply: the SDK's own loose construction of its response type, then its reader."""
+        choices = body.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        if body.get("object") == "text_completion" or ("text" in first and "message" not in first):
+            return self.completion_reply(Completion.construct(**body), url)
         return self.reply_from(ChatCompletion.construct(**body), url)
+
+    def completion_reply(self, resp: Any, url: str) -> ModelReply:
+        """A ModelReply from a text completion (``choices[0].text``), read by ``reply_from`` as a chat reply
+        of the same text: usage, model, finish reason and log-probabilities (the completions API's
+        ``tokens``/``token_logprobs``/``top_logprobs`` lists, turned into the chat shape) are read one way."""
+        choices = getattr(resp, "choices", None)
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        text = getattr(choice, "text", None) if choice is not None else None
+        if not isinstance(text, str):
+            raise ModelCallError(f"reply from {url} has no completion text", retryable=True, endpoint=url)
+        chat = SimpleNamespace(model=getattr(resp, "model", None), usage=getattr(resp, "usage", None), choices=[
+            SimpleNamespace(message=SimpleNamespace(content=text), logprobs=None,
+                            finish_reason=getattr(choice, "finish_reason", None))])
+        reply = self.reply_from(chat, url)
+        tokens = from_openai(_chat_logprobs(getattr(choice, "logprobs", None)), text)
+        return reply.model_copy(update={"logprobs": tokens}) if tokens else reply
 
     async def _send_once(self, endpoint: Endpoint, request: ModelRequest, sent: set[str]) -> ModelReply:
         url = endpoint.url
+        path, kind = ("/completions", Completion) if request.completion else ("/chat/completions", ChatCompletion)
         try:  # the SDK's own POST (its headers, auth, errors, response type) with a body that is already JSON
-            resp = await endpoint.client.post("/chat/completions", body=self.body_for(request, sent),
-                                              cast_to=ChatCompletion)
+            resp = await endpoint.client.post(path, body=self.body_for(request, sent), cast_to=kind)
         except openai.RateLimitError as exc:
             raise ModelCallError(f"429 rate limited by {url}", retryable=True, endpoint=url, overload=True,
                                  retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
@@ -149,13 +174,16 @@ class OpenAIChat(PooledClient):
             if exc.status_code in (400, 413, 422) and any(m in message.lower() for m in _TOO_LONG_MARKERS):
                 raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
+            if request.completion and exc.status_code in (404, 405):
+                message += (" (this judge sends text completions to /completions, which the server does not "
+                            "serve; a chat form of the same judge, e.g. --judge critiquellm-chat, is an explicit choice)")
             raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=exc.status_code in (401, 403, 404)) from None
         except ReplyTooLarge as exc:  # read outside the SDK's send (a streamed body)
             raise ModelCallError(f"{exc} (from {url})", retryable=False, endpoint=url) from None
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise ModelCallError(f"malformed reply from {url}: {exc}", retryable=True, endpoint=url) from None
-        return self.reply_from(resp, url)
+        return self.completion_reply(resp, url) if request.completion else self.reply_from(resp, url)
 
     async def aclose(self) -> None:
         for ep in self.pool.endpoints:
@@ -169,38 +197,68 @@ def build(config, api_key: str | None) -> OpenAIChat:  # noqa: ANN001 - a ModelC
                        max_reply_bytes=config.max_reply_bytes)
 
 
-def chat_body(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,
-              structured_via: str = "json_schema", sent: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
-    """The chat-completions JSON body for ``request``, with the protocol features in ``sent`` ("structured",
-    "logprobs") and ``extra_body`` merged over the top level. The one place an OpenAI-compatible request is
-    made: an online call posts it and a batch line carries it, so the two cannot drift apart (a batch line
-    once lacked the schema and the log-probabilities an online call carried).
+def request_body(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,
+                 structured_via: str = "json_schema", sent: set[str] | frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The JSON body for ``request``: a chat completion (``messages``), or for a request marked ``completion`` a
+    text completion (``prompt``: ``completion_prompt``, the bare string, no chat template), with the protocol
+    features in ``sent`` ("structured", "logprobs") and ``extra_body`` merged over the top level. The one place
+    an OpenAI-compatible request is made: an online call posts it and a batch line carries it, so the two
+    cannot drift apart (a batch line once lacked the schema and the log-probabilities an online call carried).
+
+    A text completion asks for structured output only as vLLM's ``guided_json`` (``response_format`` is a
+    chat parameter; ``judges.check_prompt_format`` refuses the others before any call) and for
+    log-probabilities as the completions API does (``logprobs: N``).
 
     Why not ``chat.completions.create``: it walks every message through the SDK's typed-dict transform
     (1-2 ms of CPU per request, more than everything else we do per judgment) to produce this same dict."""
     dec = request.decoding
-    body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in request.messages],
-                            "temperature": dec.temperature, "max_tokens": dec.max_tokens}
+    body: dict[str, Any] = {"model": model}
+    if request.completion:
+        body["prompt"] = completion_prompt(request.messages)
+    else:
+        body["messages"] = [dict(m) for m in request.messages]
+    body.update(temperature=dec.temperature, max_tokens=dec.max_tokens)
     if dec.top_p is not None:
         body["top_p"] = dec.top_p
     if dec.seed is not None:
         body["seed"] = dec.seed
     if "structured" in sent and request.response_schema is not None:
         schema = request.response_schema
-        if structured_via == "guided_json":  # vLLM's guided decoding
+        if structured_via == "guided_json":  # vLLM's guided decoding (chat and text completions alike)
             body["guided_json"] = schema
+        elif request.completion:
+            raise ModelCallError(f"structured output by {structured_via} needs chat messages; a text completion "
+                                 "takes guided_json only", retryable=False, fatal=True)
         elif structured_via == "json_object":  # with the schema: llama.cpp servers constrain to it
             body["response_format"] = {"type": "json_object", "schema": schema}
         else:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "alignbench_verdict", "schema": schema, "strict": True}}
     if "logprobs" in sent and request.logprobs:
-        body.update(logprobs=True, top_logprobs=request.logprobs)
+        if request.completion:
+            body["logprobs"] = request.logprobs
+        else:
+            body.update(logprobs=True, top_logprobs=request.logprobs)
     body.update(extra_body or {})
     return body
 
 
-__all__ = ["Endpoint", "EndpointPool", "OpenAIChat", "build", "chat_body"]
+def _chat_logprobs(logprobs: Any) -> list[dict[str, Any]] | None:
+    """A text completion's log-probabilities (parallel lists ``tokens``, ``token_logprobs``, ``top_logprobs``
+    of ``{token: logprob}``) as the chat API's ``content`` entries, which ``logprobs.from_openai`` reads."""
+    def get(name: str) -> Any:
+        return logprobs.get(name) if isinstance(logprobs, dict) else getattr(logprobs, name, None)
+
+    tokens, values, tops = get("tokens"), get("token_logprobs"), get("top_logprobs")
+    if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
+        return None
+    tops = tops if isinstance(tops, list) and len(tops) == len(tokens) else [None] * len(tokens)
+    return [{"token": t, "logprob": v,
+             "top_logprobs": [{"token": k, "logprob": x} for k, x in top.items()] if isinstance(top, dict) else []}
+            for t, v, top in zip(tokens, values, tops, strict=True)]
+
+
+__all__ = ["Endpoint", "EndpointPool", "OpenAIChat", "build", "request_body"]
 
 
 async def _advertised_slots(ep: Endpoint) -> int | None:

@@ -230,10 +230,12 @@ def match_pairs(questions: Sequence[Question], answers: Mapping[str, Sequence[An
 
 def build_pair_request(rubric: Rubric, question: Question, first: str, second: str, decoding: Decoding,
                        system_role: bool = True, structured_output: bool = False, *, turn: int | None = None,
-                       replies_1: Sequence[str] = (), replies_2: Sequence[str] = ()) -> ModelRequest:
+                       replies_1: Sequence[str] = (), replies_2: Sequence[str] = (),
+                       completion: bool = False) -> ModelRequest:
     """The judge request showing ``first`` as 助手1 and ``second`` as 助手2; ``structured_output`` asks for the
     verdict as JSON in the rubric's verdict words (``alignbench.structured``). A dialogue is compared at model
-    turn ``turn`` with each side's earlier replies (``render_pairwise``)."""
+    turn ``turn`` with each side's earlier replies (``render_pairwise``). ``completion``: send the prompt as one
+    bare text completion, no chat template (``ModelRequest.completion``)."""
     messages = render_pairwise(rubric, question, first, second, turn=turn, replies_1=replies_1, replies_2=replies_2)
     schema = None
     if structured_output:
@@ -242,7 +244,7 @@ def build_pair_request(rubric: Rubric, question: Question, first: str, second: s
     if not system_role:
         messages = merge_system(messages)
     return ModelRequest(messages=tuple(messages), decoding=decoding, rubric=rubric.id, question_id=question.id,
-                        response_schema=schema)
+                        response_schema=schema, completion=completion)
 
 
 def compared_turns(rubric: Rubric, question: Question) -> list[int | None]:
@@ -279,7 +281,7 @@ def plan_pairs(pairs: Sequence[tuple[Question, Answer, Answer]], rubric: Rubric,
                 first, second = (model_side, base_side) if order == "model_first" else (base_side, model_side)
                 request = build_pair_request(rubric, question, first[-1], second[-1], config.decoding,
                                              config.system_role, structured_output=config.structured, turn=turn,
-                                             replies_1=first, replies_2=second)
+                                             replies_1=first, replies_2=second, completion=config.completion)
                 items.append(PairItem(question, model_answer, base_answer, order, request, cut, turn))
     items.sort(key=lambda it: (it.question.id, it.turn or 0, it.order != "baseline_first", it.model_answer.model))
     return items

@@ -3,6 +3,7 @@ loopback servers, in process where the library is what is tested."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -188,3 +189,24 @@ def test_a_cache_deleted_mid_run_is_reported(tmp_path: Path, _isolated_cache: Pa
                                 out=tmp_path / "r")
     notes = " ".join(next(iter(runs.values())).summary.run.model_extra.get("notes", []))
     assert f"the reply cache {_isolated_cache} was deleted or replaced during the run" in notes
+
+
+def test_a_pool_retry_waits_for_a_slot_on_a_live_server_rather_than_the_failed_one() -> None:
+    from alignbench.judges.pool import Endpoint, EndpointPool
+
+    async def scenario() -> tuple[bool, str]:
+        live, dead = Endpoint("http://live", 1, None), Endpoint("http://dead", 1, None)
+        pool = EndpointPool([live, dead], base_rest=0.0)
+        first = await pool.acquire(key="other")  # the live server's only slot is taken
+        assert first is live
+        failed = await pool.acquire(key="k")
+        assert failed is dead
+        await pool.release(dead, ok=False, key="k")  # request k failed there; its rest is already over
+        retry = asyncio.ensure_future(pool.acquire(key="k"))
+        await asyncio.sleep(0.05)
+        waited = not retry.done()
+        await pool.release(live, ok=True)
+        return waited, (await retry).url
+
+    waited, url = asyncio.run(scenario())
+    assert waited and url == "http://live"

@@ -78,8 +78,8 @@ class EndpointPool:
 
     def _pick(self, affinity: int | None, now: float, avoid: Endpoint | None = None) -> Endpoint | None:
         ready = [e for e in self.endpoints if e.capacity_now(now) > 0]
-        if avoid in ready and len(ready) > 1:
-            ready.remove(avoid)
+        if avoid in ready and any(e is not avoid and e.rest_until <= now for e in self.endpoints):
+            ready.remove(avoid)  # a retry waits for a slot on a live server rather than meet the failed one again
         if not ready:
             return None
         if affinity is not None:

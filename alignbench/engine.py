@@ -24,7 +24,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -152,8 +152,14 @@ class AdaptiveLimit:
     failed together counts as one signal.
     """
 
+    learn: ClassVar[bool] = True  # benchmarks switch it off to measure the old behaviour
+
     def __init__(self, limit: int, cooldown: float = 1.0) -> None:
         self.max = self.limit = max(1, limit)
+        self.learning = False
+        self.ceiling = self.max  # where latency last grew with requests in flight (the server's parallelism)
+        self._recent: deque[float] = deque(maxlen=16)
+        self._flat = 0
         self.in_flight = 0
         self.lowest = self.limit
         self.cooldown = cooldown
@@ -189,16 +195,54 @@ class AdaptiveLimit:
 
     def cap(self, limit: int) -> None:
         """Never more than the server says it can run (its advertised parallel slots)."""
-        self.max = self.limit = max(1, min(self.max, limit))
+        self.max = max(1, min(self.max, limit))
+        self.limit, self.ceiling = min(self.limit, self.max), min(self.ceiling, self.max)
 
     def overloaded(self) -> None:
         now = asyncio.get_running_loop().time()
         if now - self._last_cut >= self.cooldown and self.limit > 1:
             self.limit = max(1, self.limit // 2)
+            self.ceiling = self.limit
             self.lowest = min(self.lowest, self.limit)
             self._last_cut, self._ok = now, 0
 
+    def learn_from_latency(self) -> None:
+        """From now on learn the parallelism (``observe``), starting slow: a server that runs one request
+        at a time never sees a queue of 16. For servers behind HTTP (an in-process model batches instead)."""
+        if self.learn and not self.learning:
+            self.learning = True
+            self.limit = self.lowest = min(self.limit, 2)
+
+    def observe(self, latency: float, in_flight: int) -> None:
+        """Learn the server's parallelism from how latency grows with requests in flight (HTTP servers
+        that do not say how many they run at once). A reply as fast as the fastest recent one means the
+        server ran it at once: after ``limit`` such replies the limit doubles, up to the ceiling. A slower
+        one, sent with ``in_flight`` others, means it queued: the server runs about
+        ``in_flight * fastest / latency`` at once, and the limit drops to that (the ceiling with it), so
+        requests wait here, where waiting costs nothing, not at the server, where a request that times out
+        while queued is generated anyway and asked again. The ceiling creeps up by one after many flat
+        replies at it, so a noisy estimate does not hold a parallel server down for good."""
+        if not self.learning:
+            return
+        self._recent.append(latency)
+        fastest = min(self._recent)
+        if in_flight <= 1 or latency <= 1.5 * fastest or len(self._recent) < 2:
+            self._flat += 1
+            if self.limit >= self.ceiling and self._flat >= 4 * self.limit and self.ceiling < self.max:
+                self.ceiling += 1
+            if self._flat >= self.limit and self.limit < self.ceiling:
+                self.limit, self._flat = min(self.ceiling, self.limit * 2), 0
+                self._wake()
+            return
+        estimate = max(1, round(in_flight * fastest / latency))
+        if estimate < self.limit:
+            self.limit = self.ceiling = estimate
+            self.lowest = min(self.lowest, self.limit)
+        self._flat = 0
+
     async def succeeded(self) -> None:
+        if self.learning:  # observe() grows the limit
+            return
         self._ok += 1
         if self._ok >= self.limit and self.limit < self.max:
             self.limit += 1
@@ -227,6 +271,7 @@ class Engine:
         self.store = store
         self.retry = retry or RetryPolicy()
         self.limit = AdaptiveLimit(concurrency or client.capacity)
+        self.overloads = 0  # attempts that timed out or met a busy server (429, 503)
         # seconds one attempt may take in all, queueing at the server included (an API client's --timeout)
         self.deadline = deadline if deadline is not None else getattr(client, "deadline", None)
         self.refresh_failed = refresh_failed  # ask again where the cached reply gave a failed result
@@ -272,6 +317,12 @@ class Engine:
                          f"another server ({', '.join(sorted(self.foreign))}), not {', '.join(self.client.urls)}, and "
                          f"{'were' if n > 1 else 'was'} reused: a server answering to the same model name may serve "
                          "another model; pass --cache NEW_FILE (or --no-cache) to ask this server")
+        retried = self.stats_for().retries
+        if retried:  # the retries succeeded in the end, but they cost time (and generations on a busy server)
+            why = (f", {self.overloads} because the server could not keep up (timeouts, 429, 503); it kept up with "
+                   f"{self.limit.limit} in flight: pass --concurrency {self.limit.limit} (or raise --timeout) next "
+                   "time") if self.overloads else ""
+            notes.append(f"{retried} call{'s' if retried > 1 else ''} had to be retried{why}")
         if store is not None and store.vanished():
             notes.append(f"the reply cache {store.path} was deleted or replaced during the run: the replies of this "
                          "run were not kept there, a re-run would ask for them again")
@@ -308,6 +359,8 @@ class Engine:
         pool = getattr(self.client, "pool", None)
         if pool is not None:  # the servers may have said how many requests they run at once
             self.limit.cap(pool.capacity)
+            if not any(e.limit < self.limit.max for e in pool.endpoints):  # nothing said: learn it from latency
+                self.limit.learn_from_latency()
         self._check_served(getattr(self.client, "served", None) or {})
         if dead and len(dead) == len(self.client.urls):
             hint = f"; start one with: {self.serve_hint}" if self.serve_hint else ""
@@ -372,6 +425,8 @@ class Engine:
 
     async def _attempt(self, request: ModelRequest) -> ModelReply:
         """One call, bounded as a whole by the deadline (the SDK's timeout bounds each read only)."""
+        loop = asyncio.get_running_loop()
+        start, in_flight = loop.time(), self.limit.in_flight
         try:
             if _timeout is not None:  # Python 3.11+: no extra task per call
                 async with _timeout(self.deadline):
@@ -379,16 +434,19 @@ class Engine:
             else:
                 reply = await asyncio.wait_for(self.client.complete(request), self.deadline)
         except asyncio.TimeoutError:
+            self.overloads += 1
             self.limit.overloaded()
             raise ModelCallError(f"no reply within --timeout {self.deadline:g} s (time queued at the server "
                                  "counts): lower --concurrency, raise --timeout or lower --max-tokens",
                                  retryable=True, overload=True) from None
         except ModelCallError as exc:
             if exc.overload:
+                self.overloads += 1
                 self.limit.overloaded()
             if exc.unreachable:
                 await self._check_gone()
             raise
+        self.limit.observe(loop.time() - start, in_flight)
         await self.limit.succeeded()
         return reply
 

@@ -210,3 +210,23 @@ def test_a_pool_retry_waits_for_a_slot_on_a_live_server_rather_than_the_failed_o
 
     waited, url = asyncio.run(scenario())
     assert waited and url == "http://live"
+
+
+def test_a_server_running_one_request_at_a_time_wastes_under_10_percent_at_defaults(tmp_path: Path) -> None:
+    stub = StubServer(responder=alignbench_responder, latency=0.2)
+    stub.slots, stub.advertise_slots = 1, False  # llama-cpp-python: one at a time, and it does not say so
+    answers = write_jsonl(tmp_path / "ten.jsonl", read_jsonl(ANSWERS_A)[:10])
+    with stub:
+        runs = alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / "r",
+                                timeout=1.2)  # default --concurrency 16: 10 queued at once would time out
+        time.sleep(0.5)
+        generations, abandoned = stub.generations, stub.abandoned
+    assert next(iter(runs.values())).summary.n_ok == 10
+    assert abandoned <= 0.1 * generations, (abandoned, generations)
+
+
+def test_the_hint_is_printed_whenever_retries_were_needed(stub: StubServer, tmp_path: Path) -> None:
+    stub.fail_next(1, status=503)
+    runs = alignbench.score(QUESTIONS, one_answer(tmp_path), "openai:judge", base_url=stub.url, out=tmp_path / "r")
+    notes = " ".join(next(iter(runs.values())).summary.run.model_extra.get("notes", []))
+    assert "1 call had to be retried, 1 because the server could not keep up" in notes and "--concurrency" in notes

@@ -157,6 +157,7 @@ class AdaptiveLimit:
     def __init__(self, limit: int, cooldown: float = 1.0) -> None:
         self.max = self.limit = max(1, limit)
         self.learning = False
+        self.deadline: float | None = None
         self.ceiling = self.max  # where latency last grew with requests in flight (the server's parallelism)
         self._recent: deque[float] = deque(maxlen=16)
         self._flat = 0
@@ -206,11 +207,16 @@ class AdaptiveLimit:
             self.lowest = min(self.lowest, self.limit)
             self._last_cut, self._ok = now, 0
 
-    def learn_from_latency(self) -> None:
+    def learn_from_latency(self, deadline: float | None) -> None:
         """From now on learn the parallelism (``observe``), starting slow: a server that runs one request
-        at a time never sees a queue of 16. For servers behind HTTP (an in-process model batches instead)."""
+        at a time never sees a queue of 16. For servers behind HTTP (an in-process model batches instead).
+        ``deadline`` (--timeout) makes the start fast: once one reply took ``t`` seconds, even a server
+        running one request at a time finishes ``deadline / (2 t)`` queued requests in time, so the limit
+        jumps there at once (a remote API answering in 2 s under a 120 s timeout is at full speed after
+        its first reply)."""
         if self.learn and not self.learning:
             self.learning = True
+            self.deadline = deadline
             self.limit = self.lowest = min(self.limit, 2)
 
     def observe(self, latency: float, in_flight: int) -> None:
@@ -226,6 +232,11 @@ class AdaptiveLimit:
             return
         self._recent.append(latency)
         fastest = min(self._recent)
+        if self.deadline and fastest > 0 and self.limit < self.ceiling:  # safe whatever the server's parallelism
+            safe = min(self.ceiling, int(self.deadline / (2 * fastest)))
+            if safe > self.limit:
+                self.limit = safe
+                self._wake()
         if in_flight <= 1 or latency <= 1.5 * fastest or len(self._recent) < 2:
             self._flat += 1
             if self.limit >= self.ceiling and self._flat >= 4 * self.limit and self.ceiling < self.max:
@@ -360,7 +371,7 @@ class Engine:
         if pool is not None:  # the servers may have said how many requests they run at once
             self.limit.cap(pool.capacity)
             if not any(e.limit < self.limit.max for e in pool.endpoints):  # nothing said: learn it from latency
-                self.limit.learn_from_latency()
+                self.limit.learn_from_latency(self.deadline)
         self._check_served(getattr(self.client, "served", None) or {})
         if dead and len(dead) == len(self.client.urls):
             hint = f"; start one with: {self.serve_hint}" if self.serve_hint else ""

@@ -230,3 +230,12 @@ def test_the_hint_is_printed_whenever_retries_were_needed(stub: StubServer, tmp_
     runs = alignbench.score(QUESTIONS, one_answer(tmp_path), "openai:judge", base_url=stub.url, out=tmp_path / "r")
     notes = " ".join(next(iter(runs.values())).summary.run.model_extra.get("notes", []))
     assert "1 call had to be retried, 1 because the server could not keep up" in notes and "--concurrency" in notes
+
+
+def test_answer_counts_and_flags_answers_cut_at_max_tokens(tmp_path: Path) -> None:
+    questions = write_jsonl(tmp_path / "q.jsonl", read_jsonl(QUESTIONS)[:3])
+
+    with StubServer(responder=lambda body: {"content": "被截断的回答", "finish_reason": "length"}) as stub:
+        run = alignbench.answer(questions, "m", tmp_path / "a.jsonl", base_url=stub.url, model_id="stub-model")
+    records = read_jsonl(tmp_path / "a.jsonl")
+    assert run.truncated == 3 and all(r["truncated"] is True for r in records)

@@ -239,3 +239,13 @@ def test_answer_counts_and_flags_answers_cut_at_max_tokens(tmp_path: Path) -> No
         run = alignbench.answer(questions, "m", tmp_path / "a.jsonl", base_url=stub.url, model_id="stub-model")
     records = read_jsonl(tmp_path / "a.jsonl")
     assert run.truncated == 3 and all(r["truncated"] is True for r in records)
+
+
+def test_an_all_failed_run_report_says_so_instead_of_empty_charts(tmp_path: Path) -> None:
+    with StubServer(responder=lambda body: (_ for _ in ()).throw(Refuse(400, "bad request"))) as stub:
+        alignbench.score(QUESTIONS, one_answer(tmp_path), "openai:judge", base_url=stub.url, out=tmp_path / "r")
+    for lang, words in (("en", "so there is no score; see judgments.jsonl"),
+                        ("zh", "所有 1 条评审均失败")):
+        path = alignbench.report([tmp_path / "r"], tmp_path / f"report-{lang}.md", lang=lang).path
+        text = path.read_text(encoding="utf-8")
+        assert words in text and not list(tmp_path.glob(f"report-{lang}*.png")) and not list(tmp_path.glob("*.svg"))

@@ -158,6 +158,7 @@ class AdaptiveLimit:
         self.max = self.limit = max(1, limit)
         self.learning = False
         self.deadline: float | None = None
+        self._quickest = float("inf")  # the fastest whole reply seen (seconds)
         self.ceiling = self.max  # where latency last grew with requests in flight (the server's parallelism)
         self._recent: deque[float] = deque(maxlen=16)
         self._flat = 0
@@ -219,10 +220,11 @@ class AdaptiveLimit:
             self.deadline = deadline
             self.limit = self.lowest = min(self.limit, 2)
 
-    def observe(self, latency: float, in_flight: int) -> None:
+    def observe(self, latency: float, in_flight: int, tokens: int = 0) -> None:
         """Learn the server's parallelism from how latency grows with requests in flight (HTTP servers
-        that do not say how many they run at once). A reply as fast as the fastest recent one means the
-        server ran it at once: after ``limit`` such replies the limit doubles, up to the ceiling. A slower
+        that do not say how many they run at once). Latency is compared per generated token where ``tokens``
+        is known (a long judgment is slow by itself; a queued one is slow for waiting). A reply under twice the
+        fastest recent one means the server ran it at once: after ``limit`` such replies the limit doubles, up to the ceiling. A slower
         one, sent with ``in_flight`` others, means it queued: the server runs about
         ``in_flight * fastest / latency`` at once, and the limit drops to that (the ceiling with it), so
         requests wait here, where waiting costs nothing, not at the server, where a request that times out
@@ -230,14 +232,16 @@ class AdaptiveLimit:
         replies at it, so a noisy estimate does not hold a parallel server down for good."""
         if not self.learning:
             return
-        self._recent.append(latency)
-        fastest = min(self._recent)
-        if self.deadline and fastest > 0 and self.limit < self.ceiling:  # safe whatever the server's parallelism
-            safe = min(self.ceiling, int(self.deadline / (2 * fastest)))
+        self._quickest = min(self._quickest, latency)
+        if self.deadline and self._quickest > 0 and self.limit < self.ceiling:  # safe whatever the parallelism
+            safe = min(self.ceiling, int(self.deadline / (2 * self._quickest)))
             if safe > self.limit:
                 self.limit = safe
                 self._wake()
-        if in_flight <= 1 or latency <= 1.5 * fastest or len(self._recent) < 2:
+        latency = latency / tokens if tokens > 0 else latency
+        self._recent.append(latency)
+        fastest = min(self._recent)
+        if in_flight <= 1 or latency <= 2 * fastest or len(self._recent) < 2:
             self._flat += 1
             if self.limit >= self.ceiling and self._flat >= 4 * self.limit and self.ceiling < self.max:
                 self.ceiling += 1
@@ -457,7 +461,9 @@ class Engine:
             if exc.unreachable:
                 await self._check_gone()
             raise
-        self.limit.observe(loop.time() - start, in_flight)
+        # time per generated token where the server says how many: a long judgment is slow by itself, a
+        # queued one is slow for waiting (the signal the limit learns from)
+        self.limit.observe(loop.time() - start, in_flight, reply.usage.completion_tokens)
         await self.limit.succeeded()
         return reply
 

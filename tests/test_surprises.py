@@ -249,3 +249,17 @@ def test_an_all_failed_run_report_says_so_instead_of_empty_charts(tmp_path: Path
         path = alignbench.report([tmp_path / "r"], tmp_path / f"report-{lang}.md", lang=lang).path
         text = path.read_text(encoding="utf-8")
         assert words in text and not list(tmp_path.glob(f"report-{lang}*.png")) and not list(tmp_path.glob("*.svg"))
+
+
+def test_labels_that_do_not_look_1_to_10_need_label_scale(stub: StubServer, tmp_path: Path) -> None:
+    from alignbench.data import InputError
+
+    answers = write_jsonl(tmp_path / "ten.jsonl", read_jsonl(ANSWERS_A)[:10])
+    alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / "r")
+    rows = read_jsonl(answers)
+    labels = write_jsonl(tmp_path / "labels.jsonl", [{"question_id": r["question_id"], "model": "model-a",
+                                                      "score": 1 + i % 5} for i, r in enumerate(rows)])
+    with pytest.raises(InputError, match="do not look like the rubric's 1-10.*--label-scale"):
+        alignbench.calibrate(tmp_path / "r", labels)
+    calibrated = alignbench.calibrate(tmp_path / "r", labels, label_scale="1-5", min_labels=5, n_boot=50)
+    assert calibrated.runs  # said explicitly: accepted

@@ -367,7 +367,7 @@ class AnswerSettings:
 
 def make_record(question: Question, text: str, usage: Usage, settings: AnswerSettings, *, served_model: str = "",
                 attempts: int = 1, cached: bool = False, seed: int | None = None,
-                reasoning_content: str | None = None) -> dict[str, Any]:
+                reasoning_content: str | None = None, finish_reason: str | None = None) -> dict[str, Any]:
     """One answer line: the question record plus AlignBench's answer fields (upstream
     ``get_answers.py`` writes the same keys, so the file also feeds upstream ``judge.py``), plus the
     generation settings and token usage."""
@@ -388,6 +388,8 @@ def make_record(question: Question, text: str, usage: Usage, settings: AnswerSet
             record["think_unclosed"] = True
     if split.leaked:
         record["reasoning_leaked"] = True
+    if finish_reason == "length":  # cut at --max-tokens: judged as it is, but flagged and counted
+        record["truncated"] = True
     generation = settings.generation(question)
     if served_model and served_model != settings.model_id:
         generation["served_model"] = served_model
@@ -414,6 +416,7 @@ class AnswerRun:
     reasoning: int = 0  # answers whose <think> block was moved to ``reasoning``
     unclosed: int = 0  # answers that never closed <think>
     leaked: int = 0  # answers with think tags left in their final text
+    truncated: int = 0  # answers cut at --max-tokens (finish_reason "length"), flagged ``truncated``
     dropped_partial: int = 0
     mismatched: int = 0
     prompt_tokens: int = 0
@@ -522,7 +525,7 @@ async def _answer_dialogues(dialogues: list[Question], engine: Engine, settings:
                 continue
             record = make_record(q, o.reply.text, o.exchange.usage, settings, served_model=o.reply.model,
                                  attempts=o.exchange.attempts, cached=o.reply.cached, seed=o.seed,
-                                 reasoning_content=o.reply.reasoning)
+                                 reasoning_content=o.reply.reasoning, finish_reason=o.reply.finish_reason)
             turns[q.id].append(record)
             shown[q.id].append(split_think(o.reply.text, o.reply.reasoning).answer)
             if k < q.model_turns:
@@ -542,7 +545,7 @@ def _record_dialogue(question: Question, turns: list[dict[str, Any]], settings: 
     record["turns"] = [t["answer"] for t in turns]
     if any("reasoning" in t for t in turns):
         record["reasoning"] = [t.get("reasoning") for t in turns]
-    for flag in ("think_unclosed", "reasoning_leaked"):
+    for flag in ("think_unclosed", "reasoning_leaked", "truncated"):
         if any(t.get(flag) for t in turns):
             record[flag] = [bool(t.get(flag)) for t in turns]
     record["generation"] = turns[-1]["generation"]
@@ -555,6 +558,7 @@ def _record_dialogue(question: Question, turns: list[dict[str, Any]], settings: 
     result.reasoning += "reasoning" in record
     result.unclosed += "think_unclosed" in record
     result.leaked += "reasoning_leaked" in record
+    result.truncated += "truncated" in record
     result.prompt_tokens += record["usage"]["prompt_tokens"]
     result.completion_tokens += record["usage"]["completion_tokens"]
 
@@ -566,13 +570,15 @@ def _record(outcome: _Outcome, settings: AnswerSettings, log: AnswerLog, result:
         result.failed[outcome.question.id] = ex.last.error or "no reply"
         return
     record = make_record(outcome.question, reply.text, ex.usage, settings, served_model=reply.model,
-                         attempts=ex.attempts, cached=reply.cached, seed=outcome.seed, reasoning_content=reply.reasoning)
+                         attempts=ex.attempts, cached=reply.cached, seed=outcome.seed, reasoning_content=reply.reasoning,
+                         finish_reason=reply.finish_reason)
     log.append(record)
     result.written += 1
     result.empty += not record["answer"].strip()
     result.reasoning += "reasoning" in record
     result.unclosed += bool(record.get("think_unclosed"))
     result.leaked += bool(record.get("reasoning_leaked"))
+    result.truncated += bool(record.get("truncated"))
     result.prompt_tokens += ex.usage.prompt_tokens
     result.completion_tokens += ex.usage.completion_tokens
 

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import inspect
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -149,7 +150,26 @@ class ScorePlan:
 
             out.append(protocol_label({"rubric": self.rubric.id, "upstream": self.upstream.record()}) + ": the "
                        "scores are labelled modified and do not stand next to the published leaderboard")
-        return out
+        return out + identical_answers(self.items)
+
+
+def identical_answers(items: Sequence[Item], share: float = 0.5) -> list[str]:
+    """A model whose answers to different questions are largely the same text (a placeholder, an error
+    message, a generation run that failed the same way each time) gets judged like any other: say so
+    before the judge is paid. Warned when one text answers at least ``share`` of a model's questions (3+)."""
+    by_model: dict[str, Counter[str]] = {}
+    for it in items:
+        if it.turn in (None, 1):
+            by_model.setdefault(it.answer.model, Counter())[it.answer.text.strip()] += 1
+    out = []
+    for model, texts in by_model.items():
+        text, n = texts.most_common(1)[0]
+        total = sum(texts.values())
+        if n >= 3 and n >= share * total:
+            shown = text[:40] + ("…" if len(text) > 40 else "")
+            out.append(f"{n} of {total} answers of {model} are the same text ({shown!r}); check the answer file "
+                       "(identical answers to different questions are rarely real)")
+    return out
 
 
 @dataclass
@@ -309,7 +329,8 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
     with ExitStack() as stack:
         if owned:
             stack.callback(store.close)
-        folders = {m: stack.enter_context(RunFolder(d, model=m, force=force)) for m, d in dirs.items()}
+        judge = f"{p.config.backend}:{p.config.model}"  # another judge into the same folder needs force
+        folders = {m: stack.enter_context(RunFolder(d, model=m, force=force, judge=judge)) for m, d in dirs.items()}
         client, source = channel.open(p.config, store) if channel else (make_client(p.config), None)
         try:
             items = p.items if samples == 1 else sample_items(p.items, samples)

@@ -70,8 +70,15 @@ class ReplyStore:
                 self._db.execute("ALTER TABLE replies ADD COLUMN finish TEXT")
             if "extra" not in columns:  # caches written before reasoning, log-probabilities and structured output
                 self._db.execute("ALTER TABLE replies ADD COLUMN extra TEXT")
+            self._inode = _inode(self.path)
         except (sqlite3.Error, OSError) as exc:
             raise _problem(self.path, exc) from None
+
+    def vanished(self) -> bool:
+        """The file was deleted or replaced since it was opened: SQLite goes on writing into the unlinked
+        file without an error, so every reply stored since is lost when the run ends. Checked at the end
+        of a run, so it is reported instead of discovered when a re-run pays again."""
+        return _inode(self.path) != self._inode
 
     @staticmethod
     def _reply(text: str, usage: str, model: str | None, endpoint: str | None, finish: str | None,
@@ -136,6 +143,14 @@ class ReplyStore:
         self.close()
 
 
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 _EXTRA = ("reasoning", "logprobs", "structured", "structured_fallback")
 
 
@@ -155,6 +170,9 @@ class NullStore(ReplyStore):
 
     def get(self, key: str) -> ModelReply | None:
         return None
+
+    def vanished(self) -> bool:
+        return False
 
     def get_many(self, keys: list[str]) -> dict[str, ModelReply]:
         return {}

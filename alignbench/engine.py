@@ -24,7 +24,7 @@ import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -49,6 +49,11 @@ class FatalCallError(RuntimeError):
 
 class ServerUnavailable(RuntimeError):
     """No server of the model answers at all; the message says how to start one."""
+
+
+class ServerGone(ServerUnavailable):
+    """Every server of the model stopped accepting connections mid-run: the run stops at once (retrying a
+    refused connection for minutes helps nobody); every reply received so far is in the cache."""
 
 
 @dataclass(frozen=True)
@@ -147,8 +152,16 @@ class AdaptiveLimit:
     failed together counts as one signal.
     """
 
+    learn: ClassVar[bool] = True  # benchmarks switch it off to measure the old behaviour
+
     def __init__(self, limit: int, cooldown: float = 1.0) -> None:
         self.max = self.limit = max(1, limit)
+        self.learning = False
+        self.deadline: float | None = None
+        self._quickest = float("inf")  # the fastest whole reply seen (seconds)
+        self.ceiling = self.max  # where latency last grew with requests in flight (the server's parallelism)
+        self._recent: deque[float] = deque(maxlen=16)
+        self._flat = 0
         self.in_flight = 0
         self.lowest = self.limit
         self.cooldown = cooldown
@@ -184,16 +197,67 @@ class AdaptiveLimit:
 
     def cap(self, limit: int) -> None:
         """Never more than the server says it can run (its advertised parallel slots)."""
-        self.max = self.limit = max(1, min(self.max, limit))
+        self.max = max(1, min(self.max, limit))
+        self.limit, self.ceiling = min(self.limit, self.max), min(self.ceiling, self.max)
 
     def overloaded(self) -> None:
         now = asyncio.get_running_loop().time()
         if now - self._last_cut >= self.cooldown and self.limit > 1:
             self.limit = max(1, self.limit // 2)
+            self.ceiling = self.limit
             self.lowest = min(self.lowest, self.limit)
             self._last_cut, self._ok = now, 0
 
+    def learn_from_latency(self, deadline: float | None) -> None:
+        """From now on learn the parallelism (``observe``), starting slow: a server that runs one request
+        at a time never sees a queue of 16. For servers behind HTTP (an in-process model batches instead).
+        ``deadline`` (--timeout) makes the start fast: once one reply took ``t`` seconds, even a server
+        running one request at a time finishes ``deadline / (2 t)`` queued requests in time, so the limit
+        jumps there at once (a remote API answering in 2 s under a 120 s timeout is at full speed after
+        its first reply)."""
+        if self.learn and not self.learning:
+            self.learning = True
+            self.deadline = deadline
+            self.limit = self.lowest = min(self.limit, 2)
+
+    def observe(self, latency: float, in_flight: int, tokens: int = 0) -> None:
+        """Learn the server's parallelism from how latency grows with requests in flight (HTTP servers
+        that do not say how many they run at once). Latency is compared per generated token where ``tokens``
+        is known (a long judgment is slow by itself; a queued one is slow for waiting). A reply under twice the
+        fastest recent one means the server ran it at once: after ``limit`` such replies the limit doubles, up to the ceiling. A slower
+        one, sent with ``in_flight`` others, means it queued: the server runs about
+        ``in_flight * fastest / latency`` at once, and the limit drops to that (the ceiling with it), so
+        requests wait here, where waiting costs nothing, not at the server, where a request that times out
+        while queued is generated anyway and asked again. The ceiling creeps up by one after many flat
+        replies at it, so a noisy estimate does not hold a parallel server down for good."""
+        if not self.learning:
+            return
+        self._quickest = min(self._quickest, latency)
+        if self.deadline and self._quickest > 0 and self.limit < self.ceiling:  # safe whatever the parallelism
+            safe = min(self.ceiling, int(self.deadline / (2 * self._quickest)))
+            if safe > self.limit:
+                self.limit = safe
+                self._wake()
+        latency = latency / tokens if tokens > 0 else latency
+        self._recent.append(latency)
+        fastest = min(self._recent)
+        if in_flight <= 1 or latency <= 2 * fastest or len(self._recent) < 2:
+            self._flat += 1
+            if self.limit >= self.ceiling and self._flat >= 4 * self.limit and self.ceiling < self.max:
+                self.ceiling += 1
+            if self._flat >= self.limit and self.limit < self.ceiling:
+                self.limit, self._flat = min(self.ceiling, self.limit * 2), 0
+                self._wake()
+            return
+        estimate = max(1, round(in_flight * fastest / latency))
+        if estimate < self.limit:
+            self.limit = self.ceiling = estimate
+            self.lowest = min(self.lowest, self.limit)
+        self._flat = 0
+
     async def succeeded(self) -> None:
+        if self.learning:  # observe() grows the limit
+            return
         self._ok += 1
         if self._ok >= self.limit and self.limit < self.max:
             self.limit += 1
@@ -222,6 +286,7 @@ class Engine:
         self.store = store
         self.retry = retry or RetryPolicy()
         self.limit = AdaptiveLimit(concurrency or client.capacity)
+        self.overloads = 0  # attempts that timed out or met a busy server (429, 503)
         # seconds one attempt may take in all, queueing at the server included (an API client's --timeout)
         self.deadline = deadline if deadline is not None else getattr(client, "deadline", None)
         self.refresh_failed = refresh_failed  # ask again where the cached reply gave a failed result
@@ -230,10 +295,13 @@ class Engine:
         self.stats: dict[str, CallStats] = {}  # by tag (the model being judged or answered)
         self._prefetched: dict[str, ModelReply] = {}
         self._keys: dict[int, tuple[ModelRequest, str]] = {}
-        self._fatal: FatalCallError | None = None  # once set, no further call is sent
+        self._fatal: FatalCallError | ServerGone | None = None  # once set, no further call is sent
+        self._gone_lock: asyncio.Lock | None = None
+        self._gone_checked = -1.0
         self._checked = False
         self.notes: list[str] = []  # what the caller should be told (a model the server does not serve …)
         self.reported: dict[str, int] = {}  # model named in each reply -> replies (the judge's identity)
+        self.foreign: dict[str, int] = {}  # server a reused cached reply came from, not among ours -> replies
         self._secrets = tuple(known_secrets())
         self._backoff = wait_exponential_jitter(multiplier=self.retry.initial, max=self.retry.max_wait, jitter=0.5)
 
@@ -258,6 +326,21 @@ class Engine:
         if other:
             notes.append(f"{sum(other.values())} repl{'ies' if sum(other.values()) > 1 else 'y'} came from "
                          f"{', '.join(sorted(other))}, not {model}")
+        if self.foreign:
+            n = sum(self.foreign.values())
+            notes.append(f"{n} cached repl{'ies' if n > 1 else 'y'} of {model or self.client.fingerprint} came from "
+                         f"another server ({', '.join(sorted(self.foreign))}), not {', '.join(self.client.urls)}, and "
+                         f"{'were' if n > 1 else 'was'} reused: a server answering to the same model name may serve "
+                         "another model; pass --cache NEW_FILE (or --no-cache) to ask this server")
+        retried = self.stats_for().retries
+        if retried:  # the retries succeeded in the end, but they cost time (and generations on a busy server)
+            why = (f", {self.overloads} because the server could not keep up (timeouts, 429, 503); it kept up with "
+                   f"{self.limit.limit} in flight: pass --concurrency {self.limit.limit} (or raise --timeout) next "
+                   "time") if self.overloads else ""
+            notes.append(f"{retried} call{'s' if retried > 1 else ''} had to be retried{why}")
+        if store is not None and store.vanished():
+            notes.append(f"the reply cache {store.path} was deleted or replaced during the run: the replies of this "
+                         "run were not kept there, a re-run would ask for them again")
         if store is not None and store.write_failures:
             notes.append(f"{store.write_failures} replies could not be stored in the cache {store.path} "
                          f"({store.write_error}); this run used them, a re-run would ask for them again")
@@ -291,6 +374,8 @@ class Engine:
         pool = getattr(self.client, "pool", None)
         if pool is not None:  # the servers may have said how many requests they run at once
             self.limit.cap(pool.capacity)
+            if not any(e.limit < self.limit.max for e in pool.endpoints):  # nothing said: learn it from latency
+                self.limit.learn_from_latency(self.deadline)
         self._check_served(getattr(self.client, "served", None) or {})
         if dead and len(dead) == len(self.client.urls):
             hint = f"; start one with: {self.serve_hint}" if self.serve_hint else ""
@@ -328,6 +413,9 @@ class Engine:
         if hit is not None:
             stats.cached += 1
             self._reported(hit)
+            urls = self.client.urls
+            if hit.endpoint and urls and hit.endpoint not in urls:  # recorded from another server: said so
+                self.foreign[hit.endpoint] = self.foreign.get(hit.endpoint, 0) + 1
             return hit
         async with self.limit:
             if self._fatal is not None:  # requests queued behind a fatal error never reach the server
@@ -352,6 +440,8 @@ class Engine:
 
     async def _attempt(self, request: ModelRequest) -> ModelReply:
         """One call, bounded as a whole by the deadline (the SDK's timeout bounds each read only)."""
+        loop = asyncio.get_running_loop()
+        start, in_flight = loop.time(), self.limit.in_flight
         try:
             if _timeout is not None:  # Python 3.11+: no extra task per call
                 async with _timeout(self.deadline):
@@ -359,16 +449,50 @@ class Engine:
             else:
                 reply = await asyncio.wait_for(self.client.complete(request), self.deadline)
         except asyncio.TimeoutError:
+            self.overloads += 1
             self.limit.overloaded()
             raise ModelCallError(f"no reply within --timeout {self.deadline:g} s (time queued at the server "
                                  "counts): lower --concurrency, raise --timeout or lower --max-tokens",
                                  retryable=True, overload=True) from None
         except ModelCallError as exc:
             if exc.overload:
+                self.overloads += 1
                 self.limit.overloaded()
+            if exc.unreachable:
+                await self._check_gone()
             raise
+        # time per generated token where the server says how many: a long judgment is slow by itself, a
+        # queued one is slow for waiting (the signal the limit learns from)
+        self.limit.observe(loop.time() - start, in_flight, reply.usage.completion_tokens)
         await self.limit.succeeded()
         return reply
+
+    async def _check_gone(self, confirm: float = 1.0) -> None:
+        """After a refused connection: when every server refuses, twice ``confirm`` seconds apart (a server
+        restarting for a moment is not gone), stop the run with one line instead of minutes of retries.
+        One check at a time, at most one per ``confirm`` seconds, whatever number of requests failed."""
+        if self._fatal is not None:
+            raise self._fatal
+        self._gone_lock = self._gone_lock or asyncio.Lock()
+        async with self._gone_lock:
+            loop = asyncio.get_running_loop()
+            if self._fatal is None and loop.time() - self._gone_checked >= confirm:
+                urls = list(self.client.urls)
+                for pause in (0.0, confirm):
+                    await asyncio.sleep(pause)
+                    try:
+                        dead = await asyncio.wait_for(self.client.check(), min(10.0, self.deadline or 10.0))
+                    except asyncio.TimeoutError:
+                        dead = []
+                    if not urls or len(dead) < len(urls):
+                        break
+                else:
+                    what = "judge server" if self.role == "judge" else "server"
+                    self._fatal = ServerGone(f"{what} gone at {', '.join(urls)} (connection refused); every reply "
+                                             "received so far is in the cache: re-run to resume")
+                self._gone_checked = loop.time()
+        if self._fatal is not None:
+            raise self._fatal
 
     def _stop(self, state: RetryCallState) -> bool:
         """Stop after the last attempt, or when the server asks for a pause longer than the cap (waiting

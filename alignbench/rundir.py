@@ -78,9 +78,11 @@ class RunFolder:
     called and released (with its file) at the end, whatever happens.
     """
 
-    def __init__(self, path: Path | str, model: str | None = None, force: bool = False) -> None:
+    def __init__(self, path: Path | str, model: str | None = None, force: bool = False,
+                 judge: str | None = None) -> None:
         self.path = Path(path)
         self.model = model
+        self.judge = judge  # "backend:model": another judge's run of the same model is not replaced silently
         self.force = force
         self._created = False
         self._lock: Any = None
@@ -123,7 +125,11 @@ class RunFolder:
                     from None
         for stale in self.path.glob(".*.tmp"):  # staged by a writer that was killed (the lock is ours now)
             stale.unlink(missing_ok=True)
-        self._check_owner()
+        try:
+            self._check_owner()
+        except RunError:  # __exit__ is not called when __enter__ raises: release the lock here
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -139,12 +145,14 @@ class RunFolder:
     def _check_owner(self) -> None:
         if self.model is None or self.force:
             return
-        owner = None
+        owner = judge = None
         summary = self.path / SUMMARY
         if summary.is_file():
             try:
-                owner = safejson.read_json(summary).get("model")
-            except (ValueError, OSError):
+                data = safejson.read_json(summary)
+                owner, old = data.get("model"), (data.get("run") or {}).get("judge") or {}
+                judge = f"{old.get('backend')}:{old.get('model')}" if old.get("model") else None
+            except (ValueError, OSError, AttributeError):
                 owner = None
         if owner is None and (self.path / JUDGMENTS).is_file():
             with (self.path / JUDGMENTS).open(encoding="utf-8") as fh:
@@ -155,6 +163,9 @@ class RunFolder:
                 owner = None
         if owner is not None and owner != self.model:
             raise RunError(f"{self.path} holds the run of model {owner!r}, not {self.model!r}; "
+                           "choose another --out, or pass --force to replace it")
+        if self.judge and judge and judge != self.judge:
+            raise RunError(f"{self.path} holds {owner!r} judged by {judge}, not {self.judge}; "
                            "choose another --out, or pass --force to replace it")
 
     # -- writing ----------------------------------------------------------------------------------

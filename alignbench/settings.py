@@ -50,6 +50,7 @@ class JudgeSettings(BaseModel):
         None, description="multi-dimension, general, reference-free or plan-execute: the rubric set's variant")
     concurrency: int = Field(16, ge=1, description="requests in flight per judge server")
     timeout: float = Field(120.0, gt=0, description="seconds one judge request may take, queueing included")
+    max_reply_bytes: int = Field(8_000_000, ge=1024, description="a judge reply is read up to this size, then fails")
     temperature: float | None = Field(None, ge=0, description="judge temperature (default: the preset's, usually 0)")
     max_tokens: int | None = Field(None, ge=1, description="judge output token limit (default: the preset's)")
     top_p: float | None = Field(None, gt=0, le=1, description="judge top_p (default: the preset's, or none sent)")

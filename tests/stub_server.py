@@ -333,6 +333,11 @@ class StubServer:
         self.headers: list[dict] = []
         self.max_in_flight = 0
         self.in_flight = 0
+        # generations run (a slot taken and the latency slept) and those whose client had already given up
+        # by the time the reply was ready: with ``slots = 1`` and ``advertise_slots = False`` this is a
+        # llama.cpp-like server that runs one request at a time and says nothing about it (the waste measure)
+        self.generations = 0
+        self.abandoned = 0
         self._calls = 0
         self._lock = threading.Lock()
         self._faults: collections.deque[dict] = collections.deque()
@@ -498,6 +503,9 @@ class StubServer:
         if delay > 0 and self._stopping.wait(delay):
             handler.close_connection = True
             return
+        with self._lock:
+            self.generations += 1
+            self.abandoned += _client_gone(handler.connection)
 
         if fault is not None and fault["kind"] == "fail":
             status = int(fault["status"])
@@ -593,6 +601,15 @@ def _completion_logprobs(entries: list[dict]) -> dict:
     return {"tokens": [e["token"] for e in entries], "token_logprobs": [e["logprob"] for e in entries],
             "top_logprobs": [{t["token"]: t["logprob"] for t in e.get("top_logprobs") or []} for e in entries],
             "text_offset": offsets}
+
+
+def _client_gone(conn: socket.socket) -> bool:
+    """Whether the client closed its side (it timed out): readable with nothing to read."""
+    try:
+        ready, _, _ = select.select([conn], [], [], 0)
+        return bool(ready) and conn.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _sse_payload(completion_id: str, created: int, model: str, text: str, usage: dict) -> bytes:

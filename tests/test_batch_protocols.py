@@ -87,7 +87,7 @@ def test_the_body_of_each_backend_is_what_its_sdk_posts_online() -> None:
     assert schema_body["response_format"]["json_schema"]["strict"] is True and schema_body["logprobs"] is True
     assert schema_body["top_logprobs"] == 20 and schema_body["repetition_penalty"] == 1.05
     assert gpt_sent[2]["guided_json"] == SCHEMA and "response_format" not in gpt_sent[2]
-    assert gpt_sent[4]["response_format"] == {"type": "json_object"}
+    assert gpt_sent[4]["response_format"] == {"type": "json_object", "schema": SCHEMA}  # llama.cpp constrains to it
     assert "response_format" not in gpt_sent[1] and "logprobs" not in gpt_sent[1]
     greedy, sampled = glm_sent[0], glm_sent[-1]
     assert greedy["do_sample"] is False and greedy["temperature"] == 0.01 and "logprobs" not in greedy

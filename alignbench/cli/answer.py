@@ -131,6 +131,9 @@ def _report_answers(run: Any, out: Path) -> None:
     if getattr(run, "leaked", 0):
         warn(f"{run.leaked} answers have reasoning leaked into their final text (think tags after the answer began, "
              "or beside a separate reasoning_content); marked reasoning_leaked")
+    if getattr(run, "truncated", 0):
+        warn(f"{run.truncated} answers were cut at --max-tokens (finish_reason length); marked truncated: raise "
+             "--max-tokens to let them finish")
     if run.unclosed:
         warn(f"{run.unclosed} answers never closed <think> (the model ran out of tokens while thinking); their "
              "answer is empty: raise --max-tokens")

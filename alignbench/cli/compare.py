@@ -47,7 +47,7 @@ def _check_choice(value: str | None, option: str, choices: tuple[str, ...]) -> N
 @judge_options()
 def compare(
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s) of the model(s) to compare, JSONL; repeat for several.")],
-    baseline: Annotated[Path, typer.Option("--baseline", "-b", help="Answer file of the baseline model, JSONL.")],
+    baselines: Annotated[list[Path], typer.Option("--baseline", "-b", help="Answer file of the baseline model, JSONL (one).")],
     questions: QuestionsOrUpstreamOpt = None,
     judge: JudgeOrUpstreamOpt = None,
     settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
@@ -69,6 +69,10 @@ def compare(
     """
     _check_choice(length_unit, "--length-unit", ("words", "chars"))
     _check_choice(fmt, "--format", ("table", "json"))
+    if len(baselines) != 1:  # typer would keep the last one silently
+        raise fail(f"--baseline/-b is given {len(baselines)} times ({', '.join(map(str, baselines))}); a comparison "
+                   "has one baseline: run compare once per baseline")
+    baseline = baselines[0]
     from alignbench import api
 
     allowed_failures(max_failed, 1)

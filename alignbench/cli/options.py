@@ -61,6 +61,7 @@ ProtocolOpt = Annotated[str | None, typer.Option(
                        "set (--rubric or the preset's) to use. See docs/meta-eval.md.")]
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (per judge server).")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds a judge request may take in all (queueing at the server included), per attempt.")]
+MaxReplyBytesOpt = Annotated[int, typer.Option("--max-reply-bytes", min=1024, help="A judge reply is read up to this many bytes; a larger one fails that request (a server streaming garbage cannot exhaust memory).")]
 AttemptsOpt = Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")]
 ParseRetriesOpt = Annotated[int, typer.Option("--parse-retries", min=0, help="Fresh samples asked after an unparseable judgment.")]
 MaxAnswerCharsOpt = Annotated[int | None, typer.Option("--max-answer-chars", help="Clip longer answers in the prompt (recorded in the judgment).")]
@@ -250,6 +251,9 @@ StructuredOpt = Annotated[bool | None, typer.Option(
                                          "OpenAI json_schema, vLLM guided_json, GLM JSON mode, constrained decoding "
                                          "for hf judges; a server that refuses falls back to text and says why. "
                                          "Default: the preset's (on for gpt-4o, gpt-4o-mini).")]
+StructuredViaOpt = Annotated[str | None, typer.Option(
+    "--structured-via", help="How --structured asks for JSON: json_schema (OpenAI), json_object (with the schema: "
+                             "llama.cpp servers), guided_json (vLLM guided decoding). Default: the backend's.")]
 ScoreFromOpt = Annotated[str | None, typer.Option(
     "--score-from", help="verdict (default) or logprobs: also ask for token log-probabilities and score summaries by "
                          "the expected score over the judge's score-token distribution (falls back to the verdict "
@@ -273,6 +277,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "protocol": (ProtocolOpt, None),
     "concurrency": (ConcurrencyOpt, 16),
     "timeout": (TimeoutOpt, 120.0),
+    "max_reply_bytes": (MaxReplyBytesOpt, 8_000_000),
     "attempts": (AttemptsOpt, 6),
     "parse_retries": (ParseRetriesOpt, 1),
     "max_answer_chars": (MaxAnswerCharsOpt, 12000),
@@ -283,6 +288,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "api_key_env": (JudgeKeyEnvOpt, None),
     "refresh": (RefreshOpt, None),
     "structured": (StructuredOpt, None),
+    "structured_via": (StructuredViaOpt, None),
     "score_from": (ScoreFromOpt, None),
     "prompt_format": (PromptFormatOpt, None),
     "device": (JudgeDeviceOpt, None),

@@ -59,6 +59,7 @@ class ModelConfig(BaseModel):
     max_tokens: int = 2048
     top_p: float | None = None
     timeout: float = 120.0
+    max_reply_bytes: int = 8_000_000  # a reply is read up to this size (judges.pool.DEFAULT_MAX_REPLY_BYTES)
     concurrency: int = 16
     extra_body: dict[str, Any] = {}
     serve_hint: str | None = None
@@ -186,6 +187,8 @@ def resolve_model(judge: str, **overrides: Any) -> ModelConfig:
         spec = dict(presets[judge])
     elif ":" in judge and judge.split(":", 1)[0] in known:
         backend, model = judge.split(":", 1)
+        if not model.strip():
+            raise ModelConfigError(f"--judge {judge!r} names no model: write {backend}:MODEL (e.g. {backend}:gpt-4o)")
         spec = {"name": judge, "backend": backend, "model": model, "api_key_env": known[backend].key_env}
     else:
         raise ModelConfigError(

@@ -20,13 +20,15 @@ class ModelCallError(Exception):
     ``too_long`` marks a prompt that does not fit the judge's context (never retried);
     ``fatal`` marks errors that every other request would hit too (bad key, unknown model), which
     stop the run at once instead of failing every judgment one by one; ``overload`` marks a server
-    that cannot keep up (timeout, 429, 503), so the engine sends fewer requests at once.
+    that cannot keep up (timeout, 429, 503), so the engine sends fewer requests at once;
+    ``unreachable`` marks a refused connection, so the engine checks whether every server is gone.
     """
 
     def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None,
                  too_long: bool = False, fatal: bool = False, endpoint: str | None = None,
-                 overload: bool = False) -> None:
+                 overload: bool = False, unreachable: bool = False) -> None:
         super().__init__(message)
+        self.unreachable = unreachable  # the connection itself was refused: the server may be gone
         self.overload = overload  # a timeout, 429 or 503: the server has more than it can run
         self.fatal = fatal
         self.retryable = retryable
@@ -70,6 +72,13 @@ class ModelClient(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def refused_connection(exc: BaseException) -> bool:
+    """Whether an SDK's connection error was a refused connection (nothing listens any more), not a dropped
+    or slow one. By class name: each SDK may bundle its own copy of httpx (openai 3 uses ``httpx2``)."""
+    cause = exc.__cause__
+    return cause is not None and any(c.__name__ == "ConnectError" for c in type(cause).__mro__)
 
 
 def merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:

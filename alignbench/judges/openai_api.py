@@ -10,6 +10,7 @@ healthy.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,11 +19,23 @@ import openai
 from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
-from alignbench.judges.base import ModelCallError, completion_prompt, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool, FeatureRefused, PooledClient, refused_feature
+from alignbench.judges.base import ModelCallError, completion_prompt, parse_retry_after, refused_connection
+from alignbench.judges.pool import (
+    DEFAULT_MAX_REPLY_BYTES,
+    Endpoint,
+    EndpointPool,
+    FeatureRefused,
+    PooledClient,
+    ReplyTooLarge,
+    bounded_transport,
+    refused_feature,
+)
 from alignbench.logprobs import from_openai
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
+
+# The httpx the SDK itself uses (openai 3 bundles its own copy, ``httpx2``): its transport and errors.
+_SDK_HTTPX = importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
 
 _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
                      "prompt is too long", "exceeds the model")
@@ -37,16 +50,25 @@ class OpenAIChat(PooledClient):
 
     def __init__(self, name: str, model: str, base_urls: list[str | None], api_key: str | None,
                  timeout: float = 120.0, concurrency: int = 16, extra_body: dict | None = None,
-                 structured_via: str = "json_schema") -> None:
+                 structured_via: str = "json_schema", max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES) -> None:
         self.name = name
         self.model = model
         self.structured_via = structured_via
         self.deadline = timeout  # the engine bounds each whole attempt by it
         self.extra_body = extra_body or {}
         key = api_key or "EMPTY"  # local servers (vLLM, llama.cpp) accept any key
+        # The SDK's own HTTP client, over a transport that stops a reply at max_reply_bytes (the engine
+        # bounds each attempt's time as a whole; the transport bounds its memory).
+        httpx_ = _SDK_HTTPX
+        limits = httpx_.Limits(max_connections=max(100, concurrency), max_keepalive_connections=max(20, concurrency))
+
+        def http() -> Any:
+            return openai.DefaultAsyncHttpxClient(transport=bounded_transport(httpx_, max_bytes=max_reply_bytes,
+                                                                              limits=limits))
         self.pool = EndpointPool([
             Endpoint(url=str(redact_url(url) or "https://api.openai.com/v1"), limit=concurrency,
-                     client=openai.AsyncOpenAI(api_key=key, base_url=url, timeout=timeout, max_retries=0))
+                     client=openai.AsyncOpenAI(api_key=key, base_url=url, timeout=timeout, max_retries=0,
+                                               http_client=http()))
             for url in base_urls
         ])
 
@@ -69,8 +91,8 @@ class OpenAIChat(PooledClient):
                     ep.limit = min(ep.limit, n)
             except (openai.APIConnectionError, openai.APITimeoutError):
                 return ep.url
-            except (openai.APIError, ValueError, TypeError):
-                pass
+            except (openai.APIError, ValueError, TypeError, ReplyTooLarge, _SDK_HTTPX.HTTPError):
+                pass  # it answers (a huge or slow listing is still an answer)
             finally:
                 slots.cancel()
             return None
@@ -138,23 +160,27 @@ class OpenAIChat(PooledClient):
         except openai.APITimeoutError:
             raise ModelCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
         except openai.APIConnectionError as exc:
+            if isinstance(exc.__cause__, ReplyTooLarge):
+                raise ModelCallError(f"{exc.__cause__} (from {url})", retryable=False, endpoint=url) from None
             raise ModelCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
-                                 endpoint=url) from None
+                                 endpoint=url, unreachable=refused_connection(exc)) from None
         except openai.APIStatusError as exc:
             message = _error_message(exc)
+            if feature := refused_feature(exc.status_code, message, sent):  # a 500 naming response_format too
+                raise FeatureRefused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
             if exc.status_code >= 500 or exc.status_code in (408, 409):
                 raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=True, endpoint=url,
                                      overload=exc.status_code == 503, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
             if exc.status_code in (400, 413, 422) and any(m in message.lower() for m in _TOO_LONG_MARKERS):
                 raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
-            if feature := refused_feature(exc.status_code, message, sent):
-                raise FeatureRefused(feature, f"{exc.status_code} from {url}: {message}"[:300]) from None
             if request.completion and exc.status_code in (404, 405):
                 message += (" (this judge sends text completions to /completions, which the server does not "
                             "serve; a chat form of the same judge, e.g. --judge critiquellm-chat, is an explicit choice)")
             raise ModelCallError(f"{exc.status_code} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=exc.status_code in (401, 403, 404)) from None
+        except ReplyTooLarge as exc:  # read outside the SDK's send (a streamed body)
+            raise ModelCallError(f"{exc} (from {url})", retryable=False, endpoint=url) from None
         except (openai.APIResponseValidationError, ValueError) as exc:
             raise ModelCallError(f"malformed reply from {url}: {exc}", retryable=True, endpoint=url) from None
         return self.completion_reply(resp, url) if request.completion else self.reply_from(resp, url)
@@ -167,7 +193,8 @@ class OpenAIChat(PooledClient):
 def build(config, api_key: str | None) -> OpenAIChat:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``)."""
     return OpenAIChat(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
-                       concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)
+                       concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via,
+                       max_reply_bytes=config.max_reply_bytes)
 
 
 def request_body(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,
@@ -202,8 +229,8 @@ def request_body(request: ModelRequest, model: str, *, extra_body: dict[str, Any
         elif request.completion:
             raise ModelCallError(f"structured output by {structured_via} needs chat messages; a text completion "
                                  "takes guided_json only", retryable=False, fatal=True)
-        elif structured_via == "json_object":
-            body["response_format"] = {"type": "json_object"}
+        elif structured_via == "json_object":  # with the schema: llama.cpp servers constrain to it
+            body["response_format"] = {"type": "json_object", "schema": schema}
         else:
             body["response_format"] = {"type": "json_schema", "json_schema": {
                 "name": "alignbench_verdict", "schema": schema, "strict": True}}
@@ -243,7 +270,7 @@ async def _advertised_slots(ep: Endpoint) -> int | None:
         try:
             resp = await ep.client.get(root + path, cast_to=httpx.Response, options={"timeout": 3.0})
             value = resp.json().get(key) if resp.status_code == 200 else None
-        except (openai.APIError, ValueError, AttributeError):
+        except (openai.APIError, ValueError, AttributeError, ReplyTooLarge, _SDK_HTTPX.HTTPError):
             return None
         return value if isinstance(value, int) and value > 0 else None
 

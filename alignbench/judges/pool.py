@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from alignbench.judges.base import ModelCallError
@@ -75,8 +78,8 @@ class EndpointPool:
 
     def _pick(self, affinity: int | None, now: float, avoid: Endpoint | None = None) -> Endpoint | None:
         ready = [e for e in self.endpoints if e.capacity_now(now) > 0]
-        if avoid in ready and len(ready) > 1:
-            ready.remove(avoid)
+        if avoid in ready and any(e is not avoid and e.rest_until <= now for e in self.endpoints):
+            ready.remove(avoid)  # a retry waits for a slot on a live server rather than meet the failed one again
         if not ready:
             return None
         if affinity is not None:
@@ -135,7 +138,7 @@ class EndpointPool:
                  "limit": e.limit} for e in self.endpoints]
 
 
-# What a server says when it does not support a protocol feature a request asked for (HTTP 400/422): the
+# What a server says when it does not support a protocol feature a request asked for (HTTP 4xx/5xx): the
 # request is sent again without it, and the reply records why (docs/protocols.md).
 _FEATURE_MARKERS = {
     "structured": ("response_format", "json_schema", "json schema", "guided", "structured output", "json mode",
@@ -154,8 +157,10 @@ class FeatureRefused(Exception):
 
 
 def refused_feature(status: int, message: str, asked: set[str]) -> str | None:
-    """Which of the ``asked`` features (structured, logprobs) a 400/422 error refuses, if any."""
-    if status not in (400, 422):
+    """Which of the ``asked`` features (structured, logprobs) an error refuses, if any: any 4xx or 5xx whose
+    message names the feature (llama-cpp-python answers ``response_format: json_schema`` with a 500 naming
+    it; retrying that six times per request failed every judgment). Not 401/403 (the key) nor 429 (load)."""
+    if status < 400 or status in (401, 403, 429):
         return None
     low = message.lower()
     return next((f for f in sorted(asked) if any(m in low for m in _FEATURE_MARKERS[f])), None)
@@ -266,3 +271,114 @@ class PooledClient:
 def _count(value: Any) -> int:
     """A token count from a server's usage block; anything but a non-negative integer counts 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+# -- bounded replies ----------------------------------------------------------------------------------------
+
+DEFAULT_MAX_REPLY_BYTES = 8_000_000  # a judgment is kilobytes; 8 MB leaves room for log-probabilities
+
+
+class ReplyTooLarge(Exception):
+    """A reply body grew past ``--max-reply-bytes``: reading stopped there, so a server streaming garbage
+    cannot grow the process without bound. Not retried (the same request would get the same reply)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"reply larger than --max-reply-bytes {limit}: reading stopped there")
+        self.limit = limit
+
+
+@functools.cache
+def _bounded_classes(httpx: ModuleType) -> tuple[type, type]:
+    """A sync and an async transport for ``httpx`` (the SDK's own copy: openai 3 bundles ``httpx2``) that
+    stop reading a body at ``max_bytes`` and, when given a ``deadline``, once the request has taken that
+    many seconds in all. The SDKs' timeouts bound each read only: a server that answers one byte at a time
+    would otherwise hold a worker thread (and the process, at exit) for as long as it likes."""
+
+    def check(request: Any, head: Any, start: float, max_bytes: int, deadline: float | None) -> None:
+        length = head.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_bytes:
+            raise ReplyTooLarge(max_bytes)
+        if deadline is not None and time.monotonic() - start > deadline:
+            raise httpx.ReadTimeout(f"no whole reply within {deadline:g} s", request=request)
+
+    class SyncStream(httpx.SyncByteStream):
+        def __init__(self, inner: Any, request: Any, start: float, max_bytes: int, deadline: float | None) -> None:
+            self.inner, self.request, self.start, self.max, self.deadline = inner, request, start, max_bytes, deadline
+
+        def __iter__(self) -> Iterator[bytes]:
+            got = 0
+            for chunk in self.inner:
+                got += len(chunk)
+                if got > self.max:
+                    raise ReplyTooLarge(self.max)
+                if self.deadline is not None and time.monotonic() - self.start > self.deadline:
+                    raise httpx.ReadTimeout(f"no whole reply within {self.deadline:g} s", request=self.request)
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class AsyncStream(httpx.AsyncByteStream):
+        def __init__(self, inner: Any, request: Any, start: float, max_bytes: int, deadline: float | None) -> None:
+            self.inner, self.request, self.start, self.max, self.deadline = inner, request, start, max_bytes, deadline
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            got = 0
+            async for chunk in self.inner:
+                got += len(chunk)
+                if got > self.max:
+                    raise ReplyTooLarge(self.max)
+                if self.deadline is not None and time.monotonic() - self.start > self.deadline:
+                    raise httpx.ReadTimeout(f"no whole reply within {self.deadline:g} s", request=self.request)
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    class SyncTransport(httpx.BaseTransport):
+        def __init__(self, max_bytes: int, deadline: float | None, **kwargs: Any) -> None:
+            self.inner, self.max, self.deadline = httpx.HTTPTransport(**kwargs), max_bytes, deadline
+
+        def handle_request(self, request: Any) -> Any:
+            start = time.monotonic()
+            head = self.inner.handle_request(request)
+            try:
+                check(request, head, start, self.max, self.deadline)
+            except BaseException:
+                head.close()
+                raise
+            return httpx.Response(head.status_code, headers=head.headers, extensions=head.extensions,
+                                  request=request,
+                                  stream=SyncStream(head.stream, request, start, self.max, self.deadline))
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class AsyncTransport(httpx.AsyncBaseTransport):
+        def __init__(self, max_bytes: int, deadline: float | None, **kwargs: Any) -> None:
+            self.inner, self.max, self.deadline = httpx.AsyncHTTPTransport(**kwargs), max_bytes, deadline
+
+        async def handle_async_request(self, request: Any) -> Any:
+            start = time.monotonic()
+            head = await self.inner.handle_async_request(request)
+            try:
+                check(request, head, start, self.max, self.deadline)
+            except BaseException:
+                await head.aclose()
+                raise
+            return httpx.Response(head.status_code, headers=head.headers, extensions=head.extensions,
+                                  request=request,
+                                  stream=AsyncStream(head.stream, request, start, self.max, self.deadline))
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return SyncTransport, AsyncTransport
+
+
+def bounded_transport(httpx: ModuleType, *, max_bytes: int, deadline: float | None = None, sync: bool = False,
+                      **kwargs: Any) -> Any:
+    """A transport of ``httpx`` (the module an SDK uses) whose replies stop at ``max_bytes`` and, with a
+    ``deadline``, within that many seconds end to end; ``kwargs`` go to the real transport (``limits``)."""
+    sync_cls, async_cls = _bounded_classes(httpx)
+    return (sync_cls if sync else async_cls)(max_bytes, deadline, **kwargs)

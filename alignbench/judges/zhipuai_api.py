@@ -24,8 +24,17 @@ from zhipuai.core import _errors as zerr
 from zhipuai.types.chat.chat_completion import Completion
 
 from alignbench import safejson
-from alignbench.judges.base import ModelCallError, parse_retry_after
-from alignbench.judges.pool import Endpoint, EndpointPool, FeatureRefused, PooledClient, refused_feature
+from alignbench.judges.base import ModelCallError, parse_retry_after, refused_connection
+from alignbench.judges.pool import (
+    DEFAULT_MAX_REPLY_BYTES,
+    Endpoint,
+    EndpointPool,
+    FeatureRefused,
+    PooledClient,
+    ReplyTooLarge,
+    bounded_transport,
+    refused_feature,
+)
 from alignbench.redact import redact_url
 from alignbench.types import ModelReply, ModelRequest
 
@@ -44,7 +53,7 @@ class ZhipuAIChat(PooledClient):
 
     def __init__(self, name: str, model: str, base_urls: list[str | None], api_key: str | None,
                  timeout: float = 120.0, concurrency: int = 16, extra_body: dict[str, Any] | None = None,
-                 structured_via: str = "json_object") -> None:
+                 structured_via: str = "json_object", max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES) -> None:
         self.name = name
         self.model = model
         self.structured_via = structured_via
@@ -55,19 +64,27 @@ class ZhipuAIChat(PooledClient):
         endpoints = []
         for url in base_urls:
             url = url or os.environ.get("ZHIPUAI_BASE_URL") or DEFAULT_BASE_URL  # as the SDK would choose
-            http = httpx.Client(timeout=timeout, limits=limits)
+            # The SDK is synchronous and runs in worker threads, which asyncio cannot cancel: the transport
+            # itself ends a reply at the deadline and at max_reply_bytes (else a server answering one byte at
+            # a time would hold a thread, and the process at exit, long after --timeout).
+            http = httpx.Client(timeout=timeout, transport=bounded_transport(
+                httpx, max_bytes=max_reply_bytes, deadline=timeout, sync=True, limits=limits))
             client = zhipuai.ZhipuAI(api_key=key, base_url=url, timeout=timeout, max_retries=0, http_client=http)
             endpoints.append(Endpoint(url=redact_url(url) or url, limit=concurrency, client=client))
         self.pool = EndpointPool(endpoints)
         self._executor = ThreadPoolExecutor(max_workers=self.pool.capacity, thread_name_prefix="zhipuai")
+        self._probe = httpx.Client(timeout=min(5.0, timeout), transport=bounded_transport(
+            httpx, max_bytes=65536, deadline=min(5.0, timeout), sync=True))
 
     async def check(self) -> list[str]:
         """The servers that do not answer at all (any HTTP status, even 404, counts as answering)."""
         def probe(url: str) -> str | None:
-            try:
-                httpx.get(url, timeout=5.0)
-            except httpx.HTTPError:
+            try:  # bounded end to end: a server answering this GET one byte at a time is answering
+                self._probe.get(url)
+            except httpx.ConnectError:
                 return url
+            except (httpx.HTTPError, ReplyTooLarge):
+                pass
             return None
         loop = asyncio.get_running_loop()
         results = await asyncio.gather(*(loop.run_in_executor(self._executor, probe, e.url)
@@ -139,21 +156,25 @@ class ZhipuAIChat(PooledClient):
         except zerr.APIStatusError as exc:  # 400, 500, 503 and every other status
             status = exc.status_code
             code, message = _error_detail(exc)
+            if feature := refused_feature(status, message, sent):  # a 500 naming response_format too
+                raise FeatureRefused(feature, f"{status} from {url}: {message}"[:300]) from None
             if status >= 500 or status in (408, 409):
                 raise ModelCallError(f"{status} from {url}: {message}", retryable=True, endpoint=url,
                                      overload=status == 503, retry_after=parse_retry_after(exc.response.headers.get("retry-after"))) from None
             if code in _TOO_LONG_CODES or any(m in message.lower() for m in _TOO_LONG_MARKERS):
                 raise ModelCallError(f"prompt too long for the judge: {message}", retryable=False,
                                      too_long=True, endpoint=url) from None
-            if feature := refused_feature(status, message, sent):
-                raise FeatureRefused(feature, f"{status} from {url}: {message}"[:300]) from None
             raise ModelCallError(f"{status} from {url}: {message}", retryable=False, endpoint=url,
                                  fatal=status in (403, 404) or code in _FATAL_CODES) from None
         except zerr.APITimeoutError:  # a subclass of APIConnectionError: catch it first
             raise ModelCallError(f"timed out waiting for {url}", retryable=True, endpoint=url, overload=True) from None
         except zerr.APIConnectionError as exc:
+            if isinstance(exc.__cause__, ReplyTooLarge):
+                raise ModelCallError(f"{exc.__cause__} (from {url})", retryable=False, endpoint=url) from None
             raise ModelCallError(f"cannot connect to {url}: {exc.__cause__ or exc}", retryable=True,
-                                 endpoint=url) from None
+                                 endpoint=url, unreachable=refused_connection(exc)) from None
+        except ReplyTooLarge as exc:
+            raise ModelCallError(f"{exc} (from {url})", retryable=False, endpoint=url) from None
         except (zerr.APIResponseError, ValueError) as exc:  # malformed body: json.JSONDecodeError is a ValueError
             raise ModelCallError(f"malformed reply from {url}: {type(exc).__name__}", retryable=True,
                                  endpoint=url) from None
@@ -162,6 +183,7 @@ class ZhipuAIChat(PooledClient):
     async def aclose(self) -> None:
         for ep in self.pool.endpoints:
             ep.client.close()
+        self._probe.close()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -184,7 +206,8 @@ def _error_detail(exc: zerr.APIStatusError) -> tuple[str, str]:
 def build(config, api_key: str | None) -> ZhipuAIChat:  # noqa: ANN001 - a ModelConfig
     """The registry's factory (see ``judges/presets.yaml``)."""
     return ZhipuAIChat(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
-                        concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via)
+                        concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via,
+                        max_reply_bytes=config.max_reply_bytes)
 
 
 def chat_kwargs(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,

@@ -751,13 +751,22 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
 
     chart_notes: list[str] = []
     files: list[dict[str, str]] = []
-    if charts and out is not None:
+    failed_all = [r for r in shown if r.summary.n_ok == 0]
+    for r in failed_all:  # said in words at the top, not shown as an empty chart and bare headings
+        by = ", ".join(f"{k} {v}" for k, v in sorted(r.summary.failed_by_status.items()))
+        header_warnings.append(f"{r.label}: 所有 {r.summary.n_failed} 条评审均失败（{by}），没有得分；见 judgments.jsonl"
+                               if zh else f"{r.label}: every judgment failed ({r.summary.n_failed}: {by}), so there "
+                               "is no score; see judgments.jsonl")
+    if len(failed_all) == len(shown):
+        chart_notes.append(md_text("所有评审均失败：未绘制图表" if zh else "every judgment failed: no chart drawn"))
+    elif charts and out is not None:
         from alignbench.reporting.charts import ChartsUnavailable, Series, render_charts
 
         series = [Series(r.label,
                          {c: (cat.score if (cat := r.summary.categories.get(c)) else None)
                           for c in rubric.category_names()},
-                         {d: v.mean for d, v in r.summary.dimensions.items()}) for r in shown]
+                         {d: v.mean for d, v in r.summary.dimensions.items()}) for r in shown
+                  if r.summary.n_ok > 0]
         try:
             drawn = render_charts(series, rubric, out.parent, out.stem, lang=lang)
         except ChartsUnavailable as exc:

@@ -199,6 +199,12 @@ def _label_scale(labels: LabelSet, label_scale: LabelScale | str | None) -> Labe
     if scale is not None and labels.kind == "reviews":
         raise InputError("--label-scale", None, "reviews are scored on the rubric's scale already; "
                          "--label-scale applies to a labels file only")
+    scores = [lb.score for lb in labels.labels]
+    if scale is None and labels.kind == "file" and len(scores) >= 5 and max(scores) <= 5:
+        # 1-5 labels read as 1-10 would put every answer at the bottom of the judge's scale: ask, never guess
+        raise InputError(labels.source, None, f"every label is between {min(scores):g} and {max(scores):g}: they do "
+                         "not look like the rubric's 1-10; say their scale with --label-scale (e.g. --label-scale "
+                         "1-5, or --label-scale 1-10 if they really are)")
     return scale
 
 

@@ -89,3 +89,13 @@ def test_an_old_folder_reads_its_recorded_files(moved: tuple[Path, dict[int, str
     assert run.questions is not None and all(run.questions[q].question == t for q, t in questions.items())
     answers, note = load_answer_texts(run)
     assert note is None and len(answers) == len(read_jsonl(ANSWERS_A))
+
+
+def test_show_takes_a_folder_of_runs_and_the_cli_names_its_version(judged) -> None:
+    proc = run_cli("show", str(judged.root), "--format", "json", "--no-audit")
+    assert proc.returncode == 0, proc.stderr
+    assert [v["model"] for v in json.loads(proc.stdout)] == ["model-a", "model-b"]
+    table = run_cli("show", str(judged.root), "--no-audit")
+    assert table.returncode == 0 and table.stdout.index("model-a (") < table.stdout.index("model-b (")
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"alignbench {alignbench.__version__}"

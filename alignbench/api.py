@@ -26,6 +26,7 @@ from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, 
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
 from alignbench.engine import Engine, EventHandler, RetryPolicy, run_sync
+from alignbench.exporting import export  # noqa: F401  (alignbench export; re-exported)
 from alignbench.importing import import_judgments  # noqa: F401  (alignbench import; re-exported)
 from alignbench.judges import ModelConfig, judge_config, make_client
 from alignbench.rubrics import Rubric, RubricError, load_rubric

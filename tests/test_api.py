@@ -316,7 +316,7 @@ def test_no_import_cycle_and_cli_modules_stand_alone() -> None:
 
 # Commands that only parse options, call alignbench.api and render (alignbench.reporting): what they compute
 # an API caller gets from the same function. The other command modules still reach further into the library.
-THIN_COMMANDS = ("compare", "judges", "metaeval", "report", "trust")
+THIN_COMMANDS = ("compare", "exporting", "judges", "metaeval", "report", "trust")
 
 
 def test_thin_commands_reach_the_library_only_through_the_api() -> None:

@@ -953,6 +953,9 @@ class RunView:
     trust: RunTrust | None = None
     question_id: int | None = None
     judgments: list[Judgment] = field(default_factory=list)  # the question's, with question_id
+    question: Question | None = None  # with question_id: its text, from the run folder (or the recorded file)
+    answer: Answer | None = None  # with question_id: the answer that was judged
+    texts_note: str | None = None  # why the question or answer text is missing
 
     def as_json(self) -> dict[str, Any] | list[dict[str, Any]]:
         """What ``show --format json`` prints: the summary with ``comparison`` (with a baseline) and
@@ -976,18 +979,21 @@ def show(run_dir: PathLike, *, baseline_run: PathLike | None = None, question_id
     question's judgments (a ``RunError`` when the run has none). ``RunView.as_json()`` is what
     ``show --format json`` prints."""
     from alignbench.reporting.compare import compare_runs as compare_two
-    from alignbench.rundir import unique_labels
+    from alignbench.rundir import load_answer_texts, unique_labels
     from alignbench.trust_runs import run_trust
 
     folder = Path(run_dir)
-    loaded = load_run(folder, questions=baseline_run is not None)
+    loaded = load_run(folder, questions=baseline_run is not None or question_id is not None)
     base = load_run(baseline_run) if baseline_run is not None else None
     rub = load_rubric(loaded.rubric_id.split("@")[0])
     if question_id is not None:
         mine = [j for j in loaded.judgments if j.question_id == question_id]
         if not mine:
             raise RunError(f"{run_dir}: no judgment of question {question_id}")
-        return RunView(run=loaded, rubric=rub, baseline=base, question_id=question_id, judgments=mine)
+        answers, note = load_answer_texts(loaded)
+        return RunView(run=loaded, rubric=rub, baseline=base, question_id=question_id, judgments=mine,
+                       question=(loaded.questions or {}).get(question_id), answer=answers.get(question_id),
+                       texts_note="; ".join(n for n in (loaded.questions_note, note) if n) or None)
     comparison = None
     if base is not None:
         unique_labels([base, loaded])

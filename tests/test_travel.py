@@ -51,6 +51,11 @@ def test_a_moved_run_keeps_its_texts(moved: tuple[Path, dict[int, str], dict[int
     audit = json.loads(show.stdout)["trust"]
     assert "not at hand" not in json.dumps(audit, ensure_ascii=False)
 
+    qid = min(questions)
+    one = run_cli("show", str(run_dir), "--question-id", str(qid))
+    assert one.returncode == 0, one.stderr
+    assert questions[qid].splitlines()[0] in one.stdout and answers[qid].splitlines()[0] in one.stdout
+
     report = tmp_path / "report.md"
     proc = run_cli("report", str(run_dir), "--out", str(report))
     assert proc.returncode == 0, proc.stderr

@@ -170,6 +170,13 @@ def show(
         if len(views) > 1:
             console.rule(escape(f"{view.run.label} ({view.run.dir})"), style="dim")
         if question_id is not None:
+            for title, text in (("问题 question", view.question.question if view.question else None),
+                                ("回答 answer", view.answer.text if view.answer else None)):
+                if text is not None:
+                    console.rule(title, style="cyan", align="left")
+                    console.print(text, markup=False, highlight=False)
+            if view.texts_note:
+                console.print(f"[dim]{escape(view.texts_note)}[/]", highlight=False)
             print_judgments(view.judgments, console)
             continue
         print_summary(view.run.summary, view.rubric, console)

@@ -18,6 +18,7 @@ _API = {"score", "score_async", "compare", "compare_async", "meta_eval", "meta_e
         "plan_meta_eval", "score_from_plan", "score_from_plan_async", "show", "prompt", "judge_catalog",
         "calibrate", "bridge", "audit", "winrate", "read_preferences", "JudgeSettings"}
 _API.add("import_judgments")  # alignbench import
+_API.add("export")  # alignbench export
 
 
 def __getattr__(name: str) -> Any:

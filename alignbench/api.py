@@ -28,10 +28,20 @@ from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, 
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
 from alignbench.engine import Engine, EventHandler, RetryPolicy, run_sync
+from alignbench.exporting import export  # noqa: F401  (alignbench export; re-exported)
 from alignbench.importing import import_judgments  # noqa: F401  (alignbench import; re-exported)
 from alignbench.judges import ModelConfig, judge_config, make_client
 from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.rundir import PairwiseRun, Run, RunError, RunFolder, default_run_dir, folder_name, load_run
+from alignbench.rundir import (
+    PairwiseRun,
+    Run,
+    RunError,
+    RunFolder,
+    default_run_dir,
+    folder_name,
+    input_source,
+    load_run,
+)
 from alignbench.scoring import (
     SAMPLES_FILE,
     Item,
@@ -196,7 +206,7 @@ class EnsemblePlan:
 
 def _load_questions(questions: PathLike | Sequence[Question], rubric: Rubric) -> tuple[list[Question], dict[str, str]]:
     if isinstance(questions, str | Path):
-        return load_questions(questions, rubric), {"path": str(questions), "sha256": file_sha256(questions)}
+        return load_questions(questions, rubric), {**input_source(questions), "sha256": file_sha256(questions)}
     qs = list(questions)
     blob = json.dumps([q.model_dump(mode="json") for q in qs], ensure_ascii=False, sort_keys=True)
     return qs, {"path": "<memory>", "sha256": hashlib.sha256(blob.encode("utf-8")).hexdigest()}
@@ -309,6 +319,17 @@ def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
     return {m: default_run_dir(m, p.config.name, p.rubric.id) for m in p.models}
 
 
+def keep_plan_inputs(folder: RunFolder, p: ScorePlan, name: str) -> dict[str, Any]:
+    """Keep the questions and answers of ``name`` that the plan judges in its run folder (``keep_inputs``)."""
+    mine = [it for it in p.items if it.answer.model == name]
+    questions = list({it.question.id: it.question for it in mine}.values())
+    answers = list({it.answer.question_id: it.answer for it in mine}.values())
+    qpath, apath = p.questions_record.get("path"), p.sources.get(name)
+    sources = {"questions": input_source(qpath) if qpath and qpath != "<memory>" else None,
+               "answers": input_source(apath) if apath and apath != "<memory>" else None}
+    return folder.keep_inputs(questions, answers, sources)
+
+
 @takes_settings("call", omit=("batch", "max_cost"))
 async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bool = False, seed: int = 0,
                          on_event: EventHandler | None = None, extra_manifest: dict[str, Any] | None = None,
@@ -353,10 +374,12 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
         runs = {}
         for name, folder in folders.items():
             mine = [j for j in judgments if j.model == name]
+            folder.unfinish()  # the old summary goes before the inputs it names are replaced
+            inputs = keep_plan_inputs(folder, p, name)
             upstream = {"upstream": p.upstream.record()} if p.upstream is not None else {}
             run = manifest(name, p.config.public(), p.rubric, p.questions_record, p.sources[name],
                            p.missing.get(name, []), p.max_answer_chars, **engine.record(store), **upstream,
-                           **(extra_manifest or {}))
+                           **{"inputs": inputs, **(extra_manifest or {})})
             section, mine_drawn = None, mine
             if samples > 1:
                 mine_drawn = [j for j in drawn if j.model == name]
@@ -461,6 +484,8 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
         combined = combine(judged)
         target = root / folder_name(m) if len(models) > 1 else root
         with RunFolder(target, model=m, force=force) as folder:
+            folder.unfinish()
+            run = run.model_copy(update={"inputs": keep_plan_inputs(folder, plans[0], m)})
             summary = folder.write_run(combined, build_summary(combined, rub, run, usage, seed=seed, ensemble=section))
         runs[m] = Run(dir=target, summary=summary, judgments=combined, label=m)
     return runs
@@ -1020,6 +1045,9 @@ class RunView:
     trust: RunTrust | None = None
     question_id: int | None = None
     judgments: list[Judgment] = field(default_factory=list)  # the question's, with question_id
+    question: Question | None = None  # with question_id: its text, from the run folder (or the recorded file)
+    answer: Answer | None = None  # with question_id: the answer that was judged
+    texts_note: str | None = None  # why the question or answer text is missing
 
     def as_json(self) -> dict[str, Any] | list[dict[str, Any]]:
         """What ``show --format json`` prints: the summary with ``comparison`` (with a baseline) and
@@ -1043,18 +1071,21 @@ def show(run_dir: PathLike, *, baseline_run: PathLike | None = None, question_id
     question's judgments (a ``RunError`` when the run has none). ``RunView.as_json()`` is what
     ``show --format json`` prints."""
     from alignbench.reporting.compare import compare_runs as compare_two
-    from alignbench.rundir import unique_labels
+    from alignbench.rundir import load_answer_texts, unique_labels
     from alignbench.trust.runs import run_trust
 
     folder = Path(run_dir)
-    loaded = load_run(folder, questions=baseline_run is not None)
+    loaded = load_run(folder, questions=baseline_run is not None or question_id is not None)
     base = load_run(baseline_run) if baseline_run is not None else None
     rub = load_rubric(loaded.rubric_id.split("@")[0])
     if question_id is not None:
         mine = [j for j in loaded.judgments if j.question_id == question_id]
         if not mine:
             raise RunError(f"{run_dir}: no judgment of question {question_id}")
-        return RunView(run=loaded, rubric=rub, baseline=base, question_id=question_id, judgments=mine)
+        answers, note = load_answer_texts(loaded)
+        return RunView(run=loaded, rubric=rub, baseline=base, question_id=question_id, judgments=mine,
+                       question=(loaded.questions or {}).get(question_id), answer=answers.get(question_id),
+                       texts_note="; ".join(n for n in (loaded.questions_note, note) if n) or None)
     comparison = None
     if base is not None:
         unique_labels([base, loaded])

@@ -34,15 +34,20 @@ from typing import Any, Literal
 
 from alignbench.data import InputError, file_sha256, read_jsonl
 from alignbench.rubrics import Rubric, load_rubric
-from alignbench.rundir import PairwiseRun, Run, RunFolder, default_run_dir, load_run
+from alignbench.rundir import (
+    PairwiseRun,
+    Run,
+    RunFolder,
+    default_run_dir,
+    input_source,
+    load_run,
+)
 from alignbench.types import Judgment, Status, UsageTotals
 from alignbench.upstream.fastchat_mtbench import mtbench_figures, with_mtbench
 
 Format = Literal["alignbench-judge", "fastchat-single", "fastchat-pair"]
 FORMATS: tuple[Format, ...] = ("alignbench-judge", "fastchat-single", "fastchat-pair")
 DIFFERENCES_FILE = "import_differences.jsonl"
-QUESTIONS_FILE = "questions.jsonl"
-ANSWERS_FILE = "answers.jsonl"
 
 # The fields each tool writes on every line (what tells the formats apart); see the module docstring.
 _FIELDS: dict[Format, frozenset[str]] = {
@@ -556,15 +561,14 @@ def _write_pointwise(path: Path, fmt: Format, sha: str, model: str, judgments: l
         folder.unfinish()
         _jsonl(folder, DIFFERENCES_FILE, [d.as_dict() for d in diffs if d.model == model])
         qrec = dict(questions_record)
-        if questions_rows is not None:
-            qpath = _jsonl(folder, QUESTIONS_FILE, questions_rows)
-            qrec = {"path": qpath, "sha256": folder.sha256[QUESTIONS_FILE]}
+        inputs = folder.keep_inputs(questions_rows or [], answer_rows or [],
+                                    {"questions": {k: qrec[k] for k in ("path", "abs") if k in qrec} or None})
+        if "questions" in inputs and not qrec.get("sha256"):  # the questions came with the judgments
+            qrec = {"sha256": inputs["questions"]["sha256"], "from": str(path)}
         answers_rec: Any = None
-        if answer_rows is not None:
-            answers_rec = _jsonl(folder, ANSWERS_FILE, answer_rows)
         judge = {"name": judge_model, "backend": "imported", "model": judge_model,
                  "prompt": ", ".join(prompts), "tool": _TOOL[fmt]}
-        man = manifest(model, judge, rubric, qrec, answers_rec, imported=imported,
+        man = manifest(model, judge, rubric, qrec, answers_rec, imported=imported, inputs=inputs,
                        notes=list(notes)).model_copy(update={"rubric": rubric_id})
         summary = build_summary(judgments, rubric, man, UsageTotals(), seed=seed)
         if fmt == "fastchat-single":
@@ -664,7 +668,7 @@ def _import_one(path: Path, records: list[tuple[int, dict[str, Any]]], fmt: Form
             result.runs[model] = _write_pointwise(
                 path, fmt, sha, model, judgments, rubric, rubric_id, judge, prompts, n_lines,
                 default_run_dir(model, judge, "imported-fastchat", root=root), diffs, qrows, arows,
-                {"path": str(qpath), "sha256": file_sha256(qpath)}, force, seed, notes)
+                {**input_source(qpath), "sha256": file_sha256(qpath)}, force, seed, notes)
         return result
     return _import_pairs(path, records, rubric, rubric_id, sha, judge, prompts, qs, qpath, root, n_lines=n_lines,
                          dropped=dropped, answers=answers, baseline=baseline, seed=seed, length_unit=length_unit,

@@ -18,6 +18,10 @@ Why each rule:
   ``load_run`` calls unfinished (re-running rebuilds it from the cache). ``summary.json`` is the
   finished marker.
 * **No silent overwrite.** Writing a different model's run over an existing one needs ``force``.
+* **A folder that travels.** The questions and answers a run judged are kept in it (``inputs/``, in the
+  input formats ``load_questions``/``load_answers`` read, with their SHA-256 in the manifest's ``inputs``),
+  and the input files are recorded as given and as absolute paths. A run folder mailed, archived or moved
+  after its inputs were deleted still shows every text; an older folder reads them from the recorded paths.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ from alignbench.types import Answer, Judgment, Question, Result, Status, Summary
 SUMMARY = "summary.json"
 JUDGMENTS = "judgments.jsonl"
 LOCK = ".alignbench.lock"
+INPUTS = "inputs"
+QUESTIONS_FILE = f"{INPUTS}/questions.jsonl"
+ANSWERS_FILE = f"{INPUTS}/answers.jsonl"
 _PLAIN = re.compile(r"[a-z0-9_][a-z0-9._-]{0,59}")
 
 
@@ -61,6 +68,31 @@ def folder_name(name: str) -> str:
 def default_run_dir(*parts: str, root: Path = Path("reports")) -> Path:
     """``reports/<model>__<judge>__<rubric>``, each part made safe by ``folder_name``."""
     return root / "__".join(folder_name(p) for p in parts)
+
+
+def input_source(path: Path | str) -> dict[str, str]:
+    """An input file as given (relative to where the command ran) and as an absolute path: a moved run
+    folder finds an input by either, and a reader sees where it came from."""
+    return {"path": str(path), "abs": str(Path(path).resolve())}
+
+
+def question_row(q: Question) -> dict[str, Any]:
+    """A question as a line of a question file (``data.load_questions`` reads it back as the same question)."""
+    row: dict[str, Any] = {"question_id": q.id, "category": q.category, "subcategory": q.subcategory,
+                           "question": q.question, "reference": q.reference}
+    if q.evidences:
+        row["evidences"] = q.evidences
+    if q.turns:
+        row["turns"] = [t.model_dump(mode="json") for t in q.turns]
+        row["references"] = list(q.references)
+    return row
+
+
+def answer_row(a: Answer) -> dict[str, Any]:
+    """An answer as a line of an answer file (``data.load_answers`` reads it back as the same answer)."""
+    meta = {k: v for k, v in a.meta.items() if k not in ("line", "question_id", "model_id", "answer", "turns")}
+    return {"question_id": a.question_id, "model_id": a.model, "answer": a.text,
+            **({"turns": list(a.turns)} if a.turns else {}), **meta}
 
 
 def _digest(path: Path) -> str:
@@ -123,7 +155,8 @@ class RunFolder:
                 self.__exit__()
                 raise RunError(f"{self.path}: cannot write the run folder ({exc.strerror}); choose another --out") \
                     from None
-        for stale in self.path.glob(".*.tmp"):  # staged by a writer that was killed (the lock is ours now)
+        for stale in [*self.path.glob(".*.tmp"), *(self.path / INPUTS).glob(".*.tmp")]:  # staged by a writer that
+            # was killed (the lock is ours now)
             stale.unlink(missing_ok=True)
         try:
             self._check_owner()
@@ -175,7 +208,7 @@ class RunFolder:
         when its finished marker is written. A write that fails (a full disk) removes every staged file and
         leaves the finished run as it was."""
         target = self.path / name
-        tmp = self.path / f".{name}.{os.getpid()}.tmp"
+        tmp = target.parent / f".{target.name}.{os.getpid()}.tmp"
         try:
             with tmp.open("wb") as fh:
                 fh.write(data)
@@ -213,6 +246,25 @@ class RunFolder:
     def write_json(self, name: str, obj: Any) -> Path:
         obj = obj.as_dict() if isinstance(obj, Result) else obj
         return self._replace(name, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+
+    def keep_inputs(self, questions: Iterable[Question | dict[str, Any]], answers: Iterable[Answer | dict[str, Any]],
+                    sources: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write the questions and answers this run judged into ``inputs/`` (question and answer rows in the
+        formats the loaders read: ``question_row``, ``answer_row``) and return the manifest's ``inputs``
+        record: per file its name in the folder and SHA-256, with ``sources`` (``input_source``) beside it.
+        Why: a run folder is read on other machines and after its inputs are gone (``score``, ``import``)."""
+        (self.path / INPUTS).mkdir(exist_ok=True)
+        record: dict[str, Any] = {}
+        for kind, name, rows in (("questions", QUESTIONS_FILE, [question_row(q) if isinstance(q, Question) else q
+                                                                 for q in questions]),
+                                 ("answers", ANSWERS_FILE, [answer_row(a) if isinstance(a, Answer) else a
+                                                            for a in answers])):
+            if not rows:
+                continue
+            self.write_jsonl(name, rows)  # staged until the summary is written, when a rewrite is under way
+            record[kind] = {"copy": name, "sha256": self.sha256[name], "n": len(rows),
+                            **({"source": sources[kind]} if sources and sources.get(kind) else {})}
+        return record
 
     def write_jsonl(self, name: str, records: Iterable[Any]) -> Path:
         lines = [r.model_dump_json() if hasattr(r, "model_dump_json") else json.dumps(r, ensure_ascii=False)
@@ -412,12 +464,27 @@ def load_run(path: Path | str, questions: bool = True) -> Run:
     return run
 
 
-def find_recorded(recorded: str, run_dir: Path) -> Path | None:
+def find_recorded(recorded: str, run_dir: Path, absolute: str | None = None) -> Path | None:
     """A path recorded in a manifest: as given (relative to the working folder), else relative to any
-    folder above the run (a run folder moved along with its repository still finds its inputs)."""
+    folder above the run (a run folder moved along with its repository still finds its inputs), else at
+    its recorded absolute path."""
     p = Path(recorded)
     candidates = [p] if p.is_absolute() else [Path.cwd() / p, *(a / p for a in run_dir.resolve().parents)]
+    if absolute:
+        candidates.append(Path(absolute))
     return next((c for c in candidates if c.exists()), None)
+
+
+def kept_input(run: Run, kind: str) -> Path | None:
+    """The copy of the run's ``questions`` or ``answers`` kept in its folder (``RunFolder.keep_inputs``),
+    when it is there unchanged; None for an older run folder (read the recorded input file instead)."""
+    rec = (getattr(run.summary.run, "inputs", None) or {}).get(kind)
+    if not isinstance(rec, dict) or not rec.get("copy"):
+        return None
+    path = run.dir / rec["copy"]
+    if not path.is_file() or (rec.get("sha256") and _digest(path) != rec["sha256"]):
+        return None
+    return path
 
 
 def ensemble_members(run: Run) -> tuple[dict[str, Run], list[str]]:
@@ -444,11 +511,20 @@ def _attach_questions(run: Run) -> None:
     from alignbench.data import InputError, file_sha256
     from alignbench.rubrics import RubricError
 
+    kept = kept_input(run, "questions")
+    if kept is not None:
+        sha = str(run.summary.run.inputs["questions"].get("sha256", ""))
+        try:
+            run.questions = _questions_by_id(str(kept.resolve()), sha, run.rubric_id.split("@")[0])
+            return
+        except (InputError, RubricError) as exc:
+            run.questions_note = f"question file unreadable: {exc}"
+            return
     recorded = run.summary.run.questions.get("path")
     if not recorded:
         run.questions_note = "the run records no question file"
         return
-    path = find_recorded(recorded, run.dir)
+    path = find_recorded(recorded, run.dir, run.summary.run.questions.get("abs"))
     if path is None:
         run.questions_note = f"question file {recorded} not found"
         return
@@ -496,14 +572,18 @@ def load_answer_texts(run: Run) -> tuple[dict[int, Answer], str | None]:
     a note saying why they are missing or may differ from what was judged."""
     from alignbench.data import InputError, load_answers
 
+    kept = kept_input(run, "answers")
     recorded = run.summary.run.answers
     if isinstance(recorded, dict):
         recorded = recorded.get("path")
     if isinstance(recorded, (list, tuple)):
         recorded = next((r for r in recorded if isinstance(r, str) and find_recorded(r, run.dir)), None)
+    if kept is not None:
+        recorded = str(kept)
     if not recorded or not isinstance(recorded, str):
         return {}, "answer file not at hand (the run records none)"
-    path = find_recorded(recorded, run.dir)
+    source = ((getattr(run.summary.run, "inputs", None) or {}).get("answers") or {}).get("source") or {}
+    path = kept or find_recorded(recorded, run.dir, source.get("abs"))
     if path is None or not path.is_file():
         return {}, f"answer file not at hand ({recorded} not found)"
     answers, problem = _answers_file(str(path.resolve()), path.stat().st_mtime_ns)

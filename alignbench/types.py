@@ -331,6 +331,7 @@ class Manifest(Loose):
     alignbench_version: str = ""
     created: str = ""
     dir: str | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)  # the judged texts kept in the folder (rundir.keep_inputs)
 
 
 class Result(BaseModel):

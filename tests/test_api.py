@@ -295,14 +295,14 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "engine": ("engine",),
     "run folders": ("rundir", "reviews"),
     "features": ("aggregate", "cost", "batch", "scoring", "answering", "ensemble", "pairwise", "pairwise.compare",
-                 "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "upstream.alignbench_official",
+                 "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "exporting", "upstream.alignbench_official",
                  "upstream.fastchat_mtbench", "trust", "trust.base",
                  "trust.calibration", "trust.bridge", "trust.audits", "trust.variance", "trust.runs"),
     "reporting": ("reporting", "reporting.charts", "reporting.compare", "reporting.markdown", "reporting.terminal"),
     "api": ("settings", "api", ""),  # "": the package itself, which re-exports the API
     "view": ("view", "view.data", "view.queue", "view.render", "view.export", "view.server"),
     "cli": ("cli", "cli.app", "cli.options", *(f"cli.{c}" for c in ("answer", "batches", "compare", "importing",
-            "judges", "metaeval", "report", "score", "trust", "view")), "__main__"),
+            "judges", "metaeval", "report", "score", "trust", "view", "exporting")), "__main__"),
 }
 
 
@@ -373,7 +373,7 @@ def test_the_layer_guard_sees_function_level_imports() -> None:
 
 # Commands that only parse options, call alignbench.api and render (alignbench.reporting): what they compute
 # an API caller gets from the same function. The other command modules still reach further into the library.
-THIN_COMMANDS = ("compare", "judges", "metaeval", "report", "trust")
+THIN_COMMANDS = ("compare", "exporting", "judges", "metaeval", "report", "trust")
 
 
 def test_thin_commands_reach_the_library_only_through_the_api() -> None:

@@ -42,6 +42,8 @@ def test_missing_local_extra_is_reported_with_the_install_command(monkeypatch: p
     assert rows["critiquellm-hf"]["package"] == "missing torch"
     assert rows["critiquellm-hf"]["install"] == "pip install 'alignbench[local]'"
     assert rows["glm-4"]["package"] == "ok"
+    table = run_cli("judges")  # rich markup would eat "[local]" and print pip install 'alignbench'
+    assert "critiquellm-hf: pip install 'alignbench[local]'" in table.stdout
 
     proc = run_cli("score", "-q", "data/zh/questions.jsonl", "-a", "data/zh/answers/model-a.jsonl", "--judge",
                    "hf:/tmp/some-model")  # paths relative to the repository, where run_cli runs

@@ -145,7 +145,7 @@ def test_score_end_to_end_with_faults(stub: StubServer, tmp_path: Path, _isolate
     judgments = read_jsonl(out / "judgments.jsonl")
     assert len(judgments) == 32 and all(j["status"] == "ok" and j["judge"] == "glm-4-flash" for j in judgments)
     assert stub.calls == 37 and {r["model"] for r in stub.requests} == {"glm-4-flash"}
-    for path in [*out.iterdir(), _isolated_cache]:
+    for path in [*(p for p in out.rglob("*") if p.is_file()), _isolated_cache]:
         assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in proc.stdout + proc.stderr
     again = run_cli(*args, env={"ZHIPUAI_API_KEY": KEY})  # the cache answers: no new calls

@@ -53,7 +53,7 @@ def test_score_json_run_folder_and_no_key_leak(stub: StubServer, tmp_path: Path,
                  env={"OPENAI_API_KEY": SECRET})
     assert proc.returncode == 0, proc.stderr
     assert stub.headers[-1]["authorization"] == f"Bearer {SECRET}"
-    for path in [*out.iterdir(), *(tmp_path / "keyed").iterdir(), _isolated_cache]:
+    for path in [*(p for d in (out, tmp_path / "keyed") for p in d.rglob("*") if p.is_file()), _isolated_cache]:
         assert SECRET.encode() not in path.read_bytes(), path
     assert SECRET not in proc.stdout + proc.stderr
 

@@ -107,7 +107,12 @@ def mt(tmp_path_factory: pytest.TempPathFactory) -> dict:
     runs = {MODEL_A: tmp / "runs" / "multiturn-model-a", MODEL_C: tmp / "last"}
     runs[MODEL_B] = next(p for p in (tmp / "runs").iterdir() if p.is_dir() and p != runs[MODEL_A])
     assert all((d / "summary.json").is_file() for d in runs.values())
-    # the answer file of C changes after its run: the page must say the reply differs from what was judged
+    # the answer file of C changes after its run: the page must say the reply differs from what was judged. C is
+    # made a folder from before runs kept the texts they judged (a kept copy never changes: tests/test_travel.py)
+    shutil.rmtree(runs[MODEL_C] / "inputs")
+    summary_c = json.loads((runs[MODEL_C] / "summary.json").read_text(encoding="utf-8"))
+    summary_c["run"].pop("inputs")
+    (runs[MODEL_C] / "summary.json").write_text(json.dumps(summary_c, ensure_ascii=False), encoding="utf-8")
     rows_c = read_jsonl(answers_c)
     for r in rows_c:
         if r["question_id"] == 102:
@@ -422,7 +427,10 @@ def test_question_file_gone(mt: dict, tmp_path: Path) -> None:
     model turn with each reply and verdict."""
     run = tmp_path / "a"
     shutil.copytree(mt["runs"][MODEL_A], run)
+    shutil.rmtree(run / "inputs")  # a folder from before runs kept their texts (tests/test_travel.py: with them)
     summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    summary["run"].pop("inputs")
+    summary["run"]["questions"].pop("abs")
     summary["run"]["questions"]["path"] = str(tmp_path / "moved.jsonl")
     (run / "summary.json").write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
     data = load_view([run])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from alignbench.cli.app import app, console
@@ -47,7 +48,7 @@ def judges(
                       + "; they are never printed or stored[/]", highlight=False)
     for row in rows:
         if row["install"]:
-            console.print(f"[dim]{row['name']}: {row['install']}[/]", highlight=False)
+            console.print(f"[dim]{escape(row['name'])}: {escape(row['install'])}[/]", highlight=False)  # [local]
     console.print(f"[dim]Any model: --judge BACKEND:MODEL with backend {', '.join(sorted(catalog.default_urls))} "
                   "(e.g. openai:qwen2.5-72b-instruct, zhipuai:glm-4-air, hf:/path/to/model). "
                   "Several servers: repeat --judge-base-url.[/]", highlight=False)

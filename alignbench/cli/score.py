@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from alignbench.cli.app import app, console, guarded, progress, warn
 from alignbench.cli.options import (
@@ -135,7 +136,8 @@ def prompt(
 
 @app.command()
 def show(
-    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `alignbench score`.")],
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `alignbench score`, or a folder of them "
+                                                 "(a multi-model --out: each model's run in turn).")],
     fmt: FormatOpt = "table",
     baseline_run: BaselineRunOpt = None,
     seed: SeedOpt = 0,
@@ -158,22 +160,34 @@ def show(
         print_run_trust,
         print_summary,
     )
+    from alignbench.rundir import expand_runs
 
+    folders = expand_runs([run_dir])  # a multi-model --out: each model's run, as report and view take it
     with guarded():
-        view = api.show(run_dir, baseline_run=baseline_run, question_id=question_id, compare_runs=compare_run or [],
-                        audit=audit, seed=seed)
+        views = [api.show(folder, baseline_run=baseline_run, question_id=question_id, compare_runs=compare_run or [],
+                          audit=audit, seed=seed) for folder in folders]
     if fmt == "json":
-        print_json(view.as_json())
+        print_json(views[0].as_json() if len(views) == 1 else [v.as_json() for v in views])
         return
-    if question_id is not None:
-        print_judgments(view.judgments, console)
-        return
-    print_summary(view.run.summary, view.rubric, console)
-    if view.run.summary.ensemble:
-        print_disagreement(view.run.summary.ensemble, console)
-    if view.comparison is not None:
-        print_comparison(view.comparison, console)
-    print_run_trust(view.trust, console)
+    for view in views:
+        if len(views) > 1:
+            console.rule(escape(f"{view.run.label} ({view.run.dir})"), style="dim")
+        if question_id is not None:
+            for title, text in (("问题 question", view.question.question if view.question else None),
+                                ("回答 answer", view.answer.text if view.answer else None)):
+                if text is not None:
+                    console.rule(title, style="cyan", align="left")
+                    console.print(text, markup=False, highlight=False)
+            if view.texts_note:
+                console.print(f"[dim]{escape(view.texts_note)}[/]", highlight=False)
+            print_judgments(view.judgments, console)
+            continue
+        print_summary(view.run.summary, view.rubric, console)
+        if view.run.summary.ensemble:
+            print_disagreement(view.run.summary.ensemble, console)
+        if view.comparison is not None:
+            print_comparison(view.comparison, console)
+        print_run_trust(view.trust, console)
 
 
 cache_app = typer.Typer(help="Inspect or clear the judge reply cache.", no_args_is_help=True)

@@ -363,7 +363,7 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
                       "ensemble": [p.config.public() for p in plans]}, "rubric": rub.id})
         usage = first.usage.model_copy(update={
             k: sum(getattr(per_judge[n][m].summary.usage, k) for n in names) for k in type(first.usage).model_fields})
-        section = {**disagreement(judged, rub.category_names()),
+        section = {**disagreement(judged, rub.category_names(), seed=seed),
                    "rubrics": {n: p.config.rubric for n, p in zip(names, plans, strict=True)},
                    "runs": {n: str(per_judge[n][m].dir) for n in names},
                    "scores": {n: {"overall": per_judge[n][m].summary.overall,

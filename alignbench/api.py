@@ -1150,10 +1150,115 @@ def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLik
     return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)
 
 
+# -- probes (docs/trust.md §6) ----------------------------------------------------------------------
+
+
+@dataclass
+class ProbePlan:
+    """``probe``'s plan: the run probed and, per perturbation, the plan that judges its rewritten answers
+    with the run's judge (every prompt rendered; ``--dry-run`` prints ``requests()``)."""
+
+    run: Run
+    plans: dict[str, ScorePlan]  # perturbation -> plan of its rewritten answers
+    answers: dict[str, list[Answer]]  # perturbation -> the rewritten answers
+
+    def requests(self) -> list[tuple[ModelConfig, list[ModelRequest]]]:
+        """Every request, under the one judge (one estimate row)."""
+        plans = list(self.plans.values())
+        return [(plans[0].config, [it.request for p in plans for it in p.items])] if plans else []
+
+
+@takes_settings("judge")
+def plan_probe(run_dir: PathLike, perturb: str | Sequence[str] = ("markdown", "plain", "filler", "summary-pad"), *,
+               settings: JudgeSettings) -> ProbePlan:
+    """Rewrite each answer the run judged in style only (``probes.REWRITES``) and plan judging the rewrites
+    with the run's judge, rebuilt from its manifest (model id, server, rubric, decoding); a setting given
+    here (e.g. ``base_url``) goes over the manifest's. Calls nothing."""
+    from alignbench.probes import REWRITES, check_perturbations, settings_from_manifest
+
+    run = load_run(run_dir)
+    try:
+        names = check_perturbations(perturb.split(",") if isinstance(perturb, str) else perturb)
+        recorded = settings_from_manifest(run.summary.run.judge, run.summary.run.max_answer_chars)
+    except ValueError as exc:
+        raise InputError("--perturb", None, str(exc)) from None
+    defaults = JudgeSettings.model_fields
+    given = {k for k in settings.model_fields_set if getattr(settings, k) != defaults[k].default}
+    settings = settings.replace(**{k: v for k, v in recorded.items() if k not in given})
+    from alignbench.rundir import find_recorded, load_answer_texts
+
+    qpath = find_recorded(str(run.summary.run.questions.get("path", "")), run.dir)
+    if qpath is None or run.questions is None:
+        raise InputError(str(run.dir), None, f"cannot probe: {run.questions_note or 'no question file'}")
+    questions = run.questions
+    texts, problem = load_answer_texts(run)
+    if problem:
+        raise InputError(str(run.dir), None, f"cannot probe: {problem}")
+    judge = run.summary.run.judge["name"]
+    plans, answers = {}, {}
+    for name in names:
+        fn = REWRITES[name].fn
+        rewritten = []
+        for qid, a in sorted(texts.items()):
+            q = questions.get(qid)
+            qtext = q.question if q is not None else ""
+            rewritten.append(a.model_copy(update={"text": fn(qtext, a.text),
+                                                  "turns": tuple(fn(qtext, t) for t in a.turns)}))
+        answers[name] = rewritten
+        plans[name] = _plan_one(qpath, rewritten, judge, model=None, allow_empty=True, samples=1, settings=settings)
+    return ProbePlan(run=run, plans=plans, answers=answers)
+
+
+@takes_settings("call")
+async def probe_async(p: ProbePlan, *, force: bool = True, n_boot: int = 1000, seed: int = 0,
+                      on_event: EventHandler | None = None, settings: JudgeSettings) -> dict[str, Any]:
+    """Judge a probe plan through the normal engine (cache, batch, ``max_cost``: one budget for every
+    perturbation) into ``<run>/probes/<name>/`` and write ``<run>/probes.json``: per perturbation, the
+    paired score change (rewrite − original) with its CI overall and per category, and the share of
+    answers whose score moved (``probes.effects``). Returns what ``probes.json`` holds."""
+    from alignbench.probes import PROBES_DIR, PROBES_FILE, REWRITES, effects
+
+    run, plans = p.run, p.plans
+    configs = [pl.config for pl in plans.values()]
+    channel = channel_for(settings.batch, settings.max_cost, configs[:1])
+    store, owned = open_store(settings.cache)
+    try:
+        if channel:
+            channel.check_start(p.requests(), store)
+        out: dict[str, Any] = {}
+        cats = plans[next(iter(plans))].rubric.category_names() if plans else []
+        for name, plan in plans.items():
+            target = run.dir / PROBES_DIR / folder_name(name)
+            runs = await run_score_plan(plan, out=target, force=force, seed=seed, on_event=on_event, channel=channel,
+                                        settings=settings, cache=store, extra_manifest={"probe": name,
+                                                                                         "probed_run": str(run.dir)})
+            probed = next(iter(runs.values()))
+            with RunFolder(target) as folder:
+                folder.write_jsonl("answers.jsonl", [a.model_dump(mode="json") for a in p.answers[name]])
+            rw = REWRITES[name]
+            out[name] = {"changes": rw.changes, "keeps": rw.keeps, "dir": str(target),
+                         **effects(run.judgments, probed.judgments, cats, n_boot=n_boot, seed=seed)}
+    finally:
+        if owned:
+            store.close()
+    payload = {"run": str(run.dir), "judge": run.summary.run.judge.get("name"),
+               "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95}, "probes": out}
+    with RunFolder(run.dir) as folder:
+        old = {}
+        if (run.dir / PROBES_FILE).is_file():
+            old = json.loads((run.dir / PROBES_FILE).read_text(encoding="utf-8")).get("probes", {})
+        payload["probes"] = {**old, **out}
+        folder.write_json(PROBES_FILE, payload)
+    return payload
+
+
+probe = _blocking(probe_async)
+
+
 __all__ = ["RUN_PHASES", "ComparePlan", "EnsemblePlan", "JudgeCatalog", "JudgePrompt", "JudgeSettings", "NotFoundError",
            "PairwiseRun",
-           "PreferenceError", "Run", "RunError", "RunView", "ScorePlan", "answer", "answer_async", "audit", "bridge",
+           "PreferenceError", "ProbePlan", "Run", "RunError", "RunView", "ScorePlan", "answer", "answer_async", "audit", "bridge",
            "calibrate", "compare", "compare_async", "judge_catalog", "judge_config", "load_run", "meta_eval",
-           "meta_eval_async", "open_store", "plan_compare", "plan_meta_eval", "plan_score", "prompt",
+           "meta_eval_async", "open_store", "plan_probe", "probe", "probe_async", "plan_compare", "plan_meta_eval", "plan_score", "prompt",
            "read_preferences", "report", "run", "run_async", "run_score_plan", "score", "score_async",
            "score_from_plan", "score_from_plan_async", "show", "winrate", "Judgment"]

@@ -382,6 +382,21 @@ def _per_file(payload: dict[str, Any], combos: list[tuple[str, str]], kind: str,
     console.print(table)
 
 
+def print_probes(result: dict[str, Any], console: Console) -> None:
+    """Each style probe's paired effect on the judge's score, overall and per category."""
+    table = Table(title=f"style probes · {escape(str(result.get('judge')))}", header_style="bold", title_style="bold",
+                  caption="effect = mean (rewrite − original) overall score over answers both judged, 95% bootstrap "
+                          "CI; moved = share of answers whose score changed; a judge that ignores style shows ≈ 0")
+    for col in ("probe", "类别 category", "effect", "95% CI", "moved", "n"):
+        table.add_column(col, justify="left" if col in ("probe", "类别 category") else "right", no_wrap=True)
+    for name, p in result["probes"].items():
+        for cat, e in [("全部 all", p["overall"]), *p["categories"].items()]:
+            table.add_row(escape(name) if cat == "全部 all" else "", cat, fmt.signed(e["mean"]),
+                          fmt.ci(e["ci"], sign=True), fmt.pct(e["share_moved"]), str(e["n"]))
+        table.add_section()
+    console.print(table)
+
+
 def _alpha_cells(alpha: dict[str, Any] | None) -> list[str]:
     """Krippendorff's α (interval, ordinal) with its CI, or why it is undefined (older runs: blank)."""
     if not alpha:

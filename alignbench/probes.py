@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -145,6 +146,25 @@ def settings_from_manifest(judge: Mapping[str, Any], max_answer_chars: int | Non
         if judge.get(key):
             out[key] = judge[key]
     return {k: v for k, v in out.items() if v is not None}
+
+
+def load_probe(folder: Path) -> tuple[dict[int, str], dict[int, Judgment]]:
+    """A probe folder's rewritten answer texts and judgments, by question id (empty when absent)."""
+    import json
+
+    texts: dict[int, str] = {}
+    judged: dict[int, Judgment] = {}
+    if (folder / "answers.jsonl").is_file():
+        for line in (folder / "answers.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                texts[int(row["question_id"])] = row["text"]
+    if (folder / "judgments.jsonl").is_file():
+        for line in (folder / "judgments.jsonl").read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                j = Judgment.model_validate_json(line)
+                judged[j.question_id] = j
+    return texts, judged
 
 
 def _effect(deltas: Sequence[float], n_boot: int, seed: int) -> dict[str, Any]:

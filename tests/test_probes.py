@@ -4,10 +4,12 @@ judge with a planted Markdown bias and no other bias must show that bias, and on
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import ANSWERS_B, QUESTIONS, read_jsonl, run_cli, write_jsonl
 from stub_server import StubServer, _last_user_text
@@ -91,6 +93,17 @@ def test_a_planted_markdown_bias_is_found_and_nothing_else(tmp_path: Path, plain
     assert [r["question_id"] for r in rewritten] == sorted(j.question_id for j in next(iter(run.values())).judgments)
     assert all(markdown_features(r["text"])["headings"] == 1 for r in rewritten)
     assert json.loads((folder / "summary.json").read_text(encoding="utf-8"))["run"]["probe"] == "markdown"
+    # the viewer: each rewrite beside its original, both verdicts
+    from alignbench.view.data import load_view
+    from alignbench.view.server import Background, ServeConfig
+
+    with Background(load_view([tmp_path / "run"]), ServeConfig(port=0)) as url, httpx.Client(base_url=url) as c:
+        assert 'id="probes-link"' in c.get("/run/0").text
+        page = c.get("/probe/0").text
+    first = rewritten[0]
+    assert 'id="probe-markdown"' in page and 'id="probe-summary-pad"' in page
+    assert html.escape(first["text"], quote=False) in page  # the rewrite, escaped
+    assert "综合得分" in page  # the verdicts' text
 
 
 def test_per_category_effects_and_the_command(tmp_path: Path, plain_answers: Path) -> None:
@@ -106,5 +119,10 @@ def test_per_category_effects_and_the_command(tmp_path: Path, plain_answers: Pat
     for cat, e in saved["markdown"]["categories"].items():
         assert e["mean"] == CATEGORY_BONUS.get(cat, 1) and e["ci"] == [e["mean"], e["mean"]], cat
     assert all(e["mean"] == 0 and e["share_moved"] == 0 for e in saved["filler"]["categories"].values())
+    alignbench.api.report([tmp_path / "run"], tmp_path / "report.md", lang="en", charts=False, audit=False)
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    section = text.split("## Counterfactual style probes", 1)[1]
+    assert "|  | 基本任务 | +3.00 | +3.00–+3.00 | 100% | 3 |" in section  # its Markdown answer was dropped
+    assert "|  | 数学计算 | -1.00 | -1.00–-1.00 | 100% | 4 |" in section
     bad = run_cli("probe", str(tmp_path / "run"), "--perturb", "swap")
     assert bad.returncode == 2 and "pairwise" in bad.stderr

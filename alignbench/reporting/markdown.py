@@ -428,12 +428,12 @@ def _comparison_block(c: Comparison, t: dict[str, str], zh: bool) -> dict[str, A
 
 TRUST_STRINGS: dict[str, dict[str, str]] = {
     "zh": {"bridged_mark": "（桥接）", "calibrated_col": "校准总分", "calibration": "校准分数（人类量表）",
-           "audit": "评审偏差审查", "cal_score": "分数", "cal_judge": "仅评审", "cal_ppi": "校准",
+           "audit": "评审偏差审查", "probes": "风格反事实探针", "cal_score": "分数", "cal_judge": "仅评审", "cal_ppi": "校准",
            "cal_labels": "仅人工标注", "cal_n": "标注 / 回答", "cal_eff": "等效标注数",
            "calibrated_note": "校准总分：评审分数加人工标注校正后的人类量表估计（预测驱动推断），其 95% CI 同时包含抽样误差与"
                               "评审误差；‡ 表示某些类别标注太少，见下文。"},
     "en": {"bridged_mark": " (bridged)", "calibrated_col": "calibrated", "calibration": "Calibrated scores (human scale)",
-           "audit": "Judge bias audit", "cal_score": "score", "cal_judge": "judge only", "cal_ppi": "calibrated",
+           "audit": "Judge bias audit", "probes": "Counterfactual style probes", "cal_score": "score", "cal_judge": "judge only", "cal_ppi": "calibrated",
            "cal_labels": "labels only", "cal_n": "labels / answers", "cal_eff": "effective labels",
            "calibrated_note": "Calibrated: the human-scale estimate from the judge's scores corrected by human labels "
                               "(prediction-powered inference); its 95% CI covers both the sampling error and the "
@@ -676,6 +676,36 @@ def _bold_md(line: str) -> str:
     return md_text(line)
 
 
+def _probe_blocks(runs: Sequence[Run], zh: bool) -> list[dict[str, Any]]:
+    """Per run with ``probes.json`` (``alignbench probe``): each rewrite's paired effect on the judge's score,
+    overall then per category. A judge that ignores style shows about 0; a CI that excludes 0 is a bias
+    in the judge, measured on the same answers (docs/trust.md §6)."""
+    from alignbench.probes import PROBES_FILE
+
+    blocks = []
+    for r in runs:
+        path = r.dir / PROBES_FILE
+        if not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        rows = []
+        for name, p in data.get("probes", {}).items():
+            for cat, e in [("全部" if zh else "all", p["overall"]), *p.get("categories", {}).items()]:
+                rows.append([md_text(name) if cat in ("全部", "all") else "", md_text(cat), fmt.signed(e.get("mean")),
+                             fmt.ci(e.get("ci"), sign=True), fmt.pct(e.get("share_moved")), str(e.get("n", 0))])
+        header = (["探针", "类别", "效应", "95% CI", "变动比例", "n"] if zh
+                  else ["probe", "category", "effect", "95% CI", "moved", "n"])
+        note = ("效应 = 改写后与原回答综合得分之差的均值（同一回答配对），只改风格不改内容；CI 不含 0 即评审对该风格有偏好。" if zh else
+                "effect = mean paired change (rewrite − original overall score) on the same answers, style only; "
+                "a CI that excludes 0 is the judge's preference for that style.")
+        blocks.append({"title": md_text(f"{r.label or r.model} · {data.get('judge')}"), "note": note,
+                       "header": header, "rows": rows, "align": ["l", "l", "r", "r", "r", "r"]})
+    return blocks
+
+
 def render_markdown(context: dict[str, Any]) -> str:
     """Render the report template (StrictUndefined: a missing value is an error, never an empty cell)."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
@@ -778,6 +808,7 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
         "weak_spots": [_weak_spots(r, t) for r in runs],
         "comparisons": [_comparison_block(c, t, zh) for c in comparisons],
         "audits": [_audit_block(a, t, zh) for a in audits],
+        "probes": _probe_blocks(shown, zh),
         "dialogues": _dialogue_section(shown, t, baseline),
     }
     return render_markdown(context), result

@@ -116,6 +116,8 @@ class ScorePlan:
     missing: dict[str, list[int]] = field(default_factory=dict)  # model -> unanswered question ids
     max_answer_chars: int | None = None
     samples: int = 1  # judgments asked per answer (see run_score_plan)
+    canary: list[Item] = field(default_factory=list)  # the judge canary's items (canary.py), judged fresh
+    canary_note: str | None = None  # why the canary was asked for and cannot run
 
     @property
     def models(self) -> list[str]:
@@ -130,13 +132,15 @@ class ScorePlan:
         """Every request per judge, for estimates (``--dry-run``) and ``--max-cost``: each of the K samples
         per answer is a request of its own (its own seed and cache entry), so it is priced too."""
         items = self.items if self.samples == 1 else sample_items(self.items, self.samples)
-        return [(self.config, [it.request for it in items])]
+        return [(self.config, [it.request for it in items] + [it.request for it in self.canary])]
 
     def warnings(self) -> list[str]:
         """What the caller should hear before the run starts: answers that are missing (not judged, and
         listed in summary.json), and samples that may not differ (several at judge temperature 0)."""
         out = [f"{len(ids)} of {len(self.questions)} questions have no answer from {name}; they are not judged "
                "and are listed in summary.json" for name, ids in self.missing.items()]
+        if self.canary_note:
+            out.append(self.canary_note)
         if self.samples > 1 and self.config.decoding.temperature == 0:
             out.append(f"--samples {self.samples} at judge temperature 0: the samples differ only if the server's "
                        "sampling uses the seed; pass --temperature (e.g. 0.7) to measure the judge's spread")
@@ -213,9 +217,13 @@ def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequ
         pairs.extend(joined.pairs)
         missing.update(joined.missing)
     chars = settings.max_answer_chars
+    from alignbench import canary
+
+    canary_items, canary_note = canary.plan_items(config, rub, chars) if canary.wanted(settings.canary, config) \
+        else ([], None)
     return ScorePlan(config=config, rubric=rub, questions=qs, items=plan(pairs, rub, config, chars),
                      questions_record=record, sources=sources, missing=missing, max_answer_chars=chars,
-                     samples=samples)
+                     samples=samples, canary=canary_items, canary_note=canary_note)
 
 
 def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
@@ -323,6 +331,11 @@ async def score_from_plan_async(p: ScorePlan | EnsemblePlan, *, out: PathLike | 
     run's manifest (one judge only). Returns one finished ``Run`` per model."""
     if isinstance(p, EnsemblePlan):
         return await _ensemble(p, out=out, force=force, seed=seed, on_event=on_event, settings=settings)
+    if p.canary:  # judged first, fresh: its result goes into every run's manifest (docs/trust.md §7)
+        from alignbench.canary import run_canary
+
+        dirs = [str(d) for d in _score_dirs(p, out).values()]
+        extra_manifest = {**(extra_manifest or {}), "canary": await run_canary(p, p.canary, settings, dirs)}
     return await run_score_plan(p, out=out, force=force, seed=seed, on_event=on_event, extra_manifest=extra_manifest,
                                 channel=channel_for(settings.batch, settings.max_cost, [p.config]), settings=settings)
 
@@ -1184,7 +1197,7 @@ def plan_probe(run_dir: PathLike, perturb: str | Sequence[str] = ("markdown", "p
         raise InputError("--perturb", None, str(exc)) from None
     defaults = JudgeSettings.model_fields
     given = {k for k in settings.model_fields_set if getattr(settings, k) != defaults[k].default}
-    settings = settings.replace(**{k: v for k, v in recorded.items() if k not in given})
+    settings = settings.replace(**{k: v for k, v in recorded.items() if k not in given}, canary=False)
     from alignbench.rundir import find_recorded, load_answer_texts
 
     qpath = find_recorded(str(run.summary.run.questions.get("path", "")), run.dir)
@@ -1255,10 +1268,19 @@ async def probe_async(p: ProbePlan, *, force: bool = True, n_boot: int = 1000, s
 probe = _blocking(probe_async)
 
 
+def canary_history(judge: str | None = None, *, cache: PathLike | None = None) -> list[dict[str, Any]]:
+    """The judge canary's history (``canary.py``; beside the reply cache, or the file ``cache`` names),
+    oldest first, of one judge name or of every judge: each record's time, judge identity (name, model id,
+    hosts, served model ids), rubric, runs and per-item scores."""
+    from alignbench.canary import history_path, read_history
+
+    return read_history(history_path(cache), judge)
+
+
 __all__ = ["RUN_PHASES", "ComparePlan", "EnsemblePlan", "JudgeCatalog", "JudgePrompt", "JudgeSettings", "NotFoundError",
            "PairwiseRun",
            "PreferenceError", "ProbePlan", "Run", "RunError", "RunView", "ScorePlan", "answer", "answer_async", "audit", "bridge",
            "calibrate", "compare", "compare_async", "judge_catalog", "judge_config", "load_run", "meta_eval",
-           "meta_eval_async", "open_store", "plan_probe", "probe", "probe_async", "plan_compare", "plan_meta_eval", "plan_score", "prompt",
+           "meta_eval_async", "open_store", "plan_probe", "probe", "probe_async", "canary_history", "plan_compare", "plan_meta_eval", "plan_score", "prompt",
            "read_preferences", "report", "run", "run_async", "run_score_plan", "score", "score_async",
            "score_from_plan", "score_from_plan_async", "show", "winrate", "Judgment"]

@@ -66,6 +66,9 @@ class JudgeSettings(BaseModel):
     prompt_format: Literal["chat", "completion"] | None = Field(
         None, description="completion: send the bare prompt string to /v1/completions (no chat template), as "
                           "CritiqueLLM's authors run it; chat: messages (default: the preset's)")
+    canary: bool | None = Field(
+        None, description="score: judge the fixed canary items too and compare with this judge's last canary "
+                          "(drift: exit 4); default on for API judges whose model id ends in 'latest'")
     options: Mapping[str, Any] | None = Field(None, description="backend options, e.g. hf judges' device, batch_size")
     # -- how a run calls it (read when a plan is judged: ``CALL``) --
     attempts: int = Field(6, ge=1, description="calls per request on 429/5xx/timeouts, the first included")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alignbench.cli import answer as _answer  # noqa: F401  (answer, run)
 from alignbench.cli import batches as _batches  # noqa: F401  (batches, batches cancel)
+from alignbench.cli import canary as _canary  # noqa: F401  (canary)
 from alignbench.cli import compare as _compare  # noqa: F401  (compare, winrate)
 from alignbench.cli import importing as _importing  # noqa: F401  (import)
 from alignbench.cli import judges as _judges  # noqa: F401  (judges)

@@ -44,7 +44,7 @@ def _check_choice(value: str | None, option: str, choices: tuple[str, ...]) -> N
 
 
 @app.command()
-@judge_options()
+@judge_options(skip=("canary",))  # the canary runs with score
 def compare(
     questions: QuestionsOpt,
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s) of the model(s) to compare, JSONL; repeat for several.")],

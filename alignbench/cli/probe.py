@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @app.command()
-@judge_options()
+@judge_options(skip=("canary",))
 def probe(
     run_dir: Annotated[Path, typer.Argument(help="A finished run folder (one model, one judge).")],
     perturb: Annotated[str, typer.Option(

@@ -676,6 +676,32 @@ def _bold_md(line: str) -> str:
     return md_text(line)
 
 
+def _canary_notes(runs: Sequence[Run], zh: bool) -> list[str]:
+    """One line per run judged with the canary (docs/trust.md §7): drift (bold, naming the earlier run)
+    or how it compared."""
+    out = []
+    for r in runs:
+        c = getattr(r.summary.run, "canary", None)
+        if not isinstance(c, dict):
+            continue
+        prev = c.get("compared_with") or {}
+        if c.get("drift"):
+            out.append("**" + md_text(f"{r.label or r.model}: " + (
+                f"评审金丝雀漂移：与 {prev.get('time')}（运行 {', '.join(prev.get('run') or [])}）相比平均变化 "
+                f"{fmt.signed(c.get('shift'))} 分，p {fmt.p_value(c.get('p_value'))}；评审可能已在同名下更换。" if zh else
+                f"judge canary drift: {fmt.signed(c.get('shift'))} points vs {prev.get('time')} (run "
+                f"{', '.join(prev.get('run') or [])}), p {fmt.p_value(c.get('p_value'))}; the judge may have "
+                "changed behind the same name.")) + "**")
+        elif prev:
+            out.append(md_text(f"{r.label or r.model}: " + (
+                f"评审金丝雀：与 {prev.get('time')} 相比平均变化 {fmt.signed(c.get('shift'))} 分，未见漂移。" if zh else
+                f"judge canary: {fmt.signed(c.get('shift'))} points vs {prev.get('time')}, no drift.")))
+        else:
+            out.append(md_text(f"{r.label or r.model}: " + ("评审金丝雀：首次记录。" if zh else
+                                                            "judge canary: first record of this judge.")))
+    return out
+
+
 def _probe_blocks(runs: Sequence[Run], zh: bool) -> list[dict[str, Any]]:
     """Per run with ``probes.json`` (``alignbench probe``): each rewrite's paired effect on the judge's score,
     overall then per category. A judge that ignores style shows about 0; a CI that excludes 0 is a bias
@@ -797,7 +823,8 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "runs_table": _runs_table(shown, t, baseline),
-        "run_notes": _run_notes(shown, lang) + _bridge_notes(shown, zh) + _review_notes(shown, zh),
+        "run_notes": _run_notes(shown, lang) + _bridge_notes(shown, zh) + _review_notes(shown, zh)
+                     + _canary_notes(shown, zh),
         "warnings": [md_text(w) for w in header_warnings],
         "top_warnings": _family_warnings(shown, zh),
         "leaderboard": board,

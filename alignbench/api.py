@@ -1260,7 +1260,10 @@ async def probe_async(p: ProbePlan, *, force: bool = True, n_boot: int = 1000, s
     with RunFolder(run.dir) as folder:
         old = {}
         if (run.dir / PROBES_FILE).is_file():
-            old = json.loads((run.dir / PROBES_FILE).read_text(encoding="utf-8")).get("probes", {})
+            from alignbench import safejson
+
+            saved = safejson.read_json(run.dir / PROBES_FILE)
+            old = saved.get("probes", {}) if isinstance(saved, dict) else {}
         payload["probes"] = {**old, **out}
         folder.write_json(PROBES_FILE, payload)
     return payload

@@ -150,14 +150,14 @@ def settings_from_manifest(judge: Mapping[str, Any], max_answer_chars: int | Non
 
 def load_probe(folder: Path) -> tuple[dict[int, str], dict[int, Judgment]]:
     """A probe folder's rewritten answer texts and judgments, by question id (empty when absent)."""
-    import json
+    from alignbench import safejson
 
     texts: dict[int, str] = {}
     judged: dict[int, Judgment] = {}
     if (folder / "answers.jsonl").is_file():
         for line in (folder / "answers.jsonl").read_text(encoding="utf-8").splitlines():
             if line.strip():
-                row = json.loads(line)
+                row = safejson.loads(line)
                 texts[int(row["question_id"])] = row["text"]
     if (folder / "judgments.jsonl").is_file():
         for line in (folder / "judgments.jsonl").read_text(encoding="utf-8").splitlines():

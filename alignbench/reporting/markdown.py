@@ -713,8 +713,10 @@ def _probe_blocks(runs: Sequence[Run], zh: bool) -> list[dict[str, Any]]:
         if not path.is_file():
             continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = safejson.read_json(path)
         except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
             continue
         rows = []
         for name, p in data.get("probes", {}).items():

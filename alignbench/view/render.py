@@ -8,7 +8,6 @@ Policy the server sends can forbid them outright (a second wall should escaping 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -452,7 +451,12 @@ class Pages:
         path = rv.run.dir / PROBES_FILE
         if not path.is_file():
             return None
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        from alignbench import safejson
+
+        try:
+            payload = safejson.read_json(path)
+        except (OSError, ValueError):
+            return None
         probes = []
         for name, eff in payload.get("probes", {}).items():
             rewritten, judged = load_probe(rv.run.dir / PROBES_DIR / name)

@@ -47,6 +47,8 @@ def test_agreement_ci_covers_the_estimate_and_says_when_undefined() -> None:
         lo, hi = out[level]["ci"]
         assert lo < out[level]["alpha"] < hi and lo > 0.5 and hi <= 1
     assert agreement(r, n_boot=400, seed=1) == out  # seeded
+    unbooted = agreement(r, n_boot=0)  # --bootstrap 0: the point estimate alone
+    assert unbooted["interval"]["alpha"] == out["interval"]["alpha"] and unbooted["interval"]["ci"] is None
     same = agreement(np.full((5, 2), 4.0), n_boot=50)
     assert same["interval"]["alpha"] is None and same["interval"]["undefined"] == "every score is the same"
     one = agreement(np.array([[1.0, NAN], [2.0, 3.0]]), n_boot=50)

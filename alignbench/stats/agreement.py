@@ -81,8 +81,8 @@ def alpha_samples(ratings: Any, level: Level, n_boot: int, rng: np.random.Genera
     """α of ``n_boot`` resamples of the pairable units (drawn with ``stats.draw``)."""
     values, per_unit = _coincidences(ratings)
     u, v = per_unit.shape[0], len(values)
-    if u < 2:
-        return np.full(n_boot, np.nan)
+    if u < 2 or n_boot < 1:
+        return np.full(max(n_boot, 0), np.nan)
     idx = draw(rng, u, n_boot)
     step = max(1, _CHUNK_CELLS // max(1, v * v))
     out = []

@@ -190,6 +190,8 @@ def plan_score(questions: PathLike | Sequence[Question], answers: PathLike | Seq
     if samples < 1:
         raise InputError("--samples", None, f"must be at least 1, not {samples}")
     names = _judges(judge)
+    if len(names) > 1 and settings.canary is not False:  # the canary runs with one judge (docs/trust.md §7)
+        settings = settings.replace(canary=False)
     plans = [_plan_one(questions, answers, n, model=model, allow_empty=allow_empty, samples=samples,
                        settings=settings) for n in names]
     return EnsemblePlan(judges=names, plans=plans) if len(names) > 1 else plans[0]

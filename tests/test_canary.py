@@ -58,6 +58,8 @@ def test_a_judge_changed_behind_its_name_is_caught(tmp_path: Path, two_answers: 
         assert len(plan.requests()[0][1]) == 2 + items == 18  # the dry run prices the canary too
         quiet = alignbench.plan_score(QUESTIONS, two_answers, "openai:glm-4", base_url=stub.url)
         assert len(quiet.requests()[0][1]) == 2  # not an alias: off unless --canary
+        ensemble = alignbench.plan_score(QUESTIONS, two_answers, "openai:glm-latest,openai:x", base_url=stub.url)
+        assert [len(r) for _, r in ensemble.requests()] == [2, 2]  # ensembles do not run the canary
         first = alignbench.score(QUESTIONS, two_answers, "openai:glm-latest", base_url=stub.url, out=tmp_path / "r1")
         c1 = first["model-a"].summary.run.canary
         assert c1["items"] == items and c1["compared_with"] is None and stub.calls == 18

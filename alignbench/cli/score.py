@@ -121,8 +121,10 @@ def _print_dry_run(p) -> None:  # noqa: ANN001 - an api.ScorePlan
     if not p.items:
         return
     first = p.items[0]
-    console.print(f"{len(p.items)} request(s) would go to {p.config.name} ({p.config.model}); first: question "
-                  f"{first.question.id}, model {first.answer.model}", style="bold", markup=False, highlight=False)
+    console.print(f"{len(p.items)} request(s) would go to {p.config.name} ({p.config.model})"
+                  + (f" plus {len(p.canary)} judge canary request(s), never cached" if p.canary else "")
+                  + f"; first: question {first.question.id}, model {first.answer.model}", style="bold", markup=False,
+                  highlight=False)
     print_messages(first.request.messages)
 
 

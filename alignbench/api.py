@@ -131,6 +131,8 @@ class ScorePlan:
     max_answer_chars: int | None = None
     samples: int = 1  # judgments asked per answer (see run_score_plan)
     upstream: UpstreamProtocol | None = None  # the protocol of an --upstream checkout (upstream.load_protocol)
+    canary: list[Item] = field(default_factory=list)  # the judge canary's items (canary.py), judged fresh
+    canary_note: str | None = None  # why the canary was asked for and cannot run
 
     @property
     def models(self) -> list[str]:
@@ -145,13 +147,15 @@ class ScorePlan:
         """Every request per judge, for estimates (``--dry-run``) and ``--max-cost``: each of the K samples
         per answer is a request of its own (its own seed and cache entry), so it is priced too."""
         items = self.items if self.samples == 1 else sample_items(self.items, self.samples)
-        return [(self.config, [it.request for it in items])]
+        return [(self.config, [it.request for it in items] + [it.request for it in self.canary])]
 
     def warnings(self) -> list[str]:
         """What the caller should hear before the run starts: answers that are missing (not judged, and
         listed in summary.json), and samples that may not differ (several at judge temperature 0)."""
         out = [f"{len(ids)} of {len(self.questions)} questions have no answer from {name}; they are not judged "
                "and are listed in summary.json" for name, ids in self.missing.items()]
+        if self.canary_note:
+            out.append(self.canary_note)
         if self.samples > 1 and self.config.decoding.temperature == 0:
             out.append(f"--samples {self.samples} at judge temperature 0: the samples differ only if the server's "
                        "sampling uses the seed; pass --temperature (e.g. 0.7) to measure the judge's spread")
@@ -274,6 +278,8 @@ def plan_score(questions: PathLike | Sequence[Question] | None,
     names = _judges(judge)
     if proto is not None and len(names) > 1:
         raise InputError("--judge", None, "--upstream runs one judge at a time")
+    if len(names) > 1 and settings.canary is not False:  # the canary runs with one judge (docs/trust.md §7)
+        settings = settings.replace(canary=False)
     plans = [_plan_one(questions, answers, n, model=model, allow_empty=allow_empty, samples=samples,
                        settings=settings, proto=proto) for n in names]
     return EnsemblePlan(judges=names, plans=plans) if len(names) > 1 else plans[0]
@@ -306,9 +312,14 @@ def _plan_one(questions: PathLike | Sequence[Question], answers: PathLike | Sequ
         pairs.extend(joined.pairs)
         missing.update(joined.missing)
     chars = settings.max_answer_chars
+    from alignbench import canary
+
+    canary_items, canary_note = canary.plan_items(config, rub, chars) if canary.wanted(settings.canary, config) \
+        and proto is None else ([], None)
     items = proto.plan_single(pairs, rub, config) if proto is not None else plan(pairs, rub, config, chars)
     return ScorePlan(config=config, rubric=rub, questions=qs, items=items, questions_record=record, sources=sources,
-                     missing=missing, max_answer_chars=chars, samples=samples, upstream=proto)
+                     missing=missing, max_answer_chars=chars, samples=samples, upstream=proto, canary=canary_items,
+                     canary_note=canary_note)
 
 
 def _score_dirs(p: ScorePlan, out: PathLike | None) -> dict[str, Path]:
@@ -435,6 +446,11 @@ async def score_from_plan_async(p: ScorePlan | EnsemblePlan, *, out: PathLike | 
     run's manifest (one judge only). Returns one finished ``Run`` per model."""
     if isinstance(p, EnsemblePlan):
         return await _ensemble(p, out=out, force=force, seed=seed, on_event=on_event, settings=settings)
+    if p.canary:  # judged first, fresh: its result goes into every run's manifest (docs/trust.md §7)
+        from alignbench.canary import run_canary
+
+        dirs = [str(d) for d in _score_dirs(p, out).values()]
+        extra_manifest = {**(extra_manifest or {}), "canary": await run_canary(p, p.canary, settings, dirs)}
     return await run_score_plan(p, out=out, force=force, seed=seed, on_event=on_event, extra_manifest=extra_manifest,
                                 channel=channel_for(settings.batch, settings.max_cost, [p.config]), settings=settings)
 
@@ -475,7 +491,7 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
                       "ensemble": [p.config.public() for p in plans]}, "rubric": rub.id})
         usage = first.usage.model_copy(update={
             k: sum(getattr(per_judge[n][m].summary.usage, k) for n in names) for k in type(first.usage).model_fields})
-        section = {**disagreement(judged, rub.category_names()),
+        section = {**disagreement(judged, rub.category_names(), seed=seed),
                    "rubrics": {n: p.config.rubric for n, p in zip(names, plans, strict=True)},
                    "runs": {n: str(per_judge[n][m].dir) for n in names},
                    "scores": {n: {"overall": per_judge[n][m].summary.overall,
@@ -1284,10 +1300,127 @@ def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLik
     return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)
 
 
+# -- probes (docs/trust.md §6) ----------------------------------------------------------------------
+
+
+@dataclass
+class ProbePlan:
+    """``probe``'s plan: the run probed and, per perturbation, the plan that judges its rewritten answers
+    with the run's judge (every prompt rendered; ``--dry-run`` prints ``requests()``)."""
+
+    run: Run
+    plans: dict[str, ScorePlan]  # perturbation -> plan of its rewritten answers
+    answers: dict[str, list[Answer]]  # perturbation -> the rewritten answers
+
+    def requests(self) -> list[tuple[ModelConfig, list[ModelRequest]]]:
+        """Every request, under the one judge (one estimate row)."""
+        plans = list(self.plans.values())
+        return [(plans[0].config, [it.request for p in plans for it in p.items])] if plans else []
+
+
+@takes_settings("judge")
+def plan_probe(run_dir: PathLike, perturb: str | Sequence[str] = ("markdown", "plain", "filler", "summary-pad"), *,
+               settings: JudgeSettings) -> ProbePlan:
+    """Rewrite each answer the run judged in style only (``probes.REWRITES``) and plan judging the rewrites
+    with the run's judge, rebuilt from its manifest (model id, server, rubric, decoding); a setting given
+    here (e.g. ``base_url``) goes over the manifest's. Calls nothing."""
+    from alignbench.probes import REWRITES, check_perturbations, settings_from_manifest
+
+    run = load_run(run_dir)
+    try:
+        names = check_perturbations(perturb.split(",") if isinstance(perturb, str) else perturb)
+        recorded = settings_from_manifest(run.summary.run.judge, run.summary.run.max_answer_chars)
+    except ValueError as exc:
+        raise InputError("--perturb", None, str(exc)) from None
+    defaults = JudgeSettings.model_fields
+    given = {k for k in settings.model_fields_set if getattr(settings, k) != defaults[k].default}
+    settings = settings.replace(**{k: v for k, v in recorded.items() if k not in given}, canary=False)
+    from alignbench.rundir import find_recorded, load_answer_texts
+
+    qpath = find_recorded(str(run.summary.run.questions.get("path", "")), run.dir)
+    if qpath is None or run.questions is None:
+        raise InputError(str(run.dir), None, f"cannot probe: {run.questions_note or 'no question file'}")
+    questions = run.questions
+    texts, problem = load_answer_texts(run)
+    if problem:
+        raise InputError(str(run.dir), None, f"cannot probe: {problem}")
+    judge = run.summary.run.judge["name"]
+    plans, answers = {}, {}
+    for name in names:
+        fn = REWRITES[name].fn
+        rewritten = []
+        for qid, a in sorted(texts.items()):
+            q = questions.get(qid)
+            qtext = q.question if q is not None else ""
+            rewritten.append(a.model_copy(update={"text": fn(qtext, a.text),
+                                                  "turns": tuple(fn(qtext, t) for t in a.turns)}))
+        answers[name] = rewritten
+        plans[name] = _plan_one(qpath, rewritten, judge, model=None, allow_empty=True, samples=1, settings=settings)
+    return ProbePlan(run=run, plans=plans, answers=answers)
+
+
+@takes_settings("call")
+async def probe_async(p: ProbePlan, *, force: bool = True, n_boot: int = 1000, seed: int = 0,
+                      on_event: EventHandler | None = None, settings: JudgeSettings) -> dict[str, Any]:
+    """Judge a probe plan through the normal engine (cache, batch, ``max_cost``: one budget for every
+    perturbation) into ``<run>/probes/<name>/`` and write ``<run>/probes.json``: per perturbation, the
+    paired score change (rewrite − original) with its CI overall and per category, and the share of
+    answers whose score moved (``probes.effects``). Returns what ``probes.json`` holds."""
+    from alignbench.probes import PROBES_DIR, PROBES_FILE, REWRITES, effects
+
+    run, plans = p.run, p.plans
+    configs = [pl.config for pl in plans.values()]
+    channel = channel_for(settings.batch, settings.max_cost, configs[:1])
+    store, owned = open_store(settings.cache)
+    try:
+        if channel:
+            channel.check_start(p.requests(), store)
+        out: dict[str, Any] = {}
+        cats = plans[next(iter(plans))].rubric.category_names() if plans else []
+        for name, plan in plans.items():
+            target = run.dir / PROBES_DIR / folder_name(name)
+            runs = await run_score_plan(plan, out=target, force=force, seed=seed, on_event=on_event, channel=channel,
+                                        settings=settings, cache=store, extra_manifest={"probe": name,
+                                                                                         "probed_run": str(run.dir)})
+            probed = next(iter(runs.values()))
+            with RunFolder(target) as folder:
+                folder.write_jsonl("answers.jsonl", [a.model_dump(mode="json") for a in p.answers[name]])
+            rw = REWRITES[name]
+            out[name] = {"changes": rw.changes, "keeps": rw.keeps, "dir": str(target),
+                         **effects(run.judgments, probed.judgments, cats, n_boot=n_boot, seed=seed)}
+    finally:
+        if owned:
+            store.close()
+    payload = {"run": str(run.dir), "judge": run.summary.run.judge.get("name"),
+               "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95}, "probes": out}
+    with RunFolder(run.dir) as folder:
+        old = {}
+        if (run.dir / PROBES_FILE).is_file():
+            from alignbench import safejson
+
+            saved = safejson.read_json(run.dir / PROBES_FILE)
+            old = saved.get("probes", {}) if isinstance(saved, dict) else {}
+        payload["probes"] = {**old, **out}
+        folder.write_json(PROBES_FILE, payload)
+    return payload
+
+
+probe = _blocking(probe_async)
+
+
+def canary_history(judge: str | None = None, *, cache: PathLike | None = None) -> list[dict[str, Any]]:
+    """The judge canary's history (``canary.py``; beside the reply cache, or the file ``cache`` names),
+    oldest first, of one judge name or of every judge: each record's time, judge identity (name, model id,
+    hosts, served model ids), rubric, runs and per-item scores."""
+    from alignbench.canary import history_path, read_history
+
+    return read_history(history_path(cache), judge)
+
+
 __all__ = ["RUN_PHASES", "ComparePlan", "EnsemblePlan", "JudgeCatalog", "JudgePrompt", "JudgeSettings", "NotFoundError",
            "PairwiseRun",
-           "PreferenceError", "Run", "RunError", "RunView", "ScorePlan", "answer", "answer_async", "audit", "bridge",
+           "PreferenceError", "ProbePlan", "Run", "RunError", "RunView", "ScorePlan", "answer", "answer_async", "audit", "bridge",
            "calibrate", "compare", "compare_async", "judge_catalog", "judge_config", "load_run", "meta_eval",
-           "meta_eval_async", "open_store", "plan_compare", "plan_meta_eval", "plan_score", "prompt",
+           "meta_eval_async", "open_store", "plan_probe", "probe", "probe_async", "canary_history", "plan_compare", "plan_meta_eval", "plan_score", "prompt",
            "read_preferences", "report", "run", "run_async", "run_score_plan", "score", "score_async",
            "score_from_plan", "score_from_plan_async", "show", "winrate", "Judgment"]

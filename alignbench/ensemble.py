@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from alignbench.stats import corr, undefined_reason
+from alignbench.stats.agreement import agreement
 from alignbench.stats.fmt import rnd as _r
 from alignbench.types import Judgment, Status, Usage
 
@@ -99,7 +100,8 @@ def _summarise(pairs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def disagreement(per_judge: Mapping[str, Sequence[Judgment]], categories: Sequence[str]) -> dict[str, Any]:
+def disagreement(per_judge: Mapping[str, Sequence[Judgment]], categories: Sequence[str], *,
+                 n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """How much the judges disagree, on the answers every judge scored.
 
     Per category and overall: ``mad`` = mean absolute difference of two judges' overall scores of
@@ -107,11 +109,17 @@ def disagreement(per_judge: Mapping[str, Sequence[Judgment]], categories: Sequen
     the category's answers (None with ``undefined`` when a judge gave every answer the same score).
     With more than two judges both are averaged over judge pairs (``pairs`` has each one). Per
     dimension: ``mad`` over all answers where both judges scored that dimension.
+
+    ``alpha`` (per category and overall): Krippendorff's α of the judges' overall scores, interval and
+    ordinal, each with a bootstrap CI over answers (``stats.agreement``): one chance-corrected figure
+    for any number of judges; an answer a judge failed counts with the judges that scored it.
     """
     names = list(per_judge)
     index = {name: {(j.question_id, j.model): j for j in js if j.status is Status.OK}
              for name, js in per_judge.items()}
     keys = [k for k in index[names[0]] if all(k in index[n] for n in names[1:])]
+    category = {k: j.category for n in names for k, j in index[n].items()}
+    every = list(category)  # answers at least one judge scored (α takes missing ratings)
     cats: dict[str, Any] = {}
     for cat in [*categories, None]:
         mine = [k for k in keys if cat is None or index[names[0]][k].category == cat]
@@ -119,10 +127,13 @@ def disagreement(per_judge: Mapping[str, Sequence[Judgment]], categories: Sequen
             continue
         pairs = {f"{a} vs {b}": _pair_stats([index[a][k].overall for k in mine], [index[b][k].overall for k in mine])
                  for a, b in combinations(names, 2)}
+        rated = [k for k in every if cat is None or category[k] == cat]
+        alpha = agreement(np.array([[index[n][k].overall if k in index[n] else np.nan for n in names] for k in rated],
+                                   dtype=float).reshape(len(rated), len(names)), n_boot=n_boot, seed=seed)
         if cat is None:
-            overall = _summarise(pairs)
+            overall = {**_summarise(pairs), "alpha": alpha}
         else:
-            cats[cat] = _summarise(pairs)
+            cats[cat] = {**_summarise(pairs), "alpha": alpha}
     dims: dict[str, Any] = {}
     all_dims = dict.fromkeys(d for k in keys for n in names for d in index[n][k].scores)
     for dim in all_dims:

@@ -604,6 +604,10 @@ class MetaEvalResult(Result):
     scales: dict[str, Any]
     bootstrap: dict[str, Any]
     results: dict[str, dict[str, dict[str, Any]]]
+    agreement: dict[str, Any] | None = None  # several judges: Krippendorff's α per protocol (stats.agreement)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"agreement"} if self.agreement is None else None)
 
     def _entries(self) -> list[dict[str, Any]]:
         return [m for per_protocol in self.results.values() for entry in per_protocol.values()
@@ -643,6 +647,7 @@ async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retr
     from alignbench.scoring import judge_items, usage_totals
 
     results: dict[str, dict[str, Any]] = {}
+    point_scores: dict[str, dict[str, list[float | None]]] = {}  # protocol -> judge -> score per row
     retry = RetryPolicy(attempts=attempts)
     for j, p, config, rub in plan.combos:
         if on_combo is not None:
@@ -677,16 +682,36 @@ async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retr
             for key in usage:
                 usage[key] += getattr(totals, key)
         entry = _combo_metrics(plan.data, rub, judgments, pair_judgments, n_boot, seed)
+        if judgments:
+            point_scores.setdefault(p, {})[j] = [x.overall if x.status.value == "ok" else None for x in judgments]
         results.setdefault(j, {})[p] = {"judge": config.public(), "rubric": rub.id, **entry, "usage": usage}
         if folder is not None:
             _write_combo(folder, f"{folder_name(j)}__{p}", plan.data, judgments, pair_judgments)
     humans = [r.human for r in plan.data.points]
     first_rub = plan.combos[0][3]
+    agreement = {p: judge_agreement(plan.data.points, by_judge, n_boot, seed)
+                 for p, by_judge in point_scores.items() if len(by_judge) > 1} if len(plan.judges) > 1 else None
     return MetaEvalResult(
         judges=plan.judges, protocols=plan.protocols, data=plan.data.files,
         scales={"judge": [first_rub.scale.min, first_rub.scale.max],
                 "human_observed": [min(humans), max(humans)] if humans else None, "note": SCALE_NOTE},
-        bootstrap={"resamples": n_boot, "seed": seed, "level": 0.95}, results=results)
+        bootstrap={"resamples": n_boot, "seed": seed, "level": 0.95}, results=results, agreement=agreement)
+
+
+def judge_agreement(rows: Sequence[PointRow], by_judge: dict[str, list[float | None]], n_boot: int,
+                    seed: int) -> dict[str, Any]:
+    """Krippendorff's α between the judges' scores of the same labelled rows (a row a judge failed is
+    missing for that judge only), overall and per category: how far the judges agree with each other,
+    beside how far each agrees with the humans."""
+    from alignbench.stats.agreement import agreement
+
+    names = list(by_judge)
+    ratings = np.array([[np.nan if by_judge[n][i] is None else by_judge[n][i] for n in names]
+                        for i in range(len(rows))], dtype=float).reshape(len(rows), len(names))
+    cats = list(dict.fromkeys(r.question.category for r in rows))
+    return {"judges": names, "overall": agreement(ratings, n_boot, seed),
+            "categories": {c: agreement(ratings[[i for i, r in enumerate(rows) if r.question.category == c]],
+                                        n_boot, seed) for c in cats}}
 
 
 def _outcomes(data: MetaData, pair_judgments: list[Any]) -> list[PairOutcome]:

@@ -67,6 +67,9 @@ class JudgeSettings(BaseModel):
     prompt_format: Literal["chat", "completion"] | None = Field(
         None, description="completion: send the bare prompt string to /v1/completions (no chat template), as "
                           "CritiqueLLM's authors run it; chat: messages (default: the preset's)")
+    canary: bool | None = Field(
+        None, description="score: judge the fixed canary items too and compare with this judge's last canary "
+                          "(drift: exit 4); default on for API judges whose model id ends in 'latest'")
     options: Mapping[str, Any] | None = Field(None, description="backend options, e.g. hf judges' device, batch_size")
     upstream: str | Path | None = Field(
         None, description="a clone of THUDM/AlignBench or FastChat: judge exactly as its own script does, its prompts "

@@ -288,21 +288,21 @@ def _module(path: Path) -> str:
 
 # The layers of docs/architecture.md, lowest first: a module imports only from its own layer or a lower one.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "core": ("safejson", "types", "redact", "reasoning", "logprobs", "upstream", "stats", "stats.fmt", "parse", "rubrics",
-             "structured", "data", "prompts", "judges.base"),  # judges.base: the client protocol, pure
+    "core": ("safejson", "types", "redact", "reasoning", "logprobs", "upstream", "stats", "stats.fmt",
+             "stats.agreement", "stats.paired", "parse", "rubrics", "structured", "data", "prompts",
+             "judges.base"),  # judges.base: the client protocol, pure
     "clients": ("judges", "judges.pool", "judges.constrained", "judges.local", "judges.openai_api",
                 "judges.zhipuai_api", "cache"),
     "engine": ("engine",),
     "run folders": ("rundir", "reviews"),
     "features": ("aggregate", "cost", "batch", "scoring", "answering", "ensemble", "pairwise", "pairwise.compare",
-                 "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "exporting", "upstream.alignbench_official",
-                 "upstream.fastchat_mtbench", "trust", "trust.base",
-                 "trust.calibration", "trust.bridge", "trust.audits", "trust.variance", "trust.runs"),
+                 "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "exporting", "probes", "canary",
+                 "upstream.alignbench_official", "upstream.fastchat_mtbench", "trust", "trust.base", "trust.calibration", "trust.bridge", "trust.audits", "trust.variance", "trust.runs"),
     "reporting": ("reporting", "reporting.charts", "reporting.compare", "reporting.markdown", "reporting.terminal"),
     "api": ("settings", "api", ""),  # "": the package itself, which re-exports the API
     "view": ("view", "view.data", "view.queue", "view.render", "view.export", "view.server"),
     "cli": ("cli", "cli.app", "cli.options", *(f"cli.{c}" for c in ("answer", "batches", "compare", "importing",
-            "judges", "metaeval", "report", "score", "trust", "view", "exporting")), "__main__"),
+            "judges", "metaeval", "report", "score", "trust", "view", "exporting", "probe", "canary")), "__main__"),
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import krippendorff
 import numpy as np
 import pytest
 from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, read_jsonl, run_cli
@@ -80,6 +81,8 @@ def test_disagreement_by_hand() -> None:
     diffs = [abs(a - (b + 1)) for _, _, a, b in ROWS]
     assert d["dimensions"]["事实正确性"] == {"n": 7, "mad": pytest.approx(np.mean(diffs), abs=1e-4)}
     assert d["n_answers"] == d["n_compared"] == 7
+    # α per category too: 文本写作's two judges rank its answers in opposite orders
+    assert d["categories"]["文本写作"]["alpha"]["interval"]["alpha"] < 0 < d["categories"]["数学计算"]["alpha"]["interval"]["alpha"]
 
 
 def test_disagreement_skips_failed_answers_and_averages_judge_pairs() -> None:
@@ -128,6 +131,10 @@ def test_score_with_two_judges(tmp_path: Path) -> None:
         x = np.array([a["overall"] for a in per["openai:length"]])
         y = np.array([b["overall"] for b in per["openai:noise"]])
         assert ens["overall"]["mad"] == pytest.approx(np.abs(x - y).mean(), abs=1e-4)
+        for level in ("interval", "ordinal"):  # Krippendorff's α beside the disagreement, by the package
+            a = ens["overall"]["alpha"][level]
+            expected = krippendorff.alpha(reliability_data=np.vstack([x, y]), level_of_measurement=level)
+            assert a["alpha"] == pytest.approx(expected, abs=1e-4) and a["ci"][0] <= a["alpha"] <= a["ci"][1]
         for cat, fig in ens["categories"].items():
             idx = [i for i, a in enumerate(per["openai:length"]) if a["category"] == cat]
             assert fig["n"] == 4 and fig["mad"] == pytest.approx(np.abs(x[idx] - y[idx]).mean(), abs=1e-4)
@@ -141,7 +148,7 @@ def test_score_with_two_judges(tmp_path: Path) -> None:
         assert summary["overall"] is not None and summary["n_ok"] == 32
     shown = run_cli("show", str(out / "model-a"))
     assert shown.returncode == 0, shown.stderr
-    assert "judge disagreement" in shown.stdout and "MAD" in shown.stdout and "总分 overall" in shown.stdout
+    assert "judge disagreement" in shown.stdout and "MAD" in shown.stdout and "α interval" in shown.stdout and "总分 overall" in shown.stdout
 
 
 def test_ensemble_bad_judge_fails_before_any_call(stub: StubServer, tmp_path: Path) -> None:

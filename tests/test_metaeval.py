@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+import krippendorff
 import numpy as np
 import pytest
 from conftest import SHARED, run_cli, write_jsonl
@@ -256,6 +257,13 @@ def test_meta_eval_json_matches_hand_values(table_stub: StubServer, files: tuple
         assert flat["pointwise"]["undefined"] == "judge scores are constant"
         assert flat["pointwise"]["system_level"]["undefined"] == "judge model means are constant"
         _close(flat["pairwise"], PAIR_FLAT)
+        # Krippendorff's α between the two judges' scores of the same rows (the failed row: good's is missing)
+        agr = out["agreement"][protocol]
+        good_scores = [np.nan if s is None else s for *_, s in POINTS]
+        expected = krippendorff.alpha(reliability_data=[good_scores, [5] * len(POINTS)], level_of_measurement="interval")
+        assert agr["judges"] == ["openai:good", "openai:flat"] and agr["overall"]["n_units"] == 11
+        assert agr["overall"]["interval"]["alpha"] == pytest.approx(expected, abs=1e-4)
+        assert set(agr["categories"]) == {c for _, c, *_ in POINTS}
     # each (judge, protocol) is its own set of prompts: 12 rows + 7 pairs × 2, plus one parse retry
     # of the failing row and of the failing order each
     assert table_stub.calls == 2 * (12 + 1 + 14 + 1) + 2 * (12 + 14 + 1)

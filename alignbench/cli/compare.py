@@ -44,7 +44,7 @@ def _check_choice(value: str | None, option: str, choices: tuple[str, ...]) -> N
 
 
 @app.command()
-@judge_options()
+@judge_options(skip=("canary",))  # the canary runs with score
 def compare(
     answers: Annotated[list[Path], typer.Option("--answers", "-a", help="Answer file(s) of the model(s) to compare, JSONL; repeat for several.")],
     baselines: Annotated[list[Path], typer.Option("--baseline", "-b", help="Answer file of the baseline model, JSONL (one).")],

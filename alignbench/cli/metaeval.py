@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 
 @app.command("meta-eval")
-@judge_options(skip=("protocol", "upstream"))  # its --protocol names several; no upstream protocol
+@judge_options(skip=("protocol", "upstream", "canary"))  # its --protocol names several; no upstream protocol; the canary runs with score
 def meta_eval(
     data: Annotated[list[Path], typer.Option("--data", "-d", help="Human-labelled file (JSONL or a JSON list), or a run folder whose reviews.jsonl holds the labels; repeat for several. Pointwise: response + human_score; pairwise: response_1/response_2 + label (CritiqueLLM 0/1/2, LLMBar output_1/output_2 + 1/2).")],
     judge: Annotated[str, typer.Option("--judge", "-j", help="Judge preset(s) or BACKEND:MODEL, comma-separated.")] = "critiquellm",

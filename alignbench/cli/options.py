@@ -262,6 +262,10 @@ PromptFormatOpt = Annotated[str | None, typer.Option(
     "--prompt-format", help="completion: the bare prompt string through /v1/completions, no chat template (how "
                             "CritiqueLLM is run by its authors; the critiquellm presets' default); chat: messages "
                             "through /v1/chat/completions. Default: the preset's.")]
+CanaryOpt = Annotated[bool | None, typer.Option(
+    "--canary/--no-canary", help="score: also judge the 16 fixed canary answers (fresh, uncached) and compare with "
+                                 "this judge name's last canary; a drift beyond noise is reported and exits 4. "
+                                 "Default: on for API judges whose model id ends in 'latest' (docs/trust.md).")]
 JudgeDeviceOpt = Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")]
 JudgeBatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")]
 
@@ -291,6 +295,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "structured_via": (StructuredViaOpt, None),
     "score_from": (ScoreFromOpt, None),
     "prompt_format": (PromptFormatOpt, None),
+    "canary": (CanaryOpt, None),
     "device": (JudgeDeviceOpt, None),
     "batch_size": (JudgeBatchSizeOpt, None),
     "batch": (BatchOpt, False),

@@ -78,13 +78,20 @@ def score(
             return
         with progress() as on_event:  # the plan checked above is the one run (nothing loaded or rendered twice)
             runs = api.score_from_plan(plan, out=out, force=force, seed=seed, on_event=on_event, settings=settings)
+    from alignbench.canary import DRIFT_EXIT, drift_message
+
     for run in runs.values():
         for message in getattr(run.summary.run, "notes", None) or []:
             warn(message)
+    drifts = list(dict.fromkeys(m for r in runs.values() if (m := drift_message(getattr(r.summary.run, "canary", None)))))
     if fmt == "json":
         payloads = {m: r.summary.as_json() for m, r in runs.items()}
         print_json(next(iter(payloads.values())) if len(payloads) == 1 else {"models": payloads})
+        for message in drifts:
+            warn(message)
         exit_on_run_failures(runs, max_failed)
+        if drifts:
+            raise typer.Exit(DRIFT_EXIT)
         return
     from alignbench.reporting.terminal import print_disagreement, print_summary
     from alignbench.rubrics import load_rubric
@@ -97,16 +104,30 @@ def score(
             from alignbench.reporting.terminal import print_samples
 
             print_samples(run.summary.samples, console)
+        canary = getattr(run.summary.run, "canary", None)
+        if isinstance(canary, dict) and not canary.get("drift"):
+            from alignbench.stats import fmt as f
+
+            prev = (canary.get("compared_with") or {}).get("time")
+            console.print(f"judge canary: {canary['items']} items" + (
+                f", {f.signed(canary.get('shift'))} points vs {prev} (p {f.p_value(canary.get('p_value'))}), no drift"
+                if prev else ", first record of this judge"), style="dim", markup=False, highlight=False)
         console.print(f"run folder: {run.dir}", style="dim", markup=False, highlight=False)
+    for message in drifts:
+        warn(message)
     exit_on_run_failures(runs, max_failed)
+    if drifts:
+        raise typer.Exit(DRIFT_EXIT)
 
 
 def _print_dry_run(p) -> None:  # noqa: ANN001 - an api.ScorePlan
     if not p.items:
         return
     first = p.items[0]
-    console.print(f"{len(p.items)} request(s) would go to {p.config.name} ({p.config.model}); first: question "
-                  f"{first.question.id}, model {first.answer.model}", style="bold", markup=False, highlight=False)
+    console.print(f"{len(p.items)} request(s) would go to {p.config.name} ({p.config.model})"
+                  + (f" plus {len(p.canary)} judge canary request(s), never cached" if p.canary else "")
+                  + f"; first: question {first.question.id}, model {first.answer.model}", style="bold", markup=False,
+                  highlight=False)
     print_messages(first.request.messages)
 
 

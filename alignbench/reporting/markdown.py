@@ -443,12 +443,12 @@ def _comparison_block(c: Comparison, t: dict[str, str], zh: bool) -> dict[str, A
 
 TRUST_STRINGS: dict[str, dict[str, str]] = {
     "zh": {"bridged_mark": "（桥接）", "calibrated_col": "校准总分", "calibration": "校准分数（人类量表）",
-           "audit": "评审偏差审查", "cal_score": "分数", "cal_judge": "仅评审", "cal_ppi": "校准",
+           "audit": "评审偏差审查", "probes": "风格反事实探针", "cal_score": "分数", "cal_judge": "仅评审", "cal_ppi": "校准",
            "cal_labels": "仅人工标注", "cal_n": "标注 / 回答", "cal_eff": "等效标注数",
            "calibrated_note": "校准总分：评审分数加人工标注校正后的人类量表估计（预测驱动推断），其 95% CI 同时包含抽样误差与"
                               "评审误差；‡ 表示某些类别标注太少，见下文。"},
     "en": {"bridged_mark": " (bridged)", "calibrated_col": "calibrated", "calibration": "Calibrated scores (human scale)",
-           "audit": "Judge bias audit", "cal_score": "score", "cal_judge": "judge only", "cal_ppi": "calibrated",
+           "audit": "Judge bias audit", "probes": "Counterfactual style probes", "cal_score": "score", "cal_judge": "judge only", "cal_ppi": "calibrated",
            "cal_labels": "labels only", "cal_n": "labels / answers", "cal_eff": "effective labels",
            "calibrated_note": "Calibrated: the human-scale estimate from the judge's scores corrected by human labels "
                               "(prediction-powered inference); its 95% CI covers both the sampling error and the "
@@ -691,6 +691,64 @@ def _bold_md(line: str) -> str:
     return md_text(line)
 
 
+def _canary_notes(runs: Sequence[Run], zh: bool) -> list[str]:
+    """One line per run judged with the canary (docs/trust.md §7): drift (bold, naming the earlier run)
+    or how it compared."""
+    out = []
+    for r in runs:
+        c = getattr(r.summary.run, "canary", None)
+        if not isinstance(c, dict):
+            continue
+        prev = c.get("compared_with") or {}
+        if c.get("drift"):
+            out.append("**" + md_text(f"{r.label or r.model}: " + (
+                f"评审金丝雀漂移：与 {prev.get('time')}（运行 {', '.join(prev.get('run') or [])}）相比平均变化 "
+                f"{fmt.signed(c.get('shift'))} 分，p {fmt.p_value(c.get('p_value'))}；评审可能已在同名下更换。" if zh else
+                f"judge canary drift: {fmt.signed(c.get('shift'))} points vs {prev.get('time')} (run "
+                f"{', '.join(prev.get('run') or [])}), p {fmt.p_value(c.get('p_value'))}; the judge may have "
+                "changed behind the same name.")) + "**")
+        elif prev:
+            out.append(md_text(f"{r.label or r.model}: " + (
+                f"评审金丝雀：与 {prev.get('time')} 相比平均变化 {fmt.signed(c.get('shift'))} 分，未见漂移。" if zh else
+                f"judge canary: {fmt.signed(c.get('shift'))} points vs {prev.get('time')}, no drift.")))
+        else:
+            out.append(md_text(f"{r.label or r.model}: " + ("评审金丝雀：首次记录。" if zh else
+                                                            "judge canary: first record of this judge.")))
+    return out
+
+
+def _probe_blocks(runs: Sequence[Run], zh: bool) -> list[dict[str, Any]]:
+    """Per run with ``probes.json`` (``alignbench probe``): each rewrite's paired effect on the judge's score,
+    overall then per category. A judge that ignores style shows about 0; a CI that excludes 0 is a bias
+    in the judge, measured on the same answers (docs/trust.md §6)."""
+    from alignbench.probes import PROBES_FILE
+
+    blocks = []
+    for r in runs:
+        path = r.dir / PROBES_FILE
+        if not path.is_file():
+            continue
+        try:
+            data = safejson.read_json(path)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        rows = []
+        for name, p in data.get("probes", {}).items():
+            for cat, e in [("全部" if zh else "all", p["overall"]), *p.get("categories", {}).items()]:
+                rows.append([md_text(name) if cat in ("全部", "all") else "", md_text(cat), fmt.signed(e.get("mean")),
+                             fmt.ci(e.get("ci"), sign=True), fmt.pct(e.get("share_moved")), str(e.get("n", 0))])
+        header = (["探针", "类别", "效应", "95% CI", "变动比例", "n"] if zh
+                  else ["probe", "category", "effect", "95% CI", "moved", "n"])
+        note = ("效应 = 改写后与原回答综合得分之差的均值（同一回答配对），只改风格不改内容；CI 不含 0 即评审对该风格有偏好。" if zh else
+                "effect = mean paired change (rewrite − original overall score) on the same answers, style only; "
+                "a CI that excludes 0 is the judge's preference for that style.")
+        blocks.append({"title": md_text(f"{r.label or r.model} · {data.get('judge')}"), "note": note,
+                       "header": header, "rows": rows, "align": ["l", "l", "r", "r", "r", "r"]})
+    return blocks
+
+
 def render_markdown(context: dict[str, Any]) -> str:
     """Render the report template (StrictUndefined: a missing value is an error, never an empty cell)."""
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined, autoescape=False,
@@ -791,7 +849,8 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "runs_table": _runs_table(shown, t, baseline),
-        "run_notes": _run_notes(shown, lang) + _bridge_notes(shown, zh) + _review_notes(shown, zh),
+        "run_notes": _run_notes(shown, lang) + _bridge_notes(shown, zh) + _review_notes(shown, zh)
+                     + _canary_notes(shown, zh),
         "warnings": [md_text(w) for w in header_warnings],
         "top_warnings": _family_warnings(shown, zh),
         "leaderboard": board,
@@ -802,6 +861,7 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
         "weak_spots": [_weak_spots(r, t) for r in runs],
         "comparisons": [_comparison_block(c, t, zh) for c in comparisons],
         "audits": [_audit_block(a, t, zh) for a in audits],
+        "probes": _probe_blocks(shown, zh),
         "dialogues": _dialogue_section(shown, t, baseline),
     }
     return render_markdown(context), result

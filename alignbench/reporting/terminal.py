@@ -350,6 +350,17 @@ def print_meta_eval(payload: MetaEvalResult, rub: Rubric, console: Console) -> N
                 cat_table.add_row(cat, *cells)
         console.print(cat_table)
         _per_file(payload, combos, "pointwise", "spearman", "pointwise · Spearman ρ per file (n)", console)
+        for p, agr in (payload.agreement or {}).items():
+            table = Table(title=f"agreement between judges · {p} · {escape(' + '.join(agr['judges']))}",
+                          header_style="bold", title_style="bold",
+                          caption="Krippendorff's α of the judges' scores of the same rows, 95% bootstrap CI over rows")
+            for col in ("类别 category", "α interval", "α ordinal", "n"):
+                table.add_column(col, justify="left" if col.startswith("类别") else "right", no_wrap=True)
+            for cat, a in agr["categories"].items():
+                table.add_row(cat, *_alpha_cells(a), str(a["n_units"]))
+            table.add_section()
+            table.add_row("[bold]全部 all[/]", *_alpha_cells(agr["overall"]), str(agr["overall"]["n_units"]))
+            console.print(table)
     if first["pairwise"] is not None:
         console.print(_grid(payload, "pairwise", "agreement",
                             "pairwise · agreement with human labels (both orders, 95% CI) · protocols × judges"))
@@ -392,13 +403,37 @@ def _per_file(payload: MetaEvalResult, combos: list[tuple[str, str]], kind: str,
     console.print(table)
 
 
+def print_probes(result: dict[str, Any], console: Console) -> None:
+    """Each style probe's paired effect on the judge's score, overall and per category."""
+    table = Table(title=f"style probes · {escape(str(result.get('judge')))}", header_style="bold", title_style="bold",
+                  caption="effect = mean (rewrite − original) overall score over answers both judged, 95% bootstrap "
+                          "CI; moved = share of answers whose score changed; a judge that ignores style shows ≈ 0")
+    for col in ("probe", "类别 category", "effect", "95% CI", "moved", "n"):
+        table.add_column(col, justify="left" if col in ("probe", "类别 category") else "right", no_wrap=True)
+    for name, p in result["probes"].items():
+        for cat, e in [("全部 all", p["overall"]), *p["categories"].items()]:
+            table.add_row(escape(name) if cat == "全部 all" else "", cat, fmt.signed(e["mean"]),
+                          fmt.ci(e["ci"], sign=True), fmt.pct(e["share_moved"]), str(e["n"]))
+        table.add_section()
+    console.print(table)
+
+
+def _alpha_cells(alpha: dict[str, Any] | None) -> list[str]:
+    """Krippendorff's α (interval, ordinal) with its CI, or why it is undefined (older runs: blank)."""
+    if not alpha:
+        return ["", ""]
+    return [f"{fmt.num(a['alpha'], 2)} [{fmt.ci(a['ci'])}]" if a.get("alpha") is not None else "undefined"
+            for a in (alpha.get("interval", {}), alpha.get("ordinal", {}))]
+
+
 def print_disagreement(ensemble: dict[str, Any], console: Console) -> None:
     """Per category: each judge's score, their mean absolute difference and rank correlation."""
     judges = ensemble["judges"]
     table = Table(title=f"judge disagreement · {escape(' + '.join(judges))}", header_style="bold", title_style="bold",
                   caption="MAD = mean |difference| between judges' overall scores of the same answer (1–10 points); "
                           "ρ = Spearman rank correlation of those scores within the category (undefined when "
-                          "a judge gave every answer there the same score); "
+                          "a judge gave every answer there the same score); α = Krippendorff's α of "
+                          "the judges' overall scores (interval, ordinal) with its 95% bootstrap CI; "
                           f"{ensemble['n_compared']} of {ensemble['n_answers']} answers scored by every judge")
     table.add_column("类别 category", no_wrap=True)
     scores = ensemble.get("scores", {})
@@ -406,14 +441,18 @@ def print_disagreement(ensemble: dict[str, Any], console: Console) -> None:
         table.add_column(escape(j), justify="right")
     table.add_column("MAD", justify="right")
     table.add_column("ρ", justify="right")
+    table.add_column("α interval", justify="right")
+    table.add_column("α ordinal", justify="right")
     table.add_column("n", justify="right")
     for cat, d in ensemble["categories"].items():
         table.add_row(cat, *[fmt.num(scores.get(j, {}).get("categories", {}).get(cat)) for j in judges],
-                      fmt.num(d["mad"]), fmt.num(d["spearman"], 3, 'undefined'), str(d["n"]))
+                      fmt.num(d["mad"]), fmt.num(d["spearman"], 3, 'undefined'), *_alpha_cells(d.get("alpha")),
+                      str(d["n"]))
     table.add_section()
     o = ensemble["overall"]
     table.add_row("[bold]全部 all[/]", *[fmt.num(scores.get(j, {}).get("overall")) for j in judges],
-                  fmt.num(o["mad"]), fmt.num(o["spearman"], 3, 'undefined'), str(o["n"]))
+                  fmt.num(o["mad"]), fmt.num(o["spearman"], 3, 'undefined'), *_alpha_cells(o.get("alpha")),
+                  str(o["n"]))
     console.print(table)
     if ensemble.get("dimensions"):
         console.print("[dim]per-dimension MAD: " + " · ".join(f"{d} {fmt.num(v['mad'])}" for d, v in

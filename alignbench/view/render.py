@@ -291,6 +291,7 @@ class Pages:
         return self._render("run.html", title=rv.label, rv=rv, s=s, cats=cats, dims=dims,
                             cells=self.cells(rv), cols=self.columns(), agreement=rv.agreement(),
                             recent=recent, problems=rv.reviews.problems, cmp=rv.comparison,
+                            has_probes=(rv.run.dir / "probes.json").is_file() and not self.settings.static,
                             turns=self.turn_table([rv]), figures=fmt.figures(s),
                             subcats=sorted((s.get("subcategories") or {}).values(),
                                            key=lambda x: (x.get("score") is None, x.get("score") or 0)))
@@ -440,6 +441,33 @@ class Pages:
                     flips.append({"folder": folder, "p": p})
         flips.sort(key=lambda x: (not x["p"].flip, x["p"].consistent is not False, x["p"].question_id))
         return self._render("pairwise.html", title="Pairwise", tables=self.pair_tables(), flips=flips)
+
+    def probe_page(self, rv: RunView) -> str | None:
+        """A run's style probes (``alignbench probe``): per rewrite, its effect and, answers that moved
+        first, the original answer beside its rewrite with both verdicts (score and the judge's text)."""
+        from alignbench.probes import PROBES_DIR, PROBES_FILE, load_probe
+
+        path = rv.run.dir / PROBES_FILE
+        if not path.is_file():
+            return None
+        from alignbench import safejson
+
+        try:
+            payload = safejson.read_json(path)
+        except (OSError, ValueError):
+            return None
+        probes = []
+        for name, eff in payload.get("probes", {}).items():
+            rewritten, judged = load_probe(rv.run.dir / PROBES_DIR / name)
+            rows = []
+            for qid, a in sorted(rv.answers.items()):
+                orig, new = rv.by_qid.get(qid), judged.get(qid)
+                delta = eff.get("per_answer", {}).get(str(qid))
+                rows.append({"qid": qid, "delta": delta, "answer": a.text, "rewrite": rewritten.get(qid),
+                             "orig": orig, "new": new})
+            rows.sort(key=lambda r: (-(abs(r["delta"]) if r["delta"] is not None else -1), r["qid"]))
+            probes.append({"name": name, "effect": eff, "rows": rows})
+        return self._render("probe.html", title=f"Probes · {rv.label}", rv=rv, probes=probes)
 
     def error_page(self, status: int, message: str) -> str:
         return self._render("error.html", title=f"{status}", status=status, message=message)

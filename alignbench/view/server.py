@@ -301,6 +301,12 @@ def create_app(data: ViewData, config: ServeConfig) -> Starlette:
         rv = data.run_by_key(request.path_params["key"])
         return html(pages.run_page(rv)) if rv else not_found("no such run")
 
+    async def probe_page(request: Request) -> Response:
+        await warm()
+        rv = data.run_by_key(request.path_params["key"])
+        page = pages.probe_page(rv) if rv else None
+        return html(page) if page else not_found("no probes of this run (alignbench probe RUN)")
+
     async def list_page(request: Request) -> Response:
         await warm()
         return html(pages.list_page(Query.parse(request.query_params)))
@@ -510,6 +516,7 @@ def create_app(data: ViewData, config: ServeConfig) -> Starlette:
     routes = [
         Route("/", leaderboard),
         Route("/run/{key}", run_page),
+        Route("/probe/{key}", probe_page),
         Route("/list", list_page),
         Route("/queue", queue_page),
         Route("/q/{qid:int}", question),

@@ -159,15 +159,29 @@ BatchFallbackOpt = Annotated[str, typer.Option(
 MaxCostOpt = Annotated[float | None, typer.Option(
     "--max-cost", min=0, help="Budget in the price table's currency (USD for OpenAI, CNY for ZhipuAI): refuse to "
                               "start when the upper-bound cost exceeds it, stop sending once it is spent.")]
+BatchFileOutOpt = Annotated[Path | None, typer.Option(
+    "--batch-file-out", help="Write the requests left after the cache as an OpenAI Batch input file and exit (code "
+                             "75), for vllm run-batch, Ray Data LLM or a LiteLLM batch proxy (docs/batch.md).")]
+BatchFileInOpt = Annotated[Path | None, typer.Option(
+    "--batch-file-in", help="Read the replies from an OpenAI Batch output file (matched by custom_id, cached); "
+                            "requests without a line are named and counted as failed.")]
 PENDING_EXIT = 75  # EX_TEMPFAIL: nothing failed, the replies are not there yet; run the same command later
 
 
-def batch_arg(batch: bool, no_wait: bool, fallback: str) -> object:
-    """The API's ``batch=`` from the options: False, or BatchOptions printing its progress to stderr."""
+def batch_arg(batch: bool, no_wait: bool, fallback: str, files: bool = False) -> object:
+    """The API's ``batch=`` from the options: False, or BatchOptions printing its progress to stderr
+    (``files``: --batch-file-out/--batch-file-in given, which JudgeSettings folds into it)."""
     if fallback not in ("batch", "online"):
         raise typer.BadParameter(f"{fallback!r}: give batch or online", param_hint="--batch-fallback")
     if no_wait and not batch:
         raise typer.BadParameter("needs --batch", param_hint="--no-wait")
+    if batch and files:
+        raise typer.BadParameter("--batch sends to the provider's batch API; batch files are for an engine of your "
+                                 "own: give one or the other", param_hint="--batch-file-out/--batch-file-in")
+    if files:
+        from alignbench.batch import BatchOptions
+
+        return BatchOptions(on_note=note)
     if not batch:
         return False
     from alignbench.batch import BatchOptions
@@ -267,6 +281,8 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "batch": (BatchOpt, False),
     "no_wait": (NoWaitOpt, False),
     "batch_fallback": (BatchFallbackOpt, "batch"),
+    "batch_file_out": (BatchFileOutOpt, None),
+    "batch_file_in": (BatchFileInOpt, None),
     "max_cost": (MaxCostOpt, None),
 }
 
@@ -286,7 +302,8 @@ def judge_settings(values: Mapping[str, Any]) -> JudgeSettings:
     fields = dict(base_url=given.pop("judge_base_url", None),
                   cache=cache_arg(given.pop("cache", None), given.pop("no_cache", False)),
                   batch=batch_arg(given.pop("batch", False), given.pop("no_wait", False),
-                                  given.pop("batch_fallback", "batch")),
+                                  given.pop("batch_fallback", "batch"),
+                                  bool(given.get("batch_file_out") or given.get("batch_file_in"))),
                   options={k: given.pop(k, None) for k in ("device", "batch_size")},
                   refresh_failed=refresh == "failed", **key_settings(given.pop("api_key_env", None)), **given)
     try:

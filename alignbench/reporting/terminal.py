@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from alignbench.metaeval import METRICS, SCALE_NOTE
+from alignbench.reporting.tables import FitTable as Table
 from alignbench.rubrics import Rubric
 from alignbench.stats import fmt
 from alignbench.types import Judgment, Status, Summary

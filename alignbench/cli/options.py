@@ -248,7 +248,7 @@ ScoreFromOpt = Annotated[str | None, typer.Option(
 PromptFormatOpt = Annotated[str | None, typer.Option(
     "--prompt-format", help="completion: the bare prompt string through /v1/completions, no chat template (how "
                             "CritiqueLLM is run by its authors; the critiquellm presets' default); chat: messages "
-                            "through /v1/chat/completions. Default: the preset's.")]
+                            "through the chat-completions endpoint. Default: the preset's.")]
 JudgeDeviceOpt = Annotated[str | None, typer.Option("--device", help="hf judges: auto, cpu or cuda.")]
 JudgeBatchSizeOpt = Annotated[int | None, typer.Option("--batch-size", min=1, help="hf judges: prompts per generate call.")]
 
@@ -285,6 +285,28 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "batch_file_in": (BatchFileInOpt, None),
     "max_cost": (MaxCostOpt, None),
 }
+
+
+# --help groups the shared options in panels (typer's rich_help_panel), so a command's own options come first
+# and each panel is narrow enough to read at 80 columns
+PANELS = {
+    "Judge": ("judge_model", "judge_base_url", "rubric", "protocol", "api_key_env", "prompt_format", "structured",
+              "score_from", "device", "batch_size"),
+    "Requests": ("concurrency", "timeout", "attempts", "parse_retries", "max_answer_chars", "temperature",
+                 "max_tokens"),
+    "Cache": ("cache", "no_cache", "refresh"),
+    "Batch and cost": ("batch", "no_wait", "batch_fallback", "batch_file_out", "batch_file_in", "max_cost"),
+}
+
+
+def _panelled(name: str, option: Any) -> Any:
+    """``option`` (an ``Annotated[type, typer.Option(...)]``) with its help panel; the shared OptionInfo
+    is the same object for every command, so setting it once sets it everywhere."""
+    panel = next(p for p, names in PANELS.items() if name in names)
+    for meta in getattr(option, "__metadata__", ()):
+        if isinstance(meta, typer.models.OptionInfo):
+            meta.rich_help_panel = panel
+    return option
 
 
 def judge_settings(values: Mapping[str, Any]) -> JudgeSettings:
@@ -326,7 +348,7 @@ def judge_options(*, skip: Collection[str] = ()) -> Callable[[F], F]:
         params: list[inspect.Parameter] = []
         for p in own.parameters.values():
             if p.name == "settings":
-                params.extend(inspect.Parameter(name, p.kind, default=default, annotation=option)
+                params.extend(inspect.Parameter(name, p.kind, default=default, annotation=_panelled(name, option))
                               for name, (option, default) in rows.items())
             else:  # the command's own, as typer would read them (annotations are strings in its module)
                 annotation = p.annotation

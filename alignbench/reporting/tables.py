@@ -66,7 +66,8 @@ class FitTable(Table):
             return want, max(max((_longest_word(_plain(c)) for c in cells), default=0), _longest_word(header))
         return want, min(want, LABEL_FLOOR)
 
-    def _fit(self, console: Console, options: ConsoleOptions) -> None:
+    def _fit(self, console: Console, options: ConsoleOptions) -> bool:
+        """Fit the columns to the width; False when even the figures alone do not fit side by side."""
         width = options.max_width
         dropped: list[str] = []
         while True:
@@ -78,13 +79,34 @@ class FitTable(Table):
                 for c, (want, _) in zip(columns, sizes, strict=True):
                     c.width, c.no_wrap, c.overflow = want, False, "fold"
                 break
-            if sum(need for _, need in sizes) <= room or not self._droppable(dropped):
+            fits = sum(need for _, need in sizes) <= room
+            if fits or not self._droppable(dropped):
+                hard = sum(size[0] if self._is_figure(c) else size[1] if _plain(c.header) in self.keep else 3
+                           for c, size in zip(columns, sizes, strict=True))
+                if not fits and hard > room:
+                    return False
                 self._share(columns, sizes, room)
                 break
             self._remove(self._droppable(dropped)[0], dropped)
         if dropped:
             note = f"left out at this width: {', '.join(dropped)} (wider terminal or --format json)"
             self.caption = f"{self._caption} · {note}" if self._caption else note
+        return True
+
+    def _stacked(self) -> Table:
+        """Too many figures for one line: each row as a block of ``header  value`` lines, so every figure
+        is still whole (a row's first cell heads its block)."""
+        table = Table(title=self.title, title_style=self.title_style, box=self.box, show_header=False,
+                      caption=(f"{self._caption} · " if self._caption else "") + "one block per row at this width")
+        table.add_column(style="bold", overflow="fold")
+        table.add_column(overflow="fold")
+        for r in range(self.row_count):
+            if r:
+                table.add_section()
+            for c in self.columns:
+                cells = list(c.cells)
+                table.add_row(c.header, cells[r] if r < len(cells) else "")
+        return table
 
     def _droppable(self, dropped: Iterable[str]) -> list[str]:
         present = {_plain(c.header) for c in self.columns}
@@ -115,8 +137,9 @@ class FitTable(Table):
                 c.width, c.no_wrap, c.overflow = sizes[i][0], False, "fold"
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        if self.columns:
-            self._fit(console, options)
+        if self.columns and not self._fit(console, options):
+            yield from self._stacked().__rich_console__(console, options)
+            return
         yield from super().__rich_console__(console, options)
 
 

@@ -631,7 +631,7 @@ def print_meta_bias(payload: dict[str, Any], console: Console) -> None:
             if a["slope"] is None:
                 return "—"
             ci = a.get("slope_ci")
-            return fmt.signed(a['slope']) + (f" [dim]{fmt.ci(ci, sep='…', sign=True)}[/]" if ci else "")
+            return fmt.signed(a['slope']) + (f" [dim]{fmt.ci(ci, sep=' … ', sign=True)}[/]" if ci else "")
 
         for j, p, lb in rows:
             for unit in ("chars", "words"):

@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from alignbench import safejson
 from alignbench.cache import ReplyStore
 from alignbench.data import InputError, _question_id
 from alignbench.engine import Engine, EventHandler, Exchange, ReplySource, RetryPolicy
@@ -269,7 +270,7 @@ def read_existing(log: AnswerLog, questions: list[Question], settings: AnswerSet
     if raw and not raw.endswith(b"\n"):
         cut = raw.rfind(b"\n") + 1
         try:
-            tail = json.loads(raw[cut:].decode("utf-8"))
+            tail = safejson.loads(raw[cut:].decode("utf-8"))
             complete = isinstance(tail, dict) and (isinstance(tail.get("answer"), str) or isinstance(tail.get("turns"), list))
         except (UnicodeDecodeError, json.JSONDecodeError):
             complete = False
@@ -287,7 +288,7 @@ def read_existing(log: AnswerLog, questions: list[Question], settings: AnswerSet
         if not line.strip():
             continue
         try:
-            obj = json.loads(line.decode("utf-8"))
+            obj = safejson.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise InputError(path, lineno, "not a valid answer line (this file is the resume record of "
                              "`alignbench answer`; fix or remove the line, or choose another --out)") from None

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from alignbench import safejson
 from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, estimate_for
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
@@ -786,7 +787,7 @@ def _answered_ids(path: Path) -> set[int]:
     ids = set()
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
-            ids.add(int(json.loads(line)["question_id"]))
+            ids.add(int(safejson.loads(line)["question_id"]))
         except (ValueError, KeyError, TypeError):
             continue
     return ids

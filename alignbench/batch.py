@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alignbench import safejson
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.cost import (
     Budget,
@@ -48,6 +50,7 @@ from alignbench.cost import (
     budget_for,
     counter_for,
     estimate,
+    load_prices,
     metered,
     price_for,
 )
@@ -67,6 +70,7 @@ ENDPOINT = {"openai": "/v1/chat/completions", "zhipuai": "/v4/chat/completions"}
 LIMITS = {"openai": (50_000, 190 * 2**20), "zhipuai": (50_000, 95 * 2**20)}
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 BROKEN = ("failed", "expired", "cancelled")
+_CUSTOM_ID = re.compile(rb'"custom_id"\s*:\s*"([^"\\]{1,200})"')
 _TOO_LONG = ("context length", "maximum context", "too long", "context_length_exceeded", "超长", "1261")
 
 _SCHEMA = """
@@ -768,15 +772,27 @@ class BatchSource:
             protocols = self.ledger.protocols(row["local_id"])
             mine = set(keys)
             seen: set[str] = set()
+            bad: list[str] = []
             cost = 0.0
             for file_id in (row["output_file_id"], row["error_file_id"]):
                 if not file_id:
                     continue
                 data = await self.provider.content(file_id)
-                for raw in data.splitlines():
+                for lineno, raw in enumerate(data.splitlines(), start=1):
                     if not raw.strip():
                         continue
-                    obj = json.loads(raw)
+                    try:  # a cut or hostile line costs that line only: every good line is stored
+                        obj = safejson.scrub(safejson.loads(raw, storable=False))
+                        if not isinstance(obj, dict):
+                            raise json.JSONDecodeError("not a JSON object", "", 0)
+                    except json.JSONDecodeError as exc:
+                        bad.append(f"line {lineno}: {safejson.describe(exc)}")
+                        found = _CUSTOM_ID.search(raw[:4096])
+                        key = found.group(1).decode("utf-8", "replace") if found else None
+                        if key in mine and key not in seen:
+                            failures[key] = _Failure(f"unreadable line in batch {row['batch_id']}'s output "
+                                                     f"({bad[-1]})", transient=True)
+                        continue
                     key = obj.get("custom_id")
                     if key not in mine:
                         continue
@@ -793,6 +809,9 @@ class BatchSource:
                     if key in wanted:
                         got[key] = reply
                         failures.pop(key, None)
+            if bad:
+                self.note(f"batch {row['batch_id']}: {len(bad)} line(s) of its files could not be read ({bad[0]}); "
+                          "their requests are asked again, every other reply is stored")
             for key in mine - seen:
                 failures.setdefault(key, _Failure(f"no result in batch {row['batch_id']} ({row['state']})",
                                                   transient=True))
@@ -1014,7 +1033,10 @@ def refuse_completion(config: ModelConfig) -> None:
 def channel_for(batch: bool | BatchOptions | None, max_cost: float | None,
                 configs: Sequence[ModelConfig]) -> Channel | None:
     """None for a plain online run; else the Channel, every judge checked first (a backend without a
-    batch API, a price unknown under --max-cost: errors before anything is sent)."""
+    batch API, a price unknown under --max-cost: errors before anything is sent). The price table is read
+    here in every run: a broken price file is one line before any call, never a crash when the spend is
+    priced after the judges were paid."""
+    load_prices()
     if not batch and max_cost is None:
         return None
     options = batch if isinstance(batch, BatchOptions) else BatchOptions() if batch else None

@@ -101,24 +101,60 @@ def load_prices(extra: Path | None = None) -> dict[str, Price]:
     return _load(tuple(str(f) for f in files))
 
 
+def _price_error(path: Path, message: str) -> Exception:
+    from alignbench.data import InputError  # data is a layer above; only this error is shared
+
+    return InputError(path, None, message + "; fix the price file (layout: judges/prices.yaml)")
+
+
+def _amount(path: Path, key: str, spec: dict[str, Any], field_name: str, required: bool) -> float | None:
+    """One price field: a finite, non-negative number. A ``.nan`` would make every budget comparison false
+    (``--max-cost`` silently off) and a negative price would pay back; both are refused."""
+    value = spec.pop(field_name, None)
+    if value is None:
+        if required:
+            raise _price_error(path, f"entry {key!r}: missing field {field_name!r}")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise _price_error(path, f"entry {key!r}: {field_name} must be a non-negative number, not {value!r}")
+    return float(value)
+
+
 @cache
 def _load(files: tuple[str, ...]) -> dict[str, Price]:
     table: dict[str, Price] = {}
     for name in files:
         path = Path(name)
-        if not path.exists():
-            raise FileNotFoundError(f"price file {path} does not exist (ALIGNBENCH_PRICES?)")
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for key, spec in (data.get("prices") or {}).items():
+        if not path.is_file():
+            raise _price_error(path, "price file does not exist (ALIGNBENCH_PRICES?)")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            raise _price_error(path, f"{where}not a readable YAML file ({getattr(exc, 'problem', None) or exc})") \
+                from None
+        entries = data.get("prices") if isinstance(data, dict) else None
+        if not isinstance(entries, dict):
+            raise _price_error(path, "expected a mapping 'prices:' of BACKEND:MODEL entries")
+        for key, spec in entries.items():
+            if not isinstance(spec, dict):
+                raise _price_error(path, f"entry {key!r}: expected a mapping of price fields")
             spec = dict(spec)
             aliases = spec.pop("aliases", []) or []
+            if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+                raise _price_error(path, f"entry {key!r}: aliases must be a list of BACKEND:MODEL ids")
             spec.pop("note", None)
-            price = Price(model=key, currency=str(spec.pop("currency", "USD")), input=float(spec.pop("input")),
-                          output=float(spec.pop("output")),
-                          cached_input=None if spec.get("cached_input") is None else float(spec.pop("cached_input")),
-                          batch_factor=None if spec.get("batch_factor") is None else float(spec.pop("batch_factor")),
-                          cache_min_tokens=int(spec.pop("cache_min_tokens", 1024) or 1024),
-                          read=str(spec.pop("read", "")), source=spec.pop("source", None))
+            min_tokens = spec.pop("cache_min_tokens", 1024) or 1024
+            if isinstance(min_tokens, bool) or not isinstance(min_tokens, int) or min_tokens < 0:
+                raise _price_error(path, f"entry {key!r}: cache_min_tokens must be a whole number, not {min_tokens!r}")
+            price = Price(model=str(key), currency=str(spec.pop("currency", "USD")),
+                          input=_amount(path, key, spec, "input", True),  # type: ignore[arg-type]
+                          output=_amount(path, key, spec, "output", True),  # type: ignore[arg-type]
+                          cached_input=_amount(path, key, spec, "cached_input", False),
+                          batch_factor=_amount(path, key, spec, "batch_factor", False),
+                          cache_min_tokens=min_tokens, read=str(spec.pop("read", "")),
+                          source=spec.pop("source", None))
             for alias in [key, *aliases]:
                 table[alias] = price
     return table
@@ -436,6 +472,8 @@ def budget_for(max_cost: float | None, configs: Sequence[Any]) -> Budget | None:
     make a budget impossible to check, which is an error before anything is sent."""
     if max_cost is None:
         return None
+    if not math.isfinite(max_cost) or max_cost < 0:  # nan compares false: the budget would never stop a run
+        raise BudgetExceeded(f"--max-cost must be a non-negative number, not {max_cost!r}")
     currencies = set()
     for config in configs:
         price = price_for(f"{config.backend}:{config.model}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alignbench import safejson
 from alignbench.rubrics import Rubric
 from alignbench.types import Answer, Question, Turn
 
@@ -31,22 +32,23 @@ def read_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, "file not found")
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(path, lineno, f"not UTF-8 ({exc.reason} at byte {exc.start}); "
-                                 "re-save the file as UTF-8") from None
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise InputError(path, lineno, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise InputError(path, lineno, "expected a JSON object per line")
-            yield lineno, obj
+    for lineno, raw in safejson.iter_lines(path):
+        if raw is None:
+            raise InputError(path, lineno, f"a line longer than {safejson.MAX_BYTES:,} bytes; is this a JSONL file?")
+        try:
+            text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(path, lineno, f"not UTF-8 ({exc.reason} at byte {exc.start}); "
+                             "re-save the file as UTF-8") from None
+        if not text.strip():
+            continue
+        try:
+            obj = safejson.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(path, lineno, safejson.describe(exc)) from None
+        if not isinstance(obj, dict):
+            raise InputError(path, lineno, "expected a JSON object per line")
+        yield lineno, obj
 
 
 def file_sha256(path: Path | str) -> str:
@@ -150,6 +152,9 @@ def load_answers(path: Path | str, model: str | None = None, allow_empty: bool =
     Keys other than ``question_id``, ``model_id`` and ``answer`` are kept in ``Answer.meta``.
     """
     path = Path(path)
+    if model is not None and safejson.lone_surrogate(model):
+        raise InputError(path, None, f"the model name {model.encode('utf-8', 'backslashreplace').decode()!r} "
+                         "holds a lone surrogate (undecodable bytes?), which cannot be stored; pass another --model")
     answers: list[Answer] = []
     seen: dict[tuple[str, int], int] = {}
     for lineno, obj in read_jsonl(path):

@@ -600,7 +600,7 @@ def _write_pointwise(path: Path, fmt: Format, sha: str, model: str, judgments: l
         qrec = dict(questions_record)
         if questions_rows is not None:
             qpath = _jsonl(folder, QUESTIONS_FILE, questions_rows)
-            qrec = {"path": qpath, "sha256": file_sha256(qpath)}
+            qrec = {"path": qpath, "sha256": folder.sha256[QUESTIONS_FILE]}
         answers_rec: Any = None
         if answer_rows is not None:
             answers_rec = _jsonl(folder, ANSWERS_FILE, answer_rows)

@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from alignbench import safejson
 from alignbench.data import InputError
 from alignbench.rubrics import Rubric
 from alignbench.stats import METRICS, corr, corr_rows, draw, percentile_ci, undefined_reason
@@ -115,15 +116,14 @@ def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
     if not path.is_file():
         raise InputError(path, None, "file not found")
-    head = path.read_bytes()[:4096].decode("utf-8-sig", errors="replace").lstrip()
+    with path.open("rb") as fh:  # the first bytes only: a huge file is refused by its size, not read first
+        head = fh.read(4096).decode("utf-8-sig", errors="replace").lstrip()
     if not head.startswith("["):
         return list(read_jsonl(path))
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 ({exc.reason}); re-save the file as UTF-8") from None
+        data = safejson.read_json(path)
     except json.JSONDecodeError as exc:
-        raise InputError(path, exc.lineno, f"not valid JSON ({exc.msg}, column {exc.colno})") from None
+        raise InputError(path, exc.lineno if exc.doc else None, safejson.describe(exc)) from None
     out = []
     for i, obj in enumerate(data, start=1):
         if not isinstance(obj, dict):

@@ -74,6 +74,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 
+from alignbench import safejson
 from alignbench.reasoning import ReasoningSplit, split_reasoning
 from alignbench.types import Status
 
@@ -758,7 +759,7 @@ def _json_verdict(body: str) -> tuple[object, str | None] | None:
     if not stripped.startswith("{"):
         return None
     try:
-        return json.loads(stripped), None
+        return safejson.loads(stripped), None
     except json.JSONDecodeError as exc:
         if exc.pos >= len(stripped) - 1 or "Unterminated" in exc.msg:
             return None, "cut off: the JSON verdict ends before it is complete"

@@ -10,15 +10,20 @@ Why each rule:
   disk) get distinct, stable, short folders. The real name is kept in the manifest.
 * **One writer per folder.** A lock file held for the whole command: a second process gets one line
   naming the process that holds it, before it calls any model.
-* **Never half-written.** Every file is written under a per-process temporary name and renamed. The
-  old ``summary.json`` is removed before new judgments are written and the new one is written last,
-  with the digest of the judgments it summarises; so a kill at any moment leaves either a folder
-  ``load_run`` calls unfinished, or a consistent pair. ``summary.json`` is the finished marker.
+* **Never half-written, never lost.** Every file is written under a per-process temporary name. A
+  rewrite (``unfinish``) stages the new files beside the finished run and swaps them in only once all
+  are complete: the old ``summary.json`` goes, the new files are renamed in, and the new
+  ``summary.json`` (with the digest of the judgments it summarises) comes last. A full disk or an error
+  while writing leaves the finished run untouched; a kill in the instant of the swap leaves a folder
+  ``load_run`` calls unfinished (re-running rebuilds it from the cache). ``summary.json`` is the
+  finished marker.
 * **No silent overwrite.** Writing a different model's run over an existing one needs ``force``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -31,6 +36,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from alignbench import safejson
 from alignbench.types import Answer, Judgment, Question, Status, Summary
 
 SUMMARY = "summary.json"
@@ -78,6 +84,9 @@ class RunFolder:
         self.force = force
         self._created = False
         self._lock: Any = None
+        self._marker: str | None = None  # the finished marker of a staged rewrite (``unfinish``)
+        self._staged: dict[str, Path] = {}
+        self.sha256: dict[str, str] = {}  # of each file written, by name
 
     def __enter__(self) -> RunFolder:
         if self.path.exists() and not self.path.is_dir():
@@ -102,17 +111,27 @@ class RunFolder:
             self._lock = None
             raise RunError(f"{self.path} is being written by another alignbench process (pid {holder}); "
                            "wait for it to finish or choose another --out") from None
-        self._lock.seek(0)
-        self._lock.truncate()
-        self._lock.write(str(os.getpid()))
-        self._lock.flush()
+        try:
+            self._lock.seek(0)
+            self._lock.truncate()
+            self._lock.write(str(os.getpid()))
+            self._lock.flush()
+        except OSError as exc:  # a full disk: the lock is held all the same, only its note is missing
+            if exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                self.__exit__()
+                raise RunError(f"{self.path}: cannot write the run folder ({exc.strerror}); choose another --out") \
+                    from None
+        for stale in self.path.glob(".*.tmp"):  # staged by a writer that was killed (the lock is ours now)
+            stale.unlink(missing_ok=True)
         self._check_owner()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._discard()  # a rewrite that never reached its marker: the finished run stays
         if self._lock is not None:
             (self.path / LOCK).unlink(missing_ok=True)
-            self._lock.close()
+            with contextlib.suppress(OSError):  # its pid note could not be flushed (a full disk): it is gone anyway
+                self._lock.close()
             self._lock = None
             if self._created and not any(self.path.iterdir()):  # a command that failed before writing
                 self.path.rmdir()
@@ -124,14 +143,14 @@ class RunFolder:
         summary = self.path / SUMMARY
         if summary.is_file():
             try:
-                owner = json.loads(summary.read_text(encoding="utf-8")).get("model")
+                owner = safejson.read_json(summary).get("model")
             except (ValueError, OSError):
                 owner = None
         if owner is None and (self.path / JUDGMENTS).is_file():
             with (self.path / JUDGMENTS).open(encoding="utf-8") as fh:
                 first = fh.readline()
             try:
-                owner = json.loads(first).get("model") if first.strip() else None
+                owner = safejson.loads(first).get("model") if first.strip() else None
             except ValueError:
                 owner = None
         if owner is not None and owner != self.model:
@@ -141,6 +160,9 @@ class RunFolder:
     # -- writing ----------------------------------------------------------------------------------
 
     def _replace(self, name: str, data: bytes) -> Path:
+        """Write ``name`` under a temporary name; rename it now, or, while a rewrite is staged (``unfinish``),
+        when its finished marker is written. A write that fails (a full disk) removes every staged file and
+        leaves the finished run as it was."""
         target = self.path / name
         tmp = self.path / f".{name}.{os.getpid()}.tmp"
         try:
@@ -148,12 +170,34 @@ class RunFolder:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            tmp.replace(target)
+            self.sha256[name] = hashlib.sha256(data).hexdigest()
+            if self._marker is None:
+                tmp.replace(target)
+            elif name != self._marker:
+                self._staged[name] = tmp
+            else:
+                self._swap(tmp)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise RunError(f"{target}: cannot write ({exc.strerror}); every judge reply is in the cache, so "
-                           "the same command with another --out costs nothing") from None
+            self._discard()
+            raise RunError(f"{target}: cannot write ({exc.strerror or exc}); the finished run there (if any) is "
+                           "unchanged, and every judge reply is in the cache, so the same command with space "
+                           "freed or another --out costs nothing") from None
         return target
+
+    def _swap(self, marker_tmp: Path) -> None:
+        """Every staged file complete: out goes the old marker, in go the staged files, the marker last."""
+        assert self._marker is not None
+        (self.path / self._marker).unlink(missing_ok=True)
+        for name, tmp in self._staged.items():
+            tmp.replace(self.path / name)
+        marker_tmp.replace(self.path / self._marker)
+        self._staged, self._marker = {}, None
+
+    def _discard(self) -> None:
+        for tmp in self._staged.values():
+            tmp.unlink(missing_ok=True)
+        self._staged, self._marker = {}, None
 
     def write_json(self, name: str, obj: Any) -> Path:
         return self._replace(name, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
@@ -164,14 +208,17 @@ class RunFolder:
         return self._replace(name, "".join(line + "\n" for line in lines).encode("utf-8"))
 
     def unfinish(self, name: str = SUMMARY) -> None:
-        """Remove the finished marker before rewriting what it summarises."""
-        (self.path / name).unlink(missing_ok=True)
+        """Begin rewriting what the finished marker ``name`` summarises: every file written from now on is
+        staged beside the old ones and swapped in only when ``name`` itself is written, so a failure (a full
+        disk, an error, a kill before the swap) never deletes the finished run."""
+        self._marker = name
 
     def write_run(self, judgments: Sequence[Judgment], summary: Summary) -> Summary:
-        """``judgments.jsonl`` (by question) then ``summary.json`` (last: the finished marker)."""
+        """``judgments.jsonl`` (by question) then ``summary.json`` (last: the finished marker), written aside
+        and swapped in together."""
         self.unfinish()
-        path = self.write_jsonl(JUDGMENTS, sorted(judgments, key=lambda j: (j.question_id, j.model)))
-        run = summary.run.model_copy(update={"dir": str(self.path), "judgments_sha256": _digest(path)})
+        self.write_jsonl(JUDGMENTS, sorted(judgments, key=lambda j: (j.question_id, j.model)))
+        run = summary.run.model_copy(update={"dir": str(self.path), "judgments_sha256": self.sha256[JUDGMENTS]})
         final = summary.model_copy(update={"run": run, "finished": True})
         self.write_json(SUMMARY, final.as_json())
         return final
@@ -313,9 +360,9 @@ def load_run(path: Path | str, questions: bool = True) -> Run:
                            f"`alignbench winrate {run_dir}`, or pass score run folders to report/show")
         raise RunError(f"{run_dir}: unfinished run (no {SUMMARY}); run the same command again to finish it")
     try:
-        summary = Summary.model_validate(json.loads(summary_path.read_bytes()))
+        summary = Summary.model_validate(safejson.read_json(summary_path))
     except json.JSONDecodeError as exc:
-        raise RunError(f"{summary_path}:{exc.lineno}: not valid JSON ({exc.msg}); run the same command again to "
+        raise RunError(f"{summary_path}:{exc.lineno}: {safejson.describe(exc)}; run the same command again to "
                        "rewrite it") from None
     except ValidationError as exc:
         raise RunError(f"{summary_path}: not a finished summary ({exc.errors()[0].get('msg')}); run the same "

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from alignbench import safejson
 from alignbench.data import InputError, read_jsonl
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, expand_runs, load_run, unique_labels
@@ -300,9 +301,9 @@ def read_bridge(path: Path | str) -> Bridge:
     if not p.is_file():
         raise InputError(p, None, "no such bridge file (write one with `alignbench bridge OLD NEW --save FILE`)")
     try:
-        return Bridge.from_dict(json.loads(p.read_text(encoding="utf-8")))
+        return Bridge.from_dict(safejson.read_json(p))
     except json.JSONDecodeError as exc:
-        raise InputError(p, exc.lineno, f"not valid JSON ({exc.msg})") from None
+        raise InputError(p, exc.lineno if exc.doc else None, safejson.describe(exc)) from None
     except ValueError as exc:
         raise InputError(p, None, str(exc)) from None
 

@@ -13,7 +13,7 @@ import json
 from enum import Enum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 
 class Frozen(BaseModel):
@@ -203,6 +203,15 @@ class ModelReply(Frozen):
     logprobs: tuple[TokenProbs, ...] | None = None
     structured: str | None = None  # how structured output was obtained (json_schema, guided_json, json_object, constrained)
     structured_fallback: str | None = None  # why a request for structured output was answered as text
+
+    @field_validator("text", "reasoning", "error", "model")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        """A lone surrogate (a server's ``"\\ud800"``) becomes U+FFFD here, where every reply is made: such a
+        string cannot be encoded as UTF-8, so the paid reply could be neither cached nor written."""
+        from alignbench.safejson import scrub
+
+        return scrub(value)
 
 
 class Judgment(_Sparse):

@@ -14,6 +14,7 @@ that failed. Knobs for the cases a client must survive:
 * ``create_delay`` / ``download_delay``: the server records the batch (or starts the download) and then
   waits, so a client can be killed in the middle; ``created_event`` / ``download_event`` tell when;
 * ``cancel``: ``cancelling`` for ``timing[2]`` seconds, then ``cancelled`` with half the requests done;
+* ``mangle``: a function that rewrites the next output file downloaded (cut lines, hostile JSON), once;
 * ``echo_key``: every reply and every item error quotes the key the batch was created with (a provider that
   echoes what it received; the client must keep it out of every file it writes).
 
@@ -114,6 +115,7 @@ class BatchServer(StubServer):
         self.batch_prompt_tokens = 0
         self.busy_seconds = 0.0  # the server's own time making outputs (benchmarks subtract it)
         self.echo_key = False
+        self.mangle: Callable[[bytes], bytes] | None = None  # rewrites the next output file sent (then cleared)
         self._held = False
         self._fail_items: dict[str, int] = {}
         self._expire = 0
@@ -353,4 +355,7 @@ class BatchServer(StubServer):
         self.download_event.set()
         if self.download_delay and self._stopping.wait(self.download_delay):
             return
-        handler._send(200, f["bytes"], "application/octet-stream")
+        data = f["bytes"]
+        if self.mangle is not None and f["purpose"] == "batch_output" and f["filename"].endswith("output_file_id.jsonl"):
+            data, self.mangle = self.mangle(data), None
+        handler._send(200, data, "application/octet-stream")

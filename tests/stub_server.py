@@ -255,7 +255,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send_json(self, status: int, obj: Any, extra_headers: dict[str, str] | None = None) -> None:
-        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), extra_headers=extra_headers)
+        text = json.dumps(obj, ensure_ascii=False)
+        try:
+            payload = text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate in a reply: sent as a JSON escape, as hostile servers do
+            payload = json.dumps(obj).encode("ascii")
+        self._send(status, payload, extra_headers=extra_headers)
 
     def _send_error_json(
         self, status: int, message: str, extra_headers: dict[str, str] | None = None

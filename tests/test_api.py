@@ -404,7 +404,9 @@ def test_a_kill_during_the_final_write_never_leaves_a_stale_summary(stub, tmp_pa
     folder = RunFolder(tmp_path / "r", model="model-a")
     with folder:
         folder.unfinish()
-        folder.write_jsonl("judgments.jsonl", run.judgments[:5])  # ... and the process dies here
+        folder.write_jsonl("judgments.jsonl", run.judgments[:5])  # ... and the rewrite stops here
+    assert len(load_run(tmp_path / "r").judgments) == 32  # staged aside: the finished run is untouched
+    (tmp_path / "r" / "summary.json").unlink()  # a folder left by a kill in the instant of the swap
     with pytest.raises(RunError, match="unfinished run"):
         load_run(tmp_path / "r")
     (tmp_path / "r" / "summary.json").write_bytes(b"")  # a 0-byte summary (older versions could leave one)
@@ -440,9 +442,10 @@ def test_sigkill_between_judgments_and_summary(stub, tmp_path: Path) -> None:
 
     proc = subprocess.run([sys.executable, "-c", script], env={**os.environ}, capture_output=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL
-    with pytest.raises(RunError, match="unfinished run"):
-        load_run(tmp_path / "r")  # not model-a's old summary beside model-b's judgments
-    assert not list((tmp_path / "r").glob(".*.tmp"))
+    kept = load_run(tmp_path / "r")  # model-a's finished run, untouched: never its summary beside model-b's judgments
+    assert {j.model for j in kept.judgments} == {"model-a"} and kept.summary.model == "model-a"
+    with RunFolder(tmp_path / "r", model="model-a"):  # the next writer clears what the killed one staged
+        assert not list((tmp_path / "r").glob(".*.tmp"))
 
 
 def test_docs_api_examples_run(stub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -195,7 +195,14 @@ def resolve_model(judge: str, **overrides: Any) -> ModelConfig:
     spec.update({k: v for k, v in overrides.items() if v is not None and v != []})
     if options:
         spec["options"] = {**spec.get("options", {}), **{k: v for k, v in options.items() if v is not None}}
-    return check_prompt_format(ModelConfig(**spec))
+    config = ModelConfig(**spec)
+    from alignbench.redact import url_problem
+
+    for url in config.base_url:  # one line, before any call; never a traceback quoting the password
+        problem = url_problem(url) if url else None
+        if problem:
+            raise ModelConfigError(f"{config.name}: the server URL {problem}")
+    return check_prompt_format(config)
 
 
 def check_prompt_format(config: ModelConfig) -> ModelConfig:

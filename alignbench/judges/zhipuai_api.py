@@ -13,7 +13,6 @@ Several base URLs (e.g. a gateway per region) share one ``EndpointPool``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -24,6 +23,7 @@ import zhipuai
 from zhipuai.core import _errors as zerr
 from zhipuai.types.chat.chat_completion import Completion
 
+from alignbench import safejson
 from alignbench.judges.base import ModelCallError, parse_retry_after
 from alignbench.judges.pool import Endpoint, EndpointPool, FeatureRefused, PooledClient, refused_feature
 from alignbench.redact import redact_url
@@ -172,7 +172,7 @@ def _error_detail(exc: zerr.APIStatusError) -> tuple[str, str]:
     """
     text = exc.response.text.strip()
     try:
-        body = json.loads(text)
+        body = safejson.loads(text)
     except ValueError:
         return "", text[:300]
     err = body.get("error", body) if isinstance(body, dict) else None

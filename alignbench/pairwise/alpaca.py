@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from alignbench import safejson
 from alignbench.pairwise.winrate import text_length
 
 __all__ = [
@@ -75,8 +76,10 @@ def read_alpaca_annotations(
     rows: list[dict[str, Any]] = []
     for path in paths:
         path = Path(path)
-        with path.open(encoding="utf-8") as fh:
-            records = json.load(fh)
+        try:
+            records = safejson.read_json(path)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{exc.lineno}: {safejson.describe(exc)}") from None
         if not isinstance(records, list):
             raise ValueError(f"{path}: expected a JSON list of annotation objects")
         for pos, rec in enumerate(records):

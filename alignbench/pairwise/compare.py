@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationError
 
-from alignbench import __version__, structured
+from alignbench import __version__, safejson, structured
 from alignbench.cache import ReplyStore
 from alignbench.cost import spend
 from alignbench.data import InputError, read_jsonl
@@ -572,7 +572,7 @@ def is_pairwise_judgments(path: Path) -> bool:
         with path.open(encoding="utf-8") as fh:
             for line in fh:
                 if line.strip():
-                    first = json.loads(line)
+                    first = safejson.loads(line)
                     return isinstance(first, dict) and {"preference", "orders", "baseline"} <= set(first)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False

@@ -13,7 +13,6 @@ span, ``<b>`` stays text and a newline cannot end a list item. The template only
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from alignbench import __version__
+from alignbench import __version__, safejson
 from alignbench.reporting.compare import Comparison, analysis_text, compare_runs
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, expand_runs, load_run, unique_labels
@@ -352,7 +351,7 @@ def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[st
         rows: list[list[str]] = []
         data: Any = None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = safejson.read_json(path)
             models = data.get("models") if isinstance(data, dict) else None
             if not isinstance(models, dict):
                 raise ValueError("no 'models' mapping")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from alignbench import safejson
 from alignbench.data import InputError
 from alignbench.reviews import (
     ReviewState,
@@ -207,14 +208,12 @@ def _load_members(run: Run) -> tuple[dict[str, dict[int, Judgment]], str | None]
 
 
 def _load_pairs(path: Path) -> PairFolder:
-    import json
-
     from alignbench.pairwise.compare import read_pairwise_judgments
 
     summary: dict[str, Any] = {}
     if (path / PAIRWISE_SUMMARY).is_file():
         try:
-            summary = json.loads((path / PAIRWISE_SUMMARY).read_text(encoding="utf-8"))
+            summary = safejson.read_json(path / PAIRWISE_SUMMARY)
         except ValueError as exc:
             raise ViewError(f"{path / PAIRWISE_SUMMARY}: not valid JSON ({exc})") from None
     try:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import math
 import secrets
 import socket
@@ -44,6 +43,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from alignbench import safejson
 from alignbench.reviews import MAX_NOTE_CHARS, make_review, review_json
 from alignbench.view.data import Query, RunView, ViewData, neighbours
 from alignbench.view.render import Links, Pages, Settings
@@ -467,7 +467,7 @@ def create_app(data: ViewData, config: ServeConfig) -> Starlette:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             raise BadRequest("send JSON (Content-Type: application/json)", 415)
         try:
-            fields = json.loads(body or b"{}")
+            fields = safejson.loads(body or b"{}")
         except ValueError:
             raise BadRequest("the body is not JSON") from None
         if not isinstance(fields, dict):

@@ -28,8 +28,8 @@ def judges(
         print_json(catalog.as_json())
         return
     # at 80 columns the URL stays whole and the columns of least use go first (FitTable)
-    table = Table(title="judge presets", title_justify="left", keep=("base URL",),
-                  drop=("package", "rubric", "backend"))
+    table = Table(title="judge presets", title_justify="left", keep=("preset", "model", "base URL"),
+                  drop=("package", "rubric", "backend", "key"))
     for column in ("preset", "backend", "model"):
         table.add_column(column, no_wrap=True)
     table.add_column("base URL", overflow="fold")

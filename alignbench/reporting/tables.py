@@ -70,6 +70,7 @@ class FitTable(Table):
         """Fit the columns to the width; False when even the figures alone do not fit side by side."""
         width = options.max_width
         dropped: list[str] = []
+        everything = list(self.columns)
         while True:
             columns = self.columns
             overhead = self._extra_width + sum(self._get_padding_width(i) for i in range(len(columns)))
@@ -83,7 +84,10 @@ class FitTable(Table):
             if fits or not self._droppable(dropped):
                 hard = sum(size[0] if self._is_figure(c) else size[1] if _plain(c.header) in self.keep else 3
                            for c, size in zip(columns, sizes, strict=True))
-                if not fits and hard > room:
+                if not fits and hard > room:  # stacked instead: room for every column again
+                    self.columns = everything
+                    for i, c in enumerate(self.columns):
+                        c._index = i
                     return False
                 self._share(columns, sizes, room)
                 break
@@ -124,8 +128,11 @@ class FitTable(Table):
         share of what is left, folding what does not fit on a line."""
         labels = sorted((i for i, c in enumerate(columns) if not self._is_figure(c)), key=lambda i: sizes[i][0])
         left = room - sum(size[0] for i, size in enumerate(sizes) if i not in labels)
-        floor = min(LABEL_FLOOR, max(3, left // max(len(labels), 1)))  # nothing left to drop: below the floor
-        base = {i: sizes[i][1] if _plain(columns[i].header) in self.keep else min(sizes[i][1], floor) for i in labels}
+        kept = [i for i in labels if _plain(columns[i].header) in self.keep]
+        soft = len(labels) - len(kept)
+        # nothing left to drop and still short: the other labels go below the floor
+        floor = min(LABEL_FLOOR, max(3, (left - sum(sizes[i][1] for i in kept)) // max(soft, 1)))
+        base = {i: sizes[i][1] if i in kept else min(sizes[i][1], floor) for i in labels}
         left -= sum(base.values())
         for n, i in enumerate(labels):
             extra = max(0, min(sizes[i][0] - base[i], left // (len(labels) - n)))

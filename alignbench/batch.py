@@ -853,6 +853,8 @@ class FileSource(BatchSource):
     (after the cache and ``file_in``) are collected for the channel, which writes them as one OpenAI Batch
     input file and stops the run (``BatchPending``) before anything is written. Nothing is sent online."""
 
+    offline = True  # nothing is sent from here: the engine does not look for a judge server (Engine.check)
+
     def __init__(self, config: ModelConfig, store: ReplyStore, options: BatchOptions, outbox: list[bytes]) -> None:
         super().__init__(config, store, options)
         self.outbox = outbox

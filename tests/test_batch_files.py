@@ -41,7 +41,9 @@ def test_batch_files_round_trip(tmp_path: Path, stub, _isolated_cache: Path) -> 
     base = ["score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge", "openai:gpt-4o",
             "--judge-base-url", stub.url, "--out", str(out), "--max-failed", "50%"]
 
-    wrote = run_cli(*base, "--batch-file-out", str(requests))
+    # no judge server is needed to write the file (the engine runs elsewhere): a dead port here
+    offline = [x if x != stub.url else "http://127.0.0.1:9/v1" for x in base]
+    wrote = run_cli(*offline, "--batch-file-out", str(requests))
     assert wrote.returncode == 75, wrote.stderr
     assert not (out / "summary.json").exists()  # stopped before anything was written
     lines = read_jsonl(requests)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
-_TYPES = {"Answer", "ModelReply", "ModelRequest", "Judgment", "Question", "Status", "Summary"}
+_TYPES = {"__version__", "Answer", "ModelReply", "ModelRequest", "Judgment", "Question", "Status", "Summary"}
 _API = {"score", "score_async", "compare", "compare_async", "meta_eval", "meta_eval_async", "answer", "answer_async",
         "run", "run_async", "report", "load_run", "Run", "RunError", "PairwiseRun", "plan_score", "plan_compare",
         "plan_meta_eval", "score_from_plan", "score_from_plan_async", "show", "prompt", "judge_catalog",

@@ -30,7 +30,7 @@ from alignbench.engine import Engine, EventHandler, RetryPolicy, run_sync
 from alignbench.importing import import_judgments  # noqa: F401  (alignbench import; re-exported)
 from alignbench.judges import ModelConfig, judge_config, make_client
 from alignbench.rubrics import Rubric, RubricError, load_rubric
-from alignbench.rundir import FailureCounts, Run, RunError, RunFolder, default_run_dir, folder_name, load_run
+from alignbench.rundir import PairwiseRun, Run, RunError, RunFolder, default_run_dir, folder_name, load_run
 from alignbench.scoring import (
     SAMPLES_FILE,
     Item,
@@ -51,9 +51,10 @@ if TYPE_CHECKING:  # imported by the functions that use them: `import alignbench
 
     from alignbench.answering import AnswerRun
     from alignbench.metaeval import MetaEvalResult, MetaPlan
+    from alignbench.pairwise.compare import PairwiseSummary
     from alignbench.reporting.compare import Comparison
     from alignbench.trust import BridgeFit
-    from alignbench.trust_runs import BiasAudit, CalibrationSet, RunTrust
+    from alignbench.trust.runs import BiasAudit, CalibrationSet, RunTrust
     from alignbench.types import ModelRequest
 
 PathLike = str | Path
@@ -381,17 +382,6 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
 # -- compare ------------------------------------------------------------------------------------
 
 
-@dataclass(repr=False)
-class PairwiseRun(FailureCounts):
-    """A finished ``compare`` folder: the pairwise summary and every pair judged in both orders.
-    ``failed``, ``total`` and ``by_status`` count the pairs that gave no verdict (a pair fails when
-    either order failed), as ``compare --max-failed`` does."""
-
-    dir: Path
-    summary: dict[str, Any]
-    judgments: list[Any]  # PairJudgment
-
-
 @dataclass
 class ComparePlan:
     config: ModelConfig
@@ -485,6 +475,7 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
     length-controlled fit, ``bootstrap`` resamples its standard errors (``seed``). ``force``, ``batch``
     and ``max_cost`` as in ``score``."""
     from alignbench.pairwise.compare import (
+        PairwiseSummary,
         assemble,
         judge_pairs,
         run_metadata,
@@ -520,15 +511,13 @@ async def compare_async(questions: PathLike, answers: Sequence[PathLike], baseli
         if channel:
             channel.settle()
         judgments = assemble(p.items, verdicts, p.rubric, p.config.name)
-        summary = summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed)  # type: ignore[arg-type]
-        summary.update({
-            "judge": p.config.public(), "rubric": p.rubric.id,
-            "usage": usage_totals(judgments, engine).model_dump(),
-            "run": run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
-                                baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
-                                baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
-            "finished": True,
-        })
+        summary = PairwiseSummary(
+            **summarize_compare(judgments, p.rubric, length_unit, n_boot=bootstrap, seed=seed),  # type: ignore[arg-type]
+            judge=p.config.public(), rubric=p.rubric.id, usage=usage_totals(judgments, engine).model_dump(),
+            run=run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
+                             baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
+                             baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
+            finished=True)
         write_compare_run(folder, judgments, summary)
     return PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
 
@@ -563,7 +552,7 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
                           on_event: EventHandler | None = None, on_combo: Any = None,
                           settings: JudgeSettings) -> MetaEvalResult:
     """How well each judge × protocol agrees with human labels; returns (and with ``out`` writes) the
-    figures as ``meta_eval.json`` holds them: a ``metaeval.MetaEvalResult``, a dict whose ``failed``,
+    figures as ``meta_eval.json`` holds them: a ``metaeval.MetaEvalResult`` (``.results``; ``failed``,
     ``total`` and ``by_status`` count the judgments that failed (what ``--max-failed`` decides on).
     ``data``: human-labelled files (see docs/meta-eval.md); ``category`` is given to rows without one;
     ``bootstrap`` resamples the 95% CIs (default 1000; ``seed``); ``on_combo(judge, protocol, rubric)``
@@ -677,7 +666,7 @@ def read_preferences(files: PathLike | Sequence[PathLike], *, length_unit: str |
 
 
 def winrate(files: PathLike | Sequence[PathLike], *, baseline: str | None = None, length_unit: str | None = None,
-            name_by: str = "generator", seed: int = 0, bootstrap: int = 200) -> dict[str, Any]:
+            name_by: str = "generator", seed: int = 0, bootstrap: int = 200) -> PairwiseSummary:
     """Plain and length-controlled win rates per model from existing pairwise judgments (AlpacaEval
     annotation files and/or our ``pairwise_judgments.jsonl`` or ``compare`` folders; ``read_preferences``);
     never calls a judge. Models are fitted jointly per baseline (one GLM over every model compared with
@@ -687,7 +676,7 @@ def winrate(files: PathLike | Sequence[PathLike], *, baseline: str | None = None
     ``baseline`` (None when several), ``baselines``, ``files``, ``length_unit``."""
     import pandas as pd
 
-    from alignbench.pairwise.compare import summarize_preferences
+    from alignbench.pairwise.compare import PairwiseSummary, summarize_preferences
 
     files = [files] if isinstance(files, str | Path) else list(files)
     table, units = read_preferences(files, length_unit=length_unit, name_by=name_by)
@@ -705,17 +694,17 @@ def winrate(files: PathLike | Sequence[PathLike], *, baseline: str | None = None
                 raise PreferenceError(f"model {m!r} is compared with two baselines ({seen[m]}, {b}); pick one with "
                                       "--baseline")
             seen[str(m)] = b
-    summary: dict[str, Any] = {"baseline": baselines[0] if len(baselines) == 1 else None, "baselines": baselines,
-                               "models": {}, "glm": {}, "files": [str(f) for f in files]}
+    models: dict[str, Any] = {}
+    glm: dict[str, Any] = {}
     for b, g in groups.items():
         part = summarize_preferences(g.reset_index(drop=True), n_boot=bootstrap, seed=seed)
-        summary["models"].update(part["models"])
-        summary["glm"][b] = part["glm"]
+        models.update(part["models"])
+        glm[b] = part["glm"]
     # leaderboard order: best length-controlled win rate first
-    summary["models"] = dict(sorted(summary["models"].items(),
-                                    key=lambda kv: -(kv[1]["lc_win_rate"] if kv[1]["lc_win_rate"] is not None else -1)))
-    summary["length_unit"] = units
-    return summary
+    models = dict(sorted(models.items(), key=lambda kv: -(kv[1]["lc_win_rate"] if kv[1]["lc_win_rate"] is not None
+                                                          else -1)))
+    return PairwiseSummary(baseline=baselines[0] if len(baselines) == 1 else None, baselines=baselines, models=models,
+                           glm=glm, files=[str(f) for f in files], length_unit=units)
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -953,7 +942,7 @@ def show(run_dir: PathLike, *, baseline_run: PathLike | None = None, question_id
     ``show --format json`` prints."""
     from alignbench.reporting.compare import compare_runs as compare_two
     from alignbench.rundir import unique_labels
-    from alignbench.trust_runs import run_trust
+    from alignbench.trust.runs import run_trust
 
     folder = Path(run_dir)
     loaded = load_run(folder, questions=baseline_run is not None)
@@ -1079,7 +1068,7 @@ def report(run_dirs: Sequence[PathLike], out: PathLike | None = None, *, baselin
     adds a calibrated column and section. ``compare_runs``: compare folders whose pairwise verdicts feed
     the position audit. ``audit=False`` leaves out the bias section (it reads every answer file)."""
     from alignbench.reporting.markdown import write_report
-    from alignbench.trust_runs import load_labels, read_bridge
+    from alignbench.trust.runs import load_labels, read_bridge
 
     if lang not in ("zh", "en"):
         raise InputError("--lang", None, f"must be zh or en, not {lang!r}")
@@ -1106,9 +1095,9 @@ def calibrate(runs: PathLike | Sequence[PathLike], labels: PathLike, *, label_sc
     ``labels``: a JSONL of ``question_id``, ``model``, ``score`` (on ``label_scale`` such as "1-5", else
     the rubric's scale), or a run folder whose ``reviews.jsonl`` holds the labels (``picked``: which
     reviews count, default those from the viewer's random-sample queue; None for all). One calibration
-    per run folder (per model). Returns a ``trust_runs.CalibrationSet`` (``.runs[label]`` is a
+    per run folder (per model). Returns a ``trust.runs.CalibrationSet`` (``.runs[label]`` is a
     ``trust.Calibration``; ``.as_dict()`` is what ``calibrate --format json`` prints)."""
-    from alignbench.trust_runs import calibrate_runs, load_labels, load_runs
+    from alignbench.trust.runs import calibrate_runs, load_labels, load_runs
 
     label_set = load_labels(labels, picked)  # bad lines fail before any run is read
     if method not in ("analytic", "bootstrap"):
@@ -1129,7 +1118,7 @@ def bridge(old: PathLike | Sequence[PathLike], new: PathLike | Sequence[PathLike
     both (``trust.fit_bridge``: isotonic, with a bootstrap band), with their agreement overall and per
     category and every score on both scales. ``save`` writes the bridge for ``report(..., bridge=FILE)``.
     Returns a ``trust.BridgeFit``."""
-    from alignbench.trust_runs import fit_runs_bridge, load_runs
+    from alignbench.trust.runs import fit_runs_bridge, load_runs
 
     as_list = (lambda x: [x] if isinstance(x, str | Path) else list(x))  # noqa: E731
     fit = fit_runs_bridge(load_runs(as_list(old)), load_runs(as_list(new)), n_boot=n_boot, seed=seed)
@@ -1142,10 +1131,10 @@ def bridge(old: PathLike | Sequence[PathLike], new: PathLike | Sequence[PathLike
 
 def audit(runs: PathLike | Sequence[PathLike], *, compare_runs: Sequence[PathLike] = (), n_boot: int = 300,
           seed: int = 0) -> list[BiasAudit]:
-    """Bias audits of finished runs (``trust_runs.audit_runs``): length (characters and jieba words,
+    """Bias audits of finished runs (``trust.runs.audit_runs``): length (characters and jieba words,
     within each question when several runs answered it), Markdown format, position (from the pairwise
     verdicts of ``compare_runs``), judge/model families. One ``BiasAudit`` per judge."""
-    from alignbench.trust_runs import audit_runs, load_runs
+    from alignbench.trust.runs import audit_runs, load_runs
 
     loaded = load_runs([runs] if isinstance(runs, str | Path) else runs)
     return audit_runs(loaded, compare_dirs=[Path(d) for d in compare_runs], n_boot=n_boot, seed=seed)

@@ -36,7 +36,7 @@ import numpy as np
 
 from alignbench.data import InputError, file_sha256, read_jsonl
 from alignbench.rubrics import Rubric, load_rubric
-from alignbench.rundir import FailureCounts, Run, RunFolder, default_run_dir, load_run
+from alignbench.rundir import PairwiseRun, Run, RunFolder, default_run_dir, load_run
 from alignbench.types import Judgment, Status, UsageTotals
 
 Format = Literal["alignbench-judge", "fastchat-single", "fastchat-pair"]
@@ -93,16 +93,6 @@ class Difference:
                 "our_status": self.our_status, "detail": self.detail}
 
 
-@dataclass(repr=False)
-class ImportedPairs(FailureCounts):
-    """The compare folder a pair file became: what ``api.compare`` returns (``PairwiseRun``'s fields), its
-    pairwise summary and every pair's ``PairJudgment``; ``failed``/``total`` count pairs without a verdict."""
-
-    dir: Path
-    summary: dict[str, Any]
-    judgments: list[Any]
-
-
 @dataclass
 class ImportResult:
     """One imported file: its format and hash, the run folders written (``runs``: model -> Run for pointwise
@@ -116,7 +106,7 @@ class ImportResult:
     records: int
     differences: list[Difference]
     runs: dict[str, Run] = field(default_factory=dict)
-    pairwise: ImportedPairs | None = None  # a pair file's compare folder
+    pairwise: PairwiseRun | None = None  # a pair file's compare folder
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -733,7 +723,12 @@ def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric:
                   judge: str, prompts: list[str], qs: dict[int, dict[str, Any]], qpath: Path, root: Path, *,
                   n_lines: int, dropped: int, answers: str | Path | None, baseline: str | None, seed: int, length_unit: str,
                   bootstrap: int) -> ImportResult:
-    from alignbench.pairwise.compare import run_metadata, summarize_compare, write_compare_run
+    from alignbench.pairwise.compare import (
+        PairwiseSummary,
+        run_metadata,
+        summarize_compare,
+        write_compare_run,
+    )
 
     if length_unit not in ("words", "chars"):
         raise InputError("--length-unit", None, f"must be words or chars, not {length_unit!r}")
@@ -752,23 +747,20 @@ def _import_pairs(path: Path, records: list[tuple[int, dict[str, Any]]], rubric:
     compared = sorted({j.model for j in judgments})
     who = "+".join(compared) if len("+".join(compared)) <= 60 else f"{len(compared)}-models"
     run_dir = default_run_dir(who, "vs", base, judge, "imported-fastchat-pair", root=root)
-    summary = summarize_compare(judgments, rubric, length_unit, n_boot=bootstrap, seed=seed)  # type: ignore[arg-type]
-    summary.update({
-        "judge": {"name": judge, "backend": "imported", "model": judge, "prompt": ", ".join(prompts),
-                  "tool": "fastchat"},
-        "rubric": rubric_id, "usage": UsageTotals().model_dump(),
-        "run": run_metadata(dir=str(run_dir), questions={"path": str(qpath), "sha256": file_sha256(qpath)},
+    summary = PairwiseSummary(
+        **summarize_compare(judgments, rubric, length_unit, n_boot=bootstrap, seed=seed),  # type: ignore[arg-type]
+        judge={"name": judge, "backend": "imported", "model": judge, "prompt": ", ".join(prompts), "tool": "fastchat"},
+        rubric=rubric_id, usage=UsageTotals().model_dump(),
+        run=run_metadata(dir=str(run_dir), questions={"path": str(qpath), "sha256": file_sha256(qpath)},
                             answers={m: str(folder / f"{m}.jsonl") for m in compared if m in replies},
                             baseline_answers=str(folder / f"{base}.jsonl") if base in replies else None, n_questions=len(qs), missing={}, baseline_missing=[],
                             max_answer_chars=None, imported=imported, notes=[imported_label(imported), *notes]),
-        "imported": imported,
-        "differences": {"file": DIFFERENCES_FILE, "n": len(diffs), "by_kind": _by_kind(diffs)},
-        "finished": True,
-    })
+        imported=imported, differences={"file": DIFFERENCES_FILE, "n": len(diffs), "by_kind": _by_kind(diffs)},
+        finished=True)
     with RunFolder(run_dir) as run_folder:
         _jsonl(run_folder, DIFFERENCES_FILE, [d.as_dict() for d in diffs])
         write_compare_run(run_folder, judgments, summary)
-    result.pairwise = ImportedPairs(dir=run_dir, summary=summary, judgments=judgments)
+    result.pairwise = PairwiseRun(dir=run_dir, summary=summary, judgments=judgments)
     return result
 
 

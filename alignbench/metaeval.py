@@ -56,7 +56,7 @@ from alignbench.stats import METRICS, corr, corr_rows, draw, percentile_ci, unde
 from alignbench.stats import means as boot_means
 from alignbench.stats.fmt import rnd as _r
 from alignbench.stats.fmt import rnd_ci
-from alignbench.types import Question
+from alignbench.types import Question, Result
 
 Label = Literal["1", "2", "tie"]
 N_BOOTSTRAP = 1000
@@ -594,16 +594,19 @@ def plan_meta_eval(data: Sequence[Path | str], judges: list[str], protocols: lis
     return MetaPlan(meta, judges, protocols, combos, max_answer_chars)
 
 
-class MetaEvalResult(dict[str, Any]):
-    """What a meta-eval returns: ``meta_eval.json``'s content, as a plain dict (``json.dumps`` writes it
-    unchanged), plus the failed-judgment counts over every judge × protocol, pointwise and pairwise, that
-    ``alignbench meta-eval --max-failed`` decides its exit code on.
+class MetaEvalResult(Result):
+    """``meta_eval.json`` (``results[judge][protocol]``: each combo's figures), with the failed-judgment counts
+    ``--max-failed`` decides on: a pointwise row or a labelled pair (failed if either order failed) counts once."""
 
-    A pointwise row counts once, a labelled pair once (failed when either order failed), as each
-    entry's ``n`` and ``n_failed`` count them."""
+    judges: list[str]
+    protocols: list[str]
+    data: Any
+    scales: dict[str, Any]
+    bootstrap: dict[str, Any]
+    results: dict[str, dict[str, dict[str, Any]]]
 
     def _entries(self) -> list[dict[str, Any]]:
-        return [m for per_protocol in self.get("results", {}).values() for entry in per_protocol.values()
+        return [m for per_protocol in self.results.values() for entry in per_protocol.values()
                 for kind in ("pointwise", "pairwise") if (m := entry.get(kind))]
 
     @property
@@ -679,13 +682,11 @@ async def run_meta_eval(plan: MetaPlan, store: Any, *, attempts: int, parse_retr
             _write_combo(folder, f"{folder_name(j)}__{p}", plan.data, judgments, pair_judgments)
     humans = [r.human for r in plan.data.points]
     first_rub = plan.combos[0][3]
-    return MetaEvalResult({
-        "judges": plan.judges, "protocols": plan.protocols, "data": plan.data.files,
-        "scales": {"judge": [first_rub.scale.min, first_rub.scale.max],
-                   "human_observed": [min(humans), max(humans)] if humans else None, "note": SCALE_NOTE},
-        "bootstrap": {"resamples": n_boot, "seed": seed, "level": 0.95},
-        "results": results,
-    })
+    return MetaEvalResult(
+        judges=plan.judges, protocols=plan.protocols, data=plan.data.files,
+        scales={"judge": [first_rub.scale.min, first_rub.scale.max],
+                "human_observed": [min(humans), max(humans)] if humans else None, "note": SCALE_NOTE},
+        bootstrap={"resamples": n_boot, "seed": seed, "level": 0.95}, results=results)
 
 
 def _outcomes(data: MetaData, pair_judgments: list[Any]) -> list[PairOutcome]:

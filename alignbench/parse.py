@@ -491,7 +491,13 @@ def _dims_for_line_verdict(found: _Found, verdict: _Candidate) -> tuple[dict[str
 RATING_LABELS = ("Overall Rating", "Overall rating", "overall rating", "Rating", "rating", "RATING", "Score",
                  "score", "SCORE", "最终评分", "综合评分", "总评分", "评分")
 RESULT_LABELS = ("[RESULT]", "[Result]", "[result]", "[结果]")
-CONVENTIONS = ("alignbench-dict", "double-brackets", "rating-line", "result-tag")
+# Output conventions: the labels a rating follows (a rubric's own replace them), what a reply without one lacks.
+CONVENTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "alignbench-dict": ((), "no score block and no {key} line"),
+    "double-brackets": ((), "no [[N]] rating"),
+    "rating-line": (RATING_LABELS, "no rating line ('Rating: N', '{key}：N')"),
+    "result-tag": (RESULT_LABELS, "no '[RESULT] N'"),
+}
 _ECHO_LEAD = re.compile(r"例如|比如|譬如|示例|格式|for example|e\.g\.|such as|format", re.IGNORECASE)
 _LABEL_TRIM = " \t:=*'\"【[(（-"
 _BRACKET_CLOSE = re.compile(r"[ \t]*分?[ \t]*\]\]")
@@ -591,9 +597,7 @@ def parse_scores(text: str | None, dimensions: tuple[str, ...] | list[str], over
     if split.unclosed:
         return ParsedScores(Status.PARSE_FAILED, detail="cut off: the reply ends inside its <think> block")
     norm, found = _find(split.text, tuple(dimensions), overall_key, scale, convention, tuple(labels))
-    missing = {"alignbench-dict": f"no score block and no {overall_key} line", "double-brackets": "no [[N]] rating",
-               "rating-line": f"no rating line ('Rating: N', '{overall_key}：N')",
-               "result-tag": "no '[RESULT] N'"}[convention]
+    missing = CONVENTIONS[convention][1].format(key=overall_key)
     echoes = _example_keys(tuple(examples), tuple(dimensions), overall_key, tuple(scale), convention,
                            tuple(labels)) if examples else MappingProxyType({})
     parsed = _verdict_of(found, norm, dimensions, overall_key, scale, missing, echoes)
@@ -610,8 +614,7 @@ def _find(body: str, dimensions: tuple[str, ...], overall_key: str, scale: tuple
     quoted = _Quoted(body, norm, markers_only=prompt)
     if convention == "double-brackets":
         return norm, _collect_brackets(norm, quoted, set(dimensions), scale, prompt=prompt)
-    own = {"alignbench-dict": (), "rating-line": RATING_LABELS, "result-tag": RESULT_LABELS}[convention]
-    overall_keys = {overall_key, *(labels or own)}
+    overall_keys = {overall_key, *(labels or CONVENTIONS[convention][0])}
     return norm, _collect(norm, quoted, set(dimensions) | overall_keys, overall_keys, scale)
 
 

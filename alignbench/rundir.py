@@ -37,7 +37,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from alignbench import safejson
-from alignbench.types import Answer, Judgment, Question, Status, Summary
+from alignbench.types import Answer, Judgment, Question, Result, Status, Summary
 
 SUMMARY = "summary.json"
 JUDGMENTS = "judgments.jsonl"
@@ -200,6 +200,7 @@ class RunFolder:
         self._staged, self._marker = {}, None
 
     def write_json(self, name: str, obj: Any) -> Path:
+        obj = obj.as_dict() if isinstance(obj, Result) else obj
         return self._replace(name, (json.dumps(obj, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
 
     def write_jsonl(self, name: str, records: Iterable[Any]) -> Path:
@@ -267,6 +268,17 @@ class FailureCounts:
         while restoring the SIGINT handler, and a full dataclass repr of 683 judgments took 35 ms there."""
         return f"<{type(self).__name__} {getattr(self, 'label', '')!r} at {getattr(self, 'dir', None)}: " \
                f"{self.total} judgments, {self.failed} failed>"
+
+
+@dataclass(repr=False)
+class PairwiseRun(FailureCounts):
+    """A finished ``compare`` folder (``api.compare``, or a pair file ``alignbench import`` read): the
+    ``pairwise.compare.PairwiseSummary`` and every pair judged in both orders. ``failed``, ``total`` and
+    ``by_status`` count the pairs that gave no verdict (either order failed), as ``--max-failed`` does."""
+
+    dir: Path
+    summary: Any  # PairwiseSummary
+    judgments: list[Any]  # PairJudgment
 
 
 @dataclass(repr=False)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from alignbench import __version__
 from alignbench.aggregate import summarize
 from alignbench.cache import ReplyStore
 from alignbench.cost import spend
@@ -36,6 +35,7 @@ from alignbench.types import (
     Summary,
     Usage,
     UsageTotals,
+    __version__,
 )
 
 

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
+__version__ = "0.1.0"  # alignbench's, recorded in every manifest (alignbench.__version__)
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -327,6 +329,16 @@ class Manifest(Loose):
     alignbench_version: str = ""
     created: str = ""
     dir: str | None = None
+
+
+class Result(BaseModel):
+    """The base of the typed results written as JSON (the pairwise summary, ``meta_eval.json``, the trust
+    results): frozen, read back by ``model_validate`` from the JSON ``as_dict()`` gives."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump()
 
 
 class Summary(Loose):

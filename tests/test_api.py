@@ -268,12 +268,10 @@ def test_score_plan_warns_about_samples_at_temperature_zero(tmp_path: Path) -> N
 # -- structure --------------------------------------------------------------------------------------
 
 
-def _imports(path: Path, top_level: bool = False) -> set[str]:
-    """Modules ``path`` imports: all of them, or only those imported when the module loads (the ones
-    that can form an import cycle; imports inside functions run later, on use)."""
+def _imports(path: Path) -> set[str]:
+    """Names ``path`` imports at any depth: each ``from`` module and each ``module.name`` it takes."""
     found = set()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in (tree.body if top_level else ast.walk(tree)):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names)
@@ -288,21 +286,70 @@ def _module(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def test_no_import_cycle_and_cli_modules_stand_alone() -> None:
+# The layers of docs/architecture.md, lowest first: a module imports only from its own layer or a lower one.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "core": ("safejson", "types", "redact", "reasoning", "logprobs", "upstream", "stats", "stats.fmt", "parse", "rubrics",
+             "structured", "data", "prompts", "judges.base"),  # judges.base: the client protocol, pure
+    "clients": ("judges", "judges.pool", "judges.constrained", "judges.local", "judges.openai_api",
+                "judges.zhipuai_api", "cache"),
+    "engine": ("engine",),
+    "run folders": ("rundir", "reviews"),
+    "features": ("aggregate", "cost", "batch", "scoring", "answering", "ensemble", "pairwise", "pairwise.compare",
+                 "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "trust", "trust.base",
+                 "trust.calibration", "trust.bridge", "trust.audits", "trust.variance", "trust.runs"),
+    "reporting": ("reporting", "reporting.charts", "reporting.compare", "reporting.markdown", "reporting.terminal"),
+    "api": ("settings", "api", ""),  # "": the package itself, which re-exports the API
+    "view": ("view", "view.data", "view.queue", "view.render", "view.export", "view.server"),
+    "cli": ("cli", "cli.app", "cli.options", *(f"cli.{c}" for c in ("answer", "batches", "compare", "importing",
+            "judges", "metaeval", "report", "score", "trust", "view")), "__main__"),
+}
+
+
+def _edges(files: dict[str, Path]) -> dict[str, set[str]]:
+    """Every module each module imports, at any depth of its code (inside functions and ``TYPE_CHECKING``
+    too), relative imports resolved; ``from package import name`` is the submodule when there is one."""
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, *([base] if base else [])])
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            else:
+                continue
+            for target in targets:
+                while target not in files and "." in target:
+                    target = target.rpartition(".")[0]
+                if target in files and target != name:
+                    found.add(target)
+        graph[name] = found
+    return graph
+
+
+def test_imports_run_down_the_layers_with_no_cycle_and_cli_modules_stand_alone() -> None:
     files = {_module(p): p for p in (ROOT / "alignbench").rglob("*.py")}
-    uses = {m: {i for i in _imports(p) if i in files and i != m} for m, p in files.items()}
-    graph = {m: {i for i in _imports(p, top_level=True) if i in files and i != m} for m, p in files.items()}
-    for name, deps in uses.items():
-        if name.startswith("alignbench.cli.") and name != "alignbench.cli":
-            assert deps <= {"alignbench.cli.app", "alignbench.cli.options"} | {d for d in deps
-                                                                               if not d.startswith("alignbench.cli")}, name
+    layer = {f"alignbench.{m}".rstrip("."): i for i, mods in enumerate(LAYERS.values()) for m in mods}
+    names = list(LAYERS)
+    assert set(files) == set(layer), f"modules without a layer (add them to LAYERS): {set(files) ^ set(layer)}"
+    graph = _edges(files)
+    upward = [f"{m} ({names[layer[m]]}) imports {d} ({names[layer[d]]})"
+              for m, deps in graph.items() for d in deps if layer[d] > layer[m]]
+    assert not upward, "imports that run upward:\n" + "\n".join(sorted(upward))
+    for name, deps in graph.items():
+        if name.startswith("alignbench.cli."):
+            assert {d for d in deps if d.startswith("alignbench.cli")} <= {"alignbench.cli.app",
+                                                                          "alignbench.cli.options"}, name
     state: dict[str, int] = {}
 
     def visit(node: str, stack: list[str]) -> None:
         state[node] = 1
         for dep in graph[node]:
-            if dep == "alignbench" or node == "alignbench":
-                continue  # the package __init__ re-exports lazily
             if state.get(dep) == 1:
                 raise AssertionError("import cycle: " + " -> ".join([*stack, node, dep]))
             if not state.get(dep):
@@ -312,6 +359,15 @@ def test_no_import_cycle_and_cli_modules_stand_alone() -> None:
     for module in graph:
         if not state.get(module):
             visit(module, [])
+
+
+def test_the_layer_guard_sees_function_level_imports() -> None:
+    """The guard must catch what the old one missed: an import inside a function, a relative one."""
+    files = {"alignbench.trust": ROOT / "alignbench" / "trust" / "__init__.py",
+             "alignbench.scoring": ROOT / "alignbench" / "scoring.py", "alignbench.api": ROOT / "alignbench" / "api.py"}
+    graph = _edges(files)
+    assert "alignbench.trust" in graph["alignbench.scoring"]  # scoring imports judge_variance inside a function
+    assert "alignbench.trust" in graph["alignbench.api"] and "alignbench.scoring" in graph["alignbench.api"]
 
 
 # Commands that only parse options, call alignbench.api and render (alignbench.reporting): what they compute

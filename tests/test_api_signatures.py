@@ -245,7 +245,7 @@ def test_compare_and_meta_eval_refresh_only_what_failed(tmp_path: Path) -> None:
         assert pair().failed == 3 and meta().failed == 4 and stub.calls == 11  # replayed from the cache
         fixed, measured = pair(refresh_failed=True), meta(refresh_failed=True)
         assert fixed.failed == 0 and measured.failed == 0 and stub.calls == 22
-    counts = fixed.summary["models"]["model-a"]
+    counts = fixed.summary.models["model-a"]
     assert counts["n_wins"] + counts["n_ties"] + counts["n_losses"] == 3 and counts["n_failed"] == 0
     saved = json.loads((tmp_path / "c" / "pairwise_summary.json").read_text(encoding="utf-8"))
     assert saved["models"]["model-a"] == json.loads(json.dumps(counts))

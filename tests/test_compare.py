@@ -164,6 +164,44 @@ def test_both_orders_are_planned_and_prefix_friendly() -> None:
 # ------------------------------------------------------------------------------------------------
 
 
+# pairwise_summary.json as compare and `alignbench import` wrote it before the summary was typed (key order too)
+OLD_SUMMARY = {
+    "baseline": "model-b",
+    "models": {"model-a": {"baseline": "model-b", "win_rate": 93.75, "win_rate_se": 4.1, "lc_win_rate": 90.2,
+                           "lc_win_rate_se": None, "discrete_win_rate": 93.75, "n": 32, "n_wins": 28, "n_ties": 4,
+                           "n_losses": 0, "n_failed": 0, "avg_length": 120.5, "length_slope": 0.1, "strength": 2.0,
+                           "inconsistency": 0.125, "n_inconsistent": 4, "n_flips": 0, "failed_by_status": {},
+                           "lc_warning": None, "categories": {"数学计算": {"win_rate": 50.0, "n": 4}}}},
+    "glm": {"fitted": True, "theta": 0.1, "sigma": 1.0, "penalties": [1.0], "converged": True, "n_iter": 7,
+            "difficulty_sd": 0.3, "n_boot": 0, "seed": 0},
+    "length_unit": "chars",
+    "position_bias": {"inconsistency": 0.125, "n_inconsistent": 4, "n_flips": 0, "n_pairs": 32, "categories": {}},
+    "judge": {"name": "openai:gpt-4o", "backend": "openai", "model": "gpt-4o"},
+    "rubric": "alignbench@1",
+    "usage": {"calls": 64, "prompt_tokens": 1000},
+    "run": {"dir": "out", "missing": {"model-a": []}, "alignbench_version": "0.1.0", "created": "2026-01-01T00:00:00"},
+    "finished": True,
+}
+
+
+def test_old_pairwise_summaries_load_and_write_the_same_json(tmp_path: Path) -> None:
+    from alignbench.pairwise.compare import PairwiseSummary
+    from alignbench.reporting.terminal import pairwise_table
+
+    imported = {**{k: v for k, v in OLD_SUMMARY.items() if k != "finished"}, "imported": {"format": "fastchat-pair"},
+                "differences": {"file": "import_differences.jsonl", "n": 0, "by_kind": {}}, "finished": True,
+                "fastchat": {"protocol": "pair"}}  # a section the model does not name is kept, last
+    for old in (OLD_SUMMARY, imported):
+        path = tmp_path / "pairwise_summary.json"
+        path.write_text(json.dumps(old, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        summary = PairwiseSummary.model_validate_json(path.read_bytes())
+        assert json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n" == path.read_text(encoding="utf-8")
+        assert summary.models["model-a"]["n_wins"] == 28 and summary.finished is True
+        assert pairwise_table(summary).row_count == 1
+    with pytest.raises(ValueError, match="frozen"):
+        summary.baseline = "x"  # type: ignore[misc]
+
+
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory: pytest.TempPathFactory):
     """One `compare` of model-a and model-c against model-b, shared by the tests below."""

@@ -361,12 +361,12 @@ def test_fastchat_pair_import(tmp_path: Path) -> None:
     by_q = {j.question_id: j for j in pr.judgments}
     assert by_q[q[0]].preference == 1.0 and by_q[q[1]].preference == 1.0
     assert by_q[q[2]].preference == 0.25  # baseline wins g1, tie in g2
-    m = pr.summary["models"]["vicuna-test"]
+    m = pr.summary.models["vicuna-test"]
     assert m["n_failed"] == 2 and m["baseline"] == "gpt-3.5-turbo"
     assert m["win_rate"] == pytest.approx(100 * (1.0 + 1.0 + 0.25) / 3, abs=1e-6)
     # compare readers: winrate and the position audit
     wr = api.winrate(pr.dir / "pairwise_judgments.jsonl")
-    assert wr["models"]["vicuna-test"]["win_rate"] == pytest.approx(m["win_rate"])
+    assert wr.models["vicuna-test"]["win_rate"] == pytest.approx(m["win_rate"])
     written = json.loads((pr.dir / "pairwise_summary.json").read_text(encoding="utf-8"))
     assert written["run"]["imported"]["format"] == "fastchat-pair" and written["finished"] is True
     assert read_jsonl(pr.dir / "import_differences.jsonl")[0]["kind"] == "their_failure"

@@ -261,7 +261,7 @@ def test_meta_eval_with_structured_verdicts(tmp_path: Path) -> None:
         payload = alignbench.meta_eval([data], "openai:stub-model", "general", base_url=server.url, structured=True,
                                        bootstrap=0)
         assert all(r["response_format"]["json_schema"]["schema"]["required"] == ["overall"] for r in server.requests)
-    result = payload["results"]["openai:stub-model"]["general"]
+    result = payload.results["openai:stub-model"]["general"]
     assert result["judge"]["structured"] == "json_schema" and result["pointwise"]["n_failed"] == 0
 
 

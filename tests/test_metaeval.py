@@ -204,6 +204,21 @@ def test_pairwise_metrics_by_hand() -> None:
 # -- the command, end to end -----------------------------------------------------------------------
 
 @pytest.mark.slow
+def test_an_old_meta_eval_json_loads_and_writes_the_same() -> None:
+    """meta_eval.json as run_meta_eval wrote it when the result was a dict: read back, counted, written the same."""
+    from alignbench.metaeval import MetaEvalResult
+
+    point = {"n": 11, "n_failed": 1, "failed_by_status": {"parse_failed": 1}, "pearson": 0.5}
+    old = {"judges": ["openai:good"], "protocols": ["general"], "data": {"p.jsonl": {"kind": "pointwise", "rows": 12}},
+           "scales": {"judge": [1, 10], "human_observed": [1, 5], "note": "n"},
+           "bootstrap": {"resamples": 0, "seed": 0, "level": 0.95},
+           "results": {"openai:good": {"general": {"judge": {"model": "good"}, "rubric": "alignbench@1",
+                                                   "pointwise": point, "pairwise": None, "usage": {"calls": 12}}}}}
+    result = MetaEvalResult.model_validate_json(json.dumps(old))
+    assert json.dumps(result.as_dict(), ensure_ascii=False, indent=2) == json.dumps(old, ensure_ascii=False, indent=2)
+    assert (result.failed, result.total, result.by_status) == (1, 12, {"parse_failed": 1})
+
+
 def test_meta_eval_json_matches_hand_values(table_stub: StubServer, files: tuple[Path, Path]) -> None:
     points, pairs = files
     proc = meta_eval(table_stub, "--data", str(points), "--data", str(pairs), "--judge", "openai:good,openai:flat",
@@ -328,7 +343,7 @@ def test_bad_input_fails_before_any_call(table_stub: StubServer, files: tuple[Pa
 
 def test_api_result_counts_the_failures_the_exit_code_is_based_on(table_stub: StubServer, files: tuple[Path, Path],
                                                                     tmp_path: Path) -> None:
-    """``alignbench.meta_eval`` returns meta_eval.json's dict with ``failed``, ``total`` and ``by_status``;
+    """``alignbench.meta_eval`` returns meta_eval.json's content (a model) with ``failed``, ``total`` and ``by_status``;
     ``alignbench meta-eval --max-failed`` decides its exit code on exactly these numbers."""
     import alignbench
     from alignbench.api import plan_meta_eval
@@ -339,19 +354,20 @@ def test_api_result_counts_the_failures_the_exit_code_is_based_on(table_stub: St
     assert [len(requests) for _, requests in plan.requests()] == [12 + 2 * 7] * 2 and table_stub.calls == 0
     result = alignbench.meta_eval([points, pairs], "openai:good,openai:flat", base_url=table_stub.url, bootstrap=0,
                                   out=tmp_path / "me")
-    assert isinstance(result, MetaEvalResult) and isinstance(result, dict)
+    assert isinstance(result, MetaEvalResult)
     # good: Q1-fail (pointwise) and P6 (pairwise) unreadable; flat: P6 unreadable. 12 rows + 7 pairs per judge.
     assert (result.failed, result.total, result.by_status) == (3, 2 * (12 + 7), {"parse_failed": 3})
-    entries = [e[kind] for per in result["results"].values() for e in per.values() for kind in ("pointwise", "pairwise")]
+    entries = [e[kind] for per in result.results.values() for e in per.values() for kind in ("pointwise", "pairwise")]
     assert result.failed == sum(m["n_failed"] for m in entries) and result.total == sum(m["n"] + m["n_failed"]
                                                                                         for m in entries)
     saved = json.loads((tmp_path / "me" / "meta_eval.json").read_text(encoding="utf-8"))
-    assert saved == json.loads(json.dumps(result)) and "failed" not in saved  # the file is unchanged
+    assert saved == json.loads(json.dumps(result.as_dict())) and "failed" not in saved  # the file is unchanged
+    assert MetaEvalResult.model_validate(saved).as_dict() == saved  # read back, written the same
     args = ("--data", str(points), "--data", str(pairs), "--judge", "openai:good,openai:flat", "--format", "json")
     over = meta_eval(table_stub, *args, max_failed="2")
     assert over.returncode == 3, over.stderr
     assert ("3 of 38 judgments failed (parse_failed 3), more than --max-failed 2 allows (2)") in over.stderr
-    assert MetaEvalResult(json.loads(over.stdout)).failed == result.failed  # the same count from the printed JSON
+    assert MetaEvalResult.model_validate_json(over.stdout).failed == result.failed  # the same count from the printed JSON
     assert meta_eval(table_stub, *args, max_failed="3").returncode == 0
     broken = alignbench.meta_eval([points, pairs], "openai:broken", base_url=table_stub.url, bootstrap=0,
                                   parse_retries=0)

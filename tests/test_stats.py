@@ -24,7 +24,7 @@ from alignbench.rubrics import load_rubric
 from alignbench.rundir import load_run
 from alignbench.stats import fmt
 from alignbench.trust import PositionBias, PositionStats
-from alignbench.trust_runs import BiasAudit
+from alignbench.trust.runs import BiasAudit
 from alignbench.view.data import load_view
 from alignbench.view.render import Pages
 

@@ -387,9 +387,9 @@ def test_meta_eval_takes_reviews_as_labels(judged_copy, tmp_path):
     calls = stub.calls
     payload = alignbench.meta_eval([run_dir], judge_id, base_url=stub.url, bootstrap=50)
     assert stub.calls == calls  # the same prompts as the run: every reply from the cache
-    info = payload["data"][str(run_dir)]
+    info = payload.data[str(run_dir)]
     assert info["kind"] == "reviews" and info["n_pointwise"] == 20 and info["human_range"] == [1.0, 10.0]
-    m = payload["results"][judge_id]["multi-dimension"]["pointwise"]
+    m = payload.results[judge_id]["multi-dimension"]["pointwise"]
     assert m["n"] == 20
     judge = [j.overall for j in run.judgments[:20]]
     human = [float(1 + j.question_id % 10) for j in run.judgments[:20]]

@@ -389,19 +389,19 @@ def test_api_winrate_is_what_the_cli_prints(tmp_path: Path) -> None:
     summary = winrate([alpaca, ours], bootstrap=20, seed=3)
     proc = run_cli("winrate", str(alpaca), str(ours), "--bootstrap", "20", "--seed", "3", "--format", "json")
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == json.loads(json.dumps(summary))
-    assert summary["baseline"] is None and summary["baselines"] == ["base", "base-ours"]
-    assert set(summary["glm"]) == {"base", "base-ours"} and summary["files"] == [str(alpaca), str(ours)]
-    assert summary["length_unit"] == "chars (AlpacaEval files), words (pairwise judgments)"
-    m, o = summary["models"]["m"], summary["models"]["ours"]
+    assert json.loads(proc.stdout) == json.loads(json.dumps(summary.as_dict()))
+    assert summary.baseline is None and summary.baselines == ["base", "base-ours"]
+    assert set(summary.glm) == {"base", "base-ours"} and summary.files == [str(alpaca), str(ours)]
+    assert summary.length_unit == "chars (AlpacaEval files), words (pairwise judgments)"
+    m, o = summary.models["m"], summary.models["ours"]
     assert (m["n"], m["n_wins"], m["n_ties"], m["n_losses"], m["win_rate"]) == (40, 20, 10, 10, 62.5)
     assert (o["n"], o["n_failed"], o["n_wins"], o["n_ties"]) == (11, 1, 5, 6)  # odd pairs split: a tie
     assert o["win_rate"] == pytest.approx((5 + 6 * 0.5) / 11 * 100)
-    lcs = [v["lc_win_rate"] for v in summary["models"].values()]
+    lcs = [v["lc_win_rate"] for v in summary.models.values()]
     assert lcs == sorted(lcs, reverse=True)  # leaderboard order
     # one baseline: the flat fields; a single path works too
     only = winrate(ours, baseline="base-ours", bootstrap=0, length_unit="chars")
-    assert only["baseline"] == "base-ours" and list(only["models"]) == ["ours"] and only["length_unit"] == "chars"
+    assert only.baseline == "base-ours" and list(only.models) == ["ours"] and only.length_unit == "chars"
 
 
 def test_read_preferences_table_and_units(tmp_path: Path) -> None:

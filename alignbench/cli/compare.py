@@ -106,8 +106,9 @@ def compare(
                      if first else "")
 
 
-def _warn_lc(summary: dict[str, Any]) -> None:
-    for name, m in summary.get("models", {}).items():
+def _warn_lc(summary: Any) -> None:
+    """LC warnings of a ``PairwiseSummary`` on stderr."""
+    for name, m in summary.models.items():
         if m.get("lc_warning"):
             warn(f"{name}: {m['lc_warning']}")
 
@@ -150,7 +151,7 @@ def winrate(
         return
     from alignbench.reporting.terminal import print_pairwise
 
-    flat = {**summary, "glm": next(iter(summary["glm"].values())) if len(summary["baselines"]) == 1 else {}}
+    flat = summary.model_copy(update={"glm": next(iter(summary.glm.values())) if len(summary.baselines) == 1 else {}})
     print_pairwise(flat, console, categories=False)
 
 

@@ -130,7 +130,7 @@ def print_json(payload: Any) -> None:
     """``--format json``: the payload on stdout, indented, Chinese as is."""
     import json
 
-    print(json.dumps(payload, ensure_ascii=False, indent=2))
+    print(json.dumps(payload.as_dict() if hasattr(payload, "as_dict") else payload, ensure_ascii=False, indent=2))
 
 
 def print_messages(messages: object) -> None:

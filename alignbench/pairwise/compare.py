@@ -49,9 +49,9 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
-from alignbench import __version__, safejson, structured
+from alignbench import safejson, structured
 from alignbench.cache import ReplyStore
 from alignbench.cost import spend
 from alignbench.data import InputError, read_jsonl
@@ -77,9 +77,11 @@ from alignbench.types import (
     ModelReply,
     ModelRequest,
     Question,
+    Result,
     Status,
     Usage,
     UsageTotals,
+    __version__,
     _Sparse,
 )
 
@@ -527,6 +529,31 @@ def position_bias(df: pd.DataFrame, categories: Sequence[str] | None = None) -> 
 # ================================================================================================
 
 
+class PairwiseSummary(Result):
+    """``pairwise_summary.json`` or ``winrate``'s summary. Only the fields set are written, in this order; a
+    section not named here (a protocol's) is kept as an extra field, written last."""
+
+    model_config = ConfigDict(extra="allow")
+
+    baseline: str | None = None
+    baselines: list[str] | None = None  # winrate: every baseline compared with
+    models: dict[str, dict[str, Any]] = {}
+    glm: dict[str, Any] = {}  # winrate: one fit per baseline
+    files: list[str] | None = None  # winrate: the files read
+    length_unit: Any = None
+    position_bias: dict[str, Any] | None = None
+    judge: dict[str, Any] | None = None
+    rubric: str | None = None
+    usage: dict[str, Any] | None = None
+    run: dict[str, Any] | None = None
+    imported: dict[str, Any] | None = None
+    differences: dict[str, Any] | None = None
+    finished: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
 def usage_totals(judgments: Sequence[PairJudgment], engine: Engine | None) -> UsageTotals:
     """Tokens of both orders of every pair (every compared turn of a dialogue, every attempt) and the engine's
     calls for these models."""
@@ -554,7 +581,7 @@ def summarize_compare(judgments: Sequence[PairJudgment], rubric: Rubric, length_
     return summary
 
 
-def write_compare_run(folder: RunFolder, judgments: Sequence[PairJudgment], summary: dict[str, Any]) -> None:
+def write_compare_run(folder: RunFolder, judgments: Sequence[PairJudgment], summary: PairwiseSummary) -> None:
     """``pairwise_judgments.jsonl`` (by model, then question), then ``pairwise_summary.json`` last."""
     folder.unfinish(SUMMARY_FILE)
     folder.write_jsonl(JUDGMENTS_FILE, sorted(judgments, key=lambda j: (j.model, j.question_id)))

@@ -23,12 +23,12 @@ from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from alignbench import __version__, safejson
+from alignbench import safejson
 from alignbench.reporting.compare import Comparison, analysis_text, compare_runs, in_lang
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, expand_runs, load_run, unique_labels
 from alignbench.stats import fmt
-from alignbench.types import Status, Summary
+from alignbench.types import Status, Summary, __version__
 
 TEMPLATES = Path(__file__).parent / "templates"
 QUESTION_CHARS = 160
@@ -351,6 +351,8 @@ def _weak_spots(r: Run, t: dict[str, str], lowest: int = 3, examples: int = 3) -
 def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[str, Any]]:
     """Tables from ``pairwise_summary.json`` files (written by the pairwise mode), read tolerantly:
     a file that is missing is no section; a file that is unreadable is a note; a missing field is —."""
+    from alignbench.pairwise.compare import PairwiseSummary
+
     blocks, seen = [], set()
     for r in runs:
         path = r.pairwise_file
@@ -359,17 +361,14 @@ def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[st
         seen.add(path.resolve())
         notes: list[str] = []
         rows: list[list[str]] = []
-        data: Any = None
+        data: PairwiseSummary | None = None
         try:
-            data = safejson.read_json(path)
-            models = data.get("models") if isinstance(data, dict) else None
-            if not isinstance(models, dict):
+            data = PairwiseSummary.model_validate(safejson.read_json(path))  # a ValidationError is a ValueError
+            if "models" not in data.model_fields_set:
                 raise ValueError("no 'models' mapping")
         except (OSError, ValueError) as exc:
             notes.append(md_text(f"{path}: unreadable ({exc})"))
-            models = {}
-        for name, m in models.items():
-            m = m if isinstance(m, dict) else {}
+        for name, m in (data.models if data is not None else {}).items():
             wtl = [m.get(k) for k in ("n_wins", "n_ties", "n_losses")]
             incons = m.get("inconsistency")
             rows.append([md_text(name), fmt.pm(m.get("win_rate"), m.get("win_rate_se")),
@@ -377,7 +376,7 @@ def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[st
                          " / ".join(str(v) if isinstance(v, int) else "—" for v in wtl),
                          f"{fmt.pct(incons, 1)}" if isinstance(incons, (int, float)) and 0 <= incons <= 1 else
                          (f"{fmt.num(incons, 1)}%" if isinstance(incons, (int, float)) else "—")])
-        base = data.get("baseline") if isinstance(data, dict) else None
+        base = data.baseline if data is not None else None
         title = md_text(f"{path.parent.name}/pairwise_summary.json" + (
             f" · baseline {base}" if isinstance(base, str) else ""))
         if rows:
@@ -491,7 +490,7 @@ TRUST_STRINGS: dict[str, dict[str, str]] = {
 def _as_judged(r: Run, runs: Sequence[Run]) -> tuple[str, str]:
     """(judge, rubric) a run's scores are on: a bridged run is on the new judge's scale, named as a shown
     run of that judge names it (so a bridged history plus the new judge's runs is one comparable set)."""
-    from alignbench.trust_runs import bridge_info, run_judge
+    from alignbench.trust.runs import bridge_info, run_judge
 
     mark = bridge_info(r)
     if mark is None:
@@ -501,7 +500,7 @@ def _as_judged(r: Run, runs: Sequence[Run]) -> tuple[str, str]:
 
 
 def _bridge_notes(runs: Sequence[Run], zh: bool) -> list[str]:
-    from alignbench.trust_runs import bridge_info
+    from alignbench.trust.runs import bridge_info
 
     notes = []
     for r in runs:
@@ -519,7 +518,7 @@ def _bridge_notes(runs: Sequence[Run], zh: bool) -> list[str]:
 
 def _review_notes(runs: Sequence[Run], zh: bool) -> list[str]:
     """How many judgments of each run were reviewed and how far the judge agrees with the reviewers."""
-    from alignbench.trust_runs import review_state
+    from alignbench.trust.runs import review_state
 
     notes = []
     for r in runs:
@@ -545,7 +544,7 @@ def _review_notes(runs: Sequence[Run], zh: bool) -> list[str]:
 def _family_warnings(runs: Sequence[Run], zh: bool) -> list[str]:
     """The self-preference warning for the top of the report: a judge and a model of one family."""
     from alignbench.trust import family_report
-    from alignbench.trust_runs import bridge_info, judge_names
+    from alignbench.trust.runs import bridge_info, judge_names
 
     live = [r for r in runs if bridge_info(r) is None]
     fam = family_report(sorted({n for r in live for n in judge_names(r)}), sorted({r.model for r in live}))
@@ -745,11 +744,11 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
                  audit: bool = True, compare_dirs: Sequence[Path] = ()) -> tuple[str, ReportResult]:
     """The report text for loaded runs (and, when ``out`` is given, the charts beside it).
 
-    ``labels`` (a ``trust_runs.LabelSet``, on ``label_scale``): one calibration per run, shown as a
-    calibrated column and a section. ``audit``: the bias section (``trust_runs.audit_runs`` over the runs
-    not bridged, with ``compare_dirs`` for position). Runs made by ``trust_runs.bridged_run`` are
+    ``labels`` (a ``trust.runs.LabelSet``, on ``label_scale``): one calibration per run, shown as a
+    calibrated column and a section. ``audit``: the bias section (``trust.runs.audit_runs`` over the runs
+    not bridged, with ``compare_dirs`` for position). Runs made by ``trust.runs.bridged_run`` are
     marked as bridged."""
-    from alignbench.trust_runs import audit_runs, bridge_info, calibrate_runs
+    from alignbench.trust.runs import audit_runs, bridge_info, calibrate_runs
 
     if lang not in STRINGS:
         raise ValueError(f"unknown language {lang!r}; use zh or en")
@@ -856,7 +855,7 @@ def write_report(run_dirs: Sequence[Path], out: Path, baseline_dir: Path | None 
     if not runs:
         raise RunError("no finished run folder to report on" + (f" ({'; '.join(skipped)})" if skipped else ""))
     if bridge is not None:
-        from alignbench.trust_runs import bridged_run, bridges_run
+        from alignbench.trust.runs import bridged_run, bridges_run
 
         fit, source = bridge
         swap = {id(r): bridged_run(fit, r, source, seed=seed) for r in [*runs, baseline] if r is not None

@@ -8,7 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from alignbench.metaeval import METRICS, SCALE_NOTE
+from alignbench.metaeval import METRICS, SCALE_NOTE, MetaEvalResult
+from alignbench.pairwise.compare import PairwiseSummary
 from alignbench.reporting.tables import FitTable as Table
 from alignbench.rubrics import Rubric
 from alignbench.stats import fmt
@@ -166,21 +167,21 @@ def print_comparison(cmp: Any, console: Console) -> None:
             console.print(f"[dim]{title}:[/] {items}", highlight=False)
 
 
-def pairwise_table(summary: dict[str, Any], title: str | None = None) -> Table:
+def pairwise_table(summary: PairwiseSummary, title: str | None = None) -> Table:
     """Pairwise results (``pairwise_summary.json`` or ``alignbench winrate``): per model the win rate
     and LC win rate ± SE (percent), wins/ties/losses, failures and position inconsistency."""
     from rich.markup import escape
 
-    models = summary.get("models", {})
+    models = summary.models
     baselines = {m.get("baseline") for m in models.values()}
     several = len(baselines) > 1
     has_incons = any(m.get("inconsistency") is not None for m in models.values())
-    glm = summary.get("glm", {})
+    glm = summary.glm
     caption = "percent ± SE · ties count half · LC = length-controlled (joint GLM"
     caption += f", {glm['n_boot']} bootstrap resamples)" if glm.get("n_boot") else ")"
-    if summary.get("length_unit"):
-        caption += f" · length in {summary['length_unit']}"
-    table = Table(title=title or f"pairwise vs {escape(str(summary.get('baseline') or 'baseline'))}", caption=caption,
+    if summary.length_unit:
+        caption += f" · length in {summary.length_unit}"
+    table = Table(title=title or f"pairwise vs {escape(str(summary.baseline or 'baseline'))}", caption=caption,
                   header_style="bold", title_style="bold")
     table.add_column("model", no_wrap=True)
     if several:
@@ -200,11 +201,11 @@ def pairwise_table(summary: dict[str, Any], title: str | None = None) -> Table:
     return table
 
 
-def pairwise_category_table(summary: dict[str, Any]) -> Table | None:
+def pairwise_category_table(summary: PairwiseSummary) -> Table | None:
     """Win rate (and position inconsistency) per category and model; None without categories."""
     from rich.markup import escape
 
-    models = {n: m for n, m in summary.get("models", {}).items() if m.get("categories")}
+    models = {n: m for n, m in summary.models.items() if m.get("categories")}
     if not models:
         return None
     cats: list[str] = []
@@ -228,7 +229,7 @@ def pairwise_category_table(summary: dict[str, Any]) -> Table | None:
     return table
 
 
-def print_pairwise(summary: dict[str, Any], console: Console, categories: bool = True) -> None:
+def print_pairwise(summary: PairwiseSummary, console: Console, categories: bool = True) -> None:
     """The pairwise tables and the notes that qualify them (failures, missing pairs, LC warnings)."""
     from rich.markup import escape
 
@@ -236,21 +237,21 @@ def print_pairwise(summary: dict[str, Any], console: Console, categories: bool =
     if categories and (cat_table := pairwise_category_table(summary)) is not None:
         console.print(cat_table)
     notes = []
-    bias = summary.get("position_bias", {})
+    bias = summary.position_bias or {}
     if bias.get("inconsistency") is not None:
         notes.append(f"position inconsistency over all pairs {fmt.pct(bias['inconsistency'], 1)} "
                      f"({bias.get('n_inconsistent', 0)} of {bias.get('n_pairs', 0)}; "
                      f"{bias.get('n_flips', 0)} flipped from win to loss with the order)")
-    for name, m in summary.get("models", {}).items():
+    for name, m in summary.models.items():
         if m.get("n_failed"):
             by = ", ".join(f"{k} {v}" for k, v in m.get("failed_by_status", {}).items())
             notes.append(f"{escape(name)}: {m['n_failed']} pair(s) failed and are excluded" + (f" ({by})" if by else ""))
         if m.get("lc_warning"):
             notes.append(f"[yellow]{escape(name)}: {escape(m['lc_warning'])}[/]")
-    for name, ids in summary.get("run", {}).get("missing", {}).items():
+    for name, ids in (summary.run or {}).get("missing", {}).items():
         if ids:
             notes.append(f"{escape(name)}: {len(ids)} question(s) without both answers were not compared")
-    usage = summary.get("usage", {})
+    usage = summary.usage or {}
     if usage:
         from alignbench.cost import spend_line
 
@@ -271,26 +272,26 @@ def _with_ci(value: float | None, ci: Any, missing: str = "undefined", sep: str 
     return fmt.num(value, 3) + (f" [dim]{wrap.format(fmt.ci(ci, sep=sep))}[/]" if ci else "")
 
 
-def _grid(payload: dict[str, Any], kind: str, metric: str, title: str) -> Table:
+def _grid(payload: MetaEvalResult, kind: str, metric: str, title: str) -> Table:
     """Protocols (rows) × judges (columns), one metric per cell (the ReIFE view)."""
     table = Table(title=title, header_style="bold", title_style="bold")
     table.add_column("protocol", no_wrap=True)
-    for j in payload["judges"]:
+    for j in payload.judges:
         table.add_column(escape(j), justify="right")
-    for p in payload["protocols"]:
+    for p in payload.protocols:
         cells = []
-        for j in payload["judges"]:
-            m = payload["results"][j][p][kind]
+        for j in payload.judges:
+            m = payload.results[j][p][kind]
             cells.append(_with_ci(m.get(metric), m.get("ci", {}).get(metric), sep=", ", wrap="[{}]"))
         table.add_row(p, *cells)
     return table
 
 
-def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> None:
+def print_meta_eval(payload: MetaEvalResult, rub: Rubric, console: Console) -> None:
     """The meta-eval tables: a protocols × judges grid of the headline metric (with its CI), a detail
     row per (judge, protocol), per-category correlations, and notes on what is undefined or failed."""
-    combos = [(j, p) for j in payload["judges"] for p in payload["protocols"]]
-    first = payload["results"][combos[0][0]][combos[0][1]]
+    combos = [(j, p) for j in payload.judges for p in payload.protocols]
+    first = payload.results[combos[0][0]][combos[0][1]]
     notes: list[str] = []
     if first["pointwise"] is not None:
         console.print(_grid(payload, "pointwise", "spearman",
@@ -304,7 +305,7 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
             left = col in ("judge", "protocol")
             table.add_column(col, justify="left" if left else "right", no_wrap=left)
         for j, p in combos:
-            m = payload["results"][j][p]["pointwise"]
+            m = payload.results[j][p]["pointwise"]
             s, sy = m["sample_level"], m["system_level"]
             table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), *[fmt.num(m[k], 3, 'undefined') for k in METRICS],
                           f"{fmt.num(s['spearman'], 3, 'undefined')} ({s['n_blocks']})", f"{fmt.num(sy['spearman'], 3, 'undefined')} ({sy['n_systems']})")
@@ -323,7 +324,7 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
         for cat in rub.category_names():
             cells = []
             for j, p in combos:
-                c = payload["results"][j][p]["pointwise"]["categories"].get(cat)
+                c = payload.results[j][p]["pointwise"]["categories"].get(cat)
                 cells.append("" if c is None else f"{fmt.num(c['spearman'], 3, 'undefined')} ({c['n']})")
             if any(cells):
                 cat_table.add_row(cat, *cells)
@@ -342,7 +343,7 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
             left = col in ("judge", "protocol")
             table.add_column(col, justify="left" if left else "right", no_wrap=left)
         for j, p in combos:
-            m = payload["results"][j][p]["pairwise"]
+            m = payload.results[j][p]["pairwise"]
             table.add_row(escape(j), p, str(m["n"]), _failed(m["n_failed"]), fmt.num(m["agreement"], 3, 'undefined'),
                           f"{fmt.num(m['agreement_excl_ties'], 3)} ({m['n_excl_ties']})", fmt.num(m["consistency"], 3, 'undefined'),
                           fmt.num(m["accuracy_per_order"], 3), fmt.num(m["first_position_rate"], 3))
@@ -355,10 +356,10 @@ def print_meta_eval(payload: dict[str, Any], rub: Rubric, console: Console) -> N
         console.print(f"[yellow]•[/] {escape(note)}", highlight=False)
 
 
-def _per_file(payload: dict[str, Any], combos: list[tuple[str, str]], kind: str, metric: str, title: str,
+def _per_file(payload: MetaEvalResult, combos: list[tuple[str, str]], kind: str, metric: str, title: str,
               console: Console) -> None:
     """One row per data file, when several files hold rows of this kind (e.g. LLMBar's subsets)."""
-    first = payload["results"][combos[0][0]][combos[0][1]][kind]
+    first = payload.results[combos[0][0]][combos[0][1]][kind]
     if not first.get("files"):
         return
     table = Table(title=title, header_style="bold", title_style="bold")
@@ -366,7 +367,7 @@ def _per_file(payload: dict[str, Any], combos: list[tuple[str, str]], kind: str,
     for j, p in combos:
         table.add_column(escape(f"{j} · {p}"), justify="right")
     for path in first["files"]:
-        cells = [payload["results"][j][p][kind]["files"][path] for j, p in combos]
+        cells = [payload.results[j][p][kind]["files"][path] for j, p in combos]
         table.add_row(escape(Path(path).name), *[f"{fmt.num(f[metric], 3, 'undefined')} ({f['n']})" for f in cells])
     console.print(table)
 
@@ -464,7 +465,7 @@ def calibration_table(label: str, cal: Any, judge: str = "") -> Table:
 
 
 def print_calibrations(cset: Any, console: Console) -> None:
-    """Every run of a ``trust_runs.CalibrationSet``: its table, the labels' own scale, then the warnings
+    """Every run of a ``trust.runs.CalibrationSet``: its table, the labels' own scale, then the warnings
     (with counts) of each run and of the label set."""
     labels = cset.labels
     what = "reviews in" if labels.kind == "reviews" else "labels file"
@@ -532,7 +533,7 @@ def print_bridge(fit: Any, console: Console, saved: str | None = None) -> None:
 
 
 def print_audit(audit: Any, console: Console) -> None:
-    """A short bias-audit section (``trust_runs.BiasAudit``) for ``show``: one line per finding."""
+    """A short bias-audit section (``trust.runs.BiasAudit``) for ``show``: one line per finding."""
     lines: list[str] = []
     if audit.length is not None:
         for unit, x in audit.length.units.items():
@@ -601,7 +602,7 @@ def print_samples(section: dict[str, Any], console: Console) -> None:
 
 
 def print_run_trust(rt: Any, console: Console) -> None:
-    """``show``'s trust section (``trust_runs.RunTrust``): reviews, judge variance, bias audit."""
+    """``show``'s trust section (``trust.runs.RunTrust``): reviews, judge variance, bias audit."""
     if rt.review_problem:
         console.print(f"[yellow]•[/] reviews.jsonl unreadable: {escape(rt.review_problem)}", highlight=False)
     if rt.reviews is not None:
@@ -614,11 +615,11 @@ def print_run_trust(rt: Any, console: Console) -> None:
         print_audit(audit, console)
 
 
-def print_meta_bias(payload: dict[str, Any], console: Console) -> None:
+def print_meta_bias(payload: MetaEvalResult, console: Console) -> None:
     """meta-eval's bias figures: per (judge, protocol) the length slope of the judge, of the humans and of
     the judge beyond the humans (pointwise), and the position figures (pairwise)."""
-    combos = [(j, p) for j in payload["judges"] for p in payload["protocols"]]
-    rows = [(j, p, (payload["results"][j][p].get("pointwise") or {}).get("length_bias")) for j, p in combos]
+    combos = [(j, p) for j in payload.judges for p in payload.protocols]
+    rows = [(j, p, (payload.results[j][p].get("pointwise") or {}).get("length_bias")) for j, p in combos]
     rows = [(j, p, lb) for j, p, lb in rows if lb and not lb.get("undefined")]
     if rows:
         table = Table(title="pointwise · length: judge vs human labels", header_style="bold", title_style="bold",
@@ -643,7 +644,7 @@ def print_meta_bias(payload: dict[str, Any], console: Console) -> None:
                               cell(u["judge_beyond_human"]))
         console.print(table)
     for j, p in combos:
-        pb = (payload["results"][j][p].get("pairwise") or {}).get("position_bias")
+        pb = (payload.results[j][p].get("pairwise") or {}).get("position_bias")
         if pb and pb["overall"]["n_pairs"]:
             o = pb["overall"]
             console.print(f"[bold]position[/] {escape(j)} · {p}: first-position win rate "

@@ -92,8 +92,8 @@ def p_value(p: Any) -> str:
 @dataclass(frozen=True)
 class Figure:
     """One number the views list, registered once: where it is (a dotted path into ``summary.json``, or
-    with ``of="audit"`` into a judge's bias audit, ``trust_runs.BiasAudit.as_dict()``), its labels and
-    its format. A new statistic shown everywhere: compute it (``aggregate.py`` or ``trust.py``) and add
+    with ``of="audit"`` into a judge's bias audit, ``trust.runs.BiasAudit.as_dict()``), its labels and
+    its format. A new statistic shown everywhere: compute it (``aggregate.py`` or ``trust/``) and add
     its line to ``FIGURES``; the terminal, the report and (run figures) the viewer's run page list it."""
 
     path: str

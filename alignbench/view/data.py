@@ -104,7 +104,7 @@ class PairFolder:
 
     path: Path
     label: str
-    summary: dict[str, Any]
+    summary: Any  # alignbench.pairwise.compare.PairwiseSummary
     pairs: list[Any]  # alignbench.pairwise.compare.PairJudgment
 
 
@@ -208,14 +208,15 @@ def _load_members(run: Run) -> tuple[dict[str, dict[int, Judgment]], str | None]
 
 
 def _load_pairs(path: Path) -> PairFolder:
-    from alignbench.pairwise.compare import read_pairwise_judgments
 
-    summary: dict[str, Any] = {}
+    from alignbench.pairwise.compare import PairwiseSummary, read_pairwise_judgments
+
+    summary = PairwiseSummary()
     if (path / PAIRWISE_SUMMARY).is_file():
         try:
-            summary = safejson.read_json(path / PAIRWISE_SUMMARY)
+            summary = PairwiseSummary.model_validate(safejson.read_json(path / PAIRWISE_SUMMARY))
         except ValueError as exc:
-            raise ViewError(f"{path / PAIRWISE_SUMMARY}: not valid JSON ({exc})") from None
+            raise ViewError(f"{path / PAIRWISE_SUMMARY}: not a pairwise summary ({exc})") from None
     try:
         pairs = read_pairwise_judgments(path / PAIRWISE_JUDGMENTS)
     except InputError as exc:

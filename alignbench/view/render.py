@@ -19,10 +19,9 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from alignbench import __version__
 from alignbench.rubrics import RubricError, load_rubric
 from alignbench.stats import fmt
-from alignbench.types import Question, Status
+from alignbench.types import Question, Status, __version__
 from alignbench.view.data import (
     FAILED,
     QUEUES,
@@ -271,11 +270,11 @@ class Pages:
         for folder in self.data.pair_folders:
             s = folder.summary
             models = []
-            for name, m in (s.get("models") or {}).items():
+            for name, m in s.models.items():
                 models.append({"name": name, **m})
-            out.append({"label": folder.label, "path": str(folder.path), "baseline": s.get("baseline"),
-                        "models": models, "bias": s.get("position_bias") or {}, "n_pairs": len(folder.pairs),
-                        "length_unit": s.get("length_unit")})
+            out.append({"label": folder.label, "path": str(folder.path), "baseline": s.baseline,
+                        "models": models, "bias": s.position_bias or {}, "n_pairs": len(folder.pairs),
+                        "length_unit": s.length_unit})
         return out
 
     # -- run page ------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Judge trust over run folders: where ``alignbench.trust``'s statistics find their inputs.
 
-``trust.py`` is pure: judgments in, frozen results out. The commands need more than that: human
+The other ``alignbench.trust`` modules are pure: judgments in, frozen results out. The commands need more than that: human
 labels from a labels file or from a run folder's reviews, one calibration per run, a bridge fitted on
 two run folders and applied to older ones, bias audits over the runs a report shows (answer texts read
 from the answer files their manifests record, pairwise verdicts from compare folders), and the review
@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import ConfigDict
 
 from alignbench import safejson
 from alignbench.data import InputError, read_jsonl
@@ -45,6 +47,7 @@ from alignbench.trust import (
     position_bias,
     self_preference,
 )
+from alignbench.trust.base import _AsDict
 from alignbench.types import Judgment, Summary
 
 Key = tuple[int, str]
@@ -359,8 +362,7 @@ def review_state(run: Run) -> tuple[Any, str | None]:
 # ================================================================================================
 
 
-@dataclass
-class BiasAudit:
+class BiasAudit(_AsDict):
     """The bias audits of one judge over a set of runs (and compare folders): length and format
     (within each question when two or more runs answered it), position (pairwise), the judge/model
     families and, for ensembles, self-preference. ``notes`` say what could not be audited and why."""
@@ -370,18 +372,11 @@ class BiasAudit:
     length: LengthBias | None = None
     format: FormatBias | None = None
     position: PositionBias | None = None
-    position_source: list[str] = field(default_factory=list)
+    position_source: list[str] = []
     family: FamilyReport | None = None
     self_preference: SelfPreference | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        def d(x: Any) -> Any:
-            return x.as_dict() if x is not None else None
-
-        return {"judge": self.judge, "runs": self.runs, "length": d(self.length), "format": d(self.format),
-                "position": d(self.position), "position_source": self.position_source, "family": d(self.family),
-                "self_preference": d(self.self_preference), "notes": list(self.notes)}
+    notes: list[str] = []
+    model_config = ConfigDict(frozen=False)  # filled in as each audit is computed
 
 
 def judge_names(run: Run) -> list[str]:

@@ -40,7 +40,8 @@ def expected_view(j: Judgment) -> Judgment:
 def _protocol_sections(judgments: list[Judgment], view: list[Judgment], score_from: str, level: float,
                        n_boot: int, rng: np.random.Generator) -> dict[str, Any]:
     """Summary keys that exist only when a protocol feature was used (a plain run's summary is unchanged):
-    how many scores came from log-probabilities, per-turn scores of dialogues, answers' reasoning."""
+    how many scores came from log-probabilities, per-turn scores of dialogues, answers' reasoning, answers that
+    carry a verdict of their own."""
     out: dict[str, Any] = {}
     if score_from == "logprobs":
         ok = [j for j in judgments if j.status is Status.OK]
@@ -58,6 +59,9 @@ def _protocol_sections(judgments: list[Judgment], view: list[Judgment], score_fr
             turns[str(k)] = entry
         out["dialogues"] = {"n": len(dialogues), "judged_turns": sum(len(j.turns) for j in dialogues),
                             "turns": turns, "unit": "a dialogue scores the mean of its judged turns"}
+    injected = [j.question_id for j in judgments if j.injection]
+    if injected:  # answers that carry a verdict of their own (parse.py rule 8): a model trying to grade itself
+        out["injection"] = {"n": len(injected), "question_ids": sorted(set(injected))[:50]}
     flags = Counter(j.answer_reasoning for j in judgments if j.answer_reasoning)
     if flags:
         out["answer_reasoning"] = {"removed": flags.get("removed", 0), "leaked": flags.get("leaked", 0)}

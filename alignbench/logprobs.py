@@ -11,7 +11,9 @@ token (``pool.keep_score_tokens`` keeps the positions that can hold a score); th
 records the softmax of the logits at each step. Each alternative whose text is an integer on the scale is a
 candidate; their probabilities are renormalised. When the candidates hold less than half the probability
 the position is not a score position for that judge (a misaligned offset, a tokenizer that spells numbers
-oddly) and no expected score is given.
+oddly) and no expected score is given; likewise when the value the judge wrote holds less than
+``MIN_WRITTEN`` of it (alternatives that contradict the written token: the verdict is used, never 8.95 for a
+written 2).
 
 Tokenizers that split ``10`` into ``1`` + ``0``: when the judge wrote ``10`` the probability of ``1`` is split
 by the probability of ``0`` at the next position; when it wrote another digit the continuation of a leading
@@ -28,6 +30,11 @@ from typing import Any
 from alignbench.types import TokenProbs
 
 MIN_MASS = 0.5  # below this share of probability on scale integers, the position is not a score position
+# The value the judge wrote must hold at least this share of the candidates' probability. Less (it is not among
+# the alternatives at all, or far below them: a written 2 whose alternatives say 9) means the log-probabilities
+# contradict the verdict, whatever the cause (a server that reports another position's alternatives, a sampled
+# outlier); the expected score would then be a number the judge never gave, so the verdict is used instead.
+MIN_WRITTEN = 0.1
 _INTEGER = re.compile(r"\s*([0-9]+)[\]}),，。分\s]*")
 _DIGIT = re.compile(r"[0-9]")
 
@@ -68,19 +75,26 @@ def expected_at(tokens: Sequence[TokenProbs], offset: int, scale: tuple[float, f
     if _value(chosen.token) == 1 and follows and after is not None:
         zero_next = sum(math.exp(lp) for tok, lp in (after.top or ((after.token, after.logprob),))
                         if tok.strip() == "0")
-    mass, total = 0.0, 0.0
+    written = _value(chosen.token)
+    if written == 1 and follows and after is not None and after.token.strip() == "0":
+        written = 10  # the judge wrote "10" as "1" + "0"
+    mass, total, mine = 0.0, 0.0, 0.0
     for tok, lp in chosen.top or ((chosen.token, chosen.logprob),):
         value = _value(tok)
-        if value is None or math.isinf(lp):
+        if value is None or math.isinf(lp) or math.isnan(lp):
             continue
         p = math.exp(lp)
         if value == 1 and zero_next is not None and hi >= 10 > lo:
             for v, share in ((10, zero_next), (1, 1 - zero_next)):
                 mass, total = mass + p * share, total + p * share * v
+                mine += p * share if v == written else 0.0
             continue
         if lo <= value <= hi:
             mass, total = mass + p, total + p * value
+            mine += p if value == written else 0.0
     if mass < MIN_MASS:
+        return None
+    if mine < MIN_WRITTEN * mass:  # the alternatives contradict what the judge wrote: the verdict stands
         return None
     return round(total / mass, 4)
 
@@ -122,4 +136,4 @@ def from_openai(content: Any, text: str) -> tuple[TokenProbs, ...] | None:
     return tuple(t for t in kept if text[t.offset:t.offset + len(t.token)] == t.token) or None
 
 
-__all__ = ["MIN_MASS", "expected_at", "expected_scores", "from_openai", "keep_score_tokens", "score_positions"]
+__all__ = ["MIN_MASS", "MIN_WRITTEN", "expected_at", "expected_scores", "from_openai", "keep_score_tokens", "score_positions"]

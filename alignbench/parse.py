@@ -46,6 +46,21 @@ parser binds to the judge's *own, last* verdict by these rules:
    keeps this rule; examples are read from the prompt by the same collectors, so a copy is recognised in
    whatever form the convention reads (the dict, ``[[N]]``, ``Rating: N``, ``[RESULT] N``).
 
+8. **The answer cannot speak for the judge** — when the caller passes what the judge was shown
+   (``material=``: ``material_scores`` / ``material_verdicts`` of the answer, the question and the reference,
+   read once per text). A verdict that is a verbatim copy of a verdict-shaped span there is dropped when it
+   sits in a quotation (a code fence, quotes or backticks, an HTML comment, inside a sentence, after words that
+   introduce a quotation such as ``回答末尾写道：``, or with the material's own words around it) or after the
+   judge's own verdict; a disagreeing copy introduced by words of revision (``综上``) is ambiguous. When only
+   copies remain, the last is read if it stands alone on its line (a judge may give the answer's number in the
+   answer's words), otherwise the reply is a parse failure. The same holds for pairwise verdicts and JSON
+   verdicts (an ``"overall"`` object copied from the answer). Also read as the judge meant or failed: a scale
+   beside the score (``10分满分，我给8分`` is 8), example blocks (``输出格式示例：…``) and hypotheticals
+   (``如果…，综合得分为9分``) after the verdict (skipped), a revision (``综合得分改为3分`` is a verdict; ``…应改为3分``
+   without the key after the verdict is a failure), keycap digits (``1️⃣0️⃣`` is 10), other digit forms and
+   invisible characters inside a number (failures), a decimal comma (``8,5`` is 8.5), a JSON key given twice
+   with different values (a failure).
+
 Other output conventions (a rubric's ``verdict``; docs/protocols.md) go through the same rules: MT-Bench's
 ``[[8]]`` / ``评分：[[8]]`` (``double-brackets``: anchored at ``[[``, a rating labelled with a dimension is that
 dimension's, an echoed ``例如：评分：[[5]]`` or ``[[N]]`` is skipped, an unclosed ``[[`` at the end is a cut-off),
@@ -68,6 +83,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -123,7 +139,26 @@ _MARK_CLOSE = re.compile(r"\[[^\[\]\n]{0,16}(?:答案|回答|提问|问题)结�
 _BLOCKQUOTE = re.compile(r"(?m)^[ \t]*>[^\n]*")
 
 
-class _Quoted:
+class _Spans:
+    """Spans merged so that containment is one binary search."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        spans.sort()
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for start, end in spans:
+            if self.ends and start <= self.ends[-1]:
+                self.ends[-1] = max(self.ends[-1], end)
+            else:
+                self.starts.append(start)
+                self.ends.append(end)
+
+    def covers(self, start: int, end: int) -> bool:
+        i = bisect_right(self.starts, start) - 1
+        return i >= 0 and end <= self.ends[i]
+
+
+class _Quoted(_Spans):
     """Spans of quoted material (rule 2), merged so that containment is one binary search."""
 
     def __init__(self, raw: str, norm: str, markers_only: bool = False) -> None:
@@ -140,19 +175,35 @@ class _Quoted:
             i = bisect_right(closes, m.end())
             covered = closes[i] if i < len(closes) else len(norm)
             spans.append((m.start(), covered))
-        spans.sort()
-        self.starts: list[int] = []
-        self.ends: list[int] = []
-        for start, end in spans:
-            if self.ends and start <= self.ends[-1]:
-                self.ends[-1] = max(self.ends[-1], end)
-            else:
-                self.starts.append(start)
-                self.ends.append(end)
+        super().__init__(spans)
 
-    def covers(self, start: int, end: int) -> bool:
-        i = bisect_right(self.starts, start) - 1
-        return i >= 0 and end <= self.ends[i]
+
+_NOWHERE = _Spans([])  # a text in which nothing is quoted (material read for its verdict-shaped spans)
+
+
+@dataclass(frozen=True)
+class Material:
+    """The verdict-shaped spans of texts the judge was shown but did not write (the answer under test, the
+    question, the reference): what a judge that copies one writes, so that the copy is not read as its own
+    verdict (rule 8). Built once per text (``material_scores`` / ``material_verdicts``, cached), so the
+    reply's parse only looks spans up.
+
+    ``keys``: each span's comparable text (``_verbatim``); ``flat``: the texts themselves, compared the same
+    way, to tell a copy that comes with the answer's own words around it; ``first``: the first span as the
+    text writes it (what an injection flag shows)."""
+
+    keys: frozenset[str] = frozenset()
+    flat: str = ""
+    first: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def __add__(self, other: Material) -> Material:
+        return Material(self.keys | other.keys, self.flat + "\x00" + other.flat, self.first or other.first)
+
+
+NO_MATERIAL = Material()
 
 
 def _window_start(norm: str) -> int:
@@ -182,12 +233,18 @@ def _inside_sentence(norm: str, end: int) -> bool:
 # -- one value -------------------------------------------------------------------------------------
 
 _S = r"[ \t]*"  # whitespace runs are cut at 4 characters before these patterns run (see _read_value)
-_DEC = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits only (full-width ones are normalised first)
+_DEC = r"[0-9]+(?:\.[0-9]+)?"  # ASCII digits only (full-width ones are normalised first; others fail, _read_value)
 _SCALE_NUM = rf"{_DEC}|百|十|五"  # 10分制, 百分制
 _SCALE_WORDS = {"百": "100", "十": "10", "五": "5"}
-_VALUE = re.compile(  # optional "10分制下给" then the number
-    rf"(?:(?:在|按|以|用)?{_S}(?P<pre>{_SCALE_NUM}){_S}分制(?:下|中|里)?[ \t,]*(?:给出|打出|给|打|评|得|为|是)?了?{_S})?"
+_GIVE = rf"(?:我|本回答|该回答|此回答|回答|这里|此处)?{_S}(?:给出|打出|给予|给|打|评为|评|得|判)了?{_S}"
+_VALUE = re.compile(  # optional "10分制下给" / "10分满分，我给" / "满分10分，给" then the number
+    rf"(?:(?:在|按|以|用)?{_S}(?P<pre>{_SCALE_NUM}){_S}分制(?:下|中|里)?[ \t,]*(?:给出|打出|给|打|评|得|为|是)?了?{_S}"
+    rf"|(?P<pre2>{_DEC}){_S}分?{_S}(?:为|是)?满分(?:[ \t,;。]*{_GIVE}|[ \t,;。]+)"
+    rf"|(?:满分|总分)(?:为|是)?{_S}(?P<pre3>{_DEC}){_S}分?(?:[ \t,;。]*{_GIVE}|[ \t,;。]+))?"
     rf"(?P<num>-?{_DEC})")
+_KEYCAP = re.compile("(?:[0-9]\ufe0f?\u20e3)+|\U0001F51F")  # 1️⃣0️⃣ (digit, variation selector, keycap), 🔟
+_BROKEN = re.compile("[\u00ad\u200b-\u200d\u2060\ufe0e\ufe0f\ufeff\u20e3]+[0-9]")  # a number split by invisibles
+_DECIMAL_COMMA = re.compile(r",(?P<d>[0-9]{1,2})(?=$|分|[^\d\w])")  # 8,5 → 8.5 (never 8)
 _SCI = re.compile(r"[eE][+-]?[0-9]+")
 _FRACTION = re.compile(rf"{_S}分?{_S}/{_S}(?P<d>{_DEC})")
 _RANGE = re.compile(rf"{_S}分?{_S}(?:-|~|〜|到|至|—|–|或|or\b|to\b){_S}(?P<hi>-?{_DEC})", re.IGNORECASE)
@@ -234,14 +291,25 @@ def _read_value(text: str, scale: tuple[float, float], at_end: bool = False) -> 
     if long_space:  # bounds the backtracking of the optional-whitespace patterns; no value spans that
         text, at_end = text[:long_space.start()], False
     lead = len(text) - len(text.lstrip(_VALUE_LEAD))
+    if keycap := _KEYCAP.match(text, lead):  # emoji digits: read as the digits they show
+        digits = "".join(c for c in keycap.group(0) if c.isdigit()) or "10"
+        return _Value("ok", float(digits), end=keycap.end(), start=lead)
     m = _VALUE.match(text, lead)
     if not m:
         word = text[lead:].strip()[:20]
+        first = word[:1]
+        if first and unicodedata.digit(first, None) is not None:  # ٧, 𝟖, ⑧: never skipped as "no number"
+            return _Value("bad", reason=f"a digit form that is not a plain number ({first!r})")
         return _Value("blank", reason=f"no number ({word!r})" if word else "no value")
     number, at = float(m["num"]), m.end()
     raw = m["num"]
-    if m["pre"] and _scale_number(m["pre"]) != hi:
-        return _Value("bad", reason=f"a score on a {_scale_number(m['pre']):g}-point scale, not {lo:g}–{hi:g}")
+    pre = m["pre"] or m["pre2"] or m["pre3"]
+    if pre and _scale_number(pre) != hi:
+        return _Value("bad", reason=f"a score on a {_scale_number(pre):g}-point scale, not {lo:g}–{hi:g}")
+    if _BROKEN.match(text, at) or (text[at:at + 1] and unicodedata.digit(text[at], None) is not None):
+        return _Value("bad", reason=f"a number written with invisible or unusual characters ({text[m.start('num'):at + 4]!r})")
+    if "." not in raw and (comma := _DECIMAL_COMMA.match(text, at)):
+        number, at, raw = float(f"{raw}.{comma['d']}"), comma.end(), f"{raw}.{comma['d']}"
     if sci := _SCI.match(text, at):
         return _Value("bad", reason=f"scientific notation ({raw}{sci.group(0)}) is not a score")
     if fraction := _FRACTION.match(text, at):
@@ -280,9 +348,13 @@ _BLOCK = re.compile(r"\{[^{}]*\}")  # a flat brace block; linear: each scan stop
 _ENTRY_SPLIT = re.compile(r"[,\n]")
 # a quoted string (not crossing a line; JSON escapes inside double quotes) or an entry separator
 _DICT_TOKEN = re.compile(r"""'[^'\n]*'|"(?:[^"\\\n]|\\.)*"|[,\n]""")
+_COMMA_DIGITS = re.compile(r"[0-9]{1,2}[ \t]*$")  # what follows a decimal comma inside a dict (no space before it)
+_PLAIN_INT = re.compile(r"[ \t'\"]*-?[0-9]+[ \t]*$")
 _ELLIPSIS = {"...", "…", "……", "etc", "etc.", "等", "等等"}
 _KEY_STRIP = " \t\r'\"*`"
-_LINE_LEAD = re.compile(r"""(?:\((?P<paren>[^()\n]{1,24})\))?[ \t'"*\]】)]*(?:(?P<sep>:|=|为|是)[ \t'"*]*)?""")
+_LINE_LEAD = re.compile(r"""(?:\((?P<paren>[^()\n]{1,24})\))?[ \t'"*\]】)]*(?:(?P<sep>:|=|为|是"""
+                        r"""|(?:应|应该|应当)?(?:修改|修正|更正|调整|下调|上调|降低|提高|提升|改|降|提)(?:为|成|到|至)"""
+                        r"""|应为|应该是|应当是)[ \t'"*]*)?""")  # ``综合得分改为3分``: a revision is a verdict
 _PAREN_SCALE = re.compile(rf"(?:满分|总分|out of)?{_S}(?:{_DEC}{_S}(?:-|~|到|至|to){_S})?(?P<d>{_SCALE_NUM}){_S}(?:分制|分|points?)?$",
                           re.IGNORECASE)
 
@@ -339,12 +411,20 @@ def _read_dict(norm: str, start: int, end: int, known: set[str], scale: tuple[fl
         entries = _dict_entries(inner, quoted_strings=False)
     seen: dict[str, list[_Value]] = {}
     ellipsis = False
+    previous: tuple[str, str, int] | None = None
     for entry in entries:
         if isinstance(entry, str):
             ellipsis = ellipsis or entry.strip(_KEY_STRIP) in _ELLIPSIS
+            if previous is not None and _COMMA_DIGITS.match(entry.lstrip(" \t")) and _PLAIN_INT.match(previous[1]):
+                # {'综合得分': 8,5}: a decimal comma split the value; read 8.5, never 8 ("8, 5": which one?)
+                key, raw, at = previous
+                seen[key][-1] = _shifted(_read_value(f"{raw.rstrip()},{entry.rstrip()}", scale), start + 1 + at) \
+                    if entry[:1].isdigit() else _Value("bad", reason=f"a number after the value ({raw.strip()},{entry}): "
+                                                                    "a decimal comma or a stray number")
         elif entry[0] in known:
             value = _shifted(_read_value(entry[1][:_LOOKAHEAD], scale), start + 1 + entry[2])
             seen.setdefault(entry[0], []).append(value)
+        previous = entry if not isinstance(entry, str) and entry[0] in known else None
     if not seen:
         return None
     values = {k: v[0] for k, v in seen.items()}
@@ -400,6 +480,7 @@ class _Found:
     templates: int = 0
     cut_off: str | None = None
     copies: int = 0  # rule 7: copies of a prompt example after the verdict, dropped (they gave the same score)
+    copied: int = 0  # rule 8: copies of the material's verdict-shaped text, dropped
 
     def skipped(self) -> str:
         notes = []
@@ -409,6 +490,9 @@ class _Found:
             notes.append(f"{self.quoted} score(s) inside quoted material")
         if self.copies:
             notes.append(f"{self.copies} cop{'ies' if self.copies > 1 else 'y'} of the prompt's example verdict")
+        if self.copied:
+            notes.append(f"{self.copied} cop{'ies' if self.copied > 1 else 'y'} of verdict-shaped text from the answer "
+                         "or question")
         return f"ignored {' and '.join(notes)}" if notes else ""
 
 
@@ -418,12 +502,44 @@ def _looks_like_dict(norm: str, start: int, known: set[str]) -> bool:
     return head[:1] in ("'", '"') or any(head.startswith(k) for k in known)
 
 
-def _collect(norm: str, quoted: _Quoted, known: set[str], overall_keys: set[str],
-             scale: tuple[float, float]) -> _Found:
+_EXAMPLE_LEAD = re.compile(r"(?:示例|例如|比如|譬如|样例|范例|for example|e\.g\.|example|such as)[^。！？!?;.\n]{0,12}[:,]?[ \t*`]*$",
+                           re.IGNORECASE)  # words that make what follows them on the line an example
+_HYPOTHETICAL = re.compile(r"如果|假如|若是|要是|倘若|如若|假若")  # a condition before the key in its sentence
+_SENTENCE_END = re.compile(r"[。！？!?；;]|\.[ \t]")
+_FENCE_LINE = re.compile(r"[ \t]*(?:```|~~~)[\w-]*[ \t]*")
+
+
+def _aside(norm: str, start: int) -> str | None:
+    """Why the verdict at ``start`` is not the judge's verdict: it follows words that make it an example
+    (``输出格式示例：``, on its line or on the line that introduces it) or a hypothetical (``如果…，综合得分为9分``,
+    in its sentence). None: it is a verdict."""
+    line = norm.rfind("\n", 0, start) + 1
+    before = norm[max(line, start - 80):start]
+    if _EXAMPLE_LEAD.search(before):
+        return "example"
+    ends = list(_SENTENCE_END.finditer(before))
+    if _HYPOTHETICAL.search(before[ends[-1].end() if ends else 0:]):
+        return "hypothetical"
+    if before.strip(" \t*#>-`"):
+        return None
+    end = line - 1
+    for _ in range(3):  # the line that introduces it, over blank and fence lines
+        if end <= 0:
+            return None
+        prev = norm.rfind("\n", 0, end) + 1
+        text = norm[max(prev, end - 80):end]
+        if text.strip() and not _FENCE_LINE.fullmatch(text):
+            return "example" if _EXAMPLE_LEAD.search(text.rstrip()) and text.rstrip().endswith(":") else None
+        end = prev - 1
+    return None
+
+
+def _collect(norm: str, quoted: _Spans, known: set[str], overall_keys: set[str],
+             scale: tuple[float, float], whole: bool = False, asides: bool = True) -> _Found:
     """Every score dict and score line in the verdict window, outside quoted material. A prompt read for its
     examples goes through here unchanged: an echo-marked dict (``例如：{…}``) is a candidate in a reply too."""
     found = _Found()
-    w0 = _window_start(norm)
+    w0 = 0 if whole else _window_start(norm)
     spans: list[tuple[int, int]] = []
     for m in _BLOCK.finditer(norm, w0):
         spans.append(m.span())
@@ -434,7 +550,7 @@ def _collect(norm: str, quoted: _Quoted, known: set[str], overall_keys: set[str]
             continue
         if quoted.covers(m.start(), m.end()):
             found.quoted += 1
-        elif block.template:
+        elif block.template or (asides and _aside(norm, m.start())):
             found.templates += 1
         elif key := next((k for k in block.values if k in overall_keys), None):
             found.candidates.append(_Candidate(m.start(), m.end(), "dict", block.values[key], block,
@@ -446,7 +562,7 @@ def _collect(norm: str, quoted: _Quoted, known: set[str], overall_keys: set[str]
                  and _looks_like_dict(norm, tail, known) and any(k in norm[tail:] for k in known))
     if tail_open:
         found.cut_off = norm[tail: tail + 60].strip()
-    limit = tail if tail_open else len(norm)
+    limit = tail if tail_open and not whole else len(norm)  # material: an open brace cuts nothing off
     starts = [s for s, _ in spans]
     for m in _key_pattern(tuple(known)).finditer(norm, w0, limit):
         i = bisect_right(starts, m.start()) - 1
@@ -463,6 +579,8 @@ def _collect(norm: str, quoted: _Quoted, known: set[str], overall_keys: set[str]
             continue
         if quoted.covers(m.start(), end):
             found.quoted += 1
+        elif asides and m.group(0) in overall_keys and _aside(norm, m.start()):
+            found.templates += 1
         elif m.group(0) in overall_keys:
             found.candidates.append(_Candidate(m.start(), end, "lines", value))
         else:
@@ -505,8 +623,8 @@ _LABEL_AT_END = re.compile(r"(?:rating|score|评分|得分|\[result\])[ \t*'\"]*
                            re.IGNORECASE)
 
 
-def _collect_brackets(norm: str, quoted: _Quoted, dims: set[str], scale: tuple[float, float],
-                      prompt: bool = False) -> _Found:
+def _collect_brackets(norm: str, quoted: _Spans, dims: set[str], scale: tuple[float, float],
+                      prompt: bool = False, whole: bool = False) -> _Found:
     """Every ``[[N]]`` rating in the verdict window (MT-Bench style), with the same rules as a score line:
     a rating labelled with a dimension (``事实正确性：[[7]]``) is that dimension's, any other
     (``[[8]]``, ``Rating: [[8]]``, ``评分：[[8]]``) is the overall one; quoted material, echoed examples
@@ -515,7 +633,7 @@ def _collect_brackets(norm: str, quoted: _Quoted, dims: set[str], scale: tuple[f
     ``_LOOKAHEAD`` characters, so the work stays linear. With ``prompt`` (a prompt read for its examples) the
     echo-marked ratings are kept: there, being marked as an example is what makes one."""
     found = _Found()
-    w0 = _window_start(norm)
+    w0 = 0 if whole else _window_start(norm)
     by_length = sorted(dims, key=len, reverse=True)
     for m in re.finditer(r"\[\[", norm[w0:]):
         at = w0 + m.end()
@@ -573,7 +691,8 @@ class ParsedScores:
 
 def parse_scores(text: str | None, dimensions: tuple[str, ...] | list[str], overall_key: str = "综合得分",
                  scale: tuple[float, float] = (1, 10), convention: str = "alignbench-dict",
-                 labels: tuple[str, ...] | list[str] = (), *, examples: Sequence[str] = ()) -> ParsedScores:
+                 labels: tuple[str, ...] | list[str] = (), *, examples: Sequence[str] = (),
+                 material: Material = NO_MATERIAL) -> ParsedScores:
     """Read per-dimension and overall scores from a pointwise judgment (rules in the module docstring).
 
     ``convention`` is how the rubric asks the judge to write its verdict: ``alignbench-dict`` (the closing
@@ -585,6 +704,9 @@ def parse_scores(text: str | None, dimensions: tuple[str, ...] | list[str], over
     prompt, ``alignbench.prompts.verdict_examples`` from a rubric), read under the same convention. With them,
     a last verdict that is a verbatim copy of one is told apart from the judge's own (rule 7); without them
     (the default) an exact echo cannot be recognised and is read like any verdict.
+
+    ``material``: the verdict-shaped spans of what the judge was shown (``material_scores`` of the answer, the
+    question and the reference): a verdict that copies one is not the judge's (rule 8).
 
     Returns ``ok`` with the overall score and whichever dimensions were given; ``out_of_range`` with the
     values when one lies outside ``scale``; ``refused`` when no score was given and the judge says it
@@ -600,25 +722,198 @@ def parse_scores(text: str | None, dimensions: tuple[str, ...] | list[str], over
     missing = CONVENTIONS[convention][1].format(key=overall_key)
     echoes = _example_keys(tuple(examples), tuple(dimensions), overall_key, tuple(scale), convention,
                            tuple(labels)) if examples else MappingProxyType({})
-    parsed = _verdict_of(found, norm, dimensions, overall_key, scale, missing, echoes)
+    parsed = _verdict_of(found, norm, dimensions, overall_key, scale, missing, echoes, material)
     if parsed.spans and split.start:
         parsed = replace(parsed, spans={k: v + split.start for k, v in parsed.spans.items()})
     return parsed
 
 
 def _find(body: str, dimensions: tuple[str, ...], overall_key: str, scale: tuple[float, float], convention: str,
-          labels: tuple[str, ...], prompt: bool = False) -> tuple[str, _Found]:
+          labels: tuple[str, ...], prompt: bool = False, material: bool = False) -> tuple[str, _Found]:
     """The normalised text and every verdict the convention's collector finds in it. ``prompt``: the text is
-    a prompt read for its examples, where showing a verdict in “…” or after 例如 is how an example is given."""
+    a prompt read for its examples, where showing a verdict in “…” or after 例如 is how an example is given.
+    ``material``: a text the judge was shown (an answer, a question): all of it is searched and nothing in it
+    is quoted, since every verdict-shaped span there is one the judge may copy."""
     norm = body.translate(_FULLWIDTH)
-    quoted = _Quoted(body, norm, markers_only=prompt)
+    quoted = _NOWHERE if material else _Quoted(body, norm, markers_only=prompt)
     if convention == "double-brackets":
-        return norm, _collect_brackets(norm, quoted, set(dimensions), scale, prompt=prompt)
+        return norm, _collect_brackets(norm, quoted, set(dimensions), scale, prompt=prompt or material, whole=material)
     overall_keys = {overall_key, *(labels or CONVENTIONS[convention][0])}
-    return norm, _collect(norm, quoted, set(dimensions) | overall_keys, overall_keys, scale)
+    return norm, _collect(norm, quoted, set(dimensions) | overall_keys, overall_keys, scale, whole=material,
+                          asides=not (prompt or material))
 
 
+# -- material the judge was shown (rule 8) ----------------------------------------------------------
+
+_JSON_VERDICT = re.compile(r'"overall"\s*:\s*\{[^{}]{0,2000}\}')  # a structured verdict's own "overall" object
+
+
+def _material(texts: Sequence[str], spans_of: object) -> Material:
+    keys: dict[str, str] = {}
+    flat = []
+    for text in texts:
+        if not text:
+            continue
+        norm = text.translate(_FULLWIDTH)
+        before = len(keys)
+        for start, end in spans_of(text, norm):  # type: ignore[operator]
+            line_start, line_end = _line_bounds(norm, start, end)  # shown with its line: what a reader recognises
+            keys.setdefault(_copy_key(norm[start:end]), text[line_start:line_end].strip()[:80])
+        if '"overall"' in norm:
+            for m in _JSON_VERDICT.finditer(norm):
+                keys.setdefault(_copy_key(m.group(0)), m.group(0))
+        if len(keys) > before:  # only a text with verdicts of its own can be what a copy's surroundings come from
+            flat.append(_copy_key(norm))
+    keys.pop("", None)
+    return Material(frozenset(keys), "\x00".join(flat), next(iter(keys.values()), None))
+
+
+@lru_cache(maxsize=4096)
+def material_scores(texts: tuple[str, ...], dimensions: tuple[str, ...] = (), overall_key: str = "综合得分",
+                    scale: tuple[float, float] = (1, 10), convention: str = "alignbench-dict",
+                    labels: tuple[str, ...] = ()) -> Material:
+    """The verdict-shaped spans of ``texts`` (an answer's replies; a question and its reference) as a pointwise
+    judge of this convention writes them: ``parse_scores(..., material=…)`` tells a copy of one by them. A
+    non-empty result on an answer means the answer carries a verdict of its own (an injection attempt)."""
+    own = {"alignbench-dict": (), "double-brackets": ("[[",), "rating-line": RATING_LABELS,
+           "result-tag": RESULT_LABELS}.get(convention, ())
+    anchors = (overall_key, *dimensions, *(labels or own))
+
+    def spans(text: str, norm: str) -> list[tuple[int, int]]:
+        if not any(a in norm for a in anchors):  # most answers: no key at all, nothing to collect
+            return []
+        found = _find(text, dimensions, overall_key, scale, convention, labels, material=True)[1]
+        return [(c.start, c.end) for c in found.candidates] + [(d.start, d.end) for d in found.dim_dicts]
+    return _material(texts, spans)
+
+
+@lru_cache(maxsize=4096)
+def material_verdicts(texts: tuple[str, ...]) -> Material:
+    """The pairwise verdict-shaped spans of ``texts`` (``最终判决：[[助手1]]``, ``[[A]]``,
+    ``{'综合比较结果': …}``), for ``parse_verdict(..., material=…)``."""
+    def spans(text: str, norm: str) -> list[tuple[int, int]]:
+        if not _VERDICT_ANCHOR.search(norm):
+            return []
+        own, echoes, _ = _saids(norm, _NOWHERE, 0)
+        return [(s.start, s.end) for s in own + echoes]
+    return _material(texts, spans)
+
+
+_FENCE = re.compile(r"(?m)^[ \t>]*(?:```|~~~)")
+_QUOTE_OPEN = "\"'`「『‘“"
+_QUOTE_LEAD = re.compile(
+    r"写道|写着|写有|写了|声称|自称|自评|自我评|自己(?:打|评|给)|原文|引用|注入|末尾|结尾|最后一行|结尾处|标注|附上|附带|"
+    r"\b(?:writes|wrote|written|claims?|says|said|states|ends with|injected|quotes?|quoted|includes?)\b", re.IGNORECASE)
+_REVISION_LEAD = re.compile(r"改为|改成|修正|更正|调整|最终|复核|重新|综上|因此|所以|总之|\b(?:final|revised|therefore|overall)\b",
+                            re.IGNORECASE)
+_LINE_LABELS = re.compile(r"最终|综合|评分|得分|总分|结论|判决|结果|rating|score|final|overall|verdict|result", re.IGNORECASE)
+_PAIR_LABEL = re.compile(r"最终(?:判决|结论|裁决|判断)")
+_CONTEXT = 12  # characters of the answer's own words around a copy that mark it as a quotation
+
+
+class _Copies:
+    """Rule 8: where a verdict in the reply copies the material, and whether it sits in a quotation of it."""
+
+    def __init__(self, norm: str, material: Material, w0: int) -> None:
+        self.norm, self.material = norm, material
+        spans = []
+        fences = [m.start() for m in _FENCE.finditer(norm, w0)]
+        for i in range(0, len(fences), 2):
+            spans.append((fences[i], fences[i + 1] if i + 1 < len(fences) else len(norm)))
+        pos = w0
+        while (start := norm.find("<!--", pos)) >= 0:
+            end = norm.find("-->", start + 4)
+            spans.append((start, len(norm) if end < 0 else end + 3))
+            if end < 0:
+                break
+            pos = end + 3
+        self.blocks = _Spans(spans)
+
+    def copied(self, start: int, end: int) -> bool:
+        return _copy_key(self.norm[start:end]) in self.material.keys
+
+    def lead(self, start: int) -> str:
+        """The text before ``start`` on its line and the previous non-blank line (bounded)."""
+        norm = self.norm
+        line = norm.rfind("\n", 0, start)
+        prev = norm.rfind("\n", 0, max(0, line)) if line > 0 else -1
+        while prev > 0 and not norm[prev + 1:line].strip() and line > 0:
+            line = prev
+            prev = norm.rfind("\n", 0, line)
+        return norm[max(prev + 1, start - 120):start]
+
+    def quoted(self, start: int, end: int) -> bool:
+        """A copy inside a code fence or an HTML comment, in quotes, inside a sentence, after words that
+        introduce a quotation (``回答末尾写道：``), or with the material's own words around it."""
+        norm = self.norm
+        if self.blocks.covers(start, end):
+            return True
+        before = norm[max(0, start - 8):start].rstrip(" \t*")
+        if before[-1:] and before[-1] in _QUOTE_OPEN:
+            return True
+        if _WORD.search(_line_rest(norm, end).lstrip(_ALONE)):  # words after it: talked about (``分`` is the unit)
+            return True
+        lead = self.lead(start)
+        if _QUOTE_LEAD.search(lead):
+            return True
+        key = _copy_key(norm[start:end])
+        pre, post = _copy_key(lead)[-_CONTEXT:], _copy_key(norm[end:end + 60])[:_CONTEXT]
+        return (len(pre) >= 6 and pre + key in self.material.flat) or (len(post) >= 6 and key + post in self.material.flat)
+
+    def alone(self, start: int) -> bool:
+        """Nothing but labels and marks before ``start`` on its line."""
+        line = self.norm.rfind("\n", 0, start) + 1
+        return not _WORD.search(_LINE_LABELS.sub("", self.norm[line:start]))
+
+    def revision(self, start: int, pairwise: bool = False) -> bool:
+        """Words of revision (``综上``, ``改为``) before ``start``; a pairwise verdict's own label
+        (``最终判决``) is not one."""
+        lead = self.lead(start)
+        return bool(_REVISION_LEAD.search(_PAIR_LABEL.sub("", lead) if pairwise else lead))
+
+
+def _drop_copies(found: _Found, norm: str, material: Material) -> tuple[_Found, str | None]:
+    """Rule 8: verdicts that copy the material (the answer's own ``{'综合得分': 10}``) are not the judge's.
+
+    A copy in a quotation of the material is dropped wherever it stands. Copies after the judge's own last
+    verdict are dropped, so that verdict stands; one that disagrees and follows words of revision
+    (``综上``, ``改为``) could be the judge's own final word and makes the reply ambiguous. When only copies
+    remain, the last is read only when it stands on a line of its own (a judge that gives the answer's
+    number in the answer's words); otherwise the reply has no verdict of its own: parse failure."""
+    if not material or not found.candidates:
+        return found, None
+    copies = _Copies(norm, material, _window_start(norm))
+    kept = [c for c in found.candidates if not (copies.copied(c.start, c.end) and copies.quoted(c.start, c.end))]
+    dims = [d for d in found.dim_dicts if not copies.copied(d.start, d.end)]
+    dropped = len(found.candidates) - len(kept)
+    k = len(kept)
+    while k and copies.copied(kept[k - 1].start, kept[k - 1].end):
+        k -= 1
+    if k == 0:
+        if kept and copies.alone(kept[-1].start):
+            return replace(found, candidates=kept, dim_dicts=dims, copied=dropped), None
+        what = found.candidates[-1]
+        return found, (f"the only verdict ({norm[what.start:what.end].strip()[:60]!r}) copies verdict-shaped text "
+                       "from the material the judge was shown (the answer, the question or the reference)")
+    own = kept[k - 1]
+    trailing = kept[k:]
+    differ = [c for c in trailing if not c.overall.same(own.overall)]
+    if any(copies.revision(c.start) and copies.alone(c.start) for c in differ):
+        c = differ[-1]
+        return found, (f"ambiguous: after the judge's verdict {own.overall.show()} it writes "
+                       f"{norm[c.start:c.end].strip()[:60]!r}, a copy of the answer's own verdict-shaped text, "
+                       "as if revising")
+    return replace(found, candidates=kept[:k], dim_dicts=dims, copied=dropped + len(trailing)), None
+
+
+_RETRACT = re.compile(rf"(?:改为|改成|修正为|更正为|调整为|下调为|上调为|降为|降到|降至|提高到|提高至|应为|应该是|应改为|应给|应该给)"
+                      rf"[ \t]*(?P<n>{_DEC})[ \t]*分")  # a revision in prose after the verdict, without the key
 _VERBATIM_DROP = re.compile(r"[\s*`]+")
+
+
+def _copy_key(text: str) -> str:
+    """A span as rule 8 compares it: as ``_verbatim``, and a copy that swaps the quote style is still a copy."""
+    return _verbatim(text).replace('"', "'")
 
 
 def _verbatim(text: str) -> str:
@@ -691,10 +986,15 @@ def _drop_echoes(found: _Found, norm: str, echoes: Mapping[str, str]) -> tuple[_
 
 
 def _verdict_of(found: _Found, norm: str, dimensions: tuple[str, ...] | list[str], overall_key: str,
-                scale: tuple[float, float], missing: str, echoes: Mapping[str, str] | None = None) -> ParsedScores:
-    """The verdict among what ``_collect`` found: the judge's own last one (rules 4–7)."""
+                scale: tuple[float, float], missing: str, echoes: Mapping[str, str] | None = None,
+                material: Material = NO_MATERIAL) -> ParsedScores:
+    """The verdict among what ``_collect`` found: the judge's own last one (rules 4–8)."""
     if found.cut_off is not None:
         return ParsedScores(Status.PARSE_FAILED, detail=f"cut off: the reply ends inside {found.cut_off!r}")
+    if material:
+        found, copied = _drop_copies(found, norm, material)
+        if copied:
+            return ParsedScores(Status.PARSE_FAILED, detail=copied)
     if echoes:
         found, echoed = _drop_echoes(found, norm, echoes)
         if echoed:
@@ -715,6 +1015,10 @@ def _verdict_of(found: _Found, norm: str, dimensions: tuple[str, ...] | list[str
         return ParsedScores(Status.PARSE_FAILED, detail=verdict.block.problem)
     if verdict.overall.kind != "ok":
         return ParsedScores(Status.PARSE_FAILED, detail=f"{overall_key}: {verdict.overall.reason}")
+    retract = _RETRACT.search(norm, verdict.end, verdict.end + TAIL_CHARS)
+    if retract and float(retract["n"]) != verdict.overall.number:
+        return ParsedScores(Status.PARSE_FAILED, detail=(
+            f"ambiguous: after the verdict {verdict.overall.show()} the judge writes {retract.group(0)!r}"))
     if verdict.inline:
         others = {c.overall.show() for c in found.candidates[:-1]} - {verdict.overall.show()}
         if others:
@@ -750,6 +1054,23 @@ def _verdict_of(found: _Found, norm: str, dimensions: tuple[str, ...] | list[str
 
 # -- structured output (a JSON verdict; ``alignbench.structured`` builds the schemas) --------------
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object whose keys are unique (``json.loads`` keeps the last of a repeated key silently: a verdict
+    with ``"overall"`` twice would be read as whichever came last). The same value twice is harmless."""
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out and out[key] != value:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def _json_verdict(body: str) -> tuple[object, str | None] | None:
     """The JSON object a structured reply holds, or the reason it cannot be read; None when the reply is
     not a JSON attempt at all (prose from a backend that ignored the schema: read it as text). A reply
@@ -762,7 +1083,10 @@ def _json_verdict(body: str) -> tuple[object, str | None] | None:
     if not stripped.startswith("{"):
         return None
     try:
-        return safejson.loads(stripped), None
+        obj = safejson.loads(stripped)  # bounded first; within the bounds, a second read finds repeated keys
+        return json.loads(stripped, object_pairs_hook=_unique_keys) if "\"" in stripped else obj, None
+    except _DuplicateKey as exc:
+        return None, f"ambiguous: the JSON verdict has {exc.key!r} twice with different values"
     except json.JSONDecodeError as exc:
         if exc.pos >= len(stripped) - 1 or "Unterminated" in exc.msg:
             return None, "cut off: the JSON verdict ends before it is complete"
@@ -810,8 +1134,24 @@ def _structured_reply(text: str | None) -> tuple[object, str | None, ReasoningSp
     return None if got is None else (*got, split)
 
 
+def _json_copy(body: str, material: Material) -> str | None:
+    """Rule 8 for a JSON verdict: the reply's ``"overall"`` object (analysis and score), or the whole reply,
+    is the material's own text (an answer that wrote the judge's JSON for it)."""
+    if not material:
+        return None
+    norm = body.translate(_FULLWIDTH)
+    whole = _copy_key(norm)
+    if len(whole) >= 20 and whole in material.flat:
+        return "the JSON verdict is a copy of text from the answer or question the judge was shown"
+    for m in _JSON_VERDICT.finditer(norm):
+        if _copy_key(m.group(0)) in material.keys:
+            return f"the JSON verdict's {m.group(0)[:60]!r} copies the answer's own verdict-shaped text"
+    return None
+
+
 def parse_structured_scores(text: str | None, dimensions: tuple[tuple[str, str], ...] | list[tuple[str, str]],
-                            overall_key: str = "综合得分", scale: tuple[float, float] = (1, 10)) -> ParsedScores | None:
+                            overall_key: str = "综合得分", scale: tuple[float, float] = (1, 10),
+                            material: Material = NO_MATERIAL) -> ParsedScores | None:
     """Read a JSON verdict (``{"dimensions": {id: {"analysis", "score"}}, "overall": {"analysis", "score"}}``,
     ``dimensions`` as (id, name) pairs; a dimension may also be keyed by its name). None when the reply is
     not JSON at all, so the caller reads it by the rubric's text convention. The same outcomes as
@@ -820,6 +1160,7 @@ def parse_structured_scores(text: str | None, dimensions: tuple[tuple[str, str],
     if got is None:
         return None
     obj, problem, split = got
+    problem = problem or _json_copy(split.text, material)
     if problem:
         return ParsedScores(Status.PARSE_FAILED, detail=problem)
     if not isinstance(obj, dict):
@@ -956,29 +1297,9 @@ def _verdict_only(norm: str, line_start: int, line_end: int, on_line: _OnLine) -
 _RUN_LINES = 12  # how many lines above the last verdict are checked for a run of disagreeing verdicts
 
 
-def parse_verdict(text: str | None) -> ParsedVerdict:
-    """Read the final verdict of a pairwise judgment.
-
-    Accepts our format (``最终判决：[[助手1]]``), CritiqueLLM's ``{'综合比较结果': '助手2'}`` (any quotes,
-    full-width punctuation), MT-Bench's ``[[A]]``/``[[B]]``/``[[C]]`` and Arena-Hard's ``[[A>B]]``
-    family. The judge's **own last** verdict wins (judges often restate a provisional one first). Not
-    the judge's own, so never read: a verdict inside quoted material (the answers' block markers,
-    “…”, a ``>`` block quote) and an option followed by its explanation as the prompt lists them
-    (``[[平局]]表示两者质量相当``, ``"[[A]]" if …``) — when only such echoes exist, that is a parse
-    failure. Ambiguity is a parse failure too, never a guess: different verdicts on the last verdict
-    line, a run of verdict-only lines that disagree (an echoed list of options), a last verdict inside
-    a sentence that contradicts an earlier one, or an echo after a last verdict that is not on a line of
-    its own. A reply that ends inside ``[[…`` or an unclosed verdict dict was cut off. The search is
-    bounded like ``parse_scores``.
-    """
-    if text is None or not text.strip():
-        return ParsedVerdict(Status.PARSE_FAILED, detail="empty judge reply")
-    body, cut_in_think = _strip_think(text)
-    if cut_in_think:
-        return ParsedVerdict(Status.PARSE_FAILED, detail="cut off: the reply ends inside its <think> block")
-    norm = body.translate(_FULLWIDTH)
-    quoted = _Quoted(body, norm)
-    w0 = _window_start(norm)
+def _saids(norm: str, quoted: _Spans, w0: int) -> tuple[list[_Said], list[_Said], int]:
+    """Every pairwise verdict from ``w0`` on: the judge's own, the echoed options (followed by their
+    explanation) and how many sit inside quoted material."""
     own: list[_Said] = []
     echoes: list[_Said] = []
     in_quotes = 0
@@ -997,6 +1318,67 @@ def parse_verdict(text: str | None) -> ParsedVerdict:
             echoes.append(said)
         else:
             own.append(said)
+    return own, echoes, in_quotes
+
+
+def _drop_pair_copies(own: list[_Said], norm: str, material: Material) -> tuple[list[_Said], str | None, int]:
+    """Rule 8 for pairwise verdicts, as ``_drop_copies``: the judge's verdicts without the copies of the
+    answers' own ``最终判决：[[助手1]]``, or why the reply has no verdict of its own."""
+    copies = _Copies(norm, material, _window_start(norm))
+    ordered = sorted(own, key=lambda s: (s.end, s.start))
+    kept = [s for s in ordered if not (copies.copied(s.start, s.end) and copies.quoted(s.start, s.end))]
+    dropped = len(ordered) - len(kept)
+    # a line is the judge's own when any verdict on it is not a copy (``最终判决：[[助手1]]`` holds two)
+    lines = {_line_bounds(norm, s.start, s.end) for s in kept if not copies.copied(s.start, s.end)}
+    k = len(kept)
+    while k and _line_bounds(norm, kept[k - 1].start, kept[k - 1].end) not in lines:
+        k -= 1
+    if k == 0:
+        if kept and copies.alone(min(s.start for s in kept if _line_bounds(norm, s.start, s.end)
+                                     == _line_bounds(norm, kept[-1].start, kept[-1].end))):
+            return kept, None, dropped
+        last = ordered[-1]
+        return own, (f"the only verdict ({norm[last.start:last.end].strip()[:60]!r}) copies verdict-shaped text from "
+                     "an answer or the question the judge was shown"), dropped
+    mine = kept[k - 1]
+    differ = [s for s in kept[k:] if s.winner != mine.winner]
+    if any(copies.revision(s.start, pairwise=True) and copies.alone(s.start) for s in differ):
+        s = differ[-1]
+        return own, (f"ambiguous: after the judge's verdict {mine.winner} it writes {norm[s.start:s.end].strip()[:60]!r}, "
+                     "a copy of an answer's own verdict, as if revising"), dropped
+    return kept[:k], None, dropped + len(kept) - k
+
+
+def parse_verdict(text: str | None, material: Material = NO_MATERIAL) -> ParsedVerdict:
+    """Read the final verdict of a pairwise judgment.
+
+    Accepts our format (``最终判决：[[助手1]]``), CritiqueLLM's ``{'综合比较结果': '助手2'}`` (any quotes,
+    full-width punctuation), MT-Bench's ``[[A]]``/``[[B]]``/``[[C]]`` and Arena-Hard's ``[[A>B]]``
+    family. The judge's **own last** verdict wins (judges often restate a provisional one first). Not
+    the judge's own, so never read: a verdict inside quoted material (the answers' block markers,
+    “…”, a ``>`` block quote) and an option followed by its explanation as the prompt lists them
+    (``[[平局]]表示两者质量相当``, ``"[[A]]" if …``) — when only such echoes exist, that is a parse
+    failure. Ambiguity is a parse failure too, never a guess: different verdicts on the last verdict
+    line, a run of verdict-only lines that disagree (an echoed list of options), a last verdict inside
+    a sentence that contradicts an earlier one, or an echo after a last verdict that is not on a line of
+    its own. A reply that ends inside ``[[…`` or an unclosed verdict dict was cut off. The search is
+    bounded like ``parse_scores``. ``material`` (``material_verdicts`` of the answers and the question): a
+    verdict copied from an answer is not the judge's (rule 8, as in ``parse_scores``).
+    """
+    if text is None or not text.strip():
+        return ParsedVerdict(Status.PARSE_FAILED, detail="empty judge reply")
+    body, cut_in_think = _strip_think(text)
+    if cut_in_think:
+        return ParsedVerdict(Status.PARSE_FAILED, detail="cut off: the reply ends inside its <think> block")
+    norm = body.translate(_FULLWIDTH)
+    quoted = _Quoted(body, norm)
+    w0 = _window_start(norm)
+    own, echoes, in_quotes = _saids(norm, quoted, w0)
+    copied = 0
+    if material and own:
+        own, problem, copied = _drop_pair_copies(own, norm, material)
+        if problem:
+            return ParsedVerdict(Status.PARSE_FAILED, detail=problem)
     tail = norm.rstrip()
     open_brackets = tail.rfind("[[", w0)
     if open_brackets >= 0 and "]]" not in tail[open_brackets:] and "\n" not in tail[open_brackets:] \
@@ -1015,7 +1397,7 @@ def parse_verdict(text: str | None) -> ParsedVerdict:
         if echoes:
             return ParsedVerdict(Status.PARSE_FAILED, detail=(
                 "only example verdicts followed by their explanation (an echo of the format instructions)"))
-        if in_quotes:
+        if in_quotes or copied:
             return ParsedVerdict(Status.PARSE_FAILED, detail="the only verdicts are inside quoted material")
         return ParsedVerdict(Status.PARSE_FAILED, detail="no verdict ([[助手1]], [[A]], {'综合比较结果': …}) found")
     own.sort(key=lambda s: (s.end, s.start))
@@ -1048,16 +1430,19 @@ def parse_verdict(text: str | None) -> ParsedVerdict:
         return ParsedVerdict(Status.PARSE_FAILED, detail=(
             f"ambiguous: the last verdict ({last.winner}) is inside prose and a later option "
             f"({', '.join(sorted(late_echo))}) is explained like the format instructions"))
-    return ParsedVerdict(Status.OK, winner=last.winner, detail=f"verdict {last.winner}")
+    note = f"; ignored {copied} cop{'ies' if copied > 1 else 'y'} of an answer's own verdict" if copied else ""
+    return ParsedVerdict(Status.OK, winner=last.winner, detail=f"verdict {last.winner}{note}")
 
 
-def parse_structured_verdict(text: str | None) -> ParsedVerdict | None:
+def parse_structured_verdict(text: str | None, material: Material = NO_MATERIAL) -> ParsedVerdict | None:
     """Read a JSON pairwise verdict (``{"analysis": …, "verdict": "A" | "助手1" | "tie" …}``); None when the
-    reply is not JSON at all (read it with ``parse_verdict``)."""
+    reply is not JSON at all (read it with ``parse_verdict``). A reply that copies an answer's own JSON
+    verdict is a parse failure (rule 8)."""
     got = _structured_reply(text)
     if got is None:
         return None
-    obj, problem, _ = got
+    obj, problem, split = got
+    problem = problem or _json_copy(split.text, material)
     if problem:
         return ParsedVerdict(Status.PARSE_FAILED, detail=problem)
     said = obj.get("verdict") if isinstance(obj, dict) else None

@@ -20,7 +20,15 @@ from alignbench.engine import RETRYABLE_PARSE, Engine, EventHandler, Exchange, R
 from alignbench.judges import ModelConfig
 from alignbench.judges.base import ModelClient
 from alignbench.logprobs import expected_scores
-from alignbench.parse import ParsedScores, parse_scores, parse_sections, parse_structured_scores
+from alignbench.parse import (
+    NO_MATERIAL,
+    Material,
+    ParsedScores,
+    material_scores,
+    parse_scores,
+    parse_sections,
+    parse_structured_scores,
+)
 from alignbench.prompts import answer_view, build_request, retry_request, verdict_examples
 from alignbench.reasoning import split_reasoning
 from alignbench.rubrics import Rubric, RubricError
@@ -94,16 +102,32 @@ def plan(pairs: Sequence[tuple[Question, Answer]], rubric: Rubric, config: Model
 
 
 def read_verdict(text: str, request: ModelRequest, rubric: Rubric, dims: tuple[str, ...],
-                 examples: tuple[str, ...] = ()) -> ParsedScores:
+                 examples: tuple[str, ...] = (), material: Material = NO_MATERIAL) -> ParsedScores:
     """The verdict of one reply: the JSON one when structured output was asked for and the reply is JSON,
     else the rubric's text convention (a backend that fell back to text, or ignored the schema). ``examples``:
-    the verdicts the prompt shows (``prompts.verdict_examples``), so a copied example is not read as the score."""
+    the verdicts the prompt shows (``prompts.verdict_examples``), so a copied example is not read as the score;
+    ``material``: the verdict-shaped text of what the judge was shown (``item_material``), so a copy of the
+    answer's own verdict is not either."""
     scale = (rubric.scale.min, rubric.scale.max)
     if request.response_schema is not None:
-        parsed = parse_structured_scores(text, dimension_pairs(rubric, dims), rubric.overall_key, scale)
+        parsed = parse_structured_scores(text, dimension_pairs(rubric, dims), rubric.overall_key, scale,
+                                         material=material)
         if parsed is not None:
             return parsed
-    return parse_scores(text, dims, rubric.overall_key, scale, rubric.verdict, rubric.verdict_labels, examples=examples)
+    return parse_scores(text, dims, rubric.overall_key, scale, rubric.verdict, rubric.verdict_labels, examples=examples,
+                        material=material)
+
+
+def item_material(item: Item, rubric: Rubric, dims: tuple[str, ...]) -> tuple[Material, Material]:
+    """(the answer's, everything the judge was shown's) verdict-shaped spans (``parse.material_scores``): the
+    first flags an answer that tries to grade itself, the second keeps copies of any out of the verdict.
+    Computed once per text (cached), so a parse retry or a cached re-run does not scan an answer again."""
+    q = item.question
+    args = (tuple(dims), rubric.overall_key, (rubric.scale.min, rubric.scale.max), rubric.verdict,
+            tuple(rubric.verdict_labels))
+    answer = material_scores(tuple(answer_view(r)[0] for r in (item.answer.turns or (item.answer.text,))), *args)
+    shown = material_scores((q.question, q.reference, *(t.content for t in q.turns), *q.references), *args)
+    return answer, answer + shown if shown else answer
 
 
 def make_judgment(item: Item, reply: Exchange | object, rubric: Rubric, judge_name: str,
@@ -115,13 +139,15 @@ def make_judgment(item: Item, reply: Exchange | object, rubric: Rubric, judge_na
     q = item.question
     atype = rubric.answer_type(q.category, q.subcategory)
     dims = rubric.answer_types[atype].dimensions
+    answer_material, material = item_material(item, rubric, dims)
     base = {"question_id": q.id, "model": item.answer.model, "category": q.category, "subcategory": q.subcategory,
             "answer_type": atype, "judge": judge_name, "rubric": rubric.id,
             "prompt_hash": item.request.prompt_hash,  # a retry changes only the decoding
             "usage": exchange.usage, "attempts": exchange.attempts, "truncated_answer": item.truncated,
             "answer_chars": len(item.judged_text), "cached": exchange.cached,
             "earlier_replies": [r.text for r in exchange.replies[:-1] if r.text is not None],
-            "answer_reasoning": answer_view(item.judged_text)[1], "turn": item.turn}
+            "answer_reasoning": answer_view(item.judged_text)[1], "turn": item.turn,
+            "injection": answer_material.first}
     if last.text is None:
         detail = last.error if not earlier else f"{last.error}; first reply: {earlier}"
         return Judgment(**base, status=last.error_status or Status.JUDGE_ERROR, detail=detail)
@@ -130,7 +156,7 @@ def make_judgment(item: Item, reply: Exchange | object, rubric: Rubric, judge_na
                  "--max-tokens"
         return Judgment(**base, status=Status.TRUNCATED, raw=last.text,
                         detail=detail if not earlier else f"{detail}; first reply: {earlier}")
-    parsed = read_verdict(last.text, item.request, rubric, dims, verdict_examples(rubric, q))
+    parsed = read_verdict(last.text, item.request, rubric, dims, verdict_examples(rubric, q), material)
     detail = parsed.detail
     if item.request.response_schema is not None and last.structured is None:
         why = last.structured_fallback or "the backend did not apply the schema"

@@ -248,9 +248,11 @@ class Judgment(_Sparse):
     structured: str | None = None  # how the verdict was asked for as JSON (None: as text)
     turn: int | None = None  # multi-turn: which model turn this judges (1-based)
     turns: list[Judgment] = Field(default_factory=list)  # multi-turn: the judgments of the dialogue's turns
+    # the verdict-shaped text the judged answer carries (an attempt to grade itself; parse.py rule 8)
+    injection: str | None = None
 
     sparse_fields: ClassVar[tuple[str, ...]] = ("reasoning", "answer_reasoning", "overall_expected", "scores_expected",
-                                                 "structured", "turn", "turns")
+                                                 "structured", "turn", "turns", "injection")
 
 
 # -- summaries --------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ from alignbench.pairwise.winrate import (
     plain_winrates,
     text_length,
 )
-from alignbench.parse import parse_structured_verdict, parse_verdict
+from alignbench.parse import Material, material_verdicts, parse_structured_verdict, parse_verdict
 from alignbench.prompts import answer_view, cap_answer, render_pairwise, retry_request
 from alignbench.rubrics import Rubric
 from alignbench.rundir import RunFolder
@@ -162,8 +162,9 @@ class PairJudgment(_Sparse):
     truncated: bool = False
     turn: int | None = None
     turns: list[PairTurn] = Field(default_factory=list)
+    injection: str | None = None  # the verdict-shaped text the model's answer carries (parse.py rule 8)
 
-    sparse_fields: ClassVar[tuple[str, ...]] = ("turn", "turns")
+    sparse_fields: ClassVar[tuple[str, ...]] = ("turn", "turns", "injection")
 
     @property
     def verdicts(self) -> list[OrderVerdict]:
@@ -301,6 +302,19 @@ def _unswap(order: Order, position: str) -> Winner:
     return "model" if position == model_pos else "baseline"
 
 
+def pair_material(item: PairItem) -> Material:
+    """The pairwise verdict-shaped text of everything the judge was shown (both answers as shown, the question,
+    the reference; ``parse.material_verdicts``, cached per text): a copy of it is not the judge's verdict."""
+    q = item.question
+    shown = tuple(answer_view(r)[0] for a in (item.model_answer, item.baseline_answer) for r in replies(a))
+    return material_verdicts((*shown, q.question, q.reference, *(t.content for t in q.turns), *q.references))
+
+
+def answer_injection(answer: Answer) -> str | None:
+    """The pairwise verdict an answer carries (``最终判决：[[助手1]]``): an attempt to win its comparison."""
+    return material_verdicts(tuple(answer_view(r)[0] for r in replies(answer))).first
+
+
 def make_verdict(item: PairItem, exchange: Exchange | ModelReply, earlier: str | None = None) -> OrderVerdict:
     """Parse the last reply of an exchange (or one reply) into an OrderVerdict (pure)."""
     ex = exchange if isinstance(exchange, Exchange) else Exchange((exchange,))
@@ -313,8 +327,9 @@ def make_verdict(item: PairItem, exchange: Exchange | ModelReply, earlier: str |
     if reply.finish_reason == "length":  # cut by the token limit: whatever verdict it shows is not the judge's last
         return OrderVerdict(**base, status=Status.TRUNCATED, raw=reply.text,
                             detail="the judge's reply was cut by its output token limit: raise --max-tokens")
-    parsed = (parse_structured_verdict(reply.text) if item.request.response_schema is not None else None) \
-        or parse_verdict(reply.text)
+    material = pair_material(item)
+    parsed = (parse_structured_verdict(reply.text, material) if item.request.response_schema is not None else None) \
+        or parse_verdict(reply.text, material)
     detail = parsed.detail
     if item.request.response_schema is not None and reply.structured is None:
         why = reply.structured_fallback or "the backend did not apply the schema"
@@ -417,7 +432,8 @@ def assemble(items: Sequence[PairItem], verdicts: Sequence[OrderVerdict], rubric
             category=q.category, subcategory=q.subcategory,
             answer_type=rubric.answer_type(q.category, q.subcategory), orders=last_orders, judge=judge_name,
             rubric=rubric.id, **_lengths(m_replies, b_replies), truncated=any(cut for *_, cut in compared),
-            turn=last_turn, turns=per_turn, **(combine_turns(per_turn) if each else combine(*last_orders))))
+            turn=last_turn, turns=per_turn, injection=answer_injection(item.model_answer),
+            **(combine_turns(per_turn) if each else combine(*last_orders))))
     return out
 
 
@@ -578,6 +594,9 @@ def summarize_compare(judgments: Sequence[PairJudgment], rubric: Rubric, length_
     summary = summarize_preferences(df, n_boot=n_boot, seed=seed, categories=cats)
     summary["length_unit"] = length_unit
     summary["position_bias"] = position_bias(df, cats)
+    for model, entry in summary["models"].items():  # answers that carry a verdict of their own: counted when any
+        if n := sum(1 for j in judgments if j.model == model and j.injection):
+            entry["n_injection"] = n
     return summary
 
 

@@ -241,6 +241,11 @@ def _protocol_notes(r: Run, zh: bool) -> list[str]:
             f"hidden from the judge; {reasoning.get('leaked', 0)} had reasoning leaked into the final text"))
     if shown := fmt.figures(r.summary.model_dump(mode="json"), zh):
         out.append(md_text(f"{r.label}: " + ("；" if zh else "; ").join(f"{label} {text}" for label, text in shown)))
+    if ids := (extra.get("injection") or {}).get("question_ids"):  # a model that tried to grade itself: where
+        listed = ", ".join(str(i) for i in ids[:12]) + (" …" if len(ids) > 12 else "")
+        out.append(md_text(f"{r.label}: 这些题目的回答自带评分（疑似注入），评审复述的评分未被采用：{listed}" if zh else
+                           f"{r.label}: answers carrying a verdict of their own (injection attempts; the judge's copies "
+                           f"of it were not read as its verdict) on questions {listed}"))
     return out
 
 

@@ -248,6 +248,9 @@ def print_pairwise(summary: PairwiseSummary, console: Console, categories: bool 
             notes.append(f"{escape(name)}: {m['n_failed']} pair(s) failed and are excluded" + (f" ({by})" if by else ""))
         if m.get("lc_warning"):
             notes.append(f"[yellow]{escape(name)}: {escape(m['lc_warning'])}[/]")
+        if m.get("n_injection"):
+            notes.append(f"[yellow]{escape(name)}: {m['n_injection']} answer(s) carry a verdict of their own (injection "
+                         "attempts); copies of it in the judge's reply were not read as its verdict[/]")
     for name, ids in (summary.run or {}).get("missing", {}).items():
         if ids:
             notes.append(f"{escape(name)}: {len(ids)} question(s) without both answers were not compared")

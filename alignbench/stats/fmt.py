@@ -117,6 +117,8 @@ class Figure:
 FIGURES: tuple[Figure, ...] = (
     Figure("score_from.n_expected", "概率期望得分", "scores from log-probabilities", "count"),
     Figure("score_from.n_verdict", "无概率、用评审分数", "scores from the verdict (no log-probabilities)", "count"),
+    Figure("injection.n", "自带评分/判决文本的回答（疑似注入）", "answers carrying their own verdict (injection attempts)",
+           "count"),
     Figure("position.n_failed", "位置审计略去的成对比较（某一顺序失败）", "pairs left out of the position audit (an order failed)",
            "count", "audit"),
 )

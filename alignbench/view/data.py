@@ -593,7 +593,8 @@ class ViewData:
                       "retry": lambda it: it.j.attempts > it.run.n_judges,
                       "disagree": lambda it: (it.spread or 0) >= 2 or it.judge_failed,
                       "changed": lambda it: it.delta is not None and it.delta != 0,
-                      "truncated": lambda it: it.j.truncated_answer}
+                      "truncated": lambda it: it.j.truncated_answer,
+                      "injection": lambda it: bool(it.j.injection)}
             for flag in query.flags:
                 if flag in checks:
                     out = [it for it in out if checks[flag](it)]

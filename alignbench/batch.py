@@ -130,6 +130,10 @@ class BatchOptions:
     poll: tuple[float, float] = (5.0, 60.0)
     resubmits: int = 2  # follow-up batches for requests that failed for a transient reason
     on_note: Callable[[str], None] | None = field(default=None, repr=False)
+    # OpenAI Batch files for an engine of one's own (vllm run-batch, Ray Data LLM, a LiteLLM proxy; see
+    # FileSource): write the requests left after the cache here and stop, and/or read replies from here
+    file_out: Path | None = None
+    file_in: Path | None = None
 
     def __post_init__(self) -> None:
         if self.fallback not in ("batch", "online"):
@@ -793,7 +797,8 @@ class BatchSource:
                     if key not in mine:
                         continue
                     seen.add(key)
-                    reply = self._reply(engine.client, obj, row, protocols.get(key) or {})
+                    reply = self._reply(engine.client, obj, f"{self.provider.url} batch {row['batch_id']}",
+                                        protocols.get(key) or {})
                     if isinstance(reply, _Failure):
                         failures[key] = reply
                         continue
@@ -815,12 +820,12 @@ class BatchSource:
             self.ledger.update(row["local_id"], collected=1)
         return got, {k: f for k, f in failures.items() if k in wanted}
 
-    def _reply(self, client: Any, obj: dict[str, Any], row: dict[str, Any],
+    def _reply(self, client: Any, obj: dict[str, Any], where: str,
                protocol: dict[str, Any]) -> ModelReply | _Failure:
         """The reply in one output line, read by the client's own reader (text, usage with cached prompt
         tokens, model, finish reason, reasoning, log-probabilities) and marked as its line was sent
-        (``protocol``: how structured output was obtained, or why not); or why the line holds none."""
-        where = f"{self.provider.url} batch {row['batch_id']}"
+        (``protocol``: how structured output was obtained, or why not); or why the line holds none.
+        ``where`` names the batch (or file) the line came from."""
         resp = obj.get("response")
         if not isinstance(resp, dict) or resp.get("status_code") != 200 or not isinstance(resp.get("body"), dict):
             return _failure(obj, set(protocol.get("sent") or ()), where)
@@ -830,6 +835,114 @@ class BatchSource:
             return _Failure(str(exc), transient=exc.retryable)
         marks = {k: protocol[k] for k in ("structured", "structured_fallback") if isinstance(protocol.get(k), str)}
         return reply.model_copy(update={"usage": reply.usage.model_copy(update={"batch": True}), **marks})
+
+
+# -- OpenAI Batch files for any engine --------------------------------------------------------------
+
+
+class FileSource(BatchSource):
+    """The batch path without a provider: the same request lines and the same output reader as
+    ``BatchSource``, through files a user's own engine reads and writes (``vllm run-batch``, a Ray Data LLM
+    pipeline, a LiteLLM batch proxy; docs/batch.md).
+
+    ``file_in``: an OpenAI Batch output file. Each line is matched to a request by its ``custom_id`` (the
+    request's cache key), read by the client's own reader and stored in the reply cache like any reply, so
+    reading the same file again finds every reply cached and pays and changes nothing. A line holding an
+    error is kept as that request's error (not cached: a later file or run can still answer it); a request
+    with no line is named in a note and counted as failed, never invented. ``file_out``: the requests left
+    (after the cache and ``file_in``) are collected for the channel, which writes them as one OpenAI Batch
+    input file and stops the run (``BatchPending``) before anything is written. Nothing is sent online."""
+
+    offline = True  # nothing is sent from here: the engine does not look for a judge server (Engine.check)
+
+    def __init__(self, config: ModelConfig, store: ReplyStore, options: BatchOptions, outbox: list[bytes]) -> None:
+        super().__init__(config, store, options)
+        self.outbox = outbox
+        self._lines: dict[str, dict[str, Any]] | None = None
+
+    def _output(self) -> dict[str, dict[str, Any]]:
+        """The output file's lines by custom_id (read once); a line that is not JSON is an error naming it."""
+        if self._lines is None:
+            path = Path(self.options.file_in)  # type: ignore[arg-type]
+            if not path.is_file():
+                raise ModelConfigError(f"--batch-file-in: {path} not found")
+            self._lines = {}
+            with path.open(encoding="utf-8") as f:
+                for n, raw in enumerate(f, 1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        obj = json.loads(raw)
+                    except json.JSONDecodeError as exc:
+                        raise ModelConfigError(f"--batch-file-in: {path} line {n} is not JSON ({exc})") from None
+                    if isinstance(obj, dict) and isinstance(obj.get("custom_id"), str):
+                        self._lines[obj["custom_id"]] = obj
+        return self._lines
+
+    async def fetch(self, engine: Engine, requests: Sequence[ModelRequest], tags: Sequence[str],
+                    attempt: int) -> dict[str, ModelReply]:
+        client = engine.client
+        wanted: dict[str, tuple[ModelRequest, str]] = {}
+        for r, t in zip(requests, tags, strict=True):
+            wanted.setdefault(engine.key(r), (r, t))
+        result: dict[str, ModelReply] = {}
+        missing: list[str] = []
+        name = Path(self.options.file_in).name if self.options.file_in else ""
+        if self.options.file_in:
+            lines = self._output()
+            for key, (request, _) in wanted.items():
+                obj = lines.get(key)
+                if obj is None:
+                    missing.append(key)
+                    continue
+                _, protocol = self.body(client, request)  # how this line was sent: the same client, the same body
+                reply = self._reply(client, obj, name, json.loads(protocol) if protocol else {})
+                if isinstance(reply, _Failure):
+                    result[key] = engine.received(ModelReply(
+                        error=f"batch output line failed ({name}): {self._redact(reply.message)}",
+                        error_status=Status.TOO_LONG if reply.too_long else Status.JUDGE_ERROR))
+                    continue
+                reply = engine.received(reply)
+                self.store.put(key, self.fingerprint, reply)
+                result[key] = reply
+            failed = sum(1 for r in result.values() if r.text is None)
+            self.note(f"{name}: {len(result) - failed} repl(ies) read and cached, {failed} error line(s) kept"
+                      + (f", {len(missing)} request(s) have no line" if missing else ""))
+        left = [k for k in wanted if k not in result]
+        if self.options.file_out:
+            for key in left:
+                self.outbox.append(self.line(client, key, wanted[key][0])[0])
+            for key in left:
+                result[key] = ModelReply(error=f"written to {self.options.file_out} for an engine to answer",
+                                         error_status=Status.JUDGE_ERROR)
+            return result
+        if missing:
+            shown = ", ".join(f"{k[:16]} ({wanted[k][1]})" if wanted[k][1] else k[:16] for k in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            what = "parse-retry request(s)" if attempt else "request(s)"
+            self.note(f"{len(missing)} {what} missing from {name} (counted as failed, not invented): custom_id "
+                      f"{shown}{more}; answer them in another output file, or give --batch-file-out to write them")
+        for key in left:
+            result[key] = ModelReply(error=f"no line with custom_id {key} in {name}", error_status=Status.JUDGE_ERROR)
+        return result
+
+
+def write_batch_file(path: Path | str, lines: Sequence[bytes]) -> int:
+    """Write OpenAI Batch input lines (one request each, duplicates dropped: several items may share a
+    request) to ``path`` through a temporary file, so a half-written file is never left; returns the count."""
+    seen: set[str] = set()
+    kept = []
+    for data in lines:
+        key = json.loads(data)["custom_id"]
+        if key not in seen:
+            seen.add(key)
+            kept.append(data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(b"".join(kept))
+    tmp.replace(path)
+    return len(kept)
 
 
 # -- a call's channel: batch and budget together ---------------------------------------------------
@@ -869,13 +982,17 @@ class Channel:
     batch: BatchOptions | None = None
     budget: Budget | None = None
     sources: list[BatchSource] = field(default_factory=list)
+    outbox: list[bytes] = field(default_factory=list)  # --batch-file-out: the lines the file sources left
 
     def open(self, config: ModelConfig, store: ReplyStore) -> tuple[Any, BatchSource | None]:
         from alignbench.judges import make_client
 
         client = metered(make_client(config), config, self.budget)
-        source = None
-        if self.batch is not None:
+        source: BatchSource | None = None
+        if self.batch is not None and (self.batch.file_in or self.batch.file_out):
+            source = FileSource(config, store, self.batch, self.outbox)
+            self.sources.append(source)
+        elif self.batch is not None:
             source = BatchSource(config, store, self.batch, self.budget)
             self.sources.append(source)
         return client, source
@@ -894,6 +1011,13 @@ class Channel:
         self.sources.clear()
 
     def settle(self) -> None:
+        if self.batch is not None and self.batch.file_out and self.outbox:
+            n = write_batch_file(self.batch.file_out, self.outbox)
+            self.outbox.clear()
+            raise BatchPending(f"wrote {n} request(s) to {self.batch.file_out} (OpenAI Batch input; nothing was "
+                               f"sent). Run them with your engine (e.g. vllm run-batch -i {self.batch.file_out} -o "
+                               "results.jsonl --model ...), then run the same command with --batch-file-in "
+                               "results.jsonl (docs/batch.md)")
         if self.budget is not None and self.budget.refused:
             raise BudgetExceeded(self.budget.stopped_message())
 

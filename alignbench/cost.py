@@ -187,18 +187,20 @@ def spend(usages: Iterable[Usage], fingerprint: str | None) -> dict[str, Any]:
     return out
 
 
-def spend_line(usage: Any) -> str:
-    """One line for footers and reports: cached prompt tokens, batch share and the cost, or "price unknown"."""
+def spend_line(usage: Any, zh: bool = False) -> str:
+    """One line for footers and reports: cached prompt tokens, batch share and the cost, or "price unknown"
+    (``zh``: in Chinese, for the Chinese report)."""
     get = (lambda k: usage.get(k, 0)) if isinstance(usage, dict) else (lambda k: getattr(usage, k, 0))
     parts = []
     if get("cached_prompt_tokens"):
-        parts.append(f"cached prompt {get('cached_prompt_tokens'):,}")
+        parts.append(f"{'缓存提示' if zh else 'cached prompt'} {get('cached_prompt_tokens'):,}")
     if get("batch_prompt_tokens") or get("batch_completion_tokens"):
-        parts.append(f"batch {get('batch_prompt_tokens'):,}+{get('batch_completion_tokens'):,}")
+        parts.append(f"{'批处理' if zh else 'batch'} {get('batch_prompt_tokens'):,}+{get('batch_completion_tokens'):,}")
     costs = [fmt_money(get(f"cost_{c.lower()}"), c) for c in ("USD", "CNY") if get(f"cost_{c.lower()}")]
     if get("unpriced_tokens"):
-        costs.append(f"price unknown for {get('unpriced_tokens'):,} tokens")
-    parts.append("cost " + (" + ".join(costs) if costs else "0"))
+        costs.append(f"{get('unpriced_tokens'):,} 个 token 价格未知" if zh
+                     else f"price unknown for {get('unpriced_tokens'):,} tokens")
+    parts.append(("费用 " if zh else "cost ") + (" + ".join(costs) if costs else "0"))
     return " · ".join(parts)
 
 

@@ -364,7 +364,7 @@ class Engine:
 
     async def check(self, uncached: int) -> None:
         """Fail fast, with how to start a server, when requests must be sent and no server answers."""
-        if self._checked or not uncached:
+        if self._checked or not uncached or getattr(self.source, "offline", False):  # batch files: no server here
             return
         self._checked = True
         try:  # a server that accepts the connection and never finishes answering must not hang us here

@@ -17,6 +17,7 @@ bootstrap, not the judge.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import inspect
@@ -24,7 +25,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alignbench.batch import BatchOptions
 from alignbench.cache import ReplyStore
@@ -82,11 +83,33 @@ class JudgeSettings(BaseModel):
     refresh_failed: bool = Field(False, description="ask again where the cached reply gave no usable judgment")
     batch: bool | BatchOptions = Field(
         False, description="send uncached requests through the provider's batch API (True or BatchOptions)")
+    batch_file_out: Path | None = Field(
+        None, description="write the requests left after the cache to this OpenAI Batch input file and stop "
+                          "(run them with vllm run-batch, Ray Data LLM, a LiteLLM proxy: docs/batch.md)")
+    batch_file_in: Path | None = Field(
+        None, description="read replies from this OpenAI Batch output file (matched by custom_id, cached)")
     max_cost: float | None = Field(
         None, ge=0, description="budget: refuse a run whose upper-bound cost exceeds it, stop once it is spent")
 
     CALL: ClassVar[frozenset[str]] = frozenset(
-        {"attempts", "parse_retries", "cache", "refresh_failed", "batch", "max_cost"})
+        {"attempts", "parse_retries", "cache", "refresh_failed", "batch", "batch_file_out", "batch_file_in",
+         "max_cost"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _batch_files(cls, data: Any) -> Any:
+        """The batch files are the batch mechanism fed by files (``BatchOptions.file_out``/``file_in``, read
+        by ``alignbench.batch.FileSource``): folded into ``batch`` here, so every call path that opens a
+        channel from ``batch`` handles them. With a provider's batch (``batch=True``) they make no sense."""
+        if not isinstance(data, dict) or not (data.get("batch_file_out") or data.get("batch_file_in")):
+            return data
+        batch = data.get("batch")
+        if batch is True:
+            raise ValueError("batch=True (a provider's batch API) and batch files exclude each other")
+        base = batch if isinstance(batch, BatchOptions) else BatchOptions()
+        files = {k: Path(v) if v else None for k, v in (("file_out", data.get("batch_file_out")),
+                                                         ("file_in", data.get("batch_file_in")))}
+        return {**data, "batch": dataclasses.replace(base, **files)}
 
     @field_validator("base_url")
     @classmethod

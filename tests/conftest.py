@@ -46,11 +46,12 @@ def stub():
         yield server
 
 
-def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli_process(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+                    width: int = 120) -> subprocess.CompletedProcess:
     """Run ``alignbench`` as a real subprocess: for the few tests that need one (signals and kills, the
     environment at interpreter start, import cost). Everything else uses ``run_cli``, which is the same
     command in-process without the 0.65-1 s of interpreter start-up."""
-    merged = {**os.environ, **(env or {}), "COLUMNS": "120", "PYTHONIOENCODING": "utf-8"}
+    merged = {**os.environ, **(env or {}), "COLUMNS": str(width), "PYTHONIOENCODING": "utf-8"}
     full_env = {k: v for k, v in merged.items() if v is not None}  # None unsets, as with run_cli
     return subprocess.run([sys.executable, "-m", "alignbench", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, cwd=ROOT)
@@ -67,7 +68,8 @@ _FRESH_INTERPRETER_WARNINGS = (  # CPython's default filters, in order (see ``wa
 )
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+            width: int = _CLI_WIDTH) -> subprocess.CompletedProcess:
     """Run ``alignbench`` as a user would, in-process: the same typer app ``python -m alignbench`` runs,
     with what a fresh process would give it. Returns a ``CompletedProcess`` (``args``, ``returncode``,
     ``stdout``, ``stderr``), so callers cannot tell the difference.
@@ -79,16 +81,18 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     An exception the command does not handle prints its traceback to stderr and exits 1, as Python does.
     ``timeout`` interrupts the command (Ctrl-C, as the command handles it) and raises ``TimeoutExpired``.
     Commands started while another runs in-process (``run_cli`` from several threads at once) run as real
-    processes, side by side as a user's would. Use ``run_cli_process`` where only a real process will do."""
+    processes, side by side as a user's would. Use ``run_cli_process`` where only a real process will do.
+    ``width``: the consoles' width and $COLUMNS (80: a narrow terminal, or what a pipe gets by default)."""
     if not _IN_PROCESS.acquire(blocking=False):
-        return run_cli_process(*args, env=env, timeout=timeout)
+        return run_cli_process(*args, env=env, timeout=timeout, width=width)
     try:
-        return _run_in_process(args, env, timeout)
+        return _run_in_process(args, env, timeout, width)
     finally:
         _IN_PROCESS.release()
 
 
-def _run_in_process(args: tuple[str, ...], env: dict[str, str] | None, timeout: float) -> subprocess.CompletedProcess:
+def _run_in_process(args: tuple[str, ...], env: dict[str, str] | None, timeout: float,
+                    width: int = _CLI_WIDTH) -> subprocess.CompletedProcess:
     import _thread
     import traceback
     import warnings
@@ -114,7 +118,7 @@ def _run_in_process(args: tuple[str, ...], env: dict[str, str] | None, timeout: 
     try:
         os.chdir(ROOT)
         for c in consoles:
-            c._width = _CLI_WIDTH
+            c._width = width
         with warnings.catch_warnings(record=True) as caught:
             warnings.resetwarnings()
             for action, category, module in _FRESH_INTERPRETER_WARNINGS:
@@ -123,7 +127,7 @@ def _run_in_process(args: tuple[str, ...], env: dict[str, str] | None, timeout: 
                 timer.start()
             try:
                 result = CliRunner().invoke(
-                    app, list(args), env={**(env or {}), "COLUMNS": str(_CLI_WIDTH), "PYTHONIOENCODING": "utf-8"},
+                    app, list(args), env={**(env or {}), "COLUMNS": str(width), "PYTHONIOENCODING": "utf-8"},
                     prog_name="alignbench", catch_exceptions=True)
             except KeyboardInterrupt:
                 if not fired.is_set():

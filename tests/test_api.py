@@ -298,7 +298,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "features": ("aggregate", "cost", "batch", "scoring", "answering", "ensemble", "pairwise", "pairwise.compare",
                  "pairwise.winrate", "pairwise.alpaca", "metaeval", "importing", "exporting", "probes", "canary",
                  "upstream.alignbench_official", "upstream.fastchat_mtbench", "trust", "trust.base", "trust.calibration", "trust.bridge", "trust.audits", "trust.variance", "trust.runs"),
-    "reporting": ("reporting", "reporting.charts", "reporting.compare", "reporting.markdown", "reporting.terminal"),
+    "reporting": ("reporting", "reporting.charts", "reporting.compare", "reporting.markdown", "reporting.tables",
+                  "reporting.terminal"),
     "api": ("settings", "api", ""),  # "": the package itself, which re-exports the API
     "view": ("view", "view.data", "view.queue", "view.render", "view.export", "view.server"),
     "cli": ("cli", "cli.app", "cli.options", *(f"cli.{c}" for c in ("answer", "batches", "compare", "importing",

@@ -201,7 +201,7 @@ def run(
     judge_model: JudgeModelOpt = None,
     judge_base_url: JudgeUrlOpt = None,
     rubric: RubricOpt = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (answers.jsonl, judgments, summary). Default: reports/<model>__<judge>__<rubric>.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (answers.jsonl, judgments, summary). Default: a folder under reports/ named after the model, judge and rubric.")] = None,
     model_id: ModelIdOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
     concurrency: ConcurrencyOpt = 16,

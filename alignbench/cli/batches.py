@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from alignbench.cli.app import app, console, guarded, note
 from alignbench.cli.options import CacheOpt, FormatOpt, print_json
+from alignbench.reporting.tables import FitTable as Table
 
 batches_app = typer.Typer(help="Provider batches submitted by --batch: state, counts, age; cancel one.",
                           invoke_without_command=True)
@@ -55,7 +55,8 @@ def batches(
     if not rows:
         note(f"no batches recorded in {_path(cache)}")
         return
-    table = Table(title="batches", header_style="bold", title_style="bold")
+    table = Table(title="batches", header_style="bold", title_style="bold", keep=("batch",),
+                  drop=("collected", "provider"))
     for name, justify in (("batch", "left"), ("provider", "left"), ("judge", "left"), ("state", "left"),
                           ("requests", "right"), ("done", "right"), ("failed", "right"), ("age", "right"),
                           ("collected", "left")):

@@ -51,7 +51,7 @@ def compare(
     questions: QuestionsOrUpstreamOpt = None,
     judge: JudgeOrUpstreamOpt = None,
     settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: reports/<models>__vs__<baseline>__<judge>__<rubric>.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder. Default: a folder under reports/ named after the models, baseline, judge and rubric.")] = None,
     force: ForceOpt = False,
     length_unit: LengthOpt = "words",
     seed: SeedOpt = 0,

@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from alignbench.cli.app import app, console, guarded, warn
+from alignbench.reporting.tables import FitTable as Table
 
 _KIND = {"their_failure": "their -1 / error, we read", "misread": "read differently", "our_failure": "we read nothing"}
 

@@ -10,10 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from alignbench.cli.app import app, console
 from alignbench.cli.options import print_json
+from alignbench.reporting.tables import FitTable as Table
 
 
 @app.command()
@@ -28,7 +28,9 @@ def judges(
     if fmt == "json":
         print_json(catalog.as_json())
         return
-    table = Table(title="judge presets", title_justify="left")
+    # at 80 columns the URL stays whole and the columns of least use go first (FitTable)
+    table = Table(title="judge presets", title_justify="left", keep=("preset", "model", "base URL"),
+                  drop=("package", "rubric", "backend", "key"))
     for column in ("preset", "backend", "model"):
         table.add_column(column, no_wrap=True)
     table.add_column("base URL", overflow="fold")
@@ -36,7 +38,7 @@ def judges(
         table.add_column(column, no_wrap=True)
     key_envs: dict[str, str] = {}
     for row in rows:
-        urls = "\n".join(row["base_url"]) or f"[dim]{catalog.default_urls[row['backend']]} (default)[/]"
+        urls = "\n".join(row["base_url"]) or f"[dim]{catalog.default_urls[row['backend']]}\n(default)[/]"
         package = "[green]ok[/]" if row["package"] == "ok" else f"[red]{row['package']}[/]"
         key = {"set": "[green]set[/]", "not set": "[red]not set[/]"}.get(row["key"], row["key"])
         if row["key_env"]:

@@ -183,15 +183,29 @@ BatchFallbackOpt = Annotated[str, typer.Option(
 MaxCostOpt = Annotated[float | None, typer.Option(
     "--max-cost", min=0, help="Budget in the price table's currency (USD for OpenAI, CNY for ZhipuAI): refuse to "
                               "start when the upper-bound cost exceeds it, stop sending once it is spent.")]
+BatchFileOutOpt = Annotated[Path | None, typer.Option(
+    "--batch-file-out", help="Write the requests left after the cache as an OpenAI Batch input file and exit (code "
+                             "75), for vllm run-batch, Ray Data LLM or a LiteLLM batch proxy (docs/batch.md).")]
+BatchFileInOpt = Annotated[Path | None, typer.Option(
+    "--batch-file-in", help="Read the replies from an OpenAI Batch output file (matched by custom_id, cached); "
+                            "requests without a line are named and counted as failed.")]
 PENDING_EXIT = 75  # EX_TEMPFAIL: nothing failed, the replies are not there yet; run the same command later
 
 
-def batch_arg(batch: bool, no_wait: bool, fallback: str) -> object:
-    """The API's ``batch=`` from the options: False, or BatchOptions printing its progress to stderr."""
+def batch_arg(batch: bool, no_wait: bool, fallback: str, files: bool = False) -> object:
+    """The API's ``batch=`` from the options: False, or BatchOptions printing its progress to stderr
+    (``files``: --batch-file-out/--batch-file-in given, which JudgeSettings folds into it)."""
     if fallback not in ("batch", "online"):
         raise typer.BadParameter(f"{fallback!r}: give batch or online", param_hint="--batch-fallback")
     if no_wait and not batch:
         raise typer.BadParameter("needs --batch", param_hint="--no-wait")
+    if batch and files:
+        raise typer.BadParameter("--batch sends to the provider's batch API; batch files are for an engine of your "
+                                 "own: give one or the other", param_hint="--batch-file-out/--batch-file-in")
+    if files:
+        from alignbench.batch import BatchOptions
+
+        return BatchOptions(on_note=note)
     if not batch:
         return False
     from alignbench.batch import BatchOptions
@@ -261,7 +275,7 @@ ScoreFromOpt = Annotated[str | None, typer.Option(
 PromptFormatOpt = Annotated[str | None, typer.Option(
     "--prompt-format", help="completion: the bare prompt string through /v1/completions, no chat template (how "
                             "CritiqueLLM is run by its authors; the critiquellm presets' default); chat: messages "
-                            "through /v1/chat/completions. Default: the preset's.")]
+                            "through the chat-completions endpoint. Default: the preset's.")]
 CanaryOpt = Annotated[bool | None, typer.Option(
     "--canary/--no-canary", help="score: also judge the 16 fixed canary answers (fresh, uncached) and compare with "
                                  "this judge name's last canary; a drift beyond noise is reported and exits 4. "
@@ -301,9 +315,33 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "batch": (BatchOpt, False),
     "no_wait": (NoWaitOpt, False),
     "batch_fallback": (BatchFallbackOpt, "batch"),
+    "batch_file_out": (BatchFileOutOpt, None),
+    "batch_file_in": (BatchFileInOpt, None),
     "max_cost": (MaxCostOpt, None),
     "upstream": (UpstreamOpt, None),
 }
+
+
+# --help groups the shared options in panels (typer's rich_help_panel), so a command's own options come first
+# and each panel is narrow enough to read at 80 columns
+PANELS = {
+    "Judge": ("upstream", "judge_model", "judge_base_url", "rubric", "protocol", "api_key_env", "prompt_format",
+              "structured", "structured_via", "score_from", "canary", "device", "batch_size"),
+    "Requests": ("concurrency", "timeout", "max_reply_bytes", "attempts", "parse_retries", "max_answer_chars",
+                 "temperature", "max_tokens"),
+    "Cache": ("cache", "no_cache", "refresh"),
+    "Batch and cost": ("batch", "no_wait", "batch_fallback", "batch_file_out", "batch_file_in", "max_cost"),
+}
+
+
+def _panelled(name: str, option: Any) -> Any:
+    """``option`` (an ``Annotated[type, typer.Option(...)]``) with its help panel; the shared OptionInfo
+    is the same object for every command, so setting it once sets it everywhere."""
+    panel = next(p for p, names in PANELS.items() if name in names)
+    for meta in getattr(option, "__metadata__", ()):
+        if isinstance(meta, typer.models.OptionInfo):
+            meta.rich_help_panel = panel
+    return option
 
 
 def judge_settings(values: Mapping[str, Any]) -> JudgeSettings:
@@ -321,7 +359,8 @@ def judge_settings(values: Mapping[str, Any]) -> JudgeSettings:
     fields = dict(base_url=given.pop("judge_base_url", None),
                   cache=cache_arg(given.pop("cache", None), given.pop("no_cache", False)),
                   batch=batch_arg(given.pop("batch", False), given.pop("no_wait", False),
-                                  given.pop("batch_fallback", "batch")),
+                                  given.pop("batch_fallback", "batch"),
+                                  bool(given.get("batch_file_out") or given.get("batch_file_in"))),
                   options={k: given.pop(k, None) for k in ("device", "batch_size")},
                   refresh_failed=refresh == "failed", **key_settings(given.pop("api_key_env", None)), **given)
     try:
@@ -344,7 +383,7 @@ def judge_options(*, skip: Collection[str] = ()) -> Callable[[F], F]:
         params: list[inspect.Parameter] = []
         for p in own.parameters.values():
             if p.name == "settings":
-                params.extend(inspect.Parameter(name, p.kind, default=default, annotation=option)
+                params.extend(inspect.Parameter(name, p.kind, default=default, annotation=_panelled(name, option))
                               for name, (option, default) in rows.items())
             else:  # the command's own, as typer would read them (annotations are strings in its module)
                 annotation = p.annotation

@@ -45,7 +45,7 @@ def score(
     judge: JudgeOrUpstreamOpt = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model name for answer files without model_id.")] = None,
     settings: JudgeSettings = None,  # type: ignore[assignment]  # the judge options (cli.options.JUDGE_OPTIONS)
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (several models: one subfolder each). Default: reports/<model>__<judge>__<rubric>.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (several models: one subfolder each). Default: a folder under reports/ named after the model, judge and rubric.")] = None,
     force: ForceOpt = False,
     allow_empty: AllowEmptyOpt = False,
     dry_run: DryRunOpt = False,

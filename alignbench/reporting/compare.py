@@ -23,6 +23,7 @@ compared only on the questions whose text is identical in both sets, and everyth
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -164,14 +165,52 @@ def paired_test(base: Sequence[float], new: Sequence[float], strata: Sequence[st
 
 _DICT_TAIL = re.compile(r"\{[^{}]*\}\s*$")
 _SPACE = re.compile(r"\s+")
+_FENCE = re.compile(r"```[a-zA-Z]*\s*(.*?)```", re.DOTALL)
+_SCORE_DICT = re.compile(r"\{[^{}]*['\"][^'\"]+['\"]\s*:\s*-?\d+(?:\.\d+)?[^{}]*\}")
+
+
+def _analyses(obj: Any) -> list[str]:
+    """The ``analysis`` strings of a structured verdict (docs/protocols.md), dimensions first."""
+    if isinstance(obj, dict):
+        out = [obj["analysis"]] if isinstance(obj.get("analysis"), str) else []
+        return out + [a for k, v in obj.items() if k != "analysis" for a in _analyses(v)]
+    return []
 
 
 def analysis_text(raw: str | None) -> str:
-    """The judge's reasoning without the trailing score dict, on one line (whitespace collapsed)."""
+    """The judge's reasoning on one line (whitespace collapsed), without what a reader cannot use: the
+    score dict (``{'事实正确性': 7, …}``), code fences, and for a structured verdict (JSON) its analyses
+    instead of the JSON."""
     if not raw:
         return ""
-    text = _DICT_TAIL.sub("", raw.strip())
+    text = raw.strip()
+    for candidate in [*(m.group(1) for m in _FENCE.finditer(text)), text]:
+        try:
+            found = _analyses(json.loads(candidate))
+        except ValueError:
+            continue
+        if found:
+            return _SPACE.sub(" ", " ".join(found)).strip()
+    text = _FENCE.sub(lambda m: "" if m.group(1).lstrip().startswith(("{", "[")) else m.group(1), text)
+    text = _SCORE_DICT.sub("", _DICT_TAIL.sub("", text.strip()))
     return _SPACE.sub(" ", text).strip()
+
+
+class Bilingual(str):
+    """A message in English (the string itself: terminal, JSON) that also knows its Chinese wording
+    (``zh``), so the Chinese report never shows an English line."""
+
+    zh: str
+
+    def __new__(cls, en: str, zh: str | None = None) -> Bilingual:  # zh None: a copy, its state restored after
+        obj = super().__new__(cls, en)
+        obj.zh = en if zh is None else zh
+        return obj
+
+
+def in_lang(text: str, zh: bool) -> str:
+    """``text`` in the report's language: a ``Bilingual``'s Chinese wording for zh, else the text."""
+    return getattr(text, "zh", text) if zh else str(text)
 
 
 # ================================================================================================
@@ -228,11 +267,13 @@ class Comparison:
 
 def _mismatch(base: Run, new: Run) -> str | None:
     if base.rubric_id != new.rubric_id:
-        return (f"rubric {new.rubric_id} vs baseline {base.rubric_id}: scores from different rubric versions "
-                "are not comparable; nothing compared")
+        return Bilingual(f"rubric {new.rubric_id} vs baseline {base.rubric_id}: scores from different rubric "
+                         "versions are not comparable; nothing compared",
+                         f"评分细则 {new.rubric_id} 与基线的 {base.rubric_id} 不同：不同版本细则的分数不可比，未作比较")
     if base.judge_id != new.judge_id:
-        return (f"judge {new.judge_id} vs baseline {base.judge_id}: scores from different judges are not "
-                "comparable; nothing compared")
+        return Bilingual(f"judge {new.judge_id} vs baseline {base.judge_id}: scores from different judges are not "
+                         "comparable; nothing compared",
+                         f"评审模型 {new.judge_id} 与基线的 {base.judge_id} 不同：不同评审的分数不可比，未作比较")
     return None
 
 
@@ -248,23 +289,29 @@ def _comparable_ids(base: Run, new: Run, problems: list[str]) -> set[int] | None
     if base.questions_sha and base.questions_sha == new.questions_sha:
         only = sorted(base_ids ^ new_ids)
         if only:
-            problems.append(f"{len(only)} question(s) were judged in only one of the runs and are skipped "
-                            f"(ids {_id_list(only)})")
+            problems.append(Bilingual(f"{len(only)} question(s) were judged in only one of the runs and are "
+                                      f"skipped (ids {_id_list(only)})",
+                                      f"{len(only)} 道题只在其中一次运行中评审，跳过（题号 {_id_list(only)}）"))
         return base_ids & new_ids
     if base.questions is None or new.questions is None:
         why = "; ".join(n for n in (base.questions_note, new.questions_note) if n)
-        problems.append(f"question sets differ (sha256 {new.questions_sha[:12]}… vs baseline "
-                        f"{base.questions_sha[:12]}…) and the question files are not at hand to tell which "
-                        f"questions are the same ({why}); nothing compared")
+        problems.append(Bilingual(f"question sets differ (sha256 {new.questions_sha[:12]}… vs baseline "
+                                  f"{base.questions_sha[:12]}…) and the question files are not at hand to tell "
+                                  f"which questions are the same ({why}); nothing compared",
+                                  f"题目集不同（sha256 {new.questions_sha[:12]}… 与基线 {base.questions_sha[:12]}…），"
+                                  f"且题目文件不在手边，无法判断哪些题目相同（{why}）；未作比较"))
         return None
     same = {qid for qid in base_ids & new_ids
             if qid in base.questions and qid in new.questions
             and base.questions[qid].model_dump(exclude={"evidences"})
             == new.questions[qid].model_dump(exclude={"evidences"})}
     skipped = sorted((base_ids | new_ids) - same)
-    problems.append(f"question sets differ (sha256 {new.questions_sha[:12]}… vs baseline {base.questions_sha[:12]}…): "
-                    f"compared only the {len(same)} question(s) identical in both; skipped {len(skipped)} that "
-                    f"differ or exist in one set only (ids {_id_list(skipped)})")
+    problems.append(Bilingual(
+        f"question sets differ (sha256 {new.questions_sha[:12]}… vs baseline {base.questions_sha[:12]}…): compared "
+        f"only the {len(same)} question(s) identical in both; skipped {len(skipped)} that differ or exist in one "
+        f"set only (ids {_id_list(skipped)})",
+        f"题目集不同（sha256 {new.questions_sha[:12]}… 与基线 {base.questions_sha[:12]}…）：只比较两边完全相同的 "
+        f"{len(same)} 道题；跳过 {len(skipped)} 道不同或只在一边的题（题号 {_id_list(skipped)}）"))
     return same
 
 
@@ -288,19 +335,23 @@ def compare_runs(base: Run, new: Run, rubric: Rubric, seed: int = 0, n_boot: int
     n_by = {j.question_id: j for j in new.judgments if j.question_id in ids}
     failed = sorted(q for q in ids if b_by[q].status is not Status.OK or n_by[q].status is not Status.OK)
     if failed:
-        cmp.problems.append(f"{len(failed)} shared question(s) failed to be judged in one of the runs and are "
-                            f"left out of the paired comparison (ids {_id_list(failed)})")
+        cmp.problems.append(Bilingual(
+            f"{len(failed)} shared question(s) failed to be judged in one of the runs and are left out of the "
+            f"paired comparison (ids {_id_list(failed)})",
+            f"{len(failed)} 道共同题目在其中一次运行中评审失败，不计入配对比较（题号 {_id_list(failed)}）"))
     shared = sorted(q for q in ids if q not in set(failed))
     cmp.n_shared = len(shared)
     if not shared:
-        cmp.problems.append("no question was judged successfully in both runs; nothing compared")
+        cmp.problems.append(Bilingual("no question was judged successfully in both runs; nothing compared",
+                                      "没有题目在两次运行中都评审成功，无法比较"))
         return cmp
     cmp.comparable = True
     group_of = {c.name: c.group for c in rubric.categories}
     cat_of = {q: rubric.canonical(b_by[q].category) for q in shared}
     unknown = sorted({c for c in cat_of.values() if c not in group_of})
     if unknown:
-        cmp.problems.append(f"categories not in rubric {rubric.id} are left out: {', '.join(unknown)}")
+        cmp.problems.append(Bilingual(f"categories not in rubric {rubric.id} are left out: {', '.join(unknown)}",
+                                      f"不在评分细则 {rubric.id} 中的类别不计入：{'、'.join(unknown)}"))
     shared = [q for q in shared if cat_of[q] in group_of]
     base_s = {q: float(b_by[q].overall) for q in shared}  # type: ignore[arg-type]
     new_s = {q: float(n_by[q].overall) for q in shared}  # type: ignore[arg-type]

@@ -17,14 +17,14 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from alignbench import safejson
-from alignbench.reporting.compare import Comparison, analysis_text, compare_runs
+from alignbench.reporting.compare import Comparison, analysis_text, compare_runs, in_lang
 from alignbench.rubrics import Rubric, RubricError, load_rubric
 from alignbench.rundir import Run, RunError, expand_runs, load_run, unique_labels
 from alignbench.stats import fmt
@@ -40,10 +40,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs": "运行信息", "leaderboard": "排行榜", "charts": "图表", "dimensions": "类别 × 维度得分",
         "pairwise": "成对比较", "weak": "薄弱环节", "comparison": "与基线运行的比较",
         "model": "模型", "judge": "评审模型", "rubric": "评分细则", "questions": "题目集", "answers": "回答文件",
-        "date": "日期", "judged": "评审数", "excluded": "排除", "spend": "用量（输入+输出 tokens）· 费用", "baseline_mark": "基线",
+        "date": "日期", "judged": "计入数 n", "excluded": "排除", "spend": "用量（输入+输出 tokens）· 费用", "baseline_mark": "基线",
         "overall": "总分", "category": "类别", "all": "全部",
         "leaderboard_note": "每格为均值及 95% 置信区间（按类别分层的 bootstrap）；每列最佳值加粗。总分 = (推理 + 语言) / 2，"
-                            "推理、语言分别为其类别均分的平均（AlignBench 公式）。评审失败的回答不计入任何均值。",
+                            "推理、语言分别为其类别均分的平均（AlignBench 公式）。评审失败的回答不计入任何均值；n 为计入均值的评审数"
+                            "（与查看器相同）。",
         "incomplete_note": "† 该组缺少部分类别，不能与完整的 AlignBench 分数相比。",
         "mtbench_note": "每格为均值及 95% 置信区间；每列最佳值加粗。总分为 MT-Bench 分数：按 FastChat 的 show_result.py，"
                         "对所有已评审的轮次取均值（置信区间对题目做 bootstrap）；类别分为各段对话（两轮均值）的平均。"
@@ -66,12 +67,13 @@ STRINGS: dict[str, dict[str, str]] = {
         "runs": "Runs", "leaderboard": "Leaderboard", "charts": "Charts", "dimensions": "Category × dimension scores",
         "pairwise": "Pairwise", "weak": "Weak spots", "comparison": "Against the baseline run",
         "model": "model", "judge": "judge", "rubric": "rubric", "questions": "question set", "answers": "answers",
-        "date": "date", "judged": "judged", "excluded": "excluded", "spend": "tokens (prompt+completion) · cost",
+        "date": "date", "judged": "n counted", "excluded": "excluded", "spend": "tokens (prompt+completion) · cost",
         "baseline_mark": "baseline",
         "overall": "Overall", "category": "category", "all": "all",
         "leaderboard_note": "Each cell: mean and 95% CI (bootstrap stratified by category); best value per column "
                             "in bold. Overall = (reasoning + language) / 2, each group the mean of its category "
-                            "means (AlignBench's formula). Failed judgments are excluded from every mean.",
+                            "means (AlignBench's formula). Failed judgments are excluded from every mean; n counts the "
+                            "judgments in the means (as the viewer does).",
         "incomplete_note": "† the group lacks some categories: not comparable with full AlignBench scores.",
         "mtbench_note": "Each cell: mean and 95% CI; best value per column in bold. Overall is the MT-Bench score as "
                         "FastChat's show_result.py computes it, the mean over all judged turns (CI: bootstrap over "
@@ -195,7 +197,9 @@ def _failures(summary: Summary, t: dict[str, str]) -> str:
     return ", ".join(parts) if parts else t["failures_none"]
 
 
-def _runs_table(runs: Sequence[Run], t: dict[str, str], baseline: Run | None) -> dict[str, Any]:
+def _runs_table(runs: Sequence[Run], t: dict[str, str], baseline: Run | None, zh: bool = False) -> dict[str, Any]:
+    """One compact row per run: file names (never a local path), the questions' sha256 cut to 12 digits (as
+    the terminal shows it), n = the judgments counted in the means (as in the leaderboard and the viewer)."""
     rows = []
     for r in runs:
         run = r.manifest
@@ -204,23 +208,29 @@ def _runs_table(runs: Sequence[Run], t: dict[str, str], baseline: Run | None) ->
         judge_text = f"{judge.get('backend', '?')} · {judge.get('model', '?')}" + (
             f" · T={temp}" if temp is not None else "")
         questions = run.questions
-        created = str(run.created)[:10]
+        sha = str(questions.get("sha256") or "")
+        digest = f" `{sha[:12]}`" if re.fullmatch(r"[0-9a-f]{12,}", sha) else ""
+        answers = run.answers if isinstance(run.answers, str) else "?"
         rows.append([_run_label(r, t, baseline), md_text(judge_text), md_text(run.rubric or "?"),
-                     md_text(questions.get("path", "?")),
-                     f"`{questions.get('sha256', '?')}`" if re.fullmatch(r"[0-9a-f]*", questions.get("sha256", "x"))
-                     else md_text(questions.get("sha256")), md_text(run.answers if isinstance(run.answers, str) else "?"), md_text(created),
-                     str(r.summary.n), md_text(_failures(r.summary, t)), md_text(_spend(r.summary))])
-    header = [t["model"], t["judge"], t["rubric"], t["questions"], "sha256", t["answers"], t["date"], t["judged"],
+                     md_text(_file_name(questions.get("path", "?"))) + digest, md_text(_file_name(answers)),
+                     md_text(str(run.created)[:10]), str(r.summary.n_ok), md_text(_failures(r.summary, t)),
+                     md_text(_spend(r.summary, zh))])
+    header = [t["model"], t["judge"], t["rubric"], t["questions"], t["answers"], t["date"], t["judged"],
               t["excluded"], t["spend"]]
-    return {"header": header, "rows": rows, "align": ["l"] * 7 + ["r", "l", "l"]}
+    return {"header": header, "rows": rows, "align": ["l"] * 6 + ["r", "l", "l"]}
 
 
-def _spend(summary: Summary) -> str:
+def _file_name(path: str) -> str:
+    """A recorded input path as the report shows it: its file name (a run's folder keeps the full paths)."""
+    return PurePath(path.replace("\\", "/")).name or path
+
+
+def _spend(summary: Summary, zh: bool = False) -> str:
     """Provider-reported tokens of the run and their cost at the price table's prices (docs/batch.md)."""
     from alignbench.cost import spend_line
 
     u = summary.usage
-    return f"{u.prompt_tokens:,}+{u.completion_tokens:,} · {spend_line(u)}"
+    return f"{u.prompt_tokens:,}+{u.completion_tokens:,} · {spend_line(u, zh)}"
 
 
 def _protocol_notes(r: Run, zh: bool) -> list[str]:
@@ -395,6 +405,43 @@ def _pairwise(runs: Sequence[Run], t: dict[str, str], lang: str) -> list[dict[st
     return blocks
 
 
+def _disagreements(c: Comparison, zh: bool) -> list[str]:
+    """Rows whose Δ CI and significance seem to disagree, with the reason in words: the CI is a paired
+    percentile bootstrap, significance a sign-flip permutation test (Holm-adjusted for categories); they
+    answer slightly different questions, and with few questions they part at the edge."""
+    alpha = float(c.settings.get("alpha", 0.05))
+    out = []
+    for row in c.rows if c.comparable else []:
+        x = row.test
+        if x is None or x.ci is None or None in x.ci:
+            continue
+        excludes = x.ci[0] > 0 or x.ci[1] < 0
+        if excludes == row.significant:
+            continue
+        name = row.name if zh else row.en
+        p = fmt.p_value(x.p_value)
+        if excludes and row.kind == "category" and x.p_value is not None and x.p_value < alpha:
+            text = (f"{name}：Δ 的置信区间不含 0，单独检验 p = {p} < {alpha:g}，但经 Holm 校正（8 个类别同时检验）后 "
+                    f"p = {fmt.p_value(row.p_holm)}，因此不算显著。" if zh else
+                    f"{name}: the CI of Δ excludes 0 and its own test gives p = {p} < {alpha:g}, but after the Holm "
+                    f"correction for testing 8 categories at once p = {fmt.p_value(row.p_holm)}: not significant.")
+        elif excludes:
+            text = (f"{name}：Δ 的置信区间（bootstrap）不含 0，但置换检验 p = {p} ≥ {alpha:g}。两者方法不同：bootstrap "
+                    f"区间在题目少时（此处 n = {x.n}）偏窄，置换检验不依赖这一近似；显著与否以置换检验的 p 为准，"
+                    "这个差异应视为边缘证据。" if zh else
+                    f"{name}: the CI of Δ (bootstrap) excludes 0, yet the permutation test gives p = {p} ≥ {alpha:g}. "
+                    f"They are different methods: a bootstrap interval runs narrow with few questions (n = {x.n} "
+                    "here), the permutation test does not rely on that approximation; significance follows the "
+                    "permutation p, so read this difference as borderline evidence.")
+        else:
+            text = (f"{name}：置换检验显著（p = {p}），但 Δ 的 bootstrap 置信区间含 0：两种方法在边缘处不一致，"
+                    "应视为边缘证据。" if zh else
+                    f"{name}: the permutation test is significant (p = {p}) while the bootstrap CI of Δ includes 0: "
+                    "the two methods part at the edge; read it as borderline evidence.")
+        out.append(md_text(text))
+    return out
+
+
 def _comparison_block(c: Comparison, t: dict[str, str], zh: bool) -> dict[str, Any]:
     rows = []
     for row in c.rows:
@@ -430,7 +477,8 @@ def _comparison_block(c: Comparison, t: dict[str, str], zh: bool) -> dict[str, A
 
     return {
         "title": md_text(f"{c.new_label} {t['vs']} {c.base_label}"),
-        "problems": [md_text(p) for p in c.problems],
+        "problems": [md_text(in_lang(p, zh)) for p in c.problems],
+        "why": _disagreements(c, zh),
         "header": ["", t["base_col"], t["new_col"], t["delta"], t["delta_ci"], t["p"], t["p_holm"], t["n"], t["sig"]],
         "rows": rows if c.comparable else [],
         "align": ["l", "r", "r", "r", "r", "r", "r", "r", "l"],
@@ -848,7 +896,7 @@ def build_report(runs: Sequence[Run], baseline: Run | None = None, lang: str = "
         "t": t,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
-        "runs_table": _runs_table(shown, t, baseline),
+        "runs_table": _runs_table(shown, t, baseline, lang == "zh"),
         "run_notes": _run_notes(shown, lang) + _bridge_notes(shown, zh) + _review_notes(shown, zh)
                      + _canary_notes(shown, zh),
         "warnings": [md_text(w) for w in header_warnings],

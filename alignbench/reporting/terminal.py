@@ -7,10 +7,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from alignbench.metaeval import METRICS, SCALE_NOTE, MetaEvalResult
 from alignbench.pairwise.compare import PairwiseSummary
+from alignbench.reporting.tables import FitTable as Table
 from alignbench.rubrics import Rubric
 from alignbench.stats import fmt
 from alignbench.types import Judgment, Status, Summary
@@ -691,7 +691,7 @@ def print_meta_bias(payload: MetaEvalResult, console: Console) -> None:
             if a["slope"] is None:
                 return "—"
             ci = a.get("slope_ci")
-            return fmt.signed(a['slope']) + (f" [dim]{fmt.ci(ci, sep='…', sign=True)}[/]" if ci else "")
+            return fmt.signed(a['slope']) + (f" [dim]{fmt.ci(ci, sep=' … ', sign=True)}[/]" if ci else "")
 
         for j, p, lb in rows:
             for unit in ("chars", "words"):

@@ -53,14 +53,15 @@ class FitTable(Table):
         return column.justify == "right"
 
     def _natural(self, console: Console, options: ConsoleOptions, column: Column) -> tuple[int, int]:
-        """(width it would like, width it needs): a figure needs its widest cell and the longest word of
-        its header; a label would like its widest cell and needs the floor (or less if it is narrower)."""
+        """(width it would like, width it needs): a figure would like its header on one line and needs its
+        widest cell and the longest word of its header; a label would like its widest cell and needs the floor
+        (or less if it is narrower)."""
         cells = list(column.cells)
         widest = max((Measurement.get(console, options, c).maximum for c in cells), default=0)
         header = _plain(column.header)
         if self._is_figure(column):
             need = max(widest, _longest_word(header), 1)
-            return need, need
+            return max(need, cell_len(header)), need
         want = max(widest, cell_len(header), 1)
         if header in self.keep:  # wraps between words, never inside one
             return want, max(max((_longest_word(_plain(c)) for c in cells), default=0), _longest_word(header))
@@ -82,7 +83,7 @@ class FitTable(Table):
                 break
             fits = sum(need for _, need in sizes) <= room
             if fits or not self._droppable(dropped):
-                hard = sum(size[0] if self._is_figure(c) else size[1] if _plain(c.header) in self.keep else 3
+                hard = sum(size[1] if self._is_figure(c) or _plain(c.header) in self.keep else 3
                            for c, size in zip(columns, sizes, strict=True))
                 if not fits and hard > room:  # stacked instead: room for every column again
                     self.columns = everything
@@ -127,7 +128,7 @@ class FitTable(Table):
         another the floor) and share the rest, the narrowest first: each what it would like up to an even
         share of what is left, folding what does not fit on a line."""
         labels = sorted((i for i, c in enumerate(columns) if not self._is_figure(c)), key=lambda i: sizes[i][0])
-        left = room - sum(size[0] for i, size in enumerate(sizes) if i not in labels)
+        left = room - sum(size[1] for i, size in enumerate(sizes) if i not in labels)
         kept = [i for i in labels if _plain(columns[i].header) in self.keep]
         soft = len(labels) - len(kept)
         # nothing left to drop and still short: the other labels go below the floor
@@ -141,7 +142,7 @@ class FitTable(Table):
             left -= extra
         for i, c in enumerate(columns):
             if i not in labels:  # its widest cell fits on one line: only its header wraps, between words
-                c.width, c.no_wrap, c.overflow = sizes[i][0], False, "fold"
+                c.width, c.no_wrap, c.overflow = sizes[i][1], False, "fold"
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.columns and not self._fit(console, options):

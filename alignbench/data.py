@@ -74,10 +74,9 @@ def _question_id(value: Any, path: Path, lineno: int) -> int:
     raise InputError(path, lineno, f"question_id must be an integer, got {value!r}")
 
 
-def load_questions(path: Path | str, rubric: Rubric) -> list[Question]:
-    """Load an AlignBench question file (official format; unknown keys are ignored)."""
-    path = Path(path)
-    questions: list[Question] = []
+def _question_rows(path: Path) -> Iterator[tuple[int, dict[str, Any], int]]:
+    """(line, object, question id) of every row of a question file, whatever its format: the id present, an
+    integer, and not repeated; the one check both question readers share."""
     seen: dict[int, int] = {}
     for lineno, obj in read_jsonl(path):
         if "question_id" not in obj:
@@ -86,6 +85,14 @@ def load_questions(path: Path | str, rubric: Rubric) -> list[Question]:
         if qid in seen:
             raise InputError(path, lineno, f"duplicate question_id {qid} (first on line {seen[qid]})")
         seen[qid] = lineno
+        yield lineno, obj, qid
+
+
+def load_questions(path: Path | str, rubric: Rubric) -> list[Question]:
+    """Load an AlignBench question file (official format; unknown keys are ignored)."""
+    path = Path(path)
+    questions: list[Question] = []
+    for lineno, obj, qid in _question_rows(path):
         category = _require(obj, "category", str, path, lineno)
         subcategory = _require(obj, "subcategory", str, path, lineno)
         turns, references = _dialogue(obj, path, lineno) if "turns" in obj else ((), ())
@@ -120,14 +127,7 @@ def load_fastchat_questions(path: Path | str, rubric: Rubric) -> list[Question]:
     the AlignBench reader would refuse them. The category is the subcategory (MT-Bench has one level)."""
     path = Path(path)
     questions: list[Question] = []
-    seen: dict[int, int] = {}
-    for lineno, obj in read_jsonl(path):
-        if "question_id" not in obj:
-            raise InputError(path, lineno, "missing field 'question_id'")
-        qid = _question_id(obj["question_id"], path, lineno)
-        if qid in seen:
-            raise InputError(path, lineno, f"duplicate question_id {qid} (first on line {seen[qid]})")
-        seen[qid] = lineno
+    for lineno, obj, qid in _question_rows(path):
         category = _require(obj, "category", str, path, lineno)
         cat = rubric.category(category)
         if cat is None:

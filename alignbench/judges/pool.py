@@ -301,36 +301,34 @@ def _bounded_classes(httpx: ModuleType) -> tuple[type, type]:
         if deadline is not None and time.monotonic() - start > deadline:
             raise httpx.ReadTimeout(f"no whole reply within {deadline:g} s", request=request)
 
-    class SyncStream(httpx.SyncByteStream):
+    class Counted:
+        """What both streams check on every chunk: the bytes so far against ``max_bytes``, the time so far
+        against ``deadline``."""
+
         def __init__(self, inner: Any, request: Any, start: float, max_bytes: int, deadline: float | None) -> None:
             self.inner, self.request, self.start, self.max, self.deadline = inner, request, start, max_bytes, deadline
+            self.got = 0
 
+        def counted(self, chunk: bytes) -> bytes:
+            self.got += len(chunk)
+            if self.got > self.max:
+                raise ReplyTooLarge(self.max)
+            if self.deadline is not None and time.monotonic() - self.start > self.deadline:
+                raise httpx.ReadTimeout(f"no whole reply within {self.deadline:g} s", request=self.request)
+            return chunk
+
+    class SyncStream(Counted, httpx.SyncByteStream):
         def __iter__(self) -> Iterator[bytes]:
-            got = 0
             for chunk in self.inner:
-                got += len(chunk)
-                if got > self.max:
-                    raise ReplyTooLarge(self.max)
-                if self.deadline is not None and time.monotonic() - self.start > self.deadline:
-                    raise httpx.ReadTimeout(f"no whole reply within {self.deadline:g} s", request=self.request)
-                yield chunk
+                yield self.counted(chunk)
 
         def close(self) -> None:
             self.inner.close()
 
-    class AsyncStream(httpx.AsyncByteStream):
-        def __init__(self, inner: Any, request: Any, start: float, max_bytes: int, deadline: float | None) -> None:
-            self.inner, self.request, self.start, self.max, self.deadline = inner, request, start, max_bytes, deadline
-
+    class AsyncStream(Counted, httpx.AsyncByteStream):
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            got = 0
             async for chunk in self.inner:
-                got += len(chunk)
-                if got > self.max:
-                    raise ReplyTooLarge(self.max)
-                if self.deadline is not None and time.monotonic() - self.start > self.deadline:
-                    raise httpx.ReadTimeout(f"no whole reply within {self.deadline:g} s", request=self.request)
-                yield chunk
+                yield self.counted(chunk)
 
         async def aclose(self) -> None:
             await self.inner.aclose()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 
 from alignbench.metaeval import METRICS, SCALE_NOTE, MetaEvalResult
-from alignbench.pairwise.compare import PairwiseSummary
 from alignbench.reporting.tables import FitTable as Table
 from alignbench.rubrics import Rubric
 from alignbench.stats import fmt
 from alignbench.types import Judgment, Status, Summary
+
+if TYPE_CHECKING:  # the compare module pulls in scipy's optimizer: only score's footer is needed at start-up
+    from alignbench.pairwise.compare import PairwiseSummary
 
 
 def score_table(summary: Summary, rubric: Rubric) -> Table:

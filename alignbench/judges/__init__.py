@@ -290,6 +290,12 @@ class LazyClient:
         self.deadline = config.timeout
         self._build = lambda: importlib.import_module(backend.module).build(config, api_key)
         self._client: ModelClient | None = None
+        if config.base_url and all(config.base_url):  # named servers: their URLs as a client records them
+            from alignbench.redact import (
+                redact_url,  # (redacted), so a cached reply's server is checked, no SDK
+            )
+
+            self.urls = [str(redact_url(u) or u) for u in config.base_url]
 
     def client(self) -> ModelClient:
         if self._client is None:

@@ -424,6 +424,7 @@ class AnswerRun:
     calls: int = 0
     retries: int = 0
     settings: AnswerSettings | None = None  # what the answers were generated with
+    served: list[str] = field(default_factory=list)  # model ids the replies reported other than the id sent
 
     @property
     def complete(self) -> bool:
@@ -487,6 +488,7 @@ async def generate_answers(questions: list[Question], client: ModelClient, setti
             finally:
                 stats = engine.stats_for()
                 result.calls, result.retries = stats.calls, stats.retries
+                result.served = engine.served_other()  # a server that answers to any id: who really answered
         if result.complete and (todo or existing.dropped_partial):
             log.rewrite_sorted([q.id for q in questions])
         return result

@@ -486,9 +486,12 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
     for m in models:
         judged = {n: per_judge[n][m].judgments for n in names}
         first = per_judge[names[0]][m].summary
+        served = list(dict.fromkeys(s for n in names for s in getattr(per_judge[n][m].summary.run, "judge_served", None)
+                                    or []))  # what the members' servers said they serve, when not the id asked
         run = first.run.model_copy(update={
             "judge": {"name": name, "model": "+".join(p.config.model for p in plans),
-                      "ensemble": [p.config.public() for p in plans]}, "rubric": rub.id})
+                      "ensemble": [p.config.public() for p in plans]}, "rubric": rub.id,
+            **({"judge_served": served} if served else {})})
         usage = first.usage.model_copy(update={
             k: sum(getattr(per_judge[n][m].summary.usage, k) for n in names) for k in type(first.usage).model_fields})
         section = {**disagreement(judged, rub.category_names(), seed=seed),
@@ -656,7 +659,8 @@ async def compare_async(questions: PathLike | None, answers: Sequence[PathLike],
                   "usage": usage_totals(judgments, engine).model_dump(),
                   "run": run_metadata(dir=str(run_dir), questions=p.questions_record, answers=p.sources,
                                       baseline_answers=p.baseline_path, n_questions=len(p.questions), missing=p.missing,
-                                      baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars),
+                                      baseline_missing=p.baseline_missing, max_answer_chars=settings.max_answer_chars,
+                                      **({"judge_served": served} if (served := engine.served_other()) else {})),
                   "finished": True}
         if p.upstream is not None:  # the protocol's own counts (FastChat: show_result.py's) and its record
             fields = p.upstream.finish_pairwise(fields, judgments, seed)

@@ -321,8 +321,7 @@ class Engine:
         model, replies that could not be cached)."""
         notes = list(self.notes)
         model = getattr(self.client, "model", None)
-        model = model if isinstance(model, str) else None  # a local backend's model is the network itself
-        other = {m: n for m, n in self.reported.items() if model and m and m != model}
+        other = {m: self.reported[m] for m in self.served_other()}
         if other:
             notes.append(f"{sum(other.values())} repl{'ies' if sum(other.values()) > 1 else 'y'} came from "
                          f"{', '.join(sorted(other))}, not {model}")
@@ -345,7 +344,18 @@ class Engine:
             notes.append(f"{store.write_failures} replies could not be stored in the cache {store.path} "
                          f"({store.write_error}); this run used them, a re-run would ask for them again")
         out: dict[str, object] = {"served_models": dict(self.reported)} if self.reported else {}
+        if other:  # the judge as the views name it (stats.fmt.judge_label): what the server says it serves
+            out["judge_served"] = list(other)
         return {**out, "notes": notes} if notes else out
+
+    def served_other(self) -> list[str]:
+        """The model ids the replies reported that are not the id asked for, most replies first: what the
+        server says it serves when it answered to another name (llama.cpp and vLLM answer to any id). Empty
+        when every reply named the model asked for, and for a local backend (its model is the network)."""
+        model = getattr(self.client, "model", None)
+        if not isinstance(model, str) or not model:
+            return []
+        return sorted((m for m in self.reported if m and m != model), key=lambda m: (-self.reported[m], m))
 
     # -- one request ----------------------------------------------------------------------------
 

@@ -326,6 +326,9 @@ class StubServer:
         self.host = host
         self.port = port
         self.models: list[str] = ["stub-model", "glm-4", "gpt-4o-mini"]
+        # the model id every reply reports (None: the id asked for, echoed); set it to be a server that answers
+        # to any id with its one model, as llama.cpp and vLLM do
+        self.reported_model: str | None = None
         self.slots: int | None = None  # parallel slots: enforced, and advertised on GET /props
         self.advertise_slots = True
         self.requests: list[dict] = []
@@ -541,7 +544,7 @@ class StubServer:
             handler._send_error_json(500, f"responder raised {type(exc).__name__}: {exc}")
             return
 
-        model = body.get("model") or "stub-model"
+        model = self.reported_model or body.get("model") or "stub-model"
         prompt_tokens = prompt_chars(body)
         completion_tokens = len(text)
         with self._lock:

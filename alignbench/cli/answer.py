@@ -128,6 +128,12 @@ def _report_answers(run: Any, out: Path) -> None:
     line = (f"answers: {run.kept + run.written} of {run.total} in {out} ({', '.join(parts)}); "
             f"tokens in {run.prompt_tokens:,}, out {run.completion_tokens:,}; calls {run.calls}, retries {run.retries}")
     err_console.print(line, highlight=False, soft_wrap=True)
+    if getattr(run, "served", None):  # the server answered as another model than the id sent (llama.cpp, vLLM)
+        from alignbench.stats.fmt import served_label
+
+        asked = run.settings.model_id if run.settings is not None else "?"
+        warn(f"model: {served_label(asked, run.served)}: the server reports another model than the id sent "
+             "(--model-id); the answers are recorded with generation.served_model")
     if run.reasoning:
         err_console.print(f"{run.reasoning} answers began with a <think> block, moved to the 'reasoning' field "
                           "(--keep-think keeps it in the answer)", highlight=False, soft_wrap=True)

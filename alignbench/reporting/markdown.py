@@ -205,7 +205,8 @@ def _runs_table(runs: Sequence[Run], t: dict[str, str], baseline: Run | None, zh
         run = r.manifest
         judge = run.judge
         temp = judge.get("temperature")
-        judge_text = f"{judge.get('backend', '?')} · {judge.get('model', '?')}" + (
+        model = fmt.served_label(str(judge.get("model", "?")), fmt.judge_served(run), zh)  # what the server served
+        judge_text = f"{judge.get('backend', '?')} · {model}" + (
             f" · T={temp}" if temp is not None else "")
         questions = run.questions
         sha = str(questions.get("sha256") or "")

@@ -20,9 +20,8 @@ if TYPE_CHECKING:  # the compare module pulls in scipy's optimizer: only score's
 
 def score_table(summary: Summary, rubric: Rubric) -> Table:
     """Categories grouped under 推理/语言 with score, CI, n and failures."""
-    run, judge = summary.run, summary.run.judge
-    title = (f"{summary.model or '?'} · judge {judge.get('name', '?')} ({judge.get('model', '?')})"
-             f" · {run.rubric or rubric.id}")
+    run = summary.run
+    title = f"{summary.model or '?'} · judge {fmt.judge_label(run, model=True)} · {run.rubric or rubric.id}"
     table = Table(title=escape(title), caption="1–10 scale · 95% bootstrap CI · failed judgments excluded",
                   header_style="bold", title_style="bold")
     _score_columns(table, "类别 category")
@@ -200,7 +199,10 @@ def pairwise_table(summary: PairwiseSummary, title: str | None = None) -> Table:
     caption += f", {glm['n_boot']} bootstrap resamples)" if glm.get("n_boot") else ")"
     if summary.length_unit:
         caption += f" · length in {summary.length_unit}"
-    table = Table(title=title or f"pairwise vs {escape(str(summary.baseline or 'baseline'))}", caption=caption,
+    if title is None:  # a compare run names its judge as every view does (with what its server says it serves)
+        judge = f" · judge {fmt.judge_label({**(summary.run or {}), 'judge': summary.judge})}" if summary.judge else ""
+        title = escape(f"pairwise vs {summary.baseline or 'baseline'}{judge}")
+    table = Table(title=title, caption=caption,
                   header_style="bold", title_style="bold")
     table.add_column("model", no_wrap=True)
     if several:

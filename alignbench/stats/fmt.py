@@ -129,3 +129,54 @@ FIGURES: tuple[Figure, ...] = (
 def figures(data: Mapping[str, Any], zh: bool = False, of: str = "run") -> list[tuple[str, str]]:
     """(label, text) of each registered figure ``of`` this kind that ``data`` has, in ``FIGURES`` order."""
     return [(f.zh if zh else f.en, f.text(v)) for f in FIGURES if f.of == of and (v := f.value(data)) is not None]
+
+
+# -- who answered: the requested model beside what its server says it serves --------------------------
+
+
+def _served(served: Any) -> list[str]:
+    return [str(s) for s in served if s] if isinstance(served, (list, tuple)) else []
+
+
+def _served_part(ids: Sequence[str], zh: bool) -> str:
+    return f"服务端模型：{'、'.join(ids)}" if zh else f"served as {', '.join(ids)}"
+
+
+def served_label(name: str, served: Sequence[str] | None = None, zh: bool = False) -> str:
+    """A model as asked, with the model ids its server reported in its replies beside it when they are not
+    the one asked for: "critiquellm (served as qwen2.5-0.5b-instruct)", "critiquellm（服务端模型：…）".
+
+    Why: a llama.cpp or vLLM server answers to any model id, so the name a run was started with may not be
+    the model that wrote its verdicts or answers. Every view that names a judge (``judge_label``) or the model
+    under test (``answer``) builds the text here, so the terminal, the report and the viewer say it alike.
+    The text is plain: each view escapes it for its medium (rich markup, Markdown, HTML)."""
+    ids = _served(list(served or ()))
+    if not ids:
+        return name
+    return f"{name}（{_served_part(ids, True)}）" if zh else f"{name} ({_served_part(ids, False)})"
+
+
+def _get(run: Any, key: str) -> Any:
+    return run.get(key) if isinstance(run, Mapping) else getattr(run, key, None)
+
+
+def judge_served(run: Any) -> list[str]:
+    """The model ids a run's judge server reported other than the id asked for (``judge_served`` in its
+    manifest, a ``Manifest`` or its dict); empty when it served what was asked, or for a run folder written
+    before the field existed."""
+    return _served(_get(run, "judge_served"))
+
+
+def judge_label(run: Any, zh: bool = False, model: bool = False) -> str:
+    """The judge of a run as every view names it: its name, with ``judge_served`` (the model ids its replies
+    reported other than the one asked for, recorded by the engine: ``Engine.served_other``) beside it.
+    ``run``: a ``Manifest`` or a dict holding ``judge`` (``summary.json``'s ``run``; for a pairwise summary,
+    its ``run`` with its ``judge`` added). ``model``: the requested model id too, "name (model, served as …)".
+    A run folder written before ``judge_served`` existed names its judge as it always did."""
+    judge = _get(run, "judge") or {}
+    name = str(judge.get("name") or judge.get("model") or "?")
+    served = judge_served(run)
+    if not (model and judge.get("model")):
+        return served_label(name, served, zh)
+    parts = [str(judge["model"])] + ([_served_part(served, zh)] if served else [])
+    return f"{name}（{'，'.join(parts)}）" if zh else f"{name} ({', '.join(parts)})"

@@ -40,6 +40,7 @@ from alignbench.rundir import (
     run_folders,
     unique_labels,
 )
+from alignbench.stats import fmt
 from alignbench.types import Answer, Judgment, Question, Status
 from alignbench.view.queue import Facts, usefulness
 
@@ -133,8 +134,18 @@ class RunView:
 
     @property
     def judge(self) -> str:
-        judge = self.summary.get("run", {}).get("judge", {})
-        return str(judge.get("name") or self.run.judge_id)
+        """The judge as every view names it (``stats.fmt.judge_label``: with what its server says it serves)."""
+        return fmt.judge_label(self._judged_by())
+
+    @property
+    def judge_detail(self) -> str:
+        """The judge with the model id asked for too (the run page)."""
+        return fmt.judge_label(self._judged_by(), model=True)
+
+    def _judged_by(self) -> dict[str, Any]:
+        run = self.summary.get("run", {})
+        judge = run.get("judge", {})
+        return {**run, "judge": {**judge, "name": judge.get("name") or self.run.judge_id}}
 
     @property
     def protocol(self) -> str:

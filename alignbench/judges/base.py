@@ -74,6 +74,18 @@ class ModelClient(Protocol):
     async def aclose(self) -> None: ...
 
 
+class TokenizerUnavailable(Exception):
+    """A judge's server cannot count prompt tokens (no tokenizer endpoint, an error, too slow): the message is
+    the one line saying why, and the estimate falls back to its own counter."""
+
+
+def prompt_token_key(request: ModelRequest) -> str:
+    """What a server's token count of ``request`` depends on: its messages, and whether they are sent as chat
+    (the server's chat template around them) or as one bare text completion. Requests differing only in
+    seed or decoding (``--samples``) share one count."""
+    return ("completion:" if request.completion else "chat:") + request.prompt_hash
+
+
 def refused_connection(exc: BaseException) -> bool:
     """Whether an SDK's connection error was a refused connection (nothing listens any more), not a dropped
     or slow one. By class name: each SDK may bundle its own copy of httpx (openai 3 uses ``httpx2``)."""

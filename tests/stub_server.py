@@ -493,8 +493,9 @@ class StubServer:
             self._tokenize_in_flight += 1
             self.tokenize_max_in_flight = max(self.tokenize_max_in_flight, self._tokenize_in_flight)
         try:
-            if self.tokenize_latency:
-                time.sleep(self.tokenize_latency)
+            if self.tokenize_latency and self._stopping.wait(self.tokenize_latency):
+                handler.close_connection = True
+                return
             if self.tokenizer == "llamacpp":  # reads only what llama.cpp reads
                 if path == "/apply-template":
                     handler._send_json(200, {"prompt": chat_template(_messages(body))})

@@ -43,7 +43,9 @@ class ModelClient(Protocol):
 
     ``fingerprint`` goes into every cache key; ``capacity`` bounds the requests in flight;
     ``check`` lists the servers that do not answer at all (empty for in-process models), so a run
-    with nothing cached fails in one line instead of after every retry.
+    with nothing cached fails in one line instead of after every retry. A backend whose servers can count
+    tokens also offers ``count_prompts(requests)`` (``OpenAIChat``: vLLM's and llama.cpp's tokenizer
+    endpoints), which estimates use for a self-hosted judge (``cost.server_counter``).
     """
 
     name: str

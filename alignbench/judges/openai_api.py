@@ -48,6 +48,7 @@ from alignbench.types import ModelReply, ModelRequest
 _SDK_HTTPX = importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
 
 TOKENIZE_CONCURRENCY = 16  # tokenizer requests in flight while counting (vLLM takes one prompt per request)
+PROBE_TIMEOUT = 10.0  # seconds the first tokenizer request may take (a tokenizer answers in milliseconds)
 
 _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
                      "prompt is too long", "exceeds the model")
@@ -126,8 +127,8 @@ class OpenAIChat(PooledClient):
         the first server's URL without ``/v1``: the judge's own host, asked with the judge's own client (its
         key, which ``judges.key_to_send`` already keeps to the host it belongs to; its reply-size cap). One
         request first (a server without the endpoint costs one 404), then the rest ``concurrency`` at a time,
-        each distinct prompt once, all within ``deadline`` seconds (default ``--timeout``): counting the 683
-        official prompts is one round of ~43 requests deep, not a slow dry-run."""
+        each distinct prompt once, all within ``deadline`` seconds (default ``--timeout``; the first request
+        within ``PROBE_TIMEOUT``): the 683 official prompts are ~43 requests deep, not a slow dry-run."""
         ep = self.pool.endpoints[0]
         root = _root(ep)
         shown = str(redact_url(root) or root)  # a URL's credentials never go into a message
@@ -136,20 +137,20 @@ class OpenAIChat(PooledClient):
         stop = time.monotonic() + budget
         todo = {prompt_token_key(r): r for r in requests if prompt_token_key(r) not in self._token_counts}
 
-        async def post(path: str, body: dict[str, Any]) -> Any:
+        async def post(path: str, body: dict[str, Any], cap: float | None = None) -> Any:
             left = stop - time.monotonic()
             if left <= 0:
                 raise TokenizerUnavailable(f"{where} did not count {len(todo)} prompt(s) within {budget:g} s")
             message = ""
             try:
                 resp = await ep.client.post(root + path, body=body, cast_to=httpx.Response,
-                                            options={"timeout": left})
+                                            options={"timeout": min(left, cap or left)})
                 status, content = resp.status_code, resp.content
             except openai.APIStatusError as exc:
                 status, content, message = exc.status_code, b"", _error_message(exc)
             except (openai.APITimeoutError, asyncio.TimeoutError):
                 raise TokenizerUnavailable(f"{where} did not count {len(todo)} prompt(s) within "
-                                           f"{budget:g} s") from None
+                                           f"{min(budget, cap or budget):g} s") from None
             except openai.APIConnectionError as exc:
                 raise TokenizerUnavailable(f"cannot connect to {where}: {exc.__cause__ or exc}") from None
             except (openai.APIError, ReplyTooLarge, _SDK_HTTPX.HTTPError) as exc:
@@ -196,7 +197,7 @@ class OpenAIChat(PooledClient):
         if not todo:
             return {k: self._token_counts[k] for k in map(prompt_token_key, requests)}, self._token_where or where
         first_key, first = next(iter(todo.items()))
-        probe = await post("/tokenize", vllm_body(first))
+        probe = await post("/tokenize", vllm_body(first), cap=PROBE_TIMEOUT)  # a silent server: 10 s, not --timeout
         if isinstance(probe, dict) and "count" in probe:
             count, how = vllm, where
         elif isinstance(probe, dict) and isinstance(probe.get("tokens"), list):

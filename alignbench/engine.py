@@ -374,7 +374,8 @@ class Engine:
         pool = getattr(self.client, "pool", None)
         if pool is not None:  # the servers may have said how many requests they run at once
             self.limit.cap(pool.capacity)
-            if not any(e.limit < self.limit.max for e in pool.endpoints):  # nothing said: learn it from latency
+            # nothing said by the servers or the user (no --concurrency): learn it from latency
+            if getattr(self.client, "learns", True) and not any(e.limit < self.limit.max for e in pool.endpoints):
                 self.limit.learn_from_latency(self.deadline)
         self._check_served(getattr(self.client, "served", None) or {})
         if dead and len(dead) == len(self.client.urls):

@@ -964,17 +964,18 @@ def fingerprint_of(config: ModelConfig) -> str:
 
 
 async def estimate_for_async(config: ModelConfig, requests: Sequence[ModelRequest], store: ReplyStore, *,
-                             batch: bool = False) -> tuple[Estimate, TokenCounter]:
+                             batch: bool = False, known: TokenCounter | None = None) -> tuple[Estimate, TokenCounter]:
     """``cost.estimate`` with what the cache holds and what batches submitted earlier will bring, the
     prompts still to send counted by the judge's own server where it can (``cost.server_counter``); and the
-    counter used, so that ``--max-cost`` meters each request by the same counts."""
+    counter used, so that ``--max-cost`` meters each request by the same counts (``known``: the counter an
+    earlier check of this run got, reused when it holds every prompt)."""
     fp = fingerprint_of(config)
     keys = [r.cache_key(fp) for r in requests]
     cached = set(store.get_many(keys))
     flying = in_flight_keys(store, keys, fp)
     path = None if isinstance(store, NullStore) else store.path
     todo = [r for r, k in zip(requests, keys, strict=True) if k not in cached and k not in flying]
-    counter, note = await server_counter(config, todo)
+    counter, note = await server_counter(config, todo, known)
     return estimate(config, requests, path, cached_keys=cached, in_flight=flying, batch=batch, fingerprint=fp,
                     counter=counter, note=note), counter
 
@@ -1026,9 +1027,10 @@ class Channel:
             return []
         estimates = []
         for config, reqs in work:
-            est, counter = await estimate_for_async(config, reqs, store, batch=self.batch is not None)
-            estimates.append(est)
             fp = fingerprint_of(config)
+            est, counter = await estimate_for_async(config, reqs, store, batch=self.batch is not None,
+                                                    known=self.counters.get(fp))
+            estimates.append(est)
             self.counters[fp] = counter
             for client in self.metered.get(fp, []):
                 client.counter = counter

@@ -302,15 +302,17 @@ def counter_for(backend: str, model: str) -> TokenCounter:
 
 
 async def server_counter(config: Any, requests: Sequence[ModelRequest],
-                         client: ModelClient | None = None) -> tuple[TokenCounter, str | None]:
+                         known: TokenCounter | None = None) -> tuple[TokenCounter, str | None]:
     """The counter for ``requests`` (those a run would send) to the judge ``config``, and the one line saying
     why the judge's own server was not used, if it was asked and could not count (None otherwise).
 
     A self-hosted judge whose backend can ask its server (``Backend.tokenizer_endpoint``, ``judges.self_hosted``)
     has every distinct prompt counted by the server's tokenizer endpoint (``count_prompts`` of its client,
     within ``--timeout``): exact, chat template included, labelled with the endpoint's URL. Otherwise, or when
-    the server has no such endpoint or errs, ``counter_for``'s counter, unchanged. ``client``: the judge's
-    client when there is one already (its counts are kept for the run); else one is built and closed here."""
+    the server has no such endpoint or errs, ``counter_for``'s counter, unchanged. The client that asks is
+    built and closed here (the run's own client may not be open yet: ``--max-cost`` checks before it).
+    ``known``: the counter this run got before (an ensemble's budget is checked for every judge, then per
+    judge); when it holds every prompt, the server is not asked again."""
     from alignbench.judges import ModelConfigError, backends, make_client, self_hosted
     from alignbench.redact import redact
 
@@ -319,9 +321,10 @@ async def server_counter(config: Any, requests: Sequence[ModelRequest],
     if (not requests or os.environ.get("ALIGNBENCH_TOKENIZER") == "chars" or backend is None
             or not backend.tokenizer_endpoint or not self_hosted(config)):
         return base, None
-    own = client is None
+    if known is not None and known.counted is not None and all(known.served(r) is not None for r in requests):
+        return known, None
     try:
-        client = client or make_client(config, lazy=False)
+        client = make_client(config, lazy=False)
     except ModelConfigError as exc:
         return base, redact(f"server tokenizer not asked ({exc}); counted by {base.method}")
     try:
@@ -329,8 +332,7 @@ async def server_counter(config: Any, requests: Sequence[ModelRequest],
     except TokenizerUnavailable as exc:
         return base, redact(f"server tokenizer not used: {exc}; counted by {base.method}")
     finally:
-        if own:
-            await client.aclose()
+        await client.aclose()
     return TokenCounter(method=f"server tokenizer at {where}", exact=True, encoding=base.encoding,
                         counted=counts), None
 

@@ -346,6 +346,9 @@ def test_max_cost_bounds_a_self_hosted_judge_by_its_server_count(stub: StubServe
         channel = channel_for(False, 1.0, [config])
         before, _ = channel.open(config, NullStore())
         asyncio.run(channel.check_start([(config, requests)], NullStore()))
+        asked = len(stub.tokenize_requests)
+        asyncio.run(channel.check_start([(config, requests)], NullStore()))  # an ensemble's second check
+        assert len(stub.tokenize_requests) == asked, "counted once per run"
         after, _ = channel.open(config, NullStore())
         price = (exact * 1.0 + 100 * 2.0) / 1e6
         assert before.upper(requests[0]) == after.upper(requests[0]) == pytest.approx(price)

@@ -242,6 +242,25 @@ def test_a_stated_concurrency_is_used_as_stated_and_the_default_is_learnt(tmp_pa
     assert seen == {None: 2, 4: 4}
 
 
+def test_a_request_queued_past_the_timeout_is_waited_for_not_asked_again(tmp_path: Path) -> None:
+    """One request at a time, 0.5 s each, --timeout 0.7: the second request of the first wave waits 0.5 s in
+    the server's queue and is being served when its attempt ends. It is not asked again (a copy would queue
+    behind it while the server still generates the first): the next attempt waits for the same call. Every
+    generation is used, none is abandoned, and the judgment is the reply of that one call."""
+    stub = StubServer(responder=alignbench_responder, latency=0.5)
+    stub.slots, stub.advertise_slots = 1, False
+    answers = write_jsonl(tmp_path / "three.jsonl", read_jsonl(ANSWERS_A)[:3])
+    with stub:
+        runs = alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / "r",
+                                timeout=0.7, cache=False)
+        time.sleep(0.3)
+        generations, abandoned, calls = stub.generations, stub.abandoned, stub.calls
+    run = next(iter(runs.values()))
+    assert run.summary.n_ok == 3
+    assert (calls, generations, abandoned) == (3, 3, 0)
+    assert max(j.attempts for j in run.judgments) == 2  # one attempt outlasted the timeout and was waited on
+
+
 def test_the_hint_is_printed_whenever_retries_were_needed(stub: StubServer, tmp_path: Path) -> None:
     stub.fail_next(1, status=503)
     runs = alignbench.score(QUESTIONS, one_answer(tmp_path), "openai:judge", base_url=stub.url, out=tmp_path / "r")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from alignbench import safejson
-from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, estimate_for
+from alignbench.batch import BatchOptions, Channel, channel_for, close_channel, estimate_for_async
 from alignbench.cache import NullStore, ReplyStore
 from alignbench.data import InputError, file_sha256, join, load_answers, load_questions, read_jsonl
 from alignbench.engine import Engine, EventHandler, RetryPolicy, run_sync
@@ -367,7 +367,7 @@ async def run_score_plan(p: ScorePlan, *, out: PathLike | None = None, force: bo
         try:
             items = p.items if samples == 1 else sample_items(p.items, samples)
             if channel:  # --max-cost: refuse before anything is sent when the upper bound is over it
-                channel.check_start([(p.config, [it.request for it in items])], store)
+                await channel.check_start([(p.config, [it.request for it in items])], store)
             retries = settings.parse_retries if p.upstream is None or p.upstream.parse_retries is None \
                 else p.upstream.parse_retries  # FastChat asks each prompt once
             judgments, engine = await judge_items(items, p.rubric, client, store, judge_name or p.config.name,
@@ -473,7 +473,7 @@ async def _ensemble(ensemble: EnsemblePlan, *, out: PathLike | None, force: bool
     channel = channel_for(settings.batch, settings.max_cost, [p.config for p in plans])  # one budget for every judge
     try:
         if channel:
-            channel.check_start([(p.config, [it.request for it in p.items]) for p in plans], store)
+            await channel.check_start([(p.config, [it.request for it in p.items]) for p in plans], store)
         per_judge = {n: await run_score_plan(p, out=root / "judges" / folder_name(n), force=force, seed=seed,
                                              on_event=on_event, channel=channel, settings=settings, cache=store)
                      for n, p in zip(names, plans, strict=True)}
@@ -641,7 +641,7 @@ async def compare_async(questions: PathLike | None, answers: Sequence[PathLike],
         client, source = channel.open(p.config, store) if channel else (make_client(p.config), None)
         try:
             if channel:
-                channel.check_start([(p.config, [it.request for it in p.items])], store)
+                await channel.check_start([(p.config, [it.request for it in p.items])], store)
             retries = settings.parse_retries if p.upstream is None or p.upstream.parse_retries is None \
                 else p.upstream.parse_retries  # FastChat asks each prompt once
             verdicts, engine = await judge_pairs(p.items, client, store, retry=settings.retry,
@@ -715,7 +715,7 @@ async def meta_eval_async(data: Sequence[PathLike], judges: str | Sequence[str] 
         channel = channel_for(settings.batch, settings.max_cost, [config for _, _, config, _ in p.combos])
         try:
             if channel:
-                channel.check_start(p.requests(), store)
+                await channel.check_start(p.requests(), store)
             payload = await M.run_meta_eval(p, store, attempts=settings.attempts, parse_retries=settings.parse_retries,
                                             n_boot=M.N_BOOTSTRAP if bootstrap is None else bootstrap, seed=seed,
                                             folder=folder, on_event=on_event, on_combo=on_combo,
@@ -891,8 +891,8 @@ async def answer_async(questions: PathLike, model_name: str, out: PathLike, *, b
         store, owned = open_store(None if batch and cache is False else cache)
         try:
             done = _answered_ids(Path(out))
-            return estimate_for(config, [settings.request(q) for q in qs if q.id not in done], store,
-                                batch=bool(batch))
+            return (await estimate_for_async(config, [settings.request(q) for q in qs if q.id not in done], store,
+                                             batch=bool(batch)))[0]
         finally:
             if owned:
                 store.close()
@@ -902,7 +902,7 @@ async def answer_async(questions: PathLike, model_name: str, out: PathLike, *, b
     try:
         if channel:
             done = _answered_ids(Path(out))
-            channel.check_start([(config, [settings.request(q) for q in qs if q.id not in done])], store)
+            await channel.check_start([(config, [settings.request(q) for q in qs if q.id not in done])], store)
         result = await generate_answers(qs, client, settings, Path(out), store, retry=RetryPolicy(attempts=attempts),
                                         on_event=on_event, before_start=before_start, source=source)
         result.settings = settings
@@ -1378,7 +1378,7 @@ async def probe_async(p: ProbePlan, *, force: bool = True, n_boot: int = 1000, s
     store, owned = open_store(settings.cache)
     try:
         if channel:
-            channel.check_start(p.requests(), store)
+            await channel.check_start(p.requests(), store)
         out: dict[str, Any] = {}
         cats = plans[next(iter(plans))].rubric.category_names() if plans else []
         for name, plan in plans.items():

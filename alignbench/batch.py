@@ -47,12 +47,15 @@ from alignbench.cost import (
     Budget,
     BudgetExceeded,
     Estimate,
+    MeteredClient,
+    TokenCounter,
     budget_for,
     counter_for,
     estimate,
     load_prices,
     metered,
     price_for,
+    server_counter,
 )
 from alignbench.engine import FatalCallError
 from alignbench.judges import ModelCallError, ModelConfig, ModelConfigError, key_to_send
@@ -960,15 +963,27 @@ def fingerprint_of(config: ModelConfig) -> str:
     return f"{config.backend}:{config.model}"
 
 
-def estimate_for(config: ModelConfig, requests: Sequence[ModelRequest], store: ReplyStore, *,
-                 batch: bool = False) -> Estimate:
-    """``cost.estimate`` with what the cache holds and what batches submitted earlier will bring."""
+async def estimate_for_async(config: ModelConfig, requests: Sequence[ModelRequest], store: ReplyStore, *,
+                             batch: bool = False, known: TokenCounter | None = None) -> tuple[Estimate, TokenCounter]:
+    """``cost.estimate`` with what the cache holds and what batches submitted earlier will bring, the
+    prompts still to send counted by the judge's own server where it can (``cost.server_counter``); and the
+    counter used, so that ``--max-cost`` meters each request by the same counts (``known``: the counter an
+    earlier check of this run got, reused when it holds every prompt)."""
     fp = fingerprint_of(config)
     keys = [r.cache_key(fp) for r in requests]
     cached = set(store.get_many(keys))
     flying = in_flight_keys(store, keys, fp)
     path = None if isinstance(store, NullStore) else store.path
-    return estimate(config, requests, path, cached_keys=cached, in_flight=flying, batch=batch, fingerprint=fp)
+    todo = [r for r, k in zip(requests, keys, strict=True) if k not in cached and k not in flying]
+    counter, note = await server_counter(config, todo, known)
+    return estimate(config, requests, path, cached_keys=cached, in_flight=flying, batch=batch, fingerprint=fp,
+                    counter=counter, note=note), counter
+
+
+def estimate_for(config: ModelConfig, requests: Sequence[ModelRequest], store: ReplyStore, *,
+                 batch: bool = False) -> Estimate:
+    """``estimate_for_async`` from synchronous code (``--dry-run``'s printer)."""
+    return asyncio.run(estimate_for_async(config, requests, store, batch=batch))[0]
 
 
 @dataclass
@@ -983,11 +998,18 @@ class Channel:
     budget: Budget | None = None
     sources: list[BatchSource] = field(default_factory=list)
     outbox: list[bytes] = field(default_factory=list)  # --batch-file-out: the lines the file sources left
+    # per judge fingerprint: the counter of the start's estimate (the server's counts for a self-hosted
+    # judge) and the metered clients opened, so every request is metered by the counts the start checked
+    counters: dict[str, TokenCounter] = field(default_factory=dict)
+    metered: dict[str, list[MeteredClient]] = field(default_factory=dict)
 
     def open(self, config: ModelConfig, store: ReplyStore) -> tuple[Any, BatchSource | None]:
         from alignbench.judges import make_client
 
-        client = metered(make_client(config), config, self.budget)
+        fp = fingerprint_of(config)
+        client = metered(make_client(config), config, self.budget, self.counters.get(fp))
+        if isinstance(client, MeteredClient):
+            self.metered.setdefault(fp, []).append(client)
         source: BatchSource | None = None
         if self.batch is not None and (self.batch.file_in or self.batch.file_out):
             source = FileSource(config, store, self.batch, self.outbox)
@@ -997,11 +1019,21 @@ class Channel:
             self.sources.append(source)
         return client, source
 
-    def check_start(self, work: Sequence[tuple[ModelConfig, Sequence[ModelRequest]]],
-                    store: ReplyStore) -> list[Estimate]:
+    async def check_start(self, work: Sequence[tuple[ModelConfig, Sequence[ModelRequest]]],
+                          store: ReplyStore) -> list[Estimate]:
+        """Refuse a run whose upper bound exceeds the budget (``Budget.check_start``), by the estimate a
+        ``--dry-run`` prints: a self-hosted judge's prompts counted by its own server."""
         if self.budget is None:
             return []
-        estimates = [estimate_for(c, reqs, store, batch=self.batch is not None) for c, reqs in work]
+        estimates = []
+        for config, reqs in work:
+            fp = fingerprint_of(config)
+            est, counter = await estimate_for_async(config, reqs, store, batch=self.batch is not None,
+                                                    known=self.counters.get(fp))
+            estimates.append(est)
+            self.counters[fp] = counter
+            for client in self.metered.get(fp, []):
+                client.counter = counter
         self.budget.check_start(estimates)
         return estimates
 
@@ -1126,4 +1158,4 @@ async def cancel_batch(path: Path | str, ident: str) -> dict[str, Any]:
 
 
 __all__ = ["BatchIncomplete", "BatchOptions", "BatchPending", "BatchSource", "Channel", "Ledger", "cancel_batch",
-           "channel_for", "estimate_for", "in_flight_keys", "list_batches"]
+           "channel_for", "estimate_for", "estimate_for_async", "in_flight_keys", "list_batches"]

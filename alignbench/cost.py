@@ -17,6 +17,11 @@ encoding, gets a documented character-based estimate, always labelled as one:
 0.625 token per Chinese character is ZhipuAI's stated ratio (1 token ≈ 1.6 characters); 4 characters per
 token is OpenAI's rule of thumb for English; 3 tokens per message and 3 for the reply's start are how
 OpenAI's chat format counts. ``benchmarks/bench_batch_cost.py`` measures it against a real tokenizer.
+
+A self-hosted judge (``--judge-base-url`` to a vLLM or llama.cpp server) is asked first: its own tokenizer
+endpoint counts every prompt as the server will see it, chat template included (``server_counter``; the
+client's ``count_prompts`` talks to the server). Those counts are labelled exact; a server without the
+endpoint, or one that errs, leaves the counter above in place and the estimate says why in one line.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -35,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from alignbench.judges.base import ModelCallError, ModelClient
+from alignbench.judges.base import ModelCallError, ModelClient, TokenizerUnavailable, prompt_token_key
 from alignbench.types import ModelReply, ModelRequest, Usage
 
 PRICES_FILE = Path(__file__).parent / "judges" / "prices.yaml"
@@ -209,25 +214,36 @@ def spend_line(usage: Any, zh: bool = False) -> str:
 
 @dataclass(frozen=True)
 class TokenCounter:
-    """Counts tokens of text: a tokenizer (``exact``) or the documented character estimate."""
+    """Counts tokens of text: a tokenizer (``exact``) or the documented character estimate; ``counted`` holds
+    whole prompts counted by the judge's own server (``server_counter``), which win where they exist."""
 
     method: str
     exact: bool
     encoding: Any = None
+    counted: Mapping[str, int] | None = None  # prompt_token_key -> the server tokenizer's count
 
     def count(self, text: str) -> int:
         if self.encoding is not None:
             return len(self.encoding.encode(text, disallowed_special=()))
         return char_estimate(text)
 
+    def served(self, request: ModelRequest) -> int | None:
+        """The server's own count of this prompt (chat template included), if it was asked."""
+        return self.counted.get(prompt_token_key(request)) if self.counted else None
+
     def prompt(self, request: ModelRequest) -> int:
         """Prompt tokens of a chat request as the provider counts them (format overhead included)."""
+        if (n := self.served(request)) is not None:
+            return n
         return sum(self.count(str(m.get("content") or "")) + MESSAGE_TOKENS for m in request.messages) + REPLY_TOKENS
 
     def prompt_upper(self, request: ModelRequest) -> int:
-        """An upper bound of ``prompt`` for budgets: the tokenizer's count when it is exact, else one token
-        per character (the BPE tokenizers of these models give fewer for Chinese and English text)."""
-        if self.exact:
+        """An upper bound of ``prompt`` for budgets: the server's or the tokenizer's count when it is exact,
+        else one token per character (the BPE tokenizers of these models give fewer for Chinese and English
+        text; a small model's byte-level tokenizer may not, which is why a self-hosted server is asked)."""
+        if (n := self.served(request)) is not None:
+            return n
+        if self.encoding is not None:
             return self.prompt(request)
         return sum(len(str(m.get("content") or "")) + MESSAGE_TOKENS for m in request.messages) + REPLY_TOKENS
 
@@ -283,6 +299,42 @@ def counter_for(backend: str, model: str) -> TokenCounter:
         return CHARS
     enc = _load_encoding(name)
     return TokenCounter(method=f"tiktoken {name}", exact=True, encoding=enc) if enc is not None else CHARS
+
+
+async def server_counter(config: Any, requests: Sequence[ModelRequest],
+                         known: TokenCounter | None = None) -> tuple[TokenCounter, str | None]:
+    """The counter for ``requests`` (those a run would send) to the judge ``config``, and the one line saying
+    why the judge's own server was not used, if it was asked and could not count (None otherwise).
+
+    A self-hosted judge whose backend can ask its server (``Backend.tokenizer_endpoint``, ``judges.self_hosted``)
+    has every distinct prompt counted by the server's tokenizer endpoint (``count_prompts`` of its client,
+    within ``--timeout``): exact, chat template included, labelled with the endpoint's URL. Otherwise, or when
+    the server has no such endpoint or errs, ``counter_for``'s counter, unchanged. The client that asks is
+    built and closed here (the run's own client may not be open yet: ``--max-cost`` checks before it).
+    ``known``: the counter this run got before (an ensemble's budget is checked for every judge, then per
+    judge); when it holds every prompt, the server is not asked again."""
+    from alignbench.judges import ModelConfigError, backends, make_client, self_hosted
+    from alignbench.redact import redact
+
+    base = counter_for(config.backend, config.model)
+    backend = backends().get(config.backend)
+    if (not requests or os.environ.get("ALIGNBENCH_TOKENIZER") == "chars" or backend is None
+            or not backend.tokenizer_endpoint or not self_hosted(config)):
+        return base, None
+    if known is not None and known.counted is not None and all(known.served(r) is not None for r in requests):
+        return known, None
+    try:
+        client = make_client(config, lazy=False)
+    except ModelConfigError as exc:
+        return base, redact(f"server tokenizer not asked ({exc}); counted by {base.method}")
+    try:
+        counts, where = await client.count_prompts(requests)  # type: ignore[attr-defined]
+    except TokenizerUnavailable as exc:
+        return base, redact(f"server tokenizer not used: {exc}; counted by {base.method}")
+    finally:
+        await client.aclose()
+    return TokenCounter(method=f"server tokenizer at {where}", exact=True, encoding=base.encoding,
+                        counted=counts), None
 
 
 def cacheable_tokens(requests: Sequence[ModelRequest], counter: TokenCounter, min_tokens: int = 1024,
@@ -347,6 +399,7 @@ class Estimate:
     batch: bool
     price: dict[str, Any] | None = None
     cost: dict[str, float | None] = field(default_factory=dict)  # online, batch, batch_cached, upper_bound
+    prompt_note: str | None = None  # why the judge's own server did not count the prompts (one line)
 
     @property
     def currency(self) -> str | None:
@@ -364,9 +417,10 @@ class Estimate:
         out = [f"{self.judge} ({self.model}): {self.requests} request(s), {self.cached} in the cache"
                + (f", {self.in_flight} in batches already submitted" if self.in_flight else "")
                + f" → {self.to_send} to send" + (" through the batch API" if self.batch and self.to_send else ""),
-               f"  prompt tokens {self.prompt_tokens:,} ({self.prompt_method}"
-               + ("" if self.prompt_exact else ", an estimate") + f"), of which a prompt cache could serve "
-               f"{self.cacheable_prompt_tokens:,}",
+               f"  prompt tokens {self.prompt_tokens:,} "
+               + (f"exact ({self.prompt_method})" if self.prompt_exact else f"({self.prompt_method}, an estimate)")
+               + f", of which a prompt cache could serve {self.cacheable_prompt_tokens:,}",
+               *([f"  {self.prompt_note}"] if self.prompt_note else []),
                f"  completion tokens {self.completion_tokens:,} expected ({self.completion_basis}); at most "
                f"{self.max_completion_tokens:,} (max_tokens)"]
         if self.price is None:
@@ -381,15 +435,17 @@ class Estimate:
 
 def estimate(config: Any, requests: Sequence[ModelRequest], store_path: Path | None, *, cached_keys: set[str],
              in_flight: set[str] = frozenset(), batch: bool = False,  # type: ignore[assignment]
-             fingerprint: str | None = None) -> Estimate:
+             fingerprint: str | None = None, counter: TokenCounter | None = None,
+             note: str | None = None) -> Estimate:
     """The estimate of sending ``requests`` with the judge ``config`` (a ModelConfig): only the
-    requests neither in the cache (``cached_keys``) nor in a batch in flight count, each once."""
+    requests neither in the cache (``cached_keys``) nor in a batch in flight count, each once. ``counter``
+    and ``note``: what ``server_counter`` gave (default: ``counter_for``'s counter)."""
     fp = fingerprint or f"{config.backend}:{config.model}"
     unique: dict[str, ModelRequest] = {}
     for r in requests:
         unique.setdefault(r.cache_key(fp), r)
     todo = [r for k, r in unique.items() if k not in cached_keys and k not in in_flight]
-    counter = counter_for(config.backend, config.model)
+    counter = counter or counter_for(config.backend, config.model)
     price = price_for(fp)
     prompt = sum(counter.prompt(r) for r in todo)
     prompt_upper = sum(counter.prompt_upper(r) for r in todo)
@@ -406,7 +462,7 @@ def estimate(config: Any, requests: Sequence[ModelRequest], store_path: Path | N
                    in_flight=sum(k in in_flight and k not in cached_keys for k in unique), to_send=len(todo),
                    prompt_tokens=prompt, prompt_method=counter.method, prompt_exact=counter.exact,
                    cacheable_prompt_tokens=cacheable, completion_tokens=completion, completion_basis=basis,
-                   max_completion_tokens=bound, batch=batch)
+                   max_completion_tokens=bound, batch=batch, prompt_note=note)
     if price is not None:
         est.price = asdict(price)
         online = price.cost(Usage(prompt_tokens=prompt, completion_tokens=completion))
@@ -539,13 +595,16 @@ class MeteredClient:
         await self._client.aclose()
 
 
-def metered(client: ModelClient, config: Any, budget: Budget | None) -> ModelClient:
-    """``client`` itself without a budget, else wrapped so that it stops sending at the budget."""
+def metered(client: ModelClient, config: Any, budget: Budget | None,
+            counter: TokenCounter | None = None) -> ModelClient:
+    """``client`` itself without a budget, else wrapped so that it stops sending at the budget (each request's
+    upper bound by ``counter``: the server's counts where the start's estimate had them)."""
     if budget is None:
         return client
     price = price_for(f"{config.backend}:{config.model}")
     assert price is not None  # budget_for checked every judge
-    return MeteredClient(client, budget, price, counter_for(config.backend, config.model))  # type: ignore[return-value]
+    return MeteredClient(client, budget, price,  # type: ignore[return-value]
+                         counter or counter_for(config.backend, config.model))
 
 
 def dumps(estimates: Sequence[Estimate]) -> str:
@@ -553,4 +612,5 @@ def dumps(estimates: Sequence[Estimate]) -> str:
 
 
 __all__ = ["Budget", "BudgetExceeded", "Estimate", "MeteredClient", "Price", "TokenCounter", "budget_for",
-           "char_estimate", "counter_for", "estimate", "load_prices", "metered", "price_for", "spend", "spend_line"]
+           "char_estimate", "counter_for", "estimate", "load_prices", "metered", "price_for", "server_counter", "spend",
+           "spend_line"]

@@ -24,6 +24,13 @@ Text completions (``POST /v1/completions``, a ``prompt`` instead of ``messages``
 responders, faults and counters: a responder reads the prompt where it reads the last user message
 (``_last_user_text``), and the reply is a ``text_completion``. ``paths`` records which route each
 request in ``requests`` came to.
+
+A tokenizer endpoint at the server root, off by default (a POST there is a 404, as on a server without one):
+``tokenizer = "vllm"`` serves vLLM's ``POST /tokenize`` (``messages`` through a chat template, or a bare
+``prompt``; reply ``count``/``max_model_len``/``tokens``), ``tokenizer = "llamacpp"`` llama.cpp's ``POST
+/tokenize`` (``content``, ``add_special``; reply ``tokens`` only) and ``POST /apply-template``. The tokenizer is
+byte-level (one token per UTF-8 byte, + 1 BOS), like a small model with no Chinese merges, so its counts
+are far from the character estimate; ``stub_tokens`` computes them. ``tokenize_requests`` records each call.
 """
 
 from __future__ import annotations
@@ -60,10 +67,12 @@ __all__ = [
     "Responder",
     "StubServer",
     "alignbench_responder",
+    "chat_template",
     "echo_responder",
     "fixed_responder",
     "prompt_chars",
     "spawn_stub",
+    "stub_tokens",
 ]
 
 FIXED_REPLY = "好的，这是桩服务器的固定回复。"
@@ -145,6 +154,17 @@ def prompt_chars(body: dict) -> int:
     if not _messages(body) and isinstance(body.get("prompt"), str):
         return len(body["prompt"])
     return sum(len(_content_text(m.get("content"))) for m in _messages(body))
+
+
+def chat_template(messages: list[dict]) -> str:
+    """The stub's chat template (ChatML, with the generation prompt), what its tokenizer endpoints count."""
+    turns = "".join(f"<|im_start|>{m.get('role')}\n{_content_text(m.get('content'))}<|im_end|>\n" for m in messages)
+    return turns + "<|im_start|>assistant\n"
+
+
+def stub_tokens(text: str, add_special: bool = True) -> list[int]:
+    """The stub tokenizer: one token per UTF-8 byte (3 per Chinese character), a BOS (id 1) first."""
+    return ([1] if add_special else []) + list(text.encode("utf-8"))
 
 
 def fixed_responder(body: dict) -> str:
@@ -301,7 +321,9 @@ class _Handler(BaseHTTPRequestHandler):
             # the client went away mid-request (a killed process): nothing was asked, nothing is recorded
             self.close_connection = True
             return
-        if self._path().endswith("/chat/completions"):
+        if self._path() in ("/tokenize", "/apply-template") and self.server.stub.tokenizer:
+            self.server.stub._handle_tokenize(self, self._path(), raw)
+        elif self._path().endswith("/chat/completions"):
             self.server.stub._handle_chat(self, raw)
         elif self._path().endswith("/completions"):
             self.server.stub._handle_chat(self, raw, completion=True)
@@ -341,6 +363,11 @@ class StubServer:
         # llama.cpp-like server that runs one request at a time and says nothing about it (the waste measure)
         self.generations = 0
         self.abandoned = 0
+        self.tokenizer: str | None = None  # "vllm" or "llamacpp": serve that server's tokenizer endpoints
+        self.tokenize_latency = 0.0
+        self.tokenize_requests: list[tuple[str, dict, dict]] = []  # (path, body, headers) of each call
+        self.tokenize_max_in_flight = 0
+        self._tokenize_in_flight = 0
         self._calls = 0
         self._lock = threading.Lock()
         self._faults: collections.deque[dict] = collections.deque()
@@ -461,6 +488,38 @@ class StubServer:
                 self._connections.add(conn)
             else:
                 self._connections.discard(conn)
+
+    def _handle_tokenize(self, handler: _Handler, path: str, raw: bytes) -> None:
+        body = json.loads(raw.decode("utf-8")) if raw else {}
+        with self._lock:
+            self.tokenize_requests.append((path, body, {k.lower(): v for k, v in handler.headers.items()}))
+            self._tokenize_in_flight += 1
+            self.tokenize_max_in_flight = max(self.tokenize_max_in_flight, self._tokenize_in_flight)
+        try:
+            if self.tokenize_latency and self._stopping.wait(self.tokenize_latency):
+                handler.close_connection = True
+                return
+            if self.tokenizer == "llamacpp":  # reads only what llama.cpp reads
+                if path == "/apply-template":
+                    handler._send_json(200, {"prompt": chat_template(_messages(body))})
+                else:
+                    content = body.get("content")
+                    tokens = stub_tokens(content, bool(body.get("add_special", False))) \
+                        if isinstance(content, str) else []
+                    handler._send_json(200, {"tokens": tokens})
+                return
+            if path != "/tokenize":  # vLLM has no /apply-template
+                handler._send_error_json(404, "Not Found")
+                return
+            if body.get("model") not in self.models:
+                handler._send_error_json(404, f"The model `{body.get('model')}` does not exist.")
+                return
+            text = chat_template(_messages(body)) if "messages" in body else str(body.get("prompt", ""))
+            tokens = stub_tokens(text, bool(body.get("add_special_tokens", True)))
+            handler._send_json(200, {"count": len(tokens), "max_model_len": 32768, "tokens": tokens})
+        finally:
+            with self._lock:
+                self._tokenize_in_flight -= 1
 
     def _handle_chat(self, handler: _Handler, raw: bytes, completion: bool = False) -> None:
         try:

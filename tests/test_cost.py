@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ANSWERS_A, ANSWERS_B, QUESTIONS, read_jsonl, run_cli, write_jsonl
-from stub_server import StubServer
+from stub_server import StubServer, chat_template, stub_tokens
 
 from alignbench.cost import load_prices, price_for
 
@@ -242,3 +242,114 @@ def test_dry_run_and_budget_count_every_sample(stub: StubServer, tiny, tmp_path:
     budget = f"{2 * one['cost']['upper_bound']:.6f}"
     refused = run_cli(*common, "--samples", "3", "--max-cost", budget, "--out", str(tmp_path / "run"), env=env)
     assert refused.returncode == 2 and "--max-cost" in refused.stderr and stub.calls == 0
+
+
+# -- a self-hosted judge's own tokenizer (vLLM /tokenize, llama.cpp /apply-template + /tokenize) ----------------
+
+
+def _server_count(messages: list[dict]) -> int:
+    """What the stub's tokenizer gives a chat prompt: its chat template, one token per UTF-8 byte, + BOS."""
+    return len(stub_tokens(chat_template(messages)))
+
+
+@pytest.mark.parametrize("server", ["vllm", "llamacpp"])
+def test_dry_run_counts_a_self_hosted_judges_prompts_with_its_server_tokenizer(stub: StubServer, server: str) -> None:
+    """The issue's case: a small model's tokenizer spends ~3 tokens a Chinese character, the character
+    estimate 0.625; the server's own count is what --dry-run reports, labelled exact, every prompt asked once,
+    a bounded number at a time, and the provider key never goes to the self-hosted server."""
+    import alignbench
+
+    stub.tokenizer, stub.tokenize_latency = server, 0.01
+    provider_key = "sk-provider-key-never-sent-0123456789"
+    judge = ("--judge", "openai:stub-model", "--judge-base-url", stub.url)
+    dry = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), *judge, "--samples", "2", "--temperature",
+                  "0.7", "--dry-run", "--format", "json", env={"OPENAI_API_KEY": provider_key})
+    assert dry.returncode == 0, dry.stderr
+    (est,) = json.loads(dry.stdout)["estimates"]
+    plan = alignbench.plan_score(QUESTIONS, ANSWERS_A, "openai:stub-model", base_url=stub.url, samples=2,
+                                 temperature=0.7)
+    ((_, requests),) = plan.requests()
+    assert est["to_send"] == len(requests) == 64  # 32 prompts, each asked twice (two seeds)
+    exact = sum(_server_count(list(r.messages)) for r in requests)
+    chars = sum(sum(_by_hand(m["content"]) + 3 for m in r.messages) + 3 for r in requests)
+    assert est["prompt_tokens"] == exact and est["prompt_exact"] is True and est["prompt_note"] is None
+    assert est["prompt_tokens"] > 2 * chars, "the character estimate is far off for this tokenizer"
+    assert est["prompt_method"].startswith(f"server tokenizer at {stub.root}/tokenize")
+    tokenize = [(path, body) for path, body, _ in stub.tokenize_requests if path == "/tokenize"]
+    assert len(tokenize) == (32 if server == "vllm" else 33)  # each distinct prompt once (llama.cpp: + the probe)
+    assert 1 < stub.tokenize_max_in_flight <= 16
+    if server == "vllm":  # the chat messages, for the server's chat template, under the judge's model id
+        assert all(b["model"] == "stub-model" and b["messages"] for _, b in tokenize)
+    else:  # the template applied by the server, then its text tokenized with the BOS the chat path adds
+        assert sum(p == "/apply-template" for p, _, _ in stub.tokenize_requests) == 32
+        assert all(b["add_special"] is True and b["content"].startswith("<|im_start|>system") for _, b in tokenize[1:])
+    assert not any(provider_key in json.dumps(h) for _, _, h in stub.tokenize_requests)
+    assert stub.calls == 0, "nothing was sent to be judged"
+    table = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), *judge, "--dry-run")
+    assert f"prompt tokens {exact // 2:,} exact (server tokenizer at {stub.root}/tokenize" in table.stdout
+
+
+def test_dry_run_without_a_server_tokenizer_keeps_the_estimate_and_says_why(stub: StubServer, tiny) -> None:
+    q, a, _ = tiny
+    judge = ("score", "-q", str(q), "-a", str(a), "--judge", "openai:stub-model", "--judge-base-url", stub.url,
+             "--dry-run")
+    shown = run_cli("prompt", "-q", str(q), "-i", "1", "-a", str(a), "--judge", "openai:stub-model", "--format", "json")
+    estimate = sum(_by_hand(m["content"]) + 3 for m in json.loads(shown.stdout)["messages"]) + 3
+    for tokenizer, why in ((None, "no tokenizer endpoint at {}/tokenize (HTTP 404"),  # no endpoint
+                           ("slow", "{}/tokenize did not count 1 prompt(s) within 1 s"),  # bounded by --timeout
+                           ("vllm", "no tokenizer endpoint at {}/tokenize (HTTP 404: The model `stub-model` does "
+                                    "not exist")):  # a model the server does not serve
+        stub.tokenizer, stub.tokenize_latency = ("vllm", 3.0) if tokenizer == "slow" else (tokenizer, 0.0)
+        stub.models = ["another-model"] if tokenizer == "vllm" else stub.models
+        (est,) = json.loads(run_cli(*judge, "--timeout", "1", "--format", "json").stdout)["estimates"]
+        assert est["prompt_tokens"] == estimate and est["prompt_exact"] is False
+        assert "estimate from characters" in est["prompt_method"]
+        assert est["prompt_note"].startswith("server tokenizer not used: " + why.format(stub.root)), est["prompt_note"]
+    table = run_cli(*judge).stdout
+    assert f"prompt tokens {estimate:,} (estimate from characters" in table and "an estimate" in table
+    assert sum("server tokenizer not used" in line for line in table.splitlines()) == 1
+
+
+def test_max_cost_bounds_a_self_hosted_judge_by_its_server_count(stub: StubServer, tiny, tmp_path: Path) -> None:
+    """One token a character is no upper bound for a byte-level tokenizer: with the server's count, a budget
+    the character bound fits refuses the run before anything is sent, and each request is metered by it."""
+    import asyncio
+
+    from alignbench.batch import channel_for
+    from alignbench.cache import NullStore
+    from alignbench.judges import resolve_model
+    from alignbench.types import Usage
+
+    q, a, _ = tiny
+    env = {"ALIGNBENCH_PRICES": str(tmp_path / "prices.yaml")}
+    shown = run_cli("prompt", "-q", str(q), "-i", "1", "-a", str(a), "--judge", "openai:stub-model", "--format", "json")
+    messages = json.loads(shown.stdout)["messages"]
+    exact, chars = _server_count(messages), sum(len(m["content"]) + 3 for m in messages) + 3
+    assert exact > chars
+    budget = f"{(chars + exact) / 2 / 1e6 + 100 * 2.0 / 1e6:.6f}"  # between the two bounds, 100 completion tokens
+    run = ("score", "-q", str(q), "-a", str(a), "--judge", "openai:stub-model", "--judge-base-url", stub.url,
+           "--max-tokens", "100", "--max-cost", budget, "--out", str(tmp_path / "run"))
+    stub.tokenizer = "vllm"
+    refused = run_cli(*run, env=env)
+    assert refused.returncode == 2 and "nothing was sent" in refused.stderr, refused.stderr
+    assert f"upper bound of this run is ${(exact + 200) / 1e6:,.4f}" in refused.stderr and stub.calls == 0
+    stub.tokenizer = None  # the same budget, the character bound: the run starts
+    assert run_cli(*run, env=env).returncode == 0 and stub.calls == 1
+    # the client that meters each request uses the counts the start checked, opened before or after the check
+    stub.tokenizer = "vllm"
+    config = resolve_model("openai:stub-model", base_url=[stub.url], max_tokens=100)
+    import alignbench
+
+    ((_, requests),) = alignbench.plan_score(q, a, "openai:stub-model", base_url=stub.url, max_tokens=100).requests()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALIGNBENCH_PRICES", str(tmp_path / "prices.yaml"))
+        channel = channel_for(False, 1.0, [config])
+        before, _ = channel.open(config, NullStore())
+        asyncio.run(channel.check_start([(config, requests)], NullStore()))
+        asked = len(stub.tokenize_requests)
+        asyncio.run(channel.check_start([(config, requests)], NullStore()))  # an ensemble's second check
+        assert len(stub.tokenize_requests) == asked, "counted once per run"
+        after, _ = channel.open(config, NullStore())
+        price = (exact * 1.0 + 100 * 2.0) / 1e6
+        assert before.upper(requests[0]) == after.upper(requests[0]) == pytest.approx(price)
+        assert before.price.cost(Usage(prompt_tokens=chars, completion_tokens=100)) < price

@@ -168,6 +168,9 @@ class Backend:
     default_url: str | None = None
     install: str | None = None
     lazy: bool = False  # identity is backend:model: the client (and its SDK) is built only when a call is due
+    # its client can ask a server of the user's own to count prompt tokens (``count_prompts``: vLLM's and
+    # llama.cpp's tokenizer endpoints); estimates ask it only for a self-hosted judge (``self_hosted``)
+    tokenizer_endpoint: bool = False
 
     def missing_packages(self) -> list[str]:
         return [p for p in self.packages if importlib.util.find_spec(p) is None]
@@ -256,13 +259,20 @@ def key_to_send(config: ModelConfig) -> str | None:
     key = config.api_key()
     if not key or config.api_key_explicit:
         return key
+    return None if self_hosted(config) else key
+
+
+def self_hosted(config: ModelConfig) -> bool:
+    """Whether any of ``config``'s servers is not its backend's provider (``--judge-base-url`` or the backend's
+    base-URL variable pointing elsewhere): a server of the user's own, which gets no provider key and whose
+    tokenizer endpoint an estimate may ask (``cost.server_counter``)."""
     from alignbench.redact import same_host
 
     backend = backends().get(config.backend)
     default = backend.default_url if backend else None
     moved = os.environ.get(backend.base_url_env) if backend and backend.base_url_env else None
     servers = [u for u in config.base_url if u] or [moved or default]
-    return key if all(same_host(u, default) for u in servers) else None
+    return not all(same_host(u, default) for u in servers)
 
 
 def make_client(config: ModelConfig, lazy: bool = True) -> ModelClient:
@@ -328,4 +338,5 @@ def make_judge(config: ModelConfig) -> ModelClient:
     return make_client(config, lazy=False)
 
 __all__ = ["Backend", "ModelCallError", "ModelConfig", "ModelConfigError", "ModelClient", "backends",
-           "check_prompt_format", "judge_config", "key_to_send", "load_presets", "make_client", "make_judge", "resolve_model"]
+           "check_prompt_format", "judge_config", "key_to_send", "load_presets", "make_client", "make_judge", "resolve_model",
+           "self_hosted"]

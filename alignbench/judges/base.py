@@ -43,7 +43,9 @@ class ModelClient(Protocol):
 
     ``fingerprint`` goes into every cache key; ``capacity`` bounds the requests in flight;
     ``check`` lists the servers that do not answer at all (empty for in-process models), so a run
-    with nothing cached fails in one line instead of after every retry.
+    with nothing cached fails in one line instead of after every retry. A backend whose servers can count
+    tokens also offers ``count_prompts(requests)`` (``OpenAIChat``: vLLM's and llama.cpp's tokenizer
+    endpoints), which estimates use for a self-hosted judge (``cost.server_counter``).
     """
 
     name: str
@@ -72,6 +74,18 @@ class ModelClient(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+class TokenizerUnavailable(Exception):
+    """A judge's server cannot count prompt tokens (no tokenizer endpoint, an error, too slow): the message is
+    the one line saying why, and the estimate falls back to its own counter."""
+
+
+def prompt_token_key(request: ModelRequest) -> str:
+    """What a server's token count of ``request`` depends on: its messages, and whether they are sent as chat
+    (the server's chat template around them) or as one bare text completion. Requests differing only in
+    seed or decoding (``--samples``) share one count."""
+    return ("completion:" if request.completion else "chat:") + request.prompt_hash
 
 
 def refused_connection(exc: BaseException) -> bool:

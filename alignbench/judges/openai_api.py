@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import time
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,7 +21,15 @@ import openai
 from openai.types import Completion
 from openai.types.chat import ChatCompletion
 
-from alignbench.judges.base import ModelCallError, completion_prompt, parse_retry_after, refused_connection
+from alignbench import safejson
+from alignbench.judges.base import (
+    ModelCallError,
+    TokenizerUnavailable,
+    completion_prompt,
+    parse_retry_after,
+    prompt_token_key,
+    refused_connection,
+)
 from alignbench.judges.pool import (
     DEFAULT_MAX_REPLY_BYTES,
     Endpoint,
@@ -36,6 +46,9 @@ from alignbench.types import ModelReply, ModelRequest
 
 # The httpx the SDK itself uses (openai 3 bundles its own copy, ``httpx2``): its transport and errors.
 _SDK_HTTPX = importlib.import_module(openai.DefaultAsyncHttpxClient.__mro__[1].__module__.split(".")[0])
+
+TOKENIZE_CONCURRENCY = 16  # tokenizer requests in flight while counting (vLLM takes one prompt per request)
+PROBE_TIMEOUT = 10.0  # seconds the first tokenizer request may take (a tokenizer answers in milliseconds)
 
 _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "context_length_exceeded",
                      "prompt is too long", "exceeds the model")
@@ -63,6 +76,8 @@ class OpenAIChat(PooledClient):
         self.structured_via = structured_via
         self.deadline = timeout  # the engine bounds each whole attempt by it
         self.extra_body = extra_body or {}
+        self._token_counts: dict[str, int] = {}  # prompt_token_key -> the server's count, asked once per client
+        self._token_where: str | None = None
         key = api_key or "EMPTY"  # local servers (vLLM, llama.cpp) accept any key
         # The SDK's own HTTP client, over a transport that stops a reply at max_reply_bytes (the engine
         # bounds each attempt's time as a whole; the transport bounds its memory).
@@ -105,6 +120,116 @@ class OpenAIChat(PooledClient):
             return None
         results = await asyncio.gather(*(probe(e) for e in self.pool.endpoints))
         return [r for r in results if r]
+
+    async def count_prompts(self, requests: Sequence[ModelRequest], *, concurrency: int = TOKENIZE_CONCURRENCY,
+                            deadline: float | None = None) -> tuple[dict[str, int], str]:
+        """Prompt tokens of ``requests`` counted by the judge's own server, as it will count them when judging:
+        ``({prompt_token_key: tokens}, where)``, or ``TokenizerUnavailable`` saying in one line why not.
+
+        vLLM: ``POST {root}/tokenize`` with the chat messages (the server applies its chat template and the
+        generation prompt, exactly what a chat completion gets) or a completion's bare prompt; the reply's
+        ``count``. llama.cpp: the same first request is answered with ``{"tokens": []}`` (it reads only
+        ``content``), so a chat prompt is rendered by ``POST {root}/apply-template`` and counted by
+        ``POST {root}/tokenize`` ``{"content", "add_special": true}`` (the BOS its chat path adds). The root is
+        the first server's URL without ``/v1``: the judge's own host, asked with the judge's own client (its
+        key, which ``judges.key_to_send`` already keeps to the host it belongs to; its reply-size cap). One
+        request first (a server without the endpoint costs one 404), then the rest ``concurrency`` at a time,
+        each distinct prompt once, all within ``deadline`` seconds (default ``--timeout``; the first request
+        within ``PROBE_TIMEOUT``): the 683 official prompts are ~43 requests deep, not a slow dry-run."""
+        ep = self.pool.endpoints[0]
+        root = _root(ep)
+        shown = str(redact_url(root) or root)  # a URL's credentials never go into a message
+        where = f"{shown}/tokenize"
+        budget = self.deadline if deadline is None else deadline
+        stop = time.monotonic() + budget
+        todo = {prompt_token_key(r): r for r in requests if prompt_token_key(r) not in self._token_counts}
+
+        async def post(path: str, body: dict[str, Any], cap: float | None = None) -> Any:
+            left = stop - time.monotonic()
+            if left <= 0:
+                raise TokenizerUnavailable(f"{where} did not count {len(todo)} prompt(s) within {budget:g} s")
+            message = ""
+            try:
+                resp = await ep.client.post(root + path, body=body, cast_to=httpx.Response,
+                                            options={"timeout": min(left, cap or left)})
+                status, content = resp.status_code, resp.content
+            except openai.APIStatusError as exc:
+                status, content, message = exc.status_code, b"", _error_message(exc)
+            except (openai.APITimeoutError, asyncio.TimeoutError):
+                raise TokenizerUnavailable(f"{where} did not count {len(todo)} prompt(s) within "
+                                           f"{min(budget, cap or budget):g} s") from None
+            except openai.APIConnectionError as exc:
+                raise TokenizerUnavailable(f"cannot connect to {where}: {exc.__cause__ or exc}") from None
+            except (openai.APIError, ReplyTooLarge, _SDK_HTTPX.HTTPError) as exc:
+                raise TokenizerUnavailable(f"{where}: {exc}") from None
+            if status != 200:
+                said = f"HTTP {status}" + (f": {message}" if message else "")
+                raise TokenizerUnavailable((f"no tokenizer endpoint at {shown}{path} ({said})" if status in (404, 405)
+                                            else f"{said} from {shown}{path}")[:300])
+            try:
+                return safejson.loads(content)
+            except ValueError as exc:
+                raise TokenizerUnavailable(f"unreadable reply from {shown}{path}: {exc}"[:300]) from None
+
+        def counted(reply: Any, key: str) -> int:
+            value = reply.get(key) if isinstance(reply, dict) else None
+            n = len(value) if key == "tokens" and isinstance(value, list) else value
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise TokenizerUnavailable(f"{where} answered without a token count")
+            return n
+
+        template = {k: v for k, v in self.extra_body.items() if k in ("chat_template", "chat_template_kwargs")}
+
+        def vllm_body(request: ModelRequest) -> dict[str, Any]:
+            body: dict[str, Any] = {"model": self.model}
+            if request.completion:
+                body["prompt"] = completion_prompt(request.messages)
+            else:
+                body.update(messages=[dict(m) for m in request.messages], **template)
+            return body
+
+        async def vllm(request: ModelRequest) -> int:
+            return counted(await post("/tokenize", vllm_body(request)), "count")
+
+        async def llamacpp(request: ModelRequest) -> int:
+            if request.completion:
+                text = completion_prompt(request.messages)
+            else:
+                rendered = await post("/apply-template", {"messages": [dict(m) for m in request.messages]})
+                text = rendered.get("prompt") if isinstance(rendered, dict) else None
+                if not isinstance(text, str):
+                    raise TokenizerUnavailable(f"{shown}/apply-template answered without a prompt")
+            return counted(await post("/tokenize", {"content": text, "add_special": True}), "tokens")
+
+        if not todo:
+            return {k: self._token_counts[k] for k in map(prompt_token_key, requests)}, self._token_where or where
+        first_key, first = next(iter(todo.items()))
+        probe = await post("/tokenize", vllm_body(first), cap=PROBE_TIMEOUT)  # a silent server: 10 s, not --timeout
+        if isinstance(probe, dict) and "count" in probe:
+            count, how = vllm, where
+        elif isinstance(probe, dict) and isinstance(probe.get("tokens"), list):
+            count, how = llamacpp, f"{where} after {shown}/apply-template" if not first.completion else where
+        else:
+            raise TokenizerUnavailable(f"{where} answered neither as vLLM nor as llama.cpp does")
+        gate = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(key: str, request: ModelRequest) -> None:
+            async with gate:
+                self._token_counts[key] = await count(request)
+
+        if count is vllm:
+            self._token_counts[first_key] = counted(probe, "count")
+            rest = [(k, r) for k, r in todo.items() if k != first_key]
+        else:
+            rest = list(todo.items())
+        tasks = [asyncio.ensure_future(one(k, r)) for k, r in rest]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+        self._token_where = how
+        return {k: self._token_counts[k] for k in map(prompt_token_key, requests)}, how
 
     async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
         return await self._call(endpoint, request)
@@ -271,7 +396,7 @@ __all__ = ["Endpoint", "EndpointPool", "OpenAIChat", "build", "request_body"]
 async def _advertised_slots(ep: Endpoint) -> int | None:
     """The parallel slots a server says it has: llama.cpp's ``/props`` (``total_slots``), SGLang's
     ``/get_server_info`` (``max_running_requests``). None when it does not say (vLLM, OpenAI)."""
-    root = str(ep.client.base_url).rstrip("/").removesuffix("/v1")
+    root = _root(ep)
 
     async def ask(path: str, key: str) -> int | None:
         try:
@@ -283,6 +408,11 @@ async def _advertised_slots(ep: Endpoint) -> int | None:
 
     found = await asyncio.gather(ask("/props", "total_slots"), ask("/get_server_info", "max_running_requests"))
     return next((n for n in found if n), None)
+
+
+def _root(ep: Endpoint) -> str:
+    """The server's root (its URL without ``/v1``), where vLLM's, llama.cpp's and SGLang's own routes live."""
+    return str(ep.client.base_url).rstrip("/").removesuffix("/v1")
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

@@ -158,7 +158,7 @@ def split_think(text: str, reasoning_content: str | None = None) -> ThinkSplit:
 
 
 def model_config(*, base_url: str | None = None, hf: str | None = None, model_id: str,
-                 api_key_env: str | None = None, timeout: float = 300.0, concurrency: int = 16,
+                 api_key_env: str | None = None, timeout: float = 300.0, concurrency: int | None = None,
                  options: dict[str, Any] | None = None) -> ModelConfig:
     """The client settings for the model under test, built through the backend registry.
 

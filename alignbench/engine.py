@@ -374,7 +374,8 @@ class Engine:
         pool = getattr(self.client, "pool", None)
         if pool is not None:  # the servers may have said how many requests they run at once
             self.limit.cap(pool.capacity)
-            if not any(e.limit < self.limit.max for e in pool.endpoints):  # nothing said: learn it from latency
+            # nothing said by the servers or the user (no --concurrency): learn it from latency
+            if getattr(self.client, "learns", True) and not any(e.limit < self.limit.max for e in pool.endpoints):
                 self.limit.learn_from_latency(self.deadline)
         self._check_served(getattr(self.client, "served", None) or {})
         if dead and len(dead) == len(self.client.urls):
@@ -438,12 +439,27 @@ class Engine:
         if reply.text is not None and reply.model:
             self.reported[reply.model] = self.reported.get(reply.model, 0) + 1
 
-    async def _attempt(self, request: ModelRequest) -> ModelReply:
-        """One call, bounded as a whole by the deadline (the SDK's timeout bounds each read only)."""
+    async def _attempt(self, request: ModelRequest, parked: list[tuple[asyncio.Task[ModelReply], float, int]]
+                       ) -> ModelReply:
+        """One attempt, bounded as a whole by the deadline (the SDK's timeout bounds each read only).
+
+        ``parked``: while the engine learns a server's parallelism (it did not say it, nor did the user), a call
+        that outlasts the deadline is not abandoned: the server may be working on it after a queue, and asking
+        again would put a second copy behind it (the first still generated: paid work thrown away). The next
+        attempt waits for that same call instead, within the same budget of attempts; only a call that failed
+        is asked again. The attempt that times out records the call here."""
         loop = asyncio.get_running_loop()
         start, in_flight = loop.time(), self.limit.in_flight
         try:
-            if _timeout is not None:  # Python 3.11+: no extra task per call
+            if parked or self.limit.learning:
+                call, start, in_flight = parked.pop() if parked else (
+                    loop.create_task(self.client.complete(request)), start, in_flight)
+                try:
+                    reply = await asyncio.wait_for(asyncio.shield(call), self.deadline)
+                except asyncio.TimeoutError:
+                    parked.append((call, start, in_flight))
+                    raise
+            elif _timeout is not None:  # Python 3.11+: no extra task per call
                 async with _timeout(self.deadline):
                     reply = await self.client.complete(request)
             else:
@@ -504,13 +520,14 @@ class Engine:
 
     async def _call(self, request: ModelRequest, stats: CallStats) -> ModelReply:
         attempts = 0
+        parked: list[tuple[asyncio.Task[ModelReply], float, int]] = []  # a call still awaited (see _attempt)
 
         async def once() -> ModelReply:
             nonlocal attempts
             attempts += 1
-            stats.calls += 1
+            stats.calls += not parked  # waiting on for a parked call sends nothing
             stats.retries += attempts > 1
-            return await self._attempt(request)
+            return await self._attempt(request, parked)
 
         try:
             try:  # most calls succeed at once: the retry machinery is only set up after a failure
@@ -536,6 +553,10 @@ class Engine:
             if exc.retry_after is not None and exc.retry_after > self.retry.max_wait:
                 why += f"; the server asked to wait {exc.retry_after:.0f} s, more than the {self.retry.max_wait:.0f} s cap"
             return ModelReply(error=why, error_status=status, attempts=attempts, endpoint=exc.endpoint)
+        finally:
+            for call, _, _ in parked:  # out of attempts (or the run stopped): the call is given up now
+                if not call.cancel() and not call.cancelled():
+                    call.exception()  # it failed meanwhile: its error is the timeout's, already counted
         return reply.model_copy(update={"attempts": attempts})
 
     # -- many items -----------------------------------------------------------------------------

@@ -748,11 +748,21 @@ def _find(body: str, dimensions: tuple[str, ...], overall_key: str, scale: tuple
 _JSON_VERDICT = re.compile(r'"overall"\s*:\s*\{[^{}]{0,2000}\}')  # a structured verdict's own "overall" object
 
 
-def _material(texts: Sequence[str], spans_of: object) -> Material:
+_NORMALISED_TO = frozenset(_FULLWIDTH.values())  # what full-width forms become: an anchor made of these may hide
+
+
+def _may_hold(text: str, anchors: Sequence[str]) -> bool:
+    """Whether ``text`` may hold a verdict: one of ``anchors`` (or a JSON verdict's ``overall``) is in it as
+    written, or an anchor has a character a full-width form normalises to (``[[``: ``［［``). Most answers hold
+    none, and are not normalised and scanned at all."""
+    return "overall" in text or any(a in text or any(ord(c) in _NORMALISED_TO for c in a) for a in anchors)
+
+
+def _material(texts: Sequence[str], spans_of: object, anchors: Sequence[str]) -> Material:
     keys: dict[str, str] = {}
     flat = []
     for text in texts:
-        if not text:
+        if not text or not _may_hold(text, anchors):
             continue
         norm = text.translate(_FULLWIDTH)
         before = len(keys)
@@ -780,11 +790,11 @@ def material_scores(texts: tuple[str, ...], dimensions: tuple[str, ...] = (), ov
     anchors = (overall_key, *dimensions, *(labels or own))
 
     def spans(text: str, norm: str) -> list[tuple[int, int]]:
-        if not any(a in norm for a in anchors):  # most answers: no key at all, nothing to collect
+        if not any(a in norm for a in anchors):  # no key at all, nothing to collect
             return []
         found = _find(text, dimensions, overall_key, scale, convention, labels, material=True)[1]
         return [(c.start, c.end) for c in found.candidates] + [(d.start, d.end) for d in found.dim_dicts]
-    return _material(texts, spans)
+    return _material(texts, spans, anchors)
 
 
 @lru_cache(maxsize=4096)
@@ -796,7 +806,7 @@ def material_verdicts(texts: tuple[str, ...]) -> Material:
             return []
         own, echoes, _ = _saids(norm, _NOWHERE, 0)
         return [(s.start, s.end) for s in own + echoes]
-    return _material(texts, spans)
+    return _material(texts, spans, _PAIR_ANCHORS)
 
 
 _FENCE = re.compile(r"(?m)^[ \t>]*(?:```|~~~)")
@@ -1213,6 +1223,7 @@ _VERDICT_WORDS = {
 }
 _ANSWER = r"助手[ \t]*[12一二]|平局|平手|质量相当|两者相当|相当|tie"
 _VERDICT_ANCHOR = re.compile(r"综合比较结果|\[\[|最终(?:判决|结论|裁决|判断)")
+_PAIR_ANCHORS = ("综合比较结果", "[[", "最终判决", "最终结论", "最终裁决", "最终判断")  # the same, as plain strings
 _VERDICT_AFTER_ANCHOR = {
     # CritiqueLLM: {'综合比较结果': '助手1'} (any quotes, full width normalised)
     "综": re.compile(r"""[ \t'"*]*:[ \t'"*]*(?P<w>""" + _ANSWER + ")", re.IGNORECASE),

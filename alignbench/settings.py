@@ -49,7 +49,9 @@ class JudgeSettings(BaseModel):
     rubric: str | None = Field(None, description="rubric set (a folder under rubrics/); default: the preset's")
     protocol: str | None = Field(
         None, description="multi-dimension, general, reference-free or plan-execute: the rubric set's variant")
-    concurrency: int = Field(16, ge=1, description="requests in flight per judge server")
+    concurrency: int | None = Field(
+        None, ge=1, description="requests in flight per judge server (default 16, lowered to what a server that does "
+                                "not say its parallelism runs at once, learnt from its latency)")
     timeout: float = Field(120.0, gt=0, description="seconds one judge request may take, queueing included")
     max_reply_bytes: int = Field(8_000_000, ge=1024, description="a judge reply is read up to this size, then fails")
     temperature: float | None = Field(None, ge=0, description="judge temperature (default: the preset's, usually 0)")

@@ -184,6 +184,42 @@ def test_a_server_running_one_request_at_a_time_wastes_under_10_percent_at_defau
     assert abandoned <= 0.1 * generations, (abandoned, generations)
 
 
+def test_a_stated_concurrency_is_used_as_stated_and_the_default_is_learnt(tmp_path: Path) -> None:
+    """The default (no --concurrency) starts at 2 in flight on a server that does not say its parallelism and
+    grows only as far as its latency allows (here: 0.3 s replies under a 0.9 s timeout, so 2 stay); a number
+    the user gives is their word: no slow start, every request in flight at once."""
+    answers = write_jsonl(tmp_path / "four.jsonl", read_jsonl(ANSWERS_A)[:4])
+    seen = {}
+    for stated in (None, 4):
+        stub = StubServer(responder=alignbench_responder, latency=0.3)
+        stub.slots, stub.advertise_slots = 8, False
+        with stub:
+            runs = alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / f"r{stated}",
+                                    timeout=0.9, concurrency=stated, cache=False)
+        assert next(iter(runs.values())).summary.n_ok == 4
+        seen[stated] = stub.max_in_flight
+    assert seen == {None: 2, 4: 4}
+
+
+def test_a_request_queued_past_the_timeout_is_waited_for_not_asked_again(tmp_path: Path) -> None:
+    """One request at a time, 0.5 s each, --timeout 0.7: the second request of the first wave waits 0.5 s in
+    the server's queue and is being served when its attempt ends. It is not asked again (a copy would queue
+    behind it while the server still generates the first): the next attempt waits for the same call. Every
+    generation is used, none is abandoned, and the judgment is the reply of that one call."""
+    stub = StubServer(responder=alignbench_responder, latency=0.5)
+    stub.slots, stub.advertise_slots = 1, False
+    answers = write_jsonl(tmp_path / "three.jsonl", read_jsonl(ANSWERS_A)[:3])
+    with stub:
+        runs = alignbench.score(QUESTIONS, answers, "openai:judge", base_url=stub.url, out=tmp_path / "r",
+                                timeout=0.7, cache=False)
+        time.sleep(0.3)
+        generations, abandoned, calls = stub.generations, stub.abandoned, stub.calls
+    run = next(iter(runs.values()))
+    assert run.summary.n_ok == 3
+    assert (calls, generations, abandoned) == (3, 3, 0)
+    assert max(j.attempts for j in run.judgments) == 2  # one attempt outlasted the timeout and was waited on
+
+
 def test_the_hint_is_printed_whenever_retries_were_needed(stub: StubServer, tmp_path: Path) -> None:
     stub.fail_next(1, status=503)
     runs = alignbench.score(QUESTIONS, one_answer(tmp_path), "openai:judge", base_url=stub.url, out=tmp_path / "r")

@@ -43,7 +43,10 @@ ModelIdOpt = Annotated[str | None, typer.Option(
     "--model-id", help="Model id sent to the server (default: --model-name).")]
 ApiKeyEnvOpt = Annotated[str | None, typer.Option(
     "--api-key-env", help="Environment variable holding the server's API key (default: none is sent).")]
-ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Answer requests in flight.")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(
+    "--concurrency", "-c", min=1, show_default=False,
+    help="Answer requests in flight [default: 16, lowered to what a server that does not say its parallelism runs "
+         "at once]. A number given here is used as stated.")]
 SystemPromptOpt = Annotated[str | None, typer.Option(
     "--system-prompt", help="System message before every question (default: none, as upstream AlignBench).")]
 MaxTokensOpt = Annotated[int | None, typer.Option(
@@ -151,7 +154,7 @@ def answer(
     hf: HfOpt = None,
     model_id: ModelIdOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = 16,
+    concurrency: ConcurrencyOpt = None,
     system_prompt: SystemPromptOpt = None,
     max_tokens: MaxTokensOpt = None,
     temperatures: TemperaturesOpt = None,
@@ -204,7 +207,7 @@ def run(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (answers.jsonl, judgments, summary). Default: a folder under reports/ named after the model, judge and rubric.")] = None,
     model_id: ModelIdOpt = None,
     api_key_env: ApiKeyEnvOpt = None,
-    concurrency: ConcurrencyOpt = 16,
+    concurrency: ConcurrencyOpt = None,
     system_prompt: SystemPromptOpt = None,
     max_tokens: MaxTokensOpt = None,
     temperatures: TemperaturesOpt = None,
@@ -213,7 +216,7 @@ def run(
     attempts: AttemptsOpt = 6,
     device: DeviceOpt = None,
     batch_size: BatchSizeOpt = None,
-    judge_concurrency: Annotated[int, typer.Option("--judge-concurrency", min=1, help="Judge requests in flight (per judge server).")] = 16,
+    judge_concurrency: Annotated[int | None, typer.Option("--judge-concurrency", min=1, help="Judge requests in flight (per judge server) [default: 16, learnt as --concurrency].")] = None,
     judge_timeout: Annotated[float, typer.Option("--judge-timeout", min=0.001, help="Seconds per judge request.")] = 120.0,
     judge_max_tokens: Annotated[int | None, typer.Option("--judge-max-tokens", min=1, help="Judge output token limit (default: the preset's).")] = None,
     max_failed: MaxFailedOpt = "5%",

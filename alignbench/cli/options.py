@@ -59,7 +59,10 @@ FormatOpt = Annotated[str, typer.Option("--format", help="table or json (the sum
 ProtocolOpt = Annotated[str | None, typer.Option(
     "--protocol", help="multi-dimension, general, reference-free or plan-execute: the variant of the rubric "
                        "set (--rubric or the preset's) to use. See docs/meta-eval.md.")]
-ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", "-c", min=1, help="Requests in flight (per judge server).")]
+ConcurrencyOpt = Annotated[int | None, typer.Option(
+    "--concurrency", "-c", min=1, show_default=False,
+    help="Requests in flight per judge server [default: 16, lowered to what a server that does not say its "
+         "parallelism runs at once]. A number given here is used as stated.")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.001, help="Seconds a judge request may take in all (queueing at the server included), per attempt.")]
 MaxReplyBytesOpt = Annotated[int, typer.Option("--max-reply-bytes", min=1024, help="A judge reply is read up to this many bytes; a larger one fails that request (a server streaming garbage cannot exhaust memory).")]
 AttemptsOpt = Annotated[int, typer.Option("--attempts", min=1, help="Calls per request on 429/5xx/timeouts, first included.")]
@@ -293,7 +296,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "judge_base_url": (JudgeUrlOpt, None),
     "rubric": (RubricOpt, None),
     "protocol": (ProtocolOpt, None),
-    "concurrency": (ConcurrencyOpt, 16),
+    "concurrency": (ConcurrencyOpt, None),
     "timeout": (TimeoutOpt, 120.0),
     "max_reply_bytes": (MaxReplyBytesOpt, 8_000_000),
     "attempts": (AttemptsOpt, 6),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from alignbench.judges.base import ModelCallError, ModelClient
 from alignbench.types import Decoding
@@ -37,6 +37,9 @@ PROMPT_FORMATS = ("chat", "completion")
 # constraint does not care; response_format (json_schema, json_object) is a chat-completions parameter.
 COMPLETION_BACKENDS = {"openai": ("guided_json",), "hf": ("constrained",)}
 TOP_LOGPROBS = 20
+
+
+DEFAULT_CONCURRENCY = 16  # requests in flight per server when none is stated
 
 
 class ModelConfigError(ValueError):
@@ -60,7 +63,9 @@ class ModelConfig(BaseModel):
     top_p: float | None = None
     timeout: float = 120.0
     max_reply_bytes: int = 8_000_000  # a reply is read up to this size (judges.pool.DEFAULT_MAX_REPLY_BYTES)
-    concurrency: int = 16
+    # requests in flight per server; None: DEFAULT_CONCURRENCY, and the engine may lower it to what a server
+    # that does not say its parallelism can run (learnt from its latency); a number is the user's statement
+    concurrency: int | None = Field(None, ge=1)
     extra_body: dict[str, Any] = {}
     serve_hint: str | None = None
     options: dict[str, Any] = {}  # backend-specific settings (device, batch size, …)
@@ -113,6 +118,11 @@ class ModelConfig(BaseModel):
     def logprobs(self) -> int | None:
         """Alternatives per output token to ask for (OpenAI's maximum), when summaries score from them."""
         return TOP_LOGPROBS if self.score_from == "logprobs" else None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests in flight per server: the stated ``concurrency``, else the default."""
+        return self.concurrency or DEFAULT_CONCURRENCY
 
     @property
     def completion(self) -> bool:
@@ -271,9 +281,12 @@ def make_client(config: ModelConfig, lazy: bool = True) -> ModelClient:
     if backend.key_env and config.key_required and own_server and not key:
         raise ModelConfigError(f"{config.name} calls {backend.default_url} but ${config.api_key_env} is not set; "
                                "export it, or point --judge-base-url at a compatible server")
-    if backend.lazy and lazy:
-        return LazyClient(config, backend, key)
-    return importlib.import_module(backend.module).build(config, key)
+    client = LazyClient(config, backend, key) if backend.lazy and lazy else \
+        importlib.import_module(backend.module).build(config, key)
+    # The engine learns a server's parallelism from its latency only when nobody stated it: an explicit
+    # --concurrency is the user's word (no slow start), and a provider's own API runs requests in parallel.
+    client.learns = config.concurrency is None and not own_server
+    return client
 
 
 class LazyClient:
@@ -286,7 +299,7 @@ class LazyClient:
         self.name = config.name
         self.model = config.model
         self.fingerprint = f"{config.backend}:{config.model}"
-        self.capacity = config.concurrency * len(config.base_url)
+        self.capacity = config.in_flight * len(config.base_url)
         self.deadline = config.timeout
         self._build = lambda: importlib.import_module(backend.module).build(config, api_key)
         self._client: ModelClient | None = None

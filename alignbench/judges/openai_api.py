@@ -41,6 +41,13 @@ _TOO_LONG_MARKERS = ("maximum context length", "context length", "too long", "co
                      "prompt is too long", "exceeds the model")
 
 
+def _sdk_timeout(timeout: float) -> Any:
+    """The SDK's own timeouts: connecting within ``timeout``, reading for much longer. The engine bounds every
+    attempt by ``timeout`` as a whole; a read bound of its own would end a call the engine chose to wait on
+    after a queue at the server (``Engine._attempt``: a call is not asked again while it is being served)."""
+    return openai.Timeout(timeout * 10, connect=timeout)
+
+
 class OpenAIChat(PooledClient):
     """A judge model reached through the OpenAI chat-completions API, or through its text-completions API
     (``/v1/completions``) for a request marked ``completion``: the bare prompt a judge fine-tuned on a raw
@@ -67,7 +74,7 @@ class OpenAIChat(PooledClient):
                                                                               limits=limits))
         self.pool = EndpointPool([
             Endpoint(url=str(redact_url(url) or "https://api.openai.com/v1"), limit=concurrency,
-                     client=openai.AsyncOpenAI(api_key=key, base_url=url, timeout=timeout, max_retries=0,
+                     client=openai.AsyncOpenAI(api_key=key, base_url=url, timeout=_sdk_timeout(timeout), max_retries=0,
                                                http_client=http()))
             for url in base_urls
         ])

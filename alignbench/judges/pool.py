@@ -183,7 +183,7 @@ class PooledClient:
     def from_config(cls, config: Any, api_key: str | None) -> Any:
         """A client of a ``ModelConfig``: each backend module's ``build`` (``judges/presets.yaml``)."""
         return cls(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
-                   concurrency=config.concurrency, extra_body=config.extra_body, structured_via=config.via,
+                   concurrency=config.in_flight, extra_body=config.extra_body, structured_via=config.via,
                    max_reply_bytes=config.max_reply_bytes)
 
     @property

@@ -609,12 +609,13 @@ def _dims_for_line_verdict(found: _Found, verdict: _Candidate) -> tuple[dict[str
 RATING_LABELS = ("Overall Rating", "Overall rating", "overall rating", "Rating", "rating", "RATING", "Score",
                  "score", "SCORE", "最终评分", "综合评分", "总评分", "评分")
 RESULT_LABELS = ("[RESULT]", "[Result]", "[result]", "[结果]")
-# Output conventions: the labels a rating follows (a rubric's own replace them), what a reply without one lacks.
-CONVENTIONS: dict[str, tuple[tuple[str, ...], str]] = {
-    "alignbench-dict": ((), "no score block and no {key} line"),
-    "double-brackets": ((), "no [[N]] rating"),
-    "rating-line": (RATING_LABELS, "no rating line ('Rating: N', '{key}：N')"),
-    "result-tag": (RESULT_LABELS, "no '[RESULT] N'"),
+# Output conventions: the labels a rating follows (a rubric's own replace them), what a reply without one lacks,
+# and what a text holding such a verdict contains besides the rubric's keys (the material scan's anchors).
+CONVENTIONS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+    "alignbench-dict": ((), "no score block and no {key} line", ()),
+    "double-brackets": ((), "no [[N]] rating", ("[[",)),
+    "rating-line": (RATING_LABELS, "no rating line ('Rating: N', '{key}：N')", RATING_LABELS),
+    "result-tag": (RESULT_LABELS, "no '[RESULT] N'", RESULT_LABELS),
 }
 _ECHO_LEAD = re.compile(r"例如|比如|譬如|示例|格式|for example|e\.g\.|such as|format", re.IGNORECASE)
 _LABEL_TRIM = " \t:=*'\"【[(（-"
@@ -785,9 +786,7 @@ def material_scores(texts: tuple[str, ...], dimensions: tuple[str, ...] = (), ov
     """The verdict-shaped spans of ``texts`` (an answer's replies; a question and its reference) as a pointwise
     judge of this convention writes them: ``parse_scores(..., material=…)`` tells a copy of one by them. A
     non-empty result on an answer means the answer carries a verdict of its own (an injection attempt)."""
-    own = {"alignbench-dict": (), "double-brackets": ("[[",), "rating-line": RATING_LABELS,
-           "result-tag": RESULT_LABELS}.get(convention, ())
-    anchors = (overall_key, *dimensions, *(labels or own))
+    anchors = (overall_key, *dimensions, *(labels or CONVENTIONS[convention][2]))
 
     def spans(text: str, norm: str) -> list[tuple[int, int]]:
         if not any(a in norm for a in anchors):  # no key at all, nothing to collect

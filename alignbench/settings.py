@@ -31,7 +31,7 @@ from alignbench.batch import BatchOptions
 from alignbench.cache import ReplyStore
 from alignbench.data import InputError
 from alignbench.engine import RetryPolicy
-from alignbench.judges import STRUCTURED_VIA, ModelConfig, judge_config
+from alignbench.judges import STRUCTURED_VIA, ModelConfig, judge_config, known_via
 
 T = TypeVar("T")
 
@@ -127,12 +127,7 @@ class JudgeSettings(BaseModel):
     def _cache_path(cls, value: Any) -> Any:
         return Path(value) if isinstance(value, str) else value
 
-    @field_validator("structured_via")
-    @classmethod
-    def _known_via(cls, value: str | None) -> str | None:
-        if value is not None and value not in STRUCTURED_VIA:
-            raise ValueError(f"must be one of {', '.join(STRUCTURED_VIA)}, not {value!r}")
-        return value
+    _known_via = field_validator("structured_via")(known_via)
 
     @field_validator("options")
     @classmethod

@@ -331,6 +331,51 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_json(404, f"Unknown path {self.path}")
 
 
+class EndlessServer:
+    """Answers every request (GET or POST) with a 200 whose body never ends: one byte every ``byte_every``
+    seconds (a drip: each read is quick, the reply never done), or as fast as the socket takes it (a
+    flood); ``length`` announces a Content-Length it never reaches. A raw socket, since no HTTP server
+    library sends a reply this broken. ``sent`` counts the bytes written."""
+
+    def __init__(self, byte_every: float = 0.0, length: int | None = None) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.root = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.url = self.root + "/v1"
+        self.byte_every = byte_every
+        self.head = ("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     + (f"Content-Length: {length}\r\n" if length else "Connection: close\r\n") + "\r\n").encode()
+        self.sent = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(self.head)
+            chunk = b" " if self.byte_every else b" " * 65536
+            while not self.stop.is_set():
+                conn.sendall(chunk)
+                self.sent += len(chunk)
+                if self.byte_every:
+                    time.sleep(self.byte_every)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
+
+
 class StubServer:
     """OpenAI-compatible chat-completions server running in a background thread."""
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import ANSWERS_A, QUESTIONS, read_jsonl, run_cli, write_jsonl
-from stub_server import StubServer, alignbench_responder
+from stub_server import EndlessServer, StubServer, alignbench_responder
 
 from alignbench.engine import AdaptiveLimit
 
@@ -73,44 +72,10 @@ def test_a_dead_server_url_with_credentials_is_not_printed(tmp_path: Path) -> No
 # -- deadlines -------------------------------------------------------------------------------------------
 
 
-class DripServer:
-    """Accepts a chat request and answers one byte a second: each read is quick, the reply never ends."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
-
-    def _drip(self, conn: socket.socket) -> None:
-        try:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
-            while not self.stop.is_set():
-                conn.sendall(b" ")
-                time.sleep(0.5)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-
-
 def test_timeout_bounds_the_whole_request(tmp_path: Path) -> None:
     """The reply would take 14 hours at this pace: a judge_error naming --timeout can only come from the bound
     on the whole attempt (no wall-clock bound here: a loaded machine is slow, never 14 hours slow)."""
-    drip = DripServer()
+    drip = EndlessServer(byte_every=0.5, length=100_000)
     try:
         proc = score(drip.url, tmp_path / "r", "--timeout", "1.5", "--attempts", "1", "--format", "json",
                      answers=one_answer(tmp_path))

@@ -4,14 +4,13 @@ loopback servers, in process where the library is what is tested."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import ANSWERS_A, QUESTIONS, read_jsonl, run_cli, write_jsonl
-from stub_server import Refuse, StubServer, alignbench_responder
+from stub_server import EndlessServer, Refuse, StubServer, alignbench_responder
 
 import alignbench
 from alignbench.engine import ServerUnavailable
@@ -39,48 +38,8 @@ def test_a_judge_server_that_dies_mid_run_stops_the_run_within_seconds(tmp_path:
     assert time.monotonic() - start < 20  # not minutes of retries (260 s before; this machine is shared)
 
 
-class FloodServer:
-    """Answers every request (GET or POST) with a 200 whose body never ends: ``byte_every`` seconds per byte
-    (a drip), or as fast as the socket takes it (a flood), with no Content-Length."""
-
-    def __init__(self, byte_every: float = 0.0) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.root = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.byte_every = byte_every
-        self.sent = 0
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        try:
-            conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
-            chunk = b" " if self.byte_every else b" " * 65536
-            while not self.stop.is_set():
-                conn.sendall(chunk)
-                self.sent += len(chunk)
-                if self.byte_every:
-                    time.sleep(self.byte_every)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-
-
 def test_zhipuai_startup_get_answered_one_byte_at_a_time_ends_within_the_timeout(tmp_path: Path) -> None:
-    drip = FloodServer(byte_every=0.2)
+    drip = EndlessServer(byte_every=0.2)
     try:
         start = time.monotonic()
         proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(one_answer(tmp_path)), "--judge", "zhipuai:glm-4",
@@ -97,7 +56,7 @@ def test_zhipuai_startup_get_answered_one_byte_at_a_time_ends_within_the_timeout
 
 @pytest.mark.parametrize("judge", ["openai:judge", "zhipuai:glm-4"])
 def test_a_reply_larger_than_the_cap_fails_that_request_and_stops_reading(judge: str, tmp_path: Path) -> None:
-    flood = FloodServer()
+    flood = EndlessServer()
     url = flood.root + ("/api/paas/v4" if judge.startswith("zhipuai") else "/v1")
     try:
         runs = alignbench.score(QUESTIONS, one_answer(tmp_path), judge, base_url=url, out=tmp_path / "r",

@@ -30,6 +30,15 @@ PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 
 
 STRUCTURED_VIA = ("json_schema", "guided_json", "json_object", "constrained")
+
+
+def known_via(value: str | None) -> str | None:
+    """A ``structured_via`` checked (the judge's and the settings' field validator)."""
+    if value is not None and value not in STRUCTURED_VIA:
+        raise ValueError(f"structured_via must be one of {', '.join(STRUCTURED_VIA)}, not {value!r}")
+    return value
+
+
 DEFAULT_VIA = {"openai": "json_schema", "zhipuai": "json_object", "hf": "constrained"}
 PROMPT_FORMATS = ("chat", "completion")
 # Backends that can send a bare text completion (``prompt_format: completion``), and the structured-output
@@ -80,18 +89,13 @@ class ModelConfig(BaseModel):
     # fine-tuned on a raw input format was run by its authors (CritiqueLLM). docs/judges.md.
     prompt_format: str = "chat"
 
+    _known_via = field_validator("structured_via")(known_via)
+
     @field_validator("prompt_format")
     @classmethod
     def _known_format(cls, value: str) -> str:
         if value not in PROMPT_FORMATS:
             raise ValueError(f"prompt_format must be chat or completion, not {value!r}")
-        return value
-
-    @field_validator("structured_via")
-    @classmethod
-    def _known_via(cls, value: str | None) -> str | None:
-        if value is not None and value not in STRUCTURED_VIA:
-            raise ValueError(f"structured_via must be one of {', '.join(STRUCTURED_VIA)}, not {value!r}")
         return value
 
     @field_validator("score_from")

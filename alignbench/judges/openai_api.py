@@ -322,11 +322,7 @@ class OpenAIChat(PooledClient):
             await ep.client.close()
 
 
-def build(config, api_key: str | None) -> OpenAIChat:  # noqa: ANN001 - a ModelConfig
-    """The registry's factory (see ``judges/presets.yaml``)."""
-    return OpenAIChat(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
-                       concurrency=config.in_flight, extra_body=config.extra_body, structured_via=config.via,
-                       max_reply_bytes=config.max_reply_bytes)
+build = OpenAIChat.from_config  # the registry's factory (see ``judges/presets.yaml``)
 
 
 def request_body(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,

@@ -179,6 +179,13 @@ class PooledClient:
     pool: EndpointPool
     structured_via: str = "json_schema"  # how structured output is asked for (judges.STRUCTURED_VIA)
 
+    @classmethod
+    def from_config(cls, config: Any, api_key: str | None) -> Any:
+        """A client of a ``ModelConfig``: each backend module's ``build`` (``judges/presets.yaml``)."""
+        return cls(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
+                   concurrency=config.in_flight, extra_body=config.extra_body, structured_via=config.via,
+                   max_reply_bytes=config.max_reply_bytes)
+
     @property
     def unsupported(self) -> dict[str, str]:
         """Features a server refused (structured, logprobs) -> why: later requests go without them at once."""

@@ -203,11 +203,7 @@ def _error_detail(exc: zerr.APIStatusError) -> tuple[str, str]:
     return "", text[:300]
 
 
-def build(config, api_key: str | None) -> ZhipuAIChat:  # noqa: ANN001 - a ModelConfig
-    """The registry's factory (see ``judges/presets.yaml``)."""
-    return ZhipuAIChat(config.name, config.model, config.base_url, api_key, timeout=config.timeout,
-                        concurrency=config.in_flight, extra_body=config.extra_body, structured_via=config.via,
-                        max_reply_bytes=config.max_reply_bytes)
+build = ZhipuAIChat.from_config  # the registry's factory (see ``judges/presets.yaml``)
 
 
 def chat_kwargs(request: ModelRequest, model: str, *, extra_body: dict[str, Any] | None = None,

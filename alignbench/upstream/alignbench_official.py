@@ -40,7 +40,7 @@ from pydantic import PrivateAttr
 
 from alignbench.rubrics import AnswerType, Category, Dimension, Rubric, Templates, load_rubric
 from alignbench.types import Question
-from alignbench.upstream import Checkout, UpstreamError, open_checkout, sha256_file
+from alignbench.upstream import Checkout, UpstreamError, sha256_file
 
 NAME = "official AlignBench protocol"
 KNOWN_VERSION = "THUDM/AlignBench@5b79d4a"
@@ -508,8 +508,3 @@ def load(checkout: Checkout) -> OfficialAlignBench:
     differs = tuple(role for role, f in files.items() if f["sha256"] != KNOWN_SHA256[role])
     return OfficialAlignBench(checkout=checkout, construct=construct, dimension_set=dimension_set,
                               definitions=definitions, subcategory_types=mapping, files=files, differs=differs)
-
-
-def open_official(path: str | Path) -> OfficialAlignBench:
-    """The official AlignBench protocol of the THUDM/AlignBench clone at ``path``."""
-    return load(open_checkout(path, expect="alignbench"))

@@ -157,8 +157,7 @@ class Pages:
 
     def precompile(self) -> None:
         """Compile every template now (tens of milliseconds each) so no reader waits for it."""
-        for name in ("leaderboard.html", "list.html", "question.html", "run.html", "pairwise.html",
-                     "error.html"):
+        for name in self.env.list_templates():
             self.env.get_template(name)
 
     def _render(self, name: str, **ctx: Any) -> str:

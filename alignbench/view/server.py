@@ -46,7 +46,7 @@ from starlette.staticfiles import StaticFiles
 from alignbench import safejson
 from alignbench.reviews import MAX_NOTE_CHARS, make_review, review_json
 from alignbench.view.data import Query, RunView, ViewData, neighbours
-from alignbench.view.render import Links, Pages, Settings
+from alignbench.view.render import Pages, Settings
 
 # anyio imports its file API (used to serve static files) lazily, on first use. Doing that inside the
 # server's thread while another thread compiles Python source trips a CPython 3.11 bug ("AST constructor
@@ -221,16 +221,16 @@ def _plain_page(status: int, message: str) -> str:
 
 
 # ================================================================================================
-# The app
+# The app: module-level handlers over ``request.app.state`` (data, pages, config, first_page)
 # ================================================================================================
 
 
-class BadRequest(ValueError):
-    """A request the viewer refuses with 400/404 and a sentence the user can act on."""
+class BadRequest(HTTPException):
+    """A request the viewer refuses with 400/404 and a sentence the user can act on (answered like
+    any other HTTP error: JSON under /api/, the error page elsewhere)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, message)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -262,302 +262,269 @@ def _local(url: str | None, default: str) -> str:
     return url
 
 
-def create_app(data: ViewData, config: ServeConfig) -> Starlette:
-    """The viewer's ASGI app (wrapped in ``Guard``). Handlers are async and run on one event loop,
-    so the in-memory indexes are never touched by two requests at once."""
-    pages = Pages(data, Settings(read_only=config.read_only, reviewer=config.reviewer))
-    links: Links = pages.links
+async def _data(request: Request) -> ViewData:
+    """The runs, once the second loading phase is done (waited for off the event loop): every page but
+    the leaderboard needs it."""
+    data: ViewData = request.app.state.data
+    if not data.ready:
+        await run_in_threadpool(data.warm)
+    return data
 
-    async def warm() -> None:
-        """Wait (off the event loop) until the second loading phase is done; pages other than the
-        leaderboard need it."""
-        if not data.ready:
-            await run_in_threadpool(data.warm)
 
-    def html(text: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(text, status_code=status)
+def _pages(request: Request) -> Pages:
+    return request.app.state.pages  # type: ignore[no-any-return]
 
-    def not_found(message: str) -> HTMLResponse:
-        return html(pages.error_page(404, message), 404)
 
-    def run_of(key: str | None) -> RunView:
-        rv = data.run_by_key(key or "")
-        if rv is None:
-            raise BadRequest(f"no run {key!r} in this viewer", 404)
-        return rv
+def render(request: Request, template: str, **ctx: Any) -> HTMLResponse:
+    """A page from its template, with what every page has (links, settings, data): a new page's handler
+    builds its context and returns this, so the page is that handler and its template, nothing else."""
+    return HTMLResponse(_pages(request)._render(template, **ctx))
 
-    # -- pages -------------------------------------------------------------------------------------
 
-    async def leaderboard(request: Request) -> Response:
-        response = html(pages.leaderboard())
-        app.state.first_page.set()
-        return response
+def _found(page: str | None, message: str) -> HTMLResponse:
+    """The page, or a 404 saying why there is none."""
+    if page is None:
+        raise BadRequest(message, 404)
+    return HTMLResponse(page)
 
-    async def api_ready(request: Request) -> Response:
-        return JSONResponse({"ready": data.ready})
 
-    async def run_page(request: Request) -> Response:
-        await warm()
-        rv = data.run_by_key(request.path_params["key"])
-        return html(pages.run_page(rv)) if rv else not_found("no such run")
+def _run(data: ViewData, key: str | None, message: str | None = None) -> RunView:
+    rv = data.run_by_key(key or "")
+    if rv is None:
+        raise BadRequest(message or f"no run {key!r} in this viewer", 404)
+    return rv
 
-    async def probe_page(request: Request) -> Response:
-        await warm()
-        rv = data.run_by_key(request.path_params["key"])
-        page = pages.probe_page(rv) if rv else None
-        return html(page) if page else not_found("no probes of this run (alignbench probe RUN)")
 
-    async def list_page(request: Request) -> Response:
-        await warm()
-        return html(pages.list_page(Query.parse(request.query_params)))
+def _query(request: Request, sort: str | None = None) -> Query:
+    """The list filters in the URL; ``sort`` replaces the URL's (routes that imply a sort)."""
+    items = request.query_params.multi_items()
+    if sort:
+        items = [(k, v) for k, v in items if k != "sort"] + [("sort", sort)]
+    return Query.parse(QueryParams(items))
 
-    async def queue_page(request: Request) -> Response:
-        await warm()
-        sort = "sample" if request.query_params.get("sort") == "sample" else "queue"
-        query = Query.parse(_Multi(request.query_params, {"sort": sort}))
-        return html(pages.list_page(query, queue=True))
 
-    async def question(request: Request) -> Response:
-        await warm()
-        qid = request.path_params["qid"]
-        query = Query.parse(request.query_params)
-        page = pages.question_page(qid, query, at=request.query_params.get("at"),
-                                   saved=request.query_params.get("saved"))
-        return html(page) if page is not None else not_found(f"no judgment of question {qid} in these runs")
+# -- pages -------------------------------------------------------------------------------------------
 
-    async def pairwise(request: Request) -> Response:
-        await warm()
-        return html(pages.pairwise_page()) if data.pair_folders else not_found("no compare folder was given")
 
-    # -- reviews -----------------------------------------------------------------------------------
+async def leaderboard(request: Request) -> Response:
+    response = HTMLResponse(_pages(request).leaderboard())
+    request.app.state.first_page.set()
+    return response
 
-    def submit(fields: dict[str, Any]) -> tuple[RunView, Any]:
-        rv = run_of(str(fields.get("run", "")))
+
+async def run_page(request: Request) -> Response:
+    rv = _run(await _data(request), request.path_params["key"], "no such run")
+    return HTMLResponse(_pages(request).run_page(rv))
+
+
+async def probe_page(request: Request) -> Response:
+    rv = (await _data(request)).run_by_key(request.path_params["key"])
+    return _found(_pages(request).probe_page(rv) if rv else None, "no probes of this run (alignbench probe RUN)")
+
+
+async def list_page(request: Request) -> Response:
+    await _data(request)
+    return HTMLResponse(_pages(request).list_page(_query(request)))
+
+
+async def queue_page(request: Request) -> Response:
+    await _data(request)
+    sort = "sample" if request.query_params.get("sort") == "sample" else "queue"
+    return HTMLResponse(_pages(request).list_page(_query(request, sort), queue=True))
+
+
+async def question_page(request: Request) -> Response:
+    await _data(request)
+    qid, params = request.path_params["qid"], request.query_params
+    page = _pages(request).question_page(qid, _query(request), at=params.get("at"), saved=params.get("saved"))
+    return _found(page, f"no judgment of question {qid} in these runs")
+
+
+async def pairwise_page(request: Request) -> Response:
+    data = await _data(request)
+    return _found(_pages(request).pairwise_page() if data.pair_folders else None, "no compare folder was given")
+
+
+# -- reviews -----------------------------------------------------------------------------------------
+
+
+def _submit(request: Request, fields: dict[str, Any]) -> tuple[RunView, Any]:
+    """Check a review's fields (from the form or the JSON API) and append it to the run's reviews."""
+    data: ViewData = request.app.state.data
+    rv = _run(data, str(fields.get("run", "")))
+    try:
+        qid = int(str(fields.get("question_id", "")))
+    except ValueError:
+        raise BadRequest("question_id must be a number") from None
+    j = rv.by_qid.get(qid)
+    if j is None:
+        raise BadRequest(f"{rv.label} has no judgment of question {qid}", 404)
+    verdict = str(fields.get("verdict", ""))
+    if verdict not in ("confirm", "override"):
+        raise BadRequest("verdict must be confirm or override")
+    score: float | None = None
+    if verdict == "override":
+        raw = fields.get("score")
         try:
-            qid = int(str(fields.get("question_id", "")))
-        except ValueError:
-            raise BadRequest("question_id must be a number") from None
+            score = float(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise BadRequest("give a score from the scale to override the judge") from None
+        lo, hi = rv.scale
+        if not math.isfinite(score) or not lo <= score <= hi:
+            raise BadRequest(f"the score must lie between {lo:g} and {hi:g}")
+        score = round(score, 2)
+    reviewer = (_clean(str(fields.get("reviewer") or ""), MAX_REVIEWER_CHARS, False)
+                or request.app.state.config.reviewer)
+    note = _clean(str(fields.get("note") or ""), MAX_NOTE_CHARS, True)
+    picked = fields.get("picked") if fields.get("picked") in ("sample", "queue") else "browse"
+    item = next((it for it in data.by_q.get(qid, []) if it.run is rv), None)
+    reasons = item.reasons if item is not None and picked == "queue" else ()
+    try:
+        review = make_review(j, verdict, score, reviewer, note, picked=picked,  # type: ignore[arg-type]
+                             reasons=reasons)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    data.add_review(rv, review)
+    return rv, review
+
+
+async def _body(request: Request, ctype: str, asked: str) -> bytes:
+    """The body of a POST, refused (415, saying what to send) unless its Content-Type is ``ctype``."""
+    await _data(request)
+    body = await read_body(request, request.app.state.config.max_body)
+    if request.headers.get("content-type", "").split(";")[0].strip() != ctype:
+        raise BadRequest(f"send {asked}", 415)
+    return body
+
+
+async def review_form(request: Request) -> Response:
+    body = await _body(request, "application/x-www-form-urlencoded",
+                       "the review form (application/x-www-form-urlencoded)")
+    form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    rv, review = _submit(request, form)
+    target = _local(form.get("after"), _pages(request).links.question(review.question_id, at=rv.key))
+    path, _, rest = target.partition("#")
+    sep = "&" if "?" in path else "?"
+    target = f"{path}{sep}saved={rv.key}:{review.question_id}" + (f"#{rest}" if rest else "")
+    return RedirectResponse(target, status_code=303)
+
+
+async def api_review(request: Request) -> Response:
+    body = await _body(request, "application/json", "JSON (Content-Type: application/json)")
+    try:
+        fields = safejson.loads(body or b"{}")
+    except ValueError:
+        raise BadRequest("the body is not JSON") from None
+    if not isinstance(fields, dict):
+        raise BadRequest("send a JSON object")
+    rv, review = _submit(request, fields)
+    assert rv.reviews is not None
+    return JSONResponse({"ok": True, "review": review_json(review), "file": str(rv.reviews.path)})
+
+
+# -- API ---------------------------------------------------------------------------------------------
+
+
+async def api_ready(request: Request) -> Response:
+    return JSONResponse({"ready": request.app.state.data.ready})
+
+
+async def api_runs(request: Request) -> Response:
+    data = await _data(request)
+    data.refresh_reviews()
+    out = []
+    for rv in data.runs:
+        s = rv.summary
+        out.append({
+            "key": rv.key, "label": rv.label, "model": rv.model, "judge": rv.judge,
+            "rubric": rv.run.rubric_id, "dir": str(rv.run.dir), "baseline": rv.is_baseline,
+            **{k: s.get(k) for k in ("overall", "overall_ci", "reasoning", "reasoning_ci", "language",
+                                     "language_ci", "n", "n_ok", "n_failed", "failed_by_status")},
+            "categories": {c: {k: v.get(k) for k in ("score", "ci", "n", "n_failed")}
+                           for c, v in (s.get("categories") or {}).items()},
+            "agreement": rv.agreement().as_dict(),
+            "comparison": _comparison_json(rv.comparison),
+            "answers_note": rv.answers_note,
+        })
+    return JSONResponse({"runs": out, "notes": data.notes})
+
+
+async def api_judgments(request: Request) -> Response:
+    data = await _data(request)
+    mode = request.query_params.get("queue")
+    query = _query(request, "sample" if mode == "sample" else "queue" if mode in ("1", "true") else None)
+    try:
+        limit = max(1, min(1000, int(request.query_params.get("limit") or 100)))
+    except ValueError:
+        limit = 100
+    started = time.perf_counter()
+    items = data.select(query)
+    elapsed = time.perf_counter() - started
+    links = _pages(request).links
+    rows = []
+    for it in items[(query.page - 1) * limit: query.page * limit]:
+        st = it.review()
+        rows.append({"question_id": it.qid, "run": it.run.key, "model": it.j.model,
+                     "category": it.j.category, "subcategory": it.j.subcategory,
+                     "status": it.j.status.value, "overall": it.score, "delta": it.delta,
+                     "spread": it.spread, "flip": it.flip, "inconsistent": it.inconsistent,
+                     "attempts": it.j.attempts, "turns": it.n_turns,
+                     "reviewed": None if st is None else ("stale" if st.stale else "yes"),
+                     "review_score": st.review.score if st else None,
+                     "priority": it.priority, "reasons": list(it.reasons),
+                     "url": links.question(it.qid, query, it.run.key)})
+    return JSONResponse({"total": len(items), "page": query.page, "limit": limit, "items": rows,
+                         "seconds": round(elapsed, 4)})
+
+
+async def api_question(request: Request) -> Response:
+    data = await _data(request)
+    qid = request.path_params["qid"]
+    if qid not in data.by_q:
+        raise BadRequest(f"no judgment of question {qid} in these runs", 404)
+    data.refresh_reviews()
+    q = data.question_of(qid)
+    runs = []
+    for rv in data.runs:
         j = rv.by_qid.get(qid)
         if j is None:
-            raise BadRequest(f"{rv.label} has no judgment of question {qid}", 404)
-        verdict = str(fields.get("verdict", ""))
-        if verdict not in ("confirm", "override"):
-            raise BadRequest("verdict must be confirm or override")
-        score: float | None = None
-        if verdict == "override":
-            raw = fields.get("score")
-            try:
-                score = float(raw)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise BadRequest("give a score from the scale to override the judge") from None
-            lo, hi = rv.scale
-            if not math.isfinite(score) or not lo <= score <= hi:
-                raise BadRequest(f"the score must lie between {lo:g} and {hi:g}")
-            score = round(score, 2)
-        reviewer = _clean(str(fields.get("reviewer") or ""), MAX_REVIEWER_CHARS, False) or config.reviewer
-        note = _clean(str(fields.get("note") or ""), MAX_NOTE_CHARS, True)
-        picked = fields.get("picked") if fields.get("picked") in ("sample", "queue") else "browse"
-        item = next((it for it in data.by_q.get(qid, []) if it.run is rv), None)
-        reasons = item.reasons if item is not None and picked == "queue" else ()
-        try:
-            review = make_review(j, verdict, score, reviewer, note, picked=picked,  # type: ignore[arg-type]
-                                 reasons=reasons)
-        except ValueError as exc:
-            raise BadRequest(str(exc)) from None
-        data.add_review(rv, review)
-        return rv, review
-
-    async def review_form(request: Request) -> Response:
-        await warm()
-        body = await read_body(request, config.max_body)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip()
-        if ctype != "application/x-www-form-urlencoded":
-            raise BadRequest("send the review form (application/x-www-form-urlencoded)", 415)
-        parsed = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-        form = {k: v[-1] for k, v in parsed.items()}
-        rv, review = submit(form)
-        default = links.question(review.question_id, at=rv.key)
-        target = _local(form.get("after"), default)
-        path, _, rest = target.partition("#")
-        sep = "&" if "?" in path else "?"
-        target = f"{path}{sep}saved={rv.key}:{review.question_id}" + (f"#{rest}" if rest else "")
-        return RedirectResponse(target, status_code=303)
-
-    # -- API ---------------------------------------------------------------------------------------
-
-    async def api_runs(request: Request) -> Response:
-        await warm()
-        data.refresh_reviews()
-        out = []
-        for rv in data.runs:
-            s = rv.summary
-            out.append({
-                "key": rv.key, "label": rv.label, "model": rv.model, "judge": rv.judge,
-                "rubric": rv.run.rubric_id, "dir": str(rv.run.dir), "baseline": rv.is_baseline,
-                **{k: s.get(k) for k in ("overall", "overall_ci", "reasoning", "reasoning_ci", "language",
-                                         "language_ci", "n", "n_ok", "n_failed", "failed_by_status")},
-                "categories": {c: {k: v.get(k) for k in ("score", "ci", "n", "n_failed")}
-                               for c, v in (s.get("categories") or {}).items()},
-                "agreement": rv.agreement().as_dict(),
-                "comparison": _comparison_json(rv.comparison),
-                "answers_note": rv.answers_note,
-            })
-        return JSONResponse({"runs": out, "notes": data.notes})
-
-    async def api_judgments(request: Request) -> Response:
-        await warm()
-        mode = request.query_params.get("queue")
-        sort = "sample" if mode == "sample" else "queue" if mode in ("1", "true") else None
-        query = Query.parse(_Multi(request.query_params, {"sort": sort} if sort else {}))
-        try:
-            limit = max(1, min(1000, int(request.query_params.get("limit") or 100)))
-        except ValueError:
-            limit = 100
-        started = time.perf_counter()
-        items = data.select(query)
-        elapsed = time.perf_counter() - started
-        page = items[(query.page - 1) * limit: query.page * limit]
-        rows = []
-        for it in page:
-            st = it.review()
-            rows.append({"question_id": it.qid, "run": it.run.key, "model": it.j.model,
-                         "category": it.j.category, "subcategory": it.j.subcategory,
-                         "status": it.j.status.value, "overall": it.score, "delta": it.delta,
-                         "spread": it.spread, "flip": it.flip, "inconsistent": it.inconsistent,
-                         "attempts": it.j.attempts, "turns": it.n_turns,
-                         "reviewed": None if st is None else ("stale" if st.stale else "yes"),
-                         "review_score": st.review.score if st else None,
-                         "priority": it.priority, "reasons": list(it.reasons),
-                         "url": links.question(it.qid, query, it.run.key)})
-        return JSONResponse({"total": len(items), "page": query.page, "limit": limit, "items": rows,
-                             "seconds": round(elapsed, 4)})
-
-    async def api_question(request: Request) -> Response:
-        await warm()
-        qid = request.path_params["qid"]
-        if qid not in data.by_q:
-            raise BadRequest(f"no judgment of question {qid} in these runs", 404)
-        data.refresh_reviews()
-        q = data.question_of(qid)
-        runs = []
-        for rv in data.runs:
-            j = rv.by_qid.get(qid)
-            if j is None:
-                continue
-            assert rv.reviews is not None
-            st = rv.reviews.state(j)
-            ans = rv.answers.get(qid)
-            runs.append({"key": rv.key, "label": rv.label, "baseline": rv.is_baseline,
-                         "judgment": j.model_dump(mode="json"), "answer": ans.text if ans else None,
-                         "answer_turns": list(ans.turns) if ans else None,  # a dialogue: one reply per turn
-                         "answer_note": rv.answers_note if ans is None else None, "delta": rv.qdelta.get(qid),
-                         "judges": {name: (m[qid].model_dump(mode="json") if qid in m else None)
-                                    for name, m in rv.members.items()},
-                         "review": review_json(st.review) if st else None, "stale": st.stale if st else None})
-        pairs = [p.model_dump(mode="json") | {"folder": str(f.path)} for f, p in data.pairs_by_q.get(qid, [])]
-        return JSONResponse({"question": q.model_dump(mode="json") if q else None, "runs": runs,
-                             "pairs": pairs})
-
-    async def api_reviews(request: Request) -> Response:
-        await warm()
-        rv = run_of(request.path_params["key"])
+            continue
         assert rv.reviews is not None
-        rv.reviews.refresh()
-        return JSONResponse({"run": rv.key, "file": str(rv.reviews.path),
-                             "reviews": [review_json(r) for r in rv.reviews.reviews],
-                             "problems": rv.reviews.problems, "agreement": rv.agreement().as_dict()})
-
-    async def api_review(request: Request) -> Response:
-        await warm()
-        body = await read_body(request, config.max_body)
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            raise BadRequest("send JSON (Content-Type: application/json)", 415)
-        try:
-            fields = safejson.loads(body or b"{}")
-        except ValueError:
-            raise BadRequest("the body is not JSON") from None
-        if not isinstance(fields, dict):
-            raise BadRequest("send a JSON object")
-        rv, review = submit(fields)
-        assert rv.reviews is not None
-        return JSONResponse({"ok": True, "review": review_json(review), "file": str(rv.reviews.path)})
-
-    async def api_next(request: Request) -> Response:
-        """The next queue stop after (run, question): what a reviewing tool opens next."""
-        await warm()
-        query = Query.parse(_Multi(request.query_params, {"sort": "queue"}))
-        stops = data.sequence(query)
-        try:
-            qid = int(request.query_params.get("question_id") or -1)
-        except ValueError:
-            qid = -1
-        _, nxt, _ = neighbours(stops, qid, request.query_params.get("at"))
-        if nxt is None:
-            return JSONResponse({"next": None})
-        return JSONResponse({"next": {"question_id": nxt.qid, "run": nxt.run,
-                                      "url": links.question(nxt.qid, query, nxt.run)}})
-
-    # -- errors --------------------------------------------------------------------------------------
-
-    async def bad_request(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, BadRequest)
-        if request.url.path.startswith("/api/") or request.method != "GET":
-            if request.url.path.startswith("/api/"):
-                return JSONResponse({"error": str(exc)}, status_code=exc.status)
-            return html(pages.error_page(exc.status, str(exc)), exc.status)
-        return html(pages.error_page(exc.status, str(exc)), exc.status)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-        return html(pages.error_page(exc.status_code, str(exc.detail)), exc.status_code)
-
-    routes = [
-        Route("/", leaderboard),
-        Route("/run/{key}", run_page),
-        Route("/probe/{key}", probe_page),
-        Route("/list", list_page),
-        Route("/queue", queue_page),
-        Route("/q/{qid:int}", question),
-        Route("/pairwise", pairwise),
-        Route("/review", review_form, methods=["POST"]),
-        Route("/api/ready", api_ready),
-        Route("/api/runs", api_runs),
-        Route("/api/judgments", api_judgments),
-        Route("/api/question/{qid:int}", api_question),
-        Route("/api/reviews/{key}", api_reviews),
-        Route("/api/review", api_review, methods=["POST"]),
-        Route("/api/next", api_next),
-        Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
-    ]
-    app = Starlette(routes=routes, exception_handlers={BadRequest: bad_request, HTTPException: http_error})
-    app.state.pages = pages
-    app.state.first_page = threading.Event()
-    pages.env.get_template("leaderboard.html")  # the first page anyone opens: compiled before serving
-    app.add_middleware(_GuardFactory, config=config)  # type: ignore[arg-type]
-    return app
+        st = rv.reviews.state(j)
+        ans = rv.answers.get(qid)
+        runs.append({"key": rv.key, "label": rv.label, "baseline": rv.is_baseline,
+                     "judgment": j.model_dump(mode="json"), "answer": ans.text if ans else None,
+                     "answer_turns": list(ans.turns) if ans else None,  # a dialogue: one reply per turn
+                     "answer_note": rv.answers_note if ans is None else None, "delta": rv.qdelta.get(qid),
+                     "judges": {name: (m[qid].model_dump(mode="json") if qid in m else None)
+                                for name, m in rv.members.items()},
+                     "review": review_json(st.review) if st else None, "stale": st.stale if st else None})
+    pairs = [p.model_dump(mode="json") | {"folder": str(f.path)} for f, p in data.pairs_by_q.get(qid, [])]
+    return JSONResponse({"question": q.model_dump(mode="json") if q else None, "runs": runs, "pairs": pairs})
 
 
-class _GuardFactory(Guard):
-    """``add_middleware`` passes keyword arguments; Guard takes them as they are."""
+async def api_reviews(request: Request) -> Response:
+    rv = _run(await _data(request), request.path_params["key"])
+    assert rv.reviews is not None
+    rv.reviews.refresh()
+    return JSONResponse({"run": rv.key, "file": str(rv.reviews.path),
+                         "reviews": [review_json(r) for r in rv.reviews.reviews],
+                         "problems": rv.reviews.problems, "agreement": rv.agreement().as_dict()})
 
-    def __init__(self, app: Any, config: ServeConfig) -> None:
-        super().__init__(app, config)
 
-
-class _Multi:
-    """Query parameters with some keys overridden (for routes that imply a sort)."""
-
-    def __init__(self, params: QueryParams, override: dict[str, str]) -> None:
-        self.params = params
-        self.override = override
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.override[key] if key in self.override else self.params.get(key, default)
-
-    def getlist(self, key: str) -> list[str]:
-        return [self.override[key]] if key in self.override else self.params.getlist(key)
+async def api_next(request: Request) -> Response:
+    """The next queue stop after (run, question): what a reviewing tool opens next."""
+    data = await _data(request)
+    query = _query(request, "queue")
+    try:
+        qid = int(request.query_params.get("question_id") or -1)
+    except ValueError:
+        qid = -1
+    _, nxt, _ = neighbours(data.sequence(query), qid, request.query_params.get("at"))
+    if nxt is None:
+        return JSONResponse({"next": None})
+    return JSONResponse({"next": {"question_id": nxt.qid, "run": nxt.run,
+                                  "url": _pages(request).links.question(nxt.qid, query, nxt.run)}})
 
 
 def _comparison_json(cmp: Any) -> dict[str, Any] | None:
@@ -573,6 +540,46 @@ def _comparison_json(cmp: Any) -> dict[str, Any] | None:
                      "n": t.n if t else 0})
     return {"baseline": cmp.base_label, "comparable": cmp.comparable, "problems": cmp.problems,
             "n_shared": cmp.n_shared, "rows": rows}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Any refusal (``BadRequest`` included): JSON under /api/, the error page elsewhere."""
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    return HTMLResponse(_pages(request).error_page(exc.status_code, str(exc.detail)), exc.status_code)
+
+
+ROUTES = [
+    Route("/", leaderboard),
+    Route("/run/{key}", run_page),
+    Route("/probe/{key}", probe_page),
+    Route("/list", list_page),
+    Route("/queue", queue_page),
+    Route("/q/{qid:int}", question_page),
+    Route("/pairwise", pairwise_page),
+    Route("/review", review_form, methods=["POST"]),
+    Route("/api/ready", api_ready),
+    Route("/api/runs", api_runs),
+    Route("/api/judgments", api_judgments),
+    Route("/api/question/{qid:int}", api_question),
+    Route("/api/reviews/{key}", api_reviews),
+    Route("/api/review", api_review, methods=["POST"]),
+    Route("/api/next", api_next),
+    Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
+]
+
+
+def create_app(data: ViewData, config: ServeConfig) -> Starlette:
+    """The viewer's ASGI app (wrapped in ``Guard``): ``ROUTES`` over this data and config, which the
+    handlers read from ``app.state``. Handlers are async and run on one event loop, so the in-memory
+    indexes are never touched by two requests at once."""
+    app = Starlette(routes=ROUTES, exception_handlers={HTTPException: http_error})
+    app.state.data, app.state.config, app.state.first_page = data, config, threading.Event()
+    app.state.pages = Pages(data, Settings(read_only=config.read_only, reviewer=config.reviewer))
+    app.state.pages.env.get_template("leaderboard.html")  # the first page anyone opens: compiled before serving
+    app.add_middleware(Guard, config=config)
+    return app
 
 
 # ================================================================================================
@@ -595,14 +602,6 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_server(app: Starlette) -> Any:
-    import uvicorn
-
-    cfg = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False, server_header=False,
-                         lifespan="off", h11_max_incomplete_event_size=32 * 1024, timeout_graceful_shutdown=2)
-    return uvicorn.Server(cfg)
-
-
 def _warm_up(app: Starlette, data: ViewData) -> None:
     """The second loading phase and the template compilation, on a thread. It lets the first
     leaderboard go out first (or waits half a second at most): sharing the interpreter with it would
@@ -616,14 +615,11 @@ def _warm_up(app: Starlette, data: ViewData) -> None:
 
 def serve(data: ViewData, config: ServeConfig, ready: Callable[[ServeConfig], None] | None = None) -> None:
     """Bind, call ``ready`` (which prints the URL), serve until Ctrl-C."""
-    sock = bind(config.host, config.port)
-    config.port = sock.getsockname()[1]
-    app = create_app(data, config)
-    server = _uvicorn_server(app)
-    _warm_up(app, data)
+    background = Background(data, config)  # its server, run here on the main thread (Ctrl-C stops it)
+    _warm_up(background.app, data)
     if ready is not None:
         ready(config)
-    server.run(sockets=[sock])
+    background.server.run(sockets=[background.sock])
 
 
 class Background:
@@ -636,7 +632,11 @@ class Background:
         self.sock = bind(self.bind_host, config.port)
         config.port = self.sock.getsockname()[1]
         self.app = create_app(data, config)
-        self.server = _uvicorn_server(self.app)
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(
+            self.app, log_level="warning", access_log=False, proxy_headers=False, server_header=False,
+            lifespan="off", h11_max_incomplete_event_size=32 * 1024, timeout_graceful_shutdown=2))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> str:

@@ -126,6 +126,26 @@ def test_undefined_correlations_are_nan_with_a_reason(metric: str):
 # ================================================================================================
 
 
+@pytest.mark.parametrize("metric", ["pearson", "spearman"])
+def test_correlations_of_groups_of_different_sizes_match_scipy_on_each(metric: str):
+    """corr_groups (a cluster bootstrap's resamples laid end to end) gives, per group, scipy's coefficient of
+    that group alone, ties included; a group of fewer than 3 rows or a constant one is NaN."""
+    rng = np.random.default_rng(7)
+    sizes = [2, 3, 9, 25, 4, 12]
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    x = rng.integers(0, 4, groups.size).astype(float)  # few values: many ties
+    y = x + rng.integers(0, 3, groups.size)
+    x[groups == 4] = 1.0  # a constant group
+    order = rng.permutation(groups.size)  # rows of a group need not be adjacent
+    got = stats.corr_groups(x[order], y[order], groups[order], len(sizes), metric)
+    ref = sp.pearsonr if metric == "pearson" else sp.spearmanr
+    for k in range(len(sizes)):
+        if sizes[k] < 3 or k == 4:
+            assert math.isnan(got[k])
+        else:
+            assert got[k] == pytest.approx(ref(x[groups == k], y[groups == k]).statistic, abs=1e-12)
+
+
 def test_missing_values_print_as_a_dash_never_nan():
     for bad in (None, math.nan, math.inf, -math.inf, np.float64("nan"), "7.5"):
         assert fmt.num(bad) == fmt.signed(bad) == fmt.pct(bad) == fmt.score(bad) == fmt.pm(bad) == "—"

@@ -178,6 +178,48 @@ def corr_rows(x: Any, y: Any, metric: str, idx: np.ndarray | None = None) -> np.
     raise ValueError(f"unknown metric {metric!r}")
 
 
+def group_sums(groups: np.ndarray, n_groups: int, *values: np.ndarray) -> list[np.ndarray]:
+    """Σ of each of ``values`` within each group (flat arrays; ``groups`` the group of each element)."""
+    return [np.bincount(groups, weights=v, minlength=n_groups) for v in values]
+
+
+def _ranks_within(v: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Average ranks (1-based, ties share the mean of their positions) of ``v`` within each group."""
+    order = np.lexsort((v, groups))
+    gs, vs = groups[order], v[order]
+    starts = np.searchsorted(gs, np.arange(n_groups))
+    new = np.ones(v.size, dtype=bool)
+    new[1:] = (gs[1:] != gs[:-1]) | (vs[1:] != vs[:-1])
+    run = np.cumsum(new) - 1
+    first = np.flatnonzero(new)
+    length = np.diff(np.append(first, v.size))
+    avg = first - starts[gs[first]] + (length + 1) / 2.0
+    out = np.empty(v.size)
+    out[order] = avg[run]
+    return out
+
+
+def corr_groups(x: Any, y: Any, groups: Any, n_groups: int, metric: str = "spearman") -> np.ndarray:
+    """One correlation per group of a flat sample whose groups differ in size: the resamples of a cluster
+    bootstrap, where each resample is a different number of rows (questions kept whole). ``metric``: pearson
+    or spearman (Pearson of average ranks within the group). NaN where a group has fewer than 3 rows or is
+    (numerically) constant, as ``corr_rows`` on each group alone."""
+    xa, ya, g = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(groups)
+    if metric == "spearman":
+        xa, ya = _ranks_within(xa, g, n_groups), _ranks_within(ya, g, n_groups)
+    elif metric != "pearson":
+        raise ValueError(f"corr_groups: metric {metric!r} is not pearson or spearman")
+    n, sx, sy = group_sums(g, n_groups, np.ones(xa.size), xa, ya)
+    safe = np.maximum(n, 1)
+    xc, yc = xa - (sx / safe)[g], ya - (sy / safe)[g]
+    sxx, syy, sxy = group_sums(g, n_groups, xc * xc, yc * yc, xc * yc)
+    den = np.sqrt(sxx * syy)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where((den > 1e-12 * np.maximum(1.0, np.abs(sxy))) & (n >= 3), sxy / np.where(den == 0, 1, den),
+                     np.nan)
+    return np.clip(r, -1.0, 1.0)
+
+
 def corr(x: Any, y: Any, metric: str) -> float:
     """One correlation of two samples (NaN where undefined)."""
     return float(corr_rows(x, y, metric)[0])

@@ -4,7 +4,6 @@ length / Markdown structure), ``position_bias`` (pairwise first-position win rat
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,18 +58,31 @@ def _demean(v: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     return v - (sums / np.maximum(counts, 1))[groups]
 
 
-def _fit(x: np.ndarray, y: np.ndarray, z: np.ndarray | None) -> tuple[float, np.ndarray, np.ndarray]:
-    """Slope of y on x (both already demeaned), controlling for z if given; the residualised x and y."""
-    if z is None:
-        sxx = float(x @ x)
-        return (float(x @ y) / sxx if sxx > 0 else math.nan), x, y
-    szz = float(z @ z)
-    if szz <= 0:
-        return _fit(x, y, None)
-    xr = x - z * float(z @ x) / szz
-    yr = y - z * float(z @ y) / szz
-    sxx = float(xr @ xr)
-    return (float(xr @ yr) / sxx if sxx > 0 else math.nan), xr, yr
+def _estimates(rows: np.ndarray, sample: np.ndarray, n_samples: int, x: np.ndarray, y: np.ndarray,
+               z: np.ndarray | None, within: bool, per: float) -> tuple[np.ndarray, np.ndarray]:
+    """(slope × ``per``, Spearman ρ of the residuals) of each sample: ``rows`` of every sample laid end to end,
+    ``sample`` naming each row's sample (the bootstrap's resamples at once: no loop over resamples). ``x``, ``y``,
+    ``z`` are already demeaned within each question in the within-question design; between questions each
+    sample is demeaned by its own mean. With ``z``, it is partialled out of both: the slope is x's coefficient in
+    the regression of y on x and z."""
+    xs, ys = x[rows], y[rows]
+    zs = None if z is None else z[rows]
+    if not within:
+        n = np.maximum(np.bincount(sample, minlength=n_samples), 1)
+        center = [v - (s / n)[sample] for v, s in zip((xs, ys), stats.group_sums(sample, n_samples, xs, ys),
+                                                       strict=True)]
+        xs, ys = center
+        if zs is not None:
+            zs = zs - (stats.group_sums(sample, n_samples, zs)[0] / n)[sample]
+    if zs is not None:  # coefficients of z per sample; a sample where z is constant keeps x and y (no control)
+        szz, szx, szy = stats.group_sums(sample, n_samples, zs * zs, zs * xs, zs * ys)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cx, cy = (np.where(szz > 0, s / np.where(szz > 0, szz, 1), 0.0) for s in (szx, szy))
+        xs, ys = xs - zs * cx[sample], ys - zs * cy[sample]
+    sxx, sxy = stats.group_sums(sample, n_samples, xs * xs, xs * ys)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(sxx > 0, sxy / np.where(sxx > 0, sxx, 1), np.nan) * per
+    return slope, stats.corr_groups(xs, ys, sample, n_samples, "spearman")
 
 
 def association(scores: Sequence[float], feature: Sequence[float], questions: Sequence[Any], *, name: str = "x",
@@ -104,30 +116,24 @@ def association(scores: Sequence[float], feature: Sequence[float], questions: Se
         return Association(name, design, not within, int(y.size), n_q, None, None, None, None, controls, per,
                            note + "; fewer than 3 answers")
 
-    def estimate(rows: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[float, float]:
-        if within:
-            ys, xs = _demean(y[rows], groups, n_groups), _demean(x[rows], groups, n_groups)
-            zs = None if z is None else _demean(z[rows], groups, n_groups)
-        else:
-            ys, xs = y[rows] - y[rows].mean(), x[rows] - x[rows].mean()
-            zs = None if z is None else z[rows] - z[rows].mean()
-        slope, xr, yr = _fit(xs, ys, zs)
-        return slope * per, math.nan if xr.size < 3 else stats.corr(xr, yr, "spearman")
-
-    all_rows = np.arange(y.size)
-    slope, rho = estimate(all_rows, g, n_q)
+    # Within a question the demeaned values do not depend on the resample (questions are drawn whole)
+    xt, yt = (_demean(x, g, n_q), _demean(y, g, n_q)) if within else (x, y)
+    zt = None if z is None else (_demean(z, g, n_q) if within else z)
+    slope, rho = (float(v[0]) for v in _estimates(np.arange(y.size), np.zeros(y.size, dtype=int), 1, xt, yt, zt,
+                                                       within, per))
     slope_ci = rho_ci = None
     if n_boot >= 2 and n_q >= 2:
         rng = np.random.default_rng(seed)
         members = [np.flatnonzero(g == q) for q in range(n_q)]
         table = _padded(members, max(m.size for m in members))
-        b_slope = np.empty(n_boot)
-        b_rho = np.empty(n_boot)
-        for b in range(n_boot):
-            pick = table[stats.draw(rng, n_q)]
-            groups = np.repeat(np.arange(n_q), (pick >= 0).sum(axis=1))
-            rows = pick[pick >= 0]
-            b_slope[b], b_rho[b] = estimate(rows, groups, n_q)
+        b_slope, b_rho = np.empty(n_boot), np.empty(n_boot)
+        step = max(1, 2_000_000 // max(1, table.size))  # resamples per block: ~2M rows in memory at most
+        for start in range(0, n_boot, step):
+            picks = table[stats.draw(rng, n_q, min(step, n_boot - start))]  # (block, n_q, width): questions whole
+            which, _, _ = np.nonzero(picks >= 0)
+            stop = start + picks.shape[0]
+            b_slope[start:stop], b_rho[start:stop] = _estimates(picks[picks >= 0], which, picks.shape[0], xt, yt,
+                                                                zt, within, per)
         slope_ci, rho_ci = stats.percentile_ci(b_slope, level), stats.percentile_ci(b_rho, level)
     return Association(name, design, not within, int(y.size), n_q, _f(slope), slope_ci, _f(rho), rho_ci, controls,
                        per, note)

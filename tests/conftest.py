@@ -22,6 +22,13 @@ from stub_server import StubServer, alignbench_responder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The real-model test (about a minute: transformers reads the GGUF file three times) goes first, then the
+    other slow ones: on two workers it then runs beside the quick tests instead of alone at the end."""
+    weight = {"test_real_smollm2_judges_end_to_end": 2}
+    items.sort(key=lambda item: -(weight.get(item.originalname, 0) or item.get_closest_marker("slow") is not None))
 ZH = ROOT / "data" / "zh"
 QUESTIONS = ZH / "questions.jsonl"
 ANSWERS_A = ZH / "answers" / "model-a.jsonl"

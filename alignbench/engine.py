@@ -242,18 +242,26 @@ class AdaptiveLimit:
         self._recent.append(latency)
         fastest = min(self._recent)
         if in_flight <= 1 or latency <= 2 * fastest or len(self._recent) < 2:
-            self._flat += 1
-            if self.limit >= self.ceiling and self._flat >= 4 * self.limit and self.ceiling < self.max:
-                self.ceiling += 1
-            if self._flat >= self.limit and self.limit < self.ceiling:
-                self.limit, self._flat = min(self.ceiling, self.limit * 2), 0
-                self._wake()
+            self.answered_at_once()
             return
         estimate = max(1, round(in_flight * fastest / latency))
         if estimate < self.limit:
             self.limit = self.ceiling = estimate
             self.lowest = min(self.lowest, self.limit)
         self._flat = 0
+
+    def answered_at_once(self) -> None:
+        """A reply that did not wait in a queue (``observe``), or an error the server answered with (a 500, a
+        malformed body: it was not left waiting): after ``limit`` such replies the limit doubles, up to the
+        ceiling. Without the errors, a server failing every request would be asked two at a time for good."""
+        if not self.learning:
+            return
+        self._flat += 1
+        if self.limit >= self.ceiling and self._flat >= 4 * self.limit and self.ceiling < self.max:
+            self.ceiling += 1
+        if self._flat >= self.limit and self.limit < self.ceiling:
+            self.limit, self._flat = min(self.ceiling, self.limit * 2), 0
+            self._wake()
 
     async def succeeded(self) -> None:
         if self.learning:  # observe() grows the limit
@@ -484,6 +492,8 @@ class Engine:
             if exc.overload:
                 self.overloads += 1
                 self.limit.overloaded()
+            elif not exc.unreachable:
+                self.limit.answered_at_once()
             if exc.unreachable:
                 await self._check_gone()
             raise

@@ -121,6 +121,25 @@ def test_adaptive_limit_halves_on_overload_and_grows_back() -> None:
     assert asyncio.run(go()) == [16, 8, 4, 5, 3]
 
 
+def test_a_server_failing_at_once_is_not_asked_two_at_a_time_for_good() -> None:
+    """While learning a server's parallelism, an error the server answered with (a 500) shows it was not left
+    waiting, as a quick reply does: the limit doubles after as many as it allows. A timeout still halves it."""
+    from alignbench.engine import AdaptiveLimit
+
+    async def go() -> list[int]:
+        limit = AdaptiveLimit(16)
+        limit.learn_from_latency(None)
+        seen = [limit.limit]
+        for _ in range(3):
+            for _ in range(limit.limit):
+                limit.answered_at_once()
+            seen.append(limit.limit)
+        limit.overloaded()
+        return [*seen, limit.limit]
+
+    assert asyncio.run(go()) == [2, 4, 8, 16, 8]
+
+
 @pytest.mark.parametrize("advertised", [True, False])
 def test_a_busy_one_slot_server_is_not_flooded(advertised: bool, tmp_path: Path) -> None:
     """A server that runs one request at a time (llama.cpp with one slot): requests sent beyond that queue

@@ -231,26 +231,6 @@ class OpenAIChat(PooledClient):
         self._token_where = how
         return {k: self._token_counts[k] for k in map(prompt_token_key, requests)}, how
 
-    async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
-        return await self._call(endpoint, request)
-
-    async def _call(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
-        """One call; a protocol feature the server refuses (HTTP 400 naming response_format, guided
-        decoding or logprobs) is dropped and the request sent again at once, once per feature: the
-        verdict is then read from text, and the reply says why."""
-        sent = self.sendable(request)
-        while True:
-            try:
-                return self.annotate(await self._send_once(endpoint, request, sent), request, sent)
-            except FeatureRefused as refused:
-                self.unsupported.setdefault(refused.feature, refused.reason)
-                sent = sent - {refused.feature}
-
-    def sendable(self, request: ModelRequest) -> set[str]:
-        """The protocol features to put on ``request`` now (asked for, and not refused by a server so far).
-        The batch path asks the same method, so a feature refused online is not sent in a batch either."""
-        return self.features(request)
-
     def body_for(self, request: ModelRequest, sent: set[str]) -> dict[str, Any]:
         """The JSON body posted for ``request``: online, and as a batch line's ``body`` (see ``request_body``)."""
         return request_body(request, self.model, extra_body=self.extra_body, structured_via=self.structured_via,

@@ -169,9 +169,9 @@ def refused_feature(status: int, message: str, asked: set[str]) -> str | None:
 class PooledClient:
     """What every API client spreading requests over an ``EndpointPool`` shares.
 
-    Subclasses set ``backend``, ``model`` and ``pool`` and implement ``_send`` (one call to one
-    server); ``complete`` takes a server slot, sends, and reports the server's health back, so the
-    pool can rest a failing server while the others carry on.
+    Subclasses set ``backend``, ``model`` and ``pool`` and implement ``_send_once`` (one call to one
+    server with the protocol features ``sent``); ``complete`` takes a server slot, sends, and reports the
+    server's health back, so the pool can rest a failing server while the others carry on.
     """
 
     backend: str
@@ -219,8 +219,25 @@ class PooledClient:
     def urls(self) -> list[str]:
         return [e.url for e in self.pool.endpoints]
 
-    async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
+    def sendable(self, request: ModelRequest) -> set[str]:
+        """The protocol features to put on ``request`` now (asked for, and not refused by a server so far).
+        The batch path asks the same method, so a feature refused online is not sent in a batch either."""
+        return self.features(request)
+
+    async def _send_once(self, endpoint: Endpoint, request: ModelRequest, sent: set[str]) -> ModelReply:
         raise NotImplementedError
+
+    async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
+        """One call; a protocol feature the server refuses (an error naming response_format, guided decoding
+        or logprobs: ``FeatureRefused``) is dropped and the request sent again at once, once per feature: the
+        verdict is then read from text, and the reply says why."""
+        sent = self.sendable(request)
+        while True:
+            try:
+                return self.annotate(await self._send_once(endpoint, request, sent), request, sent)
+            except FeatureRefused as refused:
+                self.unsupported.setdefault(refused.feature, refused.reason)
+                sent = sent - {refused.feature}
 
     def reply_from(self, resp: Any, url: str) -> ModelReply:
         """A ModelReply from an OpenAI-shaped chat completion (both SDKs return one). An empty reply is

@@ -91,21 +91,11 @@ class ZhipuAIChat(PooledClient):
                                          for e in self.pool.endpoints))
         return [r for r in results if r]
 
-    async def _send(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
-        # the SDK is synchronous: run it on the judge's own thread pool, sized to its concurrency
-        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(self._call, endpoint, request))
-
-    def _call(self, endpoint: Endpoint, request: ModelRequest) -> ModelReply:
-        """One blocking SDK call (runs in a worker thread). Structured output goes as GLM's JSON mode
-        (``response_format={"type": "json_object"}``; the prompt describes the JSON); a server that
-        refuses it is asked again at once without it, and the reply says why."""
-        sent = self.sendable(request)
-        while True:
-            try:
-                return self.annotate(self._call_once(endpoint, request, sent), request, sent)
-            except FeatureRefused as refused:
-                self.unsupported.setdefault(refused.feature, refused.reason)
-                sent = sent - {refused.feature}
+    async def _send_once(self, endpoint: Endpoint, request: ModelRequest, sent: set[str]) -> ModelReply:
+        # the SDK is synchronous: run it on the judge's own thread pool, sized to its concurrency. Structured
+        # output goes as GLM's JSON mode (``response_format={"type": "json_object"}``; the prompt describes it)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(self._call_once, endpoint, request, sent))
 
     def sendable(self, request: ModelRequest) -> set[str]:
         """The protocol features to put on ``request`` now. GLM returns no token log-probabilities, so they

@@ -57,6 +57,7 @@ from alignbench.cost import (
     price_for,
     server_counter,
 )
+from alignbench.data import InputError, read_jsonl
 from alignbench.engine import FatalCallError
 from alignbench.judges import ModelCallError, ModelConfig, ModelConfigError, key_to_send
 from alignbench.judges.pool import refused_feature
@@ -869,17 +870,11 @@ class FileSource(BatchSource):
             path = Path(self.options.file_in)  # type: ignore[arg-type]
             if not path.is_file():
                 raise ModelConfigError(f"--batch-file-in: {path} not found")
-            self._lines = {}
-            with path.open(encoding="utf-8") as f:
-                for n, raw in enumerate(f, 1):
-                    if not raw.strip():
-                        continue
-                    try:
-                        obj = json.loads(raw)
-                    except json.JSONDecodeError as exc:
-                        raise ModelConfigError(f"--batch-file-in: {path} line {n} is not JSON ({exc})") from None
-                    if isinstance(obj, dict) and isinstance(obj.get("custom_id"), str):
-                        self._lines[obj["custom_id"]] = obj
+            try:  # the one bounded JSONL reader: a huge integer or deep nesting is that line's error too
+                self._lines = {obj["custom_id"]: obj for _, obj in read_jsonl(path)
+                               if isinstance(obj.get("custom_id"), str)}
+            except InputError as exc:
+                raise ModelConfigError(f"--batch-file-in: {exc}") from None
         return self._lines
 
     async def fetch(self, engine: Engine, requests: Sequence[ModelRequest], tags: Sequence[str],

@@ -86,3 +86,15 @@ def test_batch_files_round_trip(tmp_path: Path, stub, _isolated_cache: Path) -> 
     assert stub.calls == 0 and _cached(_isolated_cache) == cached
     assert {j["question_id"]: (j["status"], j["overall"], j["detail"]) for j in read_jsonl(out / "judgments.jsonl")} == \
         {q: (j["status"], j["overall"], j["detail"]) for q, j in judgments.items()}
+
+
+def test_a_hostile_output_line_is_one_error_naming_file_and_line(tmp_path: Path, stub) -> None:
+    """A 5,000-digit integer (Python's int parser refuses it) in the output file: one line naming the file and
+    the line, read through the one bounded JSONL reader, never a traceback."""
+    results = tmp_path / "results.jsonl"
+    results.write_text('{"custom_id": "a", "response": null}\n{"custom_id": "b", "n": ' + "9" * 5000 + "}\n",
+                       encoding="utf-8")
+    proc = run_cli("score", "-q", str(QUESTIONS), "-a", str(ANSWERS_A), "--judge", "openai:gpt-4o",
+                   "--judge-base-url", stub.url, "--out", str(tmp_path / "run"), "--batch-file-in", str(results))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"--batch-file-in: {results}:2:" in proc.stderr and stub.calls == 0

@@ -28,7 +28,6 @@ never text) still works when it parses, and its runs are labelled *modified*.
 from __future__ import annotations
 
 import ast
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alignbench import stats
+from alignbench.data import InputError, read_jsonl
 from alignbench.types import Answer, ModelRequest, Question, Status, Summary
 from alignbench.upstream import Checkout, UpstreamError, open_checkout, protocol_label, sha256_file
 
@@ -271,18 +271,10 @@ def _need_ref_cats(path: Path) -> tuple[str, ...]:
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
-    out = []
-    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise UpstreamError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-        if not isinstance(obj, dict):
-            raise UpstreamError(f"{path}:{lineno}: expected a JSON object per line")
-        out.append(obj)
-    return out
+    try:  # the one bounded JSONL reader (data.read_jsonl): every bad line is one error naming file and line
+        return [obj for _, obj in read_jsonl(path)]
+    except InputError as exc:
+        raise UpstreamError(str(exc)) from None
 
 
 def _prompts(path: Path) -> dict[str, dict[str, Any]]:

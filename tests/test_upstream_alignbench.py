@@ -215,6 +215,9 @@ def test_broken_config_fails_naming_the_file(tmp_path: Path) -> None:
     bad.write_text("{'事实与解释型回答': [}", encoding="utf-8")
     with pytest.raises(UpstreamError, match=re.escape(f"{bad}: not readable as JSON")):
         load_protocol(clone)
+    bad.write_text('{"x": ' + "9" * 5000 + "}", encoding="utf-8")  # Python's int parser refuses it: bounded read
+    with pytest.raises(UpstreamError, match=re.escape(f"{bad}: not readable as JSON")):
+        load_protocol(clone)
     bad.write_text(good, encoding="utf-8")
     mapping = clone / "config" / "subcategory_question_mapping.json"
     mapping.write_text("[]", encoding="utf-8")

@@ -38,6 +38,7 @@ from typing import Any, NoReturn
 
 from pydantic import PrivateAttr
 
+from alignbench import safejson
 from alignbench.rubrics import AnswerType, Category, Dimension, Rubric, Templates, load_rubric
 from alignbench.types import Question
 from alignbench.upstream import Checkout, UpstreamError, sha256_file
@@ -313,7 +314,7 @@ def read_judge(path: Path) -> PromptConstruct:
 
 def _json(path: Path, shape: str, check: Callable[[Any], bool]) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.read_json(path)  # bounded, as every file we did not write
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UpstreamError(f"{path}: not readable as JSON ({exc})") from None
     if not check(data):
